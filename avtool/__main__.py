@@ -1,0 +1,3 @@
+from avtool.cli.main import main
+
+main()

@@ -1,0 +1,81 @@
+"""What every command shares: global options, error reporting, the console."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import typer
+
+from avtool.errors import AvtoolError, ExitCode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """Options given before the subcommand (``avtool --seed 3 tts ...``)."""
+
+    device: str = "auto"
+    quiet: bool = False
+    verbose: bool = False
+    seed: int = 0
+    json: bool = False
+    accept_license: bool = False
+
+    @property
+    def offline(self) -> bool:
+        return os.environ.get("AVTOOL_OFFLINE", "") not in ("", "0", "false", "no")
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The :class:`GlobalOptions` of this invocation (defaults when called without the root)."""
+    root = ctx.find_root()
+    obj = root.obj if root is not None else None
+    return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
+
+
+def stderr_console(quiet: bool = False):  # -> rich.console.Console
+    """A rich console on stderr: stdout is kept for data (``-o -``) and ``--json``."""
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+
+
+def configure_logging(quiet: bool, verbose: bool) -> None:
+    """Log to stderr through rich; ``--quiet`` keeps warnings and errors only."""
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = RichHandler(
+        console=stderr_console(), show_time=False, show_path=False, markup=False
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("avtool")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def handle_errors(func: F) -> F:
+    """Turn :class:`AvtoolError` into a one-line message and its documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AvtoolError as exc:
+            stderr_console().print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper  # type: ignore[return-value]

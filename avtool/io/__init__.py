@@ -1,0 +1,1 @@
+"""Shared input/output: audio, video (ffmpeg), files written atomically."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real-data folder (``../shared/data``) and an isolated model cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$AVTOOL_SHARED_DATA``, else ``../shared/data`` beside the repository."""
+    env = os.environ.get("AVTOOL_SHARED_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def grid_dir() -> Path:
+    """The six multi-speaker GRID clips; skips the test when the folder is absent."""
+    path = shared_data_dir() / "grid"
+    if not (path / "manifest.csv").is_file():
+        pytest.skip(f"real GRID clips not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def grid_manifest(grid_dir: Path) -> list[dict[str, str]]:
+    """Rows of ``grid/manifest.csv``: file, transcript, speaker."""
+    import csv
+
+    with open(grid_dir / "manifest.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test gets its own model cache and no user registry, so tests never share state."""
+    cache = tmp_path_factory.mktemp("avtool-cache")
+    monkeypatch.setenv("AVTOOL_CACHE_DIR", str(cache))
+    monkeypatch.delenv("AVTOOL_REGISTRY", raising=False)
+    monkeypatch.delenv("AVTOOL_OFFLINE", raising=False)
+    return cache
