@@ -46,6 +46,10 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600 files; outputs should get the permissions any new file would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:

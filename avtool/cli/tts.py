@@ -1,0 +1,93 @@
+"""``avtool tts``: text to speech with the bundled offline voices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from avtool.cli.common import global_options, handle_errors
+from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
+
+_DEFAULTS = TTSOptions()
+
+
+@handle_errors
+def tts_command(
+    ctx: typer.Context,
+    text: list[str] = typer.Argument(None, help="Text to speak; each argument is one item."),
+    text_file: list[str] = typer.Option(
+        [], "--text-file", "-f", help="UTF-8 text file to speak ('-' = stdin); repeatable."
+    ),
+    manifest: Path = typer.Option(
+        None, "--manifest", "-m", help="CSV or JSONL: text|text_file, id, output, options."
+    ),
+    output: str = typer.Option(
+        "{id}.wav",
+        "--output",
+        "-o",
+        help="Output path or template ({id}, {stem}, {index}, {parent}); '-' = WAV on stdout.",
+    ),
+    voice: str = typer.Option(
+        DEFAULT_VOICE, "--voice", help="Registry name (avtool models list) or a .onnx path."
+    ),
+    speed: float = typer.Option(_DEFAULTS.speed, "--speed", help="Speaking-rate multiplier."),
+    sample_rate: int = typer.Option(
+        None, "--sample-rate", help="Output sample rate in Hz (default: the voice's own)."
+    ),
+    audio_format: str = typer.Option(
+        None, "--format", help="wav or flac (default: from the output suffix)."
+    ),
+    sentence_pause: float = typer.Option(
+        _DEFAULTS.sentence_pause, "--sentence-pause", help="Seconds of silence between sentences."
+    ),
+    noise_scale: float = typer.Option(None, "--noise-scale", help="Piper prior noise."),
+    noise_w: float = typer.Option(None, "--noise-w", help="Piper duration noise."),
+    timings: str = typer.Option(
+        None, "--timings", help="Write phoneme/word/sentence timings JSON (path or template)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Keep existing outputs, synthesize the rest."
+    ),
+    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+) -> None:
+    """Speak text with an offline neural voice (Piper VITS by default).
+
+    Examples:
+
+      avtool tts "Hello there." -o hello.wav
+
+      avtool tts -f chapter.txt -o chapter.flac --timings chapter.json
+
+      avtool tts -m lines.csv -o 'out/{id}.wav' --skip-existing --report status.jsonl
+    """
+    from avtool.runtime import print_summary
+    from avtool.tasks import tts
+
+    opts = global_options(ctx)
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    items = tts.build_items(text or [], text_file, manifest, output)
+    options = TTSOptions(
+        voice=voice,
+        speed=speed,
+        sample_rate=sample_rate,
+        format=audio_format,
+        sentence_pause=sentence_pause,
+        noise_scale=noise_scale,
+        noise_w=noise_w,
+        seed=opts.seed,
+    )
+    summary = tts.run(
+        items,
+        options,
+        timings_template=timings,
+        device=opts.device,
+        accept_license=opts.accept_license,
+        policy="overwrite" if overwrite else "skip" if skip_existing else "refuse",
+        report=report,
+        quiet=opts.quiet,
+    )
+    print_summary(summary, as_json=opts.json and output != "-", quiet=opts.quiet)
+    raise typer.Exit(summary.exit_code)

@@ -1,0 +1,435 @@
+"""What every task shares at run time: inputs, output names, the batch loop, sidecars.
+
+A task turns its inputs into :class:`BatchItem` objects, loads its model once, and hands
+``run_batch`` a function that writes one item's outputs. ``run_batch`` refuses to
+overwrite silently, keeps going past a failed item, writes a JSONL status report,
+and decides the exit code: 0 only when every declared output exists and is non-empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avtool.errors import AvtoolError, ExitCode, InputError, SetupError
+
+log = logging.getLogger(__name__)
+
+STDIO = "-"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def read_text(path: str | Path) -> str:
+    """Read UTF-8 text from a file or ``-`` (stdin).
+
+    Raises:
+        InputError: missing file, or bytes that are not UTF-8 (naming the line).
+    """
+    if str(path) == STDIO:
+        data, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            data, name = Path(path).read_bytes(), str(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+
+
+def read_manifest(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a CSV (with a header) or JSONL manifest; ``.jsonl``/``.ndjson`` are JSONL.
+
+    Each row is one item with per-item options. Blank lines and JSONL lines starting
+    with ``#`` are skipped.
+
+    Raises:
+        InputError: unreadable file, bad JSON or a non-object line (naming file:line).
+    """
+    text = read_text(path)
+    rows: list[dict[str, Any]] = []
+    if Path(str(path)).suffix.lower() in (".jsonl", ".ndjson"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: bad JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{number}: each line must be a JSON object")
+            rows.append({**row, "_line": number})
+    else:
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames:
+            raise InputError(f"{path}: empty manifest (a CSV needs a header row)")
+        for number, row in enumerate(reader, 2):
+            if None in row:
+                raise InputError(f"{path}:{number}: more fields than the header has")
+            clean = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
+            if clean:
+                rows.append({**clean, "_line": number})
+    if not rows:
+        raise InputError(f"{path}: manifest has no items")
+    return rows
+
+
+def expand_paths(specs: Iterable[str], extensions: Sequence[str] = ()) -> list[Path]:
+    """Files named by paths, folders (their matching files, sorted) and glob patterns.
+
+    ``-`` reads one path per line from stdin. Order is kept and duplicates dropped.
+
+    Raises:
+        InputError: a path that does not exist, or a pattern/folder matching nothing.
+    """
+    exts = tuple(e.lower() for e in extensions)
+    found: list[Path] = []
+    for spec in specs:
+        if spec == STDIO:
+            found.extend(Path(line.strip()) for line in sys.stdin if line.strip())
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in exts)
+        elif glob.has_magic(spec):
+            matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        elif path.exists():
+            matches = [path]
+        else:
+            raise InputError(f"{spec}: no such file")
+        if not matches:
+            raise InputError(f"{spec}: matches no input files ({', '.join(exts) or 'any'})")
+        found.extend(matches)
+    return list(dict.fromkeys(found))
+
+
+def slugify(text: str, max_words: int = 6) -> str:
+    """A file-name-safe id from the first words of a text: ``"Hello there!"`` -> ``hello-there``."""
+    words = re.findall(r"[a-z0-9]+", text.lower())[:max_words]
+    return "-".join(words) or "item"
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One unit of work.
+
+    Attributes:
+        index: position in the batch, from 0.
+        id: name of the item (manifest ``id``, input file stem, or a slug of the text).
+        input: what the item reads (text or a path), for reports.
+        output: where its main output goes; None means stdout.
+        options: per-item option overrides from a manifest.
+        origin: where the item was declared, for messages (``manifest.csv:4``).
+    """
+
+    index: int
+    id: str
+    input: str
+    output: Path | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    origin: str = ""
+
+
+def format_output(template: str, *, item_id: str, index: int, source: Path | None = None) -> Path:
+    """Fill an output template: ``{id}``, ``{stem}`` (input file stem or id), ``{index}``
+    (from 1, zero-padded to 4), ``{parent}`` (the input's folder name).
+
+    Raises:
+        InputError: the template names an unknown field.
+    """
+    fields = {
+        "id": item_id,
+        "stem": source.stem if source else item_id,
+        "index": f"{index + 1:04d}",
+        "parent": source.parent.name if source else "",
+    }
+    try:
+        return Path(template.format(**fields))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(
+            f"output template {template!r}: unknown field {exc}; use {{id}}, {{stem}}, "
+            "{index} or {parent}"
+        ) from exc
+
+
+def unique_ids(ids: Sequence[str]) -> list[str]:
+    """Make ids unique by suffixing repeats: ``a, a, b`` -> ``a, a-2, b``."""
+    seen: dict[str, int] = {}
+    out = []
+    for item_id in ids:
+        seen[item_id] = seen.get(item_id, 0) + 1
+        out.append(item_id if seen[item_id] == 1 else f"{item_id}-{seen[item_id]}")
+    return out
+
+
+OVERWRITE_POLICIES = ("refuse", "skip", "overwrite")
+
+
+def check_outputs(items: Sequence[BatchItem], policy: str) -> None:
+    """Refuse, before any work, outputs that collide or exist without a policy.
+
+    Raises:
+        InputError: two items write the same file, or a file exists and ``policy`` is
+            "refuse" (the message lists them and names ``--overwrite``/``--skip-existing``).
+    """
+    outputs = [i.output for i in items if i.output is not None]
+    clashes = sorted({str(p) for p in outputs if outputs.count(p) > 1})
+    if clashes:
+        raise InputError(
+            f"several items would write {', '.join(clashes[:3])}: put {{id}} or {{stem}} in -o"
+        )
+    if policy == "refuse":
+        existing = [str(p) for p in outputs if p.exists()]
+        if existing:
+            more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+            raise InputError(
+                f"{', '.join(existing[:3])}{more} already exist; pass --overwrite to replace "
+                "or --skip-existing to keep them"
+            )
+
+
+def sidecar_path(output: Path) -> Path:
+    """Where the metadata of ``output`` goes: ``out.wav`` -> ``out.wav.json``."""
+    return output.with_name(output.name + ".json")
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write JSON atomically (temp file + rename), UTF-8, indented."""
+    from avtool.io.files import atomic_output
+
+    with atomic_output(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions that can change an output: avtool, Python, platform and numerical libraries."""
+    from importlib import metadata
+
+    from avtool import __version__
+
+    out = {"avtool": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("numpy", "onnxruntime", "torch", "piper-tts", "hibari-tts", "soxr", "soundfile"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------- device
+
+
+def resolve_device(requested: str, engine: str = "torch") -> str:
+    """Turn ``auto|cpu|cuda`` into the device a model will run on.
+
+    Args:
+        requested: the ``--device`` value.
+        engine: "torch" or "onnx" (onnxruntime has its own CUDA provider).
+
+    Raises:
+        SetupError: cuda was asked for and is not available to ``engine``.
+    """
+    if requested == "cpu":
+        return "cpu"
+    if engine == "onnx":
+        import onnxruntime as ort
+
+        available = "CUDAExecutionProvider" in ort.get_available_providers()
+    else:
+        import torch
+
+        available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise SetupError(f"--device cuda: CUDA is not available to {engine} on this machine")
+    return "cuda" if available else "cpu"
+
+
+# --------------------------------------------------------------------------- batch
+
+
+@dataclass
+class ItemResult:
+    """The outcome of one item, as written to the status report."""
+
+    id: str
+    input: str
+    output: str | None
+    status: str  # "ok", "skipped" or "failed"
+    seconds: float = 0.0
+    error: str | None = None
+    exit_code: int = 0
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchSummary:
+    """All item results and the process exit code they imply."""
+
+    results: list[ItemResult]
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        failed = self.failed
+        if not failed:
+            return int(ExitCode.OK)
+        # One item: its own reason (2 bad input, 3 model, 4 environment) is most useful.
+        if len(self.results) == 1:
+            return failed[0].exit_code
+        return int(ExitCode.ITEM_FAILED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": sum(r.status == "ok" for r in self.results),
+            "skipped": sum(r.status == "skipped" for r in self.results),
+            "failed": len(self.failed),
+            "exit_code": self.exit_code,
+            "items": [asdict(r) for r in self.results],
+        }
+
+
+ProcessFn = Callable[[BatchItem], Sequence[Path]]
+
+
+def run_batch(
+    items: Sequence[BatchItem],
+    process: ProcessFn,
+    *,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+    label: str = "items",
+) -> BatchSummary:
+    """Run ``process`` on every item, keep going past failures, and report.
+
+    Args:
+        items: the work; outputs should already have passed :func:`check_outputs`.
+        process: writes an item's outputs and returns their paths (the main output
+            first; stdout outputs are not listed). It raises on failure.
+        policy: "refuse", "skip" (keep existing outputs) or "overwrite".
+        report: JSONL status file, one line per item, written as items finish.
+        quiet: no progress bar.
+        label: what the items are, for the progress bar.
+
+    Returns:
+        The results; an item whose declared outputs are missing or empty counts as failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from avtool.cli.common import stderr_console
+
+    results: list[ItemResult] = []
+    report_file = None
+    if report is not None:
+        from avtool.io.files import ensure_parent_writable
+
+        ensure_parent_writable(report)
+        report_file = open(report, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(quiet),
+        disable=quiet or len(items) < 2,
+        transient=True,
+    )
+    try:
+        with progress:
+            task = progress.add_task(label, total=len(items))
+            for item in items:
+                results.append(_run_item(item, process, policy))
+                if report_file is not None:
+                    report_file.write(json.dumps(asdict(results[-1])) + "\n")
+                    report_file.flush()
+                progress.advance(task)
+    finally:
+        if report_file is not None:
+            report_file.close()
+    for result in results:
+        if result.status == "failed":
+            log.error("%s: %s", result.id, result.error)
+    return BatchSummary(results)
+
+
+def _run_item(item: BatchItem, process: ProcessFn, policy: str) -> ItemResult:
+    result = ItemResult(item.id, item.input, str(item.output) if item.output else None, "ok")
+    if item.output is not None and policy == "skip" and _non_empty(item.output):
+        result.status = "skipped"
+        return result
+    start = time.perf_counter()
+    try:
+        written = list(process(item))
+        missing = [str(p) for p in written if not _non_empty(p)]
+        if missing:
+            raise SetupError(f"declared output missing or empty: {', '.join(missing)}")
+        result.outputs = [str(p) for p in written]
+    except AvtoolError as exc:
+        result.status, result.error, result.exit_code = "failed", str(exc), int(exc.exit_code)
+    except (OSError, ValueError, RuntimeError) as exc:
+        # Unexpected failures still must not stop a batch of thousands of files.
+        log.debug("item %s failed", item.id, exc_info=True)
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        result.exit_code = int(ExitCode.ITEM_FAILED)
+    result.seconds = round(time.perf_counter() - start, 4)
+    return result
+
+
+def _non_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def print_summary(summary: BatchSummary, *, as_json: bool, quiet: bool) -> None:
+    """Print the JSON summary on stdout (``--json``) or a one-line summary on stderr."""
+    from avtool.cli.common import stderr_console
+
+    if as_json:
+        print(json.dumps(summary.to_json(), indent=2, default=str))
+        return
+    data = summary.to_json()
+    if len(summary.results) > 1 or data["failed"]:
+        stderr_console(quiet and not data["failed"]).print(
+            f"{data['ok']} done, {data['skipped']} skipped, {data['failed']} failed"
+        )
+
+
+def environment_flag(name: str) -> bool:
+    """True when the environment variable is set to anything but "", 0, false or no."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

@@ -1,0 +1,1 @@
+"""Tasks: one module per subcommand, from input files to output files."""

@@ -1,0 +1,515 @@
+"""Text to speech: sentences in, a WAV/FLAC (or a WAV stream on stdout) out.
+
+Text is split into sentences and each sentence into chunks below the voice's limit;
+chunks are synthesized one at a time and written as they come, so memory stays flat
+for book-length text and ``-o -`` starts playing before the text is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from avtool.errors import InputError, ModelError
+from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
+from avtool.runtime import sha256_file, sidecar_path, versions, write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOICE = "piper-joe-medium"
+AUDIO_FORMATS = ("wav", "flac")
+_PUNCTUATION_PHONEMES = frozenset(".,;:!?¡¿—…\"()")
+
+
+@dataclass(frozen=True)
+class TTSOptions:
+    """Run-time options of ``avtool tts``; the CLI reads its defaults from here.
+
+    Attributes:
+        voice: registry name or path of a voice (``.onnx`` Piper voice).
+        speed: speaking-rate multiplier (2.0 = twice as fast).
+        sample_rate: output rate in Hz; None keeps the voice's own.
+        format: "wav" or "flac"; None picks from the output suffix.
+        sentence_pause: seconds of silence between sentences.
+        noise_scale: Piper prior noise; None = the voice's default.
+        noise_w: Piper duration noise; None = the voice's default.
+        seed: noise seed; the same seed and text give the same bytes.
+    """
+
+    voice: str = DEFAULT_VOICE
+    speed: float = 1.0
+    sample_rate: int | None = None
+    format: str | None = None
+    sentence_pause: float = 0.1
+    noise_scale: float | None = None
+    noise_w: float | None = None
+    seed: int = 0
+
+    def validated(self) -> TTSOptions:
+        """Self, after checking ranges.
+
+        Raises:
+            InputError: a value outside its range, naming the option.
+        """
+        if not 0.1 <= self.speed <= 10:
+            raise InputError(f"--speed {self.speed}: must be between 0.1 and 10")
+        if self.sample_rate is not None and not 4000 <= self.sample_rate <= 192000:
+            raise InputError(f"--sample-rate {self.sample_rate}: must be 4000..192000 Hz")
+        if self.format is not None and self.format not in AUDIO_FORMATS:
+            raise InputError(f"--format {self.format}: must be one of {', '.join(AUDIO_FORMATS)}")
+        if not 0 <= self.sentence_pause <= 10:
+            raise InputError(f"--sentence-pause {self.sentence_pause}: must be 0..10 s")
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: must be >= 0")
+        return self
+
+
+@dataclass
+class Voice:
+    """A loaded voice with what the sidecar needs to name it."""
+
+    name: str
+    family: str
+    sha256: str
+    license: str
+    model: Any  # PiperModel | HibariModel
+    load_seconds: float
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+
+def load_voice(
+    name_or_path: str, *, device: str = "auto", accept_license: bool = False
+) -> Voice:
+    """Resolve a voice in the registry (or a local ``.onnx`` path) and load it.
+
+    Raises:
+        ModelError: unknown, unverifiable or unlicensed voice, or an unknown family.
+        SetupError: ``device`` is cuda and CUDA is absent.
+    """
+    from avtool import registry
+    from avtool.runtime import resolve_device
+
+    start = time.perf_counter()
+    resolved = registry.resolve(name_or_path, task="tts", accept_license=accept_license)
+    entry = resolved.entry
+    family = entry.family or _guess_family(resolved.path)
+    run_on = resolve_device(device, engine="onnx")
+    if family == "piper":
+        from avtool.models import piper
+
+        config = next((p for n, p in resolved.files.items() if n.endswith(".json")), None)
+        model = piper.load(
+            resolved.path,
+            config,
+            sha256=entry.files[0].sha256,
+            derived_dir=registry.cache_dir() / "derived",
+            device=run_on,
+        )
+    elif family == "hibari":
+        from avtool.models import hibari
+
+        model = hibari.load(
+            resolved.path,
+            voice=str(entry.config.get("voice", "heart")),
+            british=bool(entry.config.get("british", False)),
+            device="cpu" if device == "auto" else device,
+        )
+    else:
+        raise ModelError(f"{name_or_path}: family {family!r} is not a text-to-speech family")
+    return Voice(
+        name=entry.name,
+        family=family,
+        sha256=entry.files[0].sha256,
+        license=entry.license,
+        model=model,
+        load_seconds=time.perf_counter() - start,
+    )
+
+
+def _guess_family(path: Path) -> str:
+    """Local files: a Piper voice has its config JSON beside it."""
+    if Path(f"{path}.json").is_file():
+        return "piper"
+    raise ModelError(
+        f"{path}: cannot tell the voice family (a Piper voice needs {path.name}.json beside it)"
+    )
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+@dataclass
+class Timings:
+    """Phoneme, word and sentence timings in seconds, built as chunks are synthesized."""
+
+    phonemes: list[dict[str, Any]] = field(default_factory=list)
+    words: list[dict[str, Any]] = field(default_factory=list)
+    sentences: list[dict[str, Any]] = field(default_factory=list)
+    aligned: bool = True
+
+    def add_chunk(self, chunk: SpeechChunk, result: ChunkAudio, start: float, rate: int) -> None:
+        """Record one chunk that starts at ``start`` seconds."""
+        end = start + len(result.audio) / rate
+        if self.sentences and self.sentences[-1]["index"] == chunk.sentence_index:
+            self.sentences[-1]["end"] = round(end, 4)
+        else:
+            self.sentences.append(
+                {"index": chunk.sentence_index, "text": chunk.text, "start": round(start, 4),
+                 "end": round(end, 4)}
+            )
+        if result.phoneme_samples is None:
+            self.aligned = False
+            return
+        t = start
+        word: dict[str, Any] | None = None
+        for phoneme, samples in result.phoneme_samples:
+            t_end = t + samples / rate
+            if phoneme not in ("^", "$"):
+                self.phonemes.append({"phoneme": phoneme, "start": round(t, 4), "end": round(t_end, 4)})
+            if phoneme in (" ", "^", "$") or phoneme in _PUNCTUATION_PHONEMES:
+                word = None
+            else:
+                if word is None:
+                    word = {"word": None, "phonemes": "", "start": round(t, 4),
+                            "sentence": chunk.sentence_index}
+                    self.words.append(word)
+                word["phonemes"] += phoneme
+                word["end"] = round(t_end, 4)
+            t = t_end
+
+    def label_words(self) -> None:
+        """Attach the text's words where espeak kept one phoneme word per text word.
+
+        Numbers and abbreviations expand ("2000" -> two words); such sentences keep their
+        phoneme words with ``word`` = None rather than a wrong label.
+        """
+        for sentence in self.sentences:
+            words = [w for w in self.words if w["sentence"] == sentence["index"]]
+            names = text_words(sentence["text"])
+            if len(names) == len(words):
+                for w, name in zip(words, names, strict=True):
+                    w["word"] = name
+
+    def to_json(self, sample_rate: int, duration: float) -> dict[str, Any]:
+        self.label_words()
+        return {
+            "sample_rate": sample_rate,
+            "duration": round(duration, 4),
+            "aligned": self.aligned,
+            "sentences": self.sentences,
+            "words": self.words if self.aligned else [],
+            "phonemes": self.phonemes if self.aligned else [],
+        }
+
+
+def plan_chunks(voice: Voice, text: str) -> list[SpeechChunk]:
+    """All chunks of ``text`` in order.
+
+    Raises:
+        InputError: the text has nothing to say.
+    """
+    sentences = split_sentences(text)
+    chunks = [c for i, s in enumerate(sentences) for c in voice.model.chunks(s, i)]
+    if not chunks:
+        raise InputError("the text is empty or has nothing to pronounce")
+    return chunks
+
+
+def synthesize(
+    voice: Voice, chunks: list[SpeechChunk], options: TTSOptions, timings: Timings | None = None
+) -> Iterator[np.ndarray]:
+    """Yield the audio of each chunk, with sentence pauses, at the voice's sample rate.
+
+    Args:
+        voice: a loaded voice.
+        chunks: from :func:`plan_chunks`.
+        options: speed, noise, seed, pause.
+        timings: filled in as chunks are synthesized, when given.
+
+    Yields:
+        (T,) float32 blocks in [-1, 1] at ``voice.sample_rate``.
+    """
+    rate = voice.sample_rate
+    pause = np.zeros(int(round(options.sentence_pause * rate)), np.float32)
+    position = 0
+    for index, chunk in enumerate(chunks):
+        if index and chunk.sentence_index != chunks[index - 1].sentence_index and pause.size:
+            yield pause
+            position += pause.size
+        result = voice.model.synthesize(
+            chunk,
+            seed=options.seed,
+            chunk_index=index,
+            speed=options.speed,
+            noise_scale=options.noise_scale,
+            noise_w=options.noise_w,
+        )
+        if timings is not None:
+            timings.add_chunk(chunk, result, position / rate, rate)
+        position += result.audio.size
+        yield result.audio
+
+
+def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
+    """Resample a stream of blocks with one soxr state, so block edges leave no seams."""
+    if rate_in == rate_out:
+        yield from blocks
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="VHQ")
+    for block in blocks:
+        yield stream.resample_chunk(block)
+    yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def _wav_stream_header(sample_rate: int) -> bytes:
+    """A 16-bit mono WAV header with unknown length (0xFFFFFFFF), as sox/ffmpeg write to pipes."""
+    unknown = 0xFFFFFFFF
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", unknown))
+
+
+def _to_int16(block: np.ndarray) -> bytes:
+    return (np.clip(block, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
+def synthesize_to_file(
+    voice: Voice,
+    text: str,
+    options: TTSOptions,
+    output: Path | None,
+    *,
+    timings_path: Path | None = None,
+    stdout: BinaryIO | None = None,
+) -> dict[str, Any]:
+    """Synthesize ``text`` into ``output`` (or stream WAV to stdout when None).
+
+    The file is written under a temporary name and renamed when complete; its JSON
+    sidecar (``output`` + ``.json``) names the model, hash, licence, seed, options,
+    versions and timings.
+
+    Returns:
+        The sidecar's content.
+
+    Raises:
+        InputError: empty text or bad options.
+    """
+    options = options.validated()
+    start = time.perf_counter()
+    chunks = plan_chunks(voice, text)
+    rate_out = options.sample_rate or voice.sample_rate
+    timings = Timings() if timings_path is not None else None
+    blocks = _resampled(synthesize(voice, chunks, options, timings), voice.sample_rate, rate_out)
+    frames = 0
+    if output is None:
+        sink = stdout or sys.stdout.buffer
+        sink.write(_wav_stream_header(rate_out))
+        for block in blocks:
+            sink.write(_to_int16(block))
+            frames += block.size
+        sink.flush()
+    else:
+        from avtool.io.audio import AudioWriter
+
+        fmt = options.format or (output.suffix.lower().lstrip(".") or "wav")
+        if fmt not in AUDIO_FORMATS:
+            raise InputError(f"{output}: unknown audio format {fmt!r}; use .wav or .flac")
+        with AudioWriter(output, rate_out, channels=1, subtype="PCM_16", format=fmt) as writer:
+            for block in blocks:
+                writer.write(block)
+            frames = writer.frames_written
+    seconds = time.perf_counter() - start
+    duration = frames / rate_out
+    meta: dict[str, Any] = {
+        "task": "tts",
+        "output": str(output) if output else "-",
+        "model": {"name": voice.name, "family": voice.family, "sha256": voice.sha256,
+                  "license": voice.license},
+        "seed": options.seed,
+        "options": asdict(options),
+        "input": {
+            "characters": len(text),
+            "words": len(text.split()),
+            "sentences": len({c.sentence_index for c in chunks}),
+            "chunks": len(chunks),
+            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        },
+        "audio": {"sample_rate": rate_out, "samples": frames, "duration": round(duration, 4)},
+        "timings": {
+            "load_s": round(voice.load_seconds, 4),
+            "synthesis_s": round(seconds, 4),
+            "real_time_factor": round(seconds / duration, 4) if duration else None,
+        },
+        "versions": versions(),
+    }
+    if timings is not None and timings_path is not None:
+        if not timings.aligned:
+            log.warning("%s: voice %s gives sentence timings only", timings_path, voice.name)
+        write_json(timings_path, timings.to_json(voice.sample_rate, duration))
+        meta["timings_file"] = str(timings_path)
+    if output is not None:
+        meta["audio"]["sha256"] = sha256_file(output)
+        write_json(sidecar_path(output), meta)
+    return meta
+
+
+def with_overrides(options: TTSOptions, overrides: dict[str, Any], origin: str) -> TTSOptions:
+    """Options with a manifest row's per-item values applied, converted to their types.
+
+    Raises:
+        InputError: a value that does not convert, naming ``origin`` (file:line).
+    """
+    types = {"speed": float, "sample_rate": int, "sentence_pause": float, "noise_scale": float,
+             "noise_w": float, "seed": int, "voice": str, "format": str}
+    values = {}
+    for key, value in overrides.items():
+        try:
+            values[key] = types[key](value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{origin}: {key}={value!r} is not a valid value") from exc
+    return replace(options, **values).validated()
+
+
+# --------------------------------------------------------------------------- batch
+
+_MANIFEST_FIELDS = frozenset({"id", "text", "text_file", "output", "timings", "_line"})
+_OPTION_FIELDS = frozenset({"voice", "speed", "sample_rate", "sentence_pause", "noise_scale",
+                            "noise_w", "seed", "format"})
+
+
+def build_items(
+    texts: list[str],
+    text_files: list[str],
+    manifest: Path | None,
+    output_template: str,
+) -> list:  # list[BatchItem]
+    """Items from text arguments, text files (``-`` = stdin) and a CSV/JSONL manifest.
+
+    Manifest columns: ``text`` or ``text_file`` (relative to the manifest), optional
+    ``id``, ``output``, ``timings`` and per-item options (voice, speed, sample_rate,
+    sentence_pause, noise_scale, noise_w, seed, format).
+
+    Raises:
+        InputError: no input, an unknown manifest column, a row with neither text nor file.
+    """
+    from avtool.runtime import BatchItem, format_output, read_manifest, slugify, unique_ids
+
+    specs: list[dict[str, Any]] = []
+    for text in texts:
+        specs.append({"id": slugify(text), "text": text, "origin": "argument"})
+    for name in text_files:
+        stem = "stdin" if name == "-" else Path(name).stem
+        specs.append({"id": stem, "text_file": name, "origin": name, "source": Path(name)})
+    if manifest is not None:
+        for row in read_manifest(manifest):
+            origin = f"{manifest}:{row['_line']}"
+            unknown = set(row) - _MANIFEST_FIELDS - _OPTION_FIELDS
+            if unknown:
+                raise InputError(f"{origin}: unknown column(s) {', '.join(sorted(unknown))}")
+            if ("text" in row) == ("text_file" in row):
+                raise InputError(f"{origin}: give exactly one of 'text' or 'text_file'")
+            spec = {"origin": origin, "options": {k: row[k] for k in _OPTION_FIELDS & set(row)}}
+            if "text_file" in row:
+                path = Path(row["text_file"])
+                path = path if path.is_absolute() else manifest.parent / path
+                spec.update(text_file=str(path), source=path, id=row.get("id") or path.stem)
+            else:
+                spec.update(text=str(row["text"]), id=row.get("id") or slugify(str(row["text"])))
+            spec.update({k: row[k] for k in ("output", "timings") if k in row})
+            specs.append(spec)
+    if not specs:
+        raise InputError("nothing to say: give TEXT, --text-file or --manifest")
+    ids = unique_ids([str(s["id"]) for s in specs])
+    items = []
+    for index, (spec, item_id) in enumerate(zip(specs, ids, strict=True)):
+        if output_template == "-":
+            output = None
+        elif "output" in spec:
+            output = Path(spec["output"])
+        else:
+            output = format_output(
+                output_template, item_id=item_id, index=index, source=spec.get("source")
+            )
+        options = dict(spec.get("options", {}))
+        if "timings" in spec:
+            options["_timings"] = spec["timings"]
+        items.append(
+            BatchItem(
+                index=index,
+                id=item_id,
+                input=spec.get("text_file") or spec["text"],
+                output=output,
+                options={**options, "_is_file": "text_file" in spec},
+                origin=spec["origin"],
+            )
+        )
+    if output_template == "-" and len(items) > 1:
+        raise InputError("-o - streams one item to stdout; give one text or an output template")
+    return items
+
+
+def run(
+    items: list,
+    options: TTSOptions,
+    *,
+    timings_template: str | None = None,
+    device: str = "auto",
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+):  # -> BatchSummary
+    """Synthesize every item, loading each voice once.
+
+    Returns:
+        The batch summary (its ``exit_code`` is the process exit code).
+
+    Raises:
+        InputError, ModelError, SetupError: before any item runs (bad options, existing
+            outputs, the default voice cannot load).
+    """
+    from avtool.runtime import check_outputs, format_output, read_text, run_batch
+
+    options = options.validated()
+    check_outputs(items, policy)
+    voices: dict[str, Voice] = {}
+
+    def voice_for(name: str) -> Voice:
+        if name not in voices:
+            voices[name] = load_voice(name, device=device, accept_license=accept_license)
+        return voices[name]
+
+    voice_for(options.voice)  # a broken default voice fails the run before any item
+
+    def process(item) -> list[Path]:
+        overrides = {k: v for k, v in item.options.items() if not k.startswith("_")}
+        item_options = with_overrides(options, overrides, item.origin)
+        text = read_text(item.input) if item.options.get("_is_file") else item.input
+        if not text.strip():
+            raise InputError(f"{item.origin if item.origin != 'argument' else 'text'}: empty text")
+        timings_path = None
+        if "_timings" in item.options:
+            timings_path = Path(item.options["_timings"])
+        elif timings_template:
+            timings_path = format_output(timings_template, item_id=item.id, index=item.index,
+                                         source=Path(item.input) if item.options["_is_file"] else None)
+        synthesize_to_file(voice_for(item_options.voice), text, item_options, item.output,
+                           timings_path=timings_path)
+        written = [item.output] if item.output is not None else []
+        return written + ([timings_path] if timings_path else [])
+
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="tts")
