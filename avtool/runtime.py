@@ -238,7 +238,11 @@ def versions() -> dict[str, str]:
 
     from avtool import __version__
 
-    out = {"avtool": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    out = {
+        "avtool": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     for dist in ("numpy", "onnxruntime", "torch", "piper-tts", "hibari-tts", "soxr", "soundfile"):
         try:
             out[dist] = metadata.version(dist)

@@ -42,3 +42,26 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("AVTOOL_REGISTRY", raising=False)
     monkeypatch.delenv("AVTOOL_OFFLINE", raising=False)
     return cache
+
+
+@pytest.fixture(scope="session")
+def voice_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache shared by the tests that load real voices (the seedable graph is built once)."""
+    return tmp_path_factory.mktemp("voice-cache")
+
+
+@pytest.fixture(scope="session")
+def piper_voice(voice_cache: Path):
+    """The bundled Piper voice, loaded once per test session."""
+    from avtool.tasks.tts import load_voice
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AVTOOL_CACHE_DIR", str(voice_cache))
+        return load_voice("piper-joe-medium", device="cpu")
+
+
+@pytest.fixture
+def use_voice_cache(voice_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point this test's cache at the shared voice cache (for CLI runs that load voices)."""
+    monkeypatch.setenv("AVTOOL_CACHE_DIR", str(voice_cache))
+    return voice_cache

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,9 @@ class GlobalOptions:
 
     @property
     def offline(self) -> bool:
-        return os.environ.get("AVTOOL_OFFLINE", "") not in ("", "0", "false", "no")
+        from avtool.runtime import environment_flag
+
+        return environment_flag("AVTOOL_OFFLINE")
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:
@@ -49,15 +50,18 @@ def stderr_console(quiet: bool = False):  # -> rich.console.Console
     return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
 
 
-def configure_logging(quiet: bool, verbose: bool) -> None:
-    """Log to stderr through rich; ``--quiet`` keeps warnings and errors only."""
-    from rich.logging import RichHandler
+class _LevelFormatter(logging.Formatter):
+    """``error: message`` lines: unwrapped, so batch logs can be grepped line by line."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
+def configure_logging(quiet: bool, verbose: bool) -> None:
+    """Log to stderr, one line per message; ``--quiet`` keeps warnings and errors only."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    handler = RichHandler(
-        console=stderr_console(), show_time=False, show_path=False, markup=False
-    )
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelFormatter("%(message)s"))
     logger = logging.getLogger("avtool")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
@@ -72,7 +76,9 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AvtoolError as exc:
-            stderr_console().print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            from rich.markup import escape
+
+            stderr_console().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -20,8 +20,11 @@ def collect(device: str) -> dict:
     try:
         import torch
 
-        info["torch"] = {"version": torch.__version__, "cuda": torch.cuda.is_available(),
-                         "threads": torch.get_num_threads()}
+        info["torch"] = {
+            "version": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "threads": torch.get_num_threads(),
+        }
     except ImportError:
         info["torch"] = None
     import onnxruntime as ort
@@ -78,7 +81,9 @@ def doctor_command(ctx: typer.Context) -> None:
         torch_info = info["torch"]
         table.add_row(
             "torch",
-            f"{torch_info['version']} (cuda: {torch_info['cuda']})" if torch_info else "not installed",
+            f"{torch_info['version']} (cuda: {torch_info['cuda']})"
+            if torch_info
+            else "not installed",
         )
         table.add_row("onnxruntime", f"{v.get('onnxruntime')} {info['onnxruntime_providers']}")
         table.add_row("device", str(info["device"]))

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # A sentence ends at . ! ? … (plus closing quotes/brackets) followed by whitespace and a
 # character that can start a sentence; "e.g. this" and "Dr. Smith" stay whole.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])([\"”’)\]]*)\s+(?=[\"“‘(\[]?[A-Z0-9])")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr vs etc e.g i.e no fig approx dept est inc ltd co".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "no",
+        "fig",
+        "approx",
+        "dept",
+        "est",
+        "inc",
+        "ltd",
+        "co",
+    ]
 )
 
 
@@ -34,7 +57,7 @@ def split_sentences(text: str) -> list[str]:
             last_word = paragraph[start : match.start()].rsplit(None, 1)[-1].rstrip(".").lower()
             if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
                 continue
-            sentences.append(paragraph[start : match.start()])
+            sentences.append(paragraph[start : match.end(1)])
             start = match.end()
         sentences.append(paragraph[start:])
     return [s.strip() for s in sentences if s.strip()]

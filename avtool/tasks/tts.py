@@ -12,22 +12,23 @@ import logging
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from avtool.errors import InputError, ModelError
 from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
 from avtool.runtime import sha256_file, sidecar_path, versions, write_json
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "piper-joe-medium"
 AUDIO_FORMATS = ("wav", "flac")
-_PUNCTUATION_PHONEMES = frozenset(".,;:!?¡¿—…\"()")
+_PUNCTUATION_PHONEMES = frozenset('.,;:!?¡¿—…"()')
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,7 @@ class Voice:
         return self.model.sample_rate
 
 
-def load_voice(
-    name_or_path: str, *, device: str = "auto", accept_license: bool = False
-) -> Voice:
+def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool = False) -> Voice:
     """Resolve a voice in the registry (or a local ``.onnx`` path) and load it.
 
     Raises:
@@ -166,8 +165,12 @@ class Timings:
             self.sentences[-1]["end"] = round(end, 4)
         else:
             self.sentences.append(
-                {"index": chunk.sentence_index, "text": chunk.text, "start": round(start, 4),
-                 "end": round(end, 4)}
+                {
+                    "index": chunk.sentence_index,
+                    "text": chunk.text,
+                    "start": round(start, 4),
+                    "end": round(end, 4),
+                }
             )
         if result.phoneme_samples is None:
             self.aligned = False
@@ -177,33 +180,76 @@ class Timings:
         for phoneme, samples in result.phoneme_samples:
             t_end = t + samples / rate
             if phoneme not in ("^", "$"):
-                self.phonemes.append({"phoneme": phoneme, "start": round(t, 4), "end": round(t_end, 4)})
+                self.phonemes.append(
+                    {"phoneme": phoneme, "start": round(t, 4), "end": round(t_end, 4)}
+                )
             if phoneme in (" ", "^", "$") or phoneme in _PUNCTUATION_PHONEMES:
                 word = None
             else:
                 if word is None:
-                    word = {"word": None, "phonemes": "", "start": round(t, 4),
-                            "sentence": chunk.sentence_index}
+                    word = {
+                        "word": None,
+                        "phonemes": "",
+                        "start": round(t, 4),
+                        "sentence": chunk.sentence_index,
+                    }
                     self.words.append(word)
                 word["phonemes"] += phoneme
                 word["end"] = round(t_end, 4)
             t = t_end
 
-    def label_words(self) -> None:
-        """Attach the text's words where espeak kept one phoneme word per text word.
+    def label_words(self, pronounce: Callable[[str], str] | None) -> None:
+        """Turn phoneme words into text words with times.
 
-        Numbers and abbreviations expand ("2000" -> two words); such sentences keep their
-        phoneme words with ``word`` = None rather than a wrong label.
+        espeak-ng merges some words ("on the") and expands others ("2000"), so text words
+        are aligned to phoneme words (:func:`avtool.models.align.align_words`); a phoneme
+        word carrying several text words is shared in proportion to their pronunciations.
         """
-        for sentence in self.sentences:
-            words = [w for w in self.words if w["sentence"] == sentence["index"]]
-            names = text_words(sentence["text"])
-            if len(names) == len(words):
-                for w, name in zip(words, names, strict=True):
-                    w["word"] = name
+        from avtool.models.align import align_words
 
-    def to_json(self, sample_rate: int, duration: float) -> dict[str, Any]:
-        self.label_words()
+        if pronounce is None:
+            return
+        labelled: list[dict[str, Any]] = []
+        for sentence in self.sentences:
+            spoken = [w for w in self.words if w["sentence"] == sentence["index"]]
+            names = text_words(sentence["text"])
+            own = [pronounce(name) for name in names]
+            for w0, w1, s0, s1 in align_words(own, [w["phonemes"] for w in spoken]):
+                if w0 == w1:
+                    continue
+                if s0 == s1:
+                    labelled.extend(
+                        {
+                            "word": names[k],
+                            "phonemes": "",
+                            "start": None,
+                            "end": None,
+                            "sentence": sentence["index"],
+                        }
+                        for k in range(w0, w1)
+                    )
+                    continue
+                start, end = spoken[s0]["start"], spoken[s1 - 1]["end"]
+                weights = [max(len(own[k]), 1) for k in range(w0, w1)]
+                t = start
+                for k, weight in zip(range(w0, w1), weights, strict=True):
+                    t_end = end if k == w1 - 1 else t + (end - start) * weight / sum(weights)
+                    labelled.append(
+                        {
+                            "word": names[k],
+                            "phonemes": "".join(w["phonemes"] for w in spoken[s0:s1]),
+                            "start": round(t, 4),
+                            "end": round(t_end, 4),
+                            "sentence": sentence["index"],
+                        }
+                    )
+                    t = t_end
+        self.words = labelled
+
+    def to_json(
+        self, sample_rate: int, duration: float, pronounce: Callable[[str], str] | None = None
+    ) -> dict[str, Any]:
+        self.label_words(pronounce)
         return {
             "sample_rate": sample_rate,
             "duration": round(duration, 4),
@@ -241,8 +287,10 @@ def synthesize(
     Yields:
         (T,) float32 blocks in [-1, 1] at ``voice.sample_rate``.
     """
+    import numpy as np
+
     rate = voice.sample_rate
-    pause = np.zeros(int(round(options.sentence_pause * rate)), np.float32)
+    pause = np.zeros(round(options.sentence_pause * rate), np.float32)
     position = 0
     for index, chunk in enumerate(chunks):
         if index and chunk.sentence_index != chunks[index - 1].sentence_index and pause.size:
@@ -264,6 +312,8 @@ def synthesize(
 
 def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
     """Resample a stream of blocks with one soxr state, so block edges leave no seams."""
+    import numpy as np
+
     if rate_in == rate_out:
         yield from blocks
         return
@@ -279,11 +329,21 @@ def _wav_stream_header(sample_rate: int) -> bytes:
     """A 16-bit mono WAV header with unknown length (0xFFFFFFFF), as sox/ffmpeg write to pipes."""
     unknown = 0xFFFFFFFF
     fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
-    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", unknown))
+    return (
+        b"RIFF"
+        + struct.pack("<I", unknown)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", unknown)
+    )
 
 
 def _to_int16(block: np.ndarray) -> bytes:
+
+    import numpy as np
+
     return (np.clip(block, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
 
 
@@ -337,8 +397,12 @@ def synthesize_to_file(
     meta: dict[str, Any] = {
         "task": "tts",
         "output": str(output) if output else "-",
-        "model": {"name": voice.name, "family": voice.family, "sha256": voice.sha256,
-                  "license": voice.license},
+        "model": {
+            "name": voice.name,
+            "family": voice.family,
+            "sha256": voice.sha256,
+            "license": voice.license,
+        },
         "seed": options.seed,
         "options": asdict(options),
         "input": {
@@ -359,7 +423,8 @@ def synthesize_to_file(
     if timings is not None and timings_path is not None:
         if not timings.aligned:
             log.warning("%s: voice %s gives sentence timings only", timings_path, voice.name)
-        write_json(timings_path, timings.to_json(voice.sample_rate, duration))
+        pronounce = getattr(voice.model, "pronounce", None)
+        write_json(timings_path, timings.to_json(voice.sample_rate, duration, pronounce))
         meta["timings_file"] = str(timings_path)
     if output is not None:
         meta["audio"]["sha256"] = sha256_file(output)
@@ -373,8 +438,16 @@ def with_overrides(options: TTSOptions, overrides: dict[str, Any], origin: str) 
     Raises:
         InputError: a value that does not convert, naming ``origin`` (file:line).
     """
-    types = {"speed": float, "sample_rate": int, "sentence_pause": float, "noise_scale": float,
-             "noise_w": float, "seed": int, "voice": str, "format": str}
+    types = {
+        "speed": float,
+        "sample_rate": int,
+        "sentence_pause": float,
+        "noise_scale": float,
+        "noise_w": float,
+        "seed": int,
+        "voice": str,
+        "format": str,
+    }
     values = {}
     for key, value in overrides.items():
         try:
@@ -387,8 +460,9 @@ def with_overrides(options: TTSOptions, overrides: dict[str, Any], origin: str) 
 # --------------------------------------------------------------------------- batch
 
 _MANIFEST_FIELDS = frozenset({"id", "text", "text_file", "output", "timings", "_line"})
-_OPTION_FIELDS = frozenset({"voice", "speed", "sample_rate", "sentence_pause", "noise_scale",
-                            "noise_w", "seed", "format"})
+_OPTION_FIELDS = frozenset(
+    {"voice", "speed", "sample_rate", "sentence_pause", "noise_scale", "noise_w", "seed", "format"}
+)
 
 
 def build_items(
@@ -505,10 +579,19 @@ def run(
         if "_timings" in item.options:
             timings_path = Path(item.options["_timings"])
         elif timings_template:
-            timings_path = format_output(timings_template, item_id=item.id, index=item.index,
-                                         source=Path(item.input) if item.options["_is_file"] else None)
-        synthesize_to_file(voice_for(item_options.voice), text, item_options, item.output,
-                           timings_path=timings_path)
+            timings_path = format_output(
+                timings_template,
+                item_id=item.id,
+                index=item.index,
+                source=Path(item.input) if item.options["_is_file"] else None,
+            )
+        synthesize_to_file(
+            voice_for(item_options.voice),
+            text,
+            item_options,
+            item.output,
+            timings_path=timings_path,
+        )
         written = [item.output] if item.output is not None else []
         return written + ([timings_path] if timings_path else [])
 

@@ -29,9 +29,7 @@ class HibariModel:
 
     def chunks(self, text: str, sentence_index: int = 0) -> list[SpeechChunk]:
         """Phonemize one sentence of text (hibari cuts long ones at clause marks)."""
-        return [
-            SpeechChunk(text, sentence_index, tuple(ps)) for ps in self.engine.phonemize(text)
-        ]
+        return [SpeechChunk(text, sentence_index, tuple(ps)) for ps in self.engine.phonemize(text)]
 
     def synthesize(
         self,

@@ -86,6 +86,10 @@ class PiperModel:
                     out.append(SpeechChunk(text, sentence_index, tuple(piece)))
         return out
 
+    def pronounce(self, word: str) -> str:
+        """The word's phonemes when said on its own (for aligning words to the audio)."""
+        return "".join("".join(s) for s in self._phonemizer().phonemize(word))
+
     def phoneme_ids(self, phonemes: tuple[str, ...]) -> list[int]:
         """Ids as piper's training saw them: BOS, PAD, then each phoneme followed by PAD, EOS."""
         id_map = self.config.phoneme_id_map

@@ -78,7 +78,5 @@ def make_seedable(model: onnx.ModelProto) -> list[str]:
 
     # w_ceil holds the number of spectrogram frames given to each phoneme id.
     graph.node.append(helper.make_node("Identity", [ceils[0].output[0]], [DURATIONS_OUTPUT]))
-    graph.output.append(
-        helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.FLOAT, None)
-    )
+    graph.output.append(helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.FLOAT, None))
     return banks

@@ -1,0 +1,42 @@
+# avtool: set-up, demo, tests, lint and benchmarks. Every target installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out
+DEMO_TEXT ?= Hello! This is avtool, speaking offline with a neural voice. Every output comes with a sidecar that names the model, its checksum and the seed.
+
+.PHONY: install demo test lint format bench clean
+
+# torch is pinned to the local CPU build: an unpinned torch pulls several GB of CUDA wheels.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	mkdir -p $(OUT)
+	AVTOOL_OFFLINE=1 $(BIN)/avtool doctor
+	AVTOOL_OFFLINE=1 $(BIN)/avtool tts "$(DEMO_TEXT)" -o $(OUT)/demo.wav \
+		--timings $(OUT)/demo.timings.json --overwrite
+	@echo "wrote $(OUT)/demo.wav, its sidecar $(OUT)/demo.wav.json and $(OUT)/demo.timings.json"
+
+test: install lint
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check avtool tests benchmarks
+	$(BIN)/ruff format --check avtool tests benchmarks
+
+format: install
+	$(BIN)/ruff check --fix avtool tests benchmarks
+	$(BIN)/ruff format avtool tests benchmarks
+
+bench: install
+	$(BIN)/python -m benchmarks.bench_tts --out bench-results
+
+clean:
+	rm -rf $(VENV) $(OUT) bench-results .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Objective evaluation: error rates and speech intelligibility checks for generated media."""
