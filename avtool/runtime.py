@@ -428,7 +428,7 @@ def print_summary(summary: BatchSummary, *, as_json: bool, quiet: bool) -> None:
         print(json.dumps(summary.to_json(), indent=2, default=str))
         return
     data = summary.to_json()
-    if len(summary.results) > 1 or data["failed"]:
+    if len(summary.results) > 1:  # a single item's error line already says it all
         stderr_console(quiet and not data["failed"]).print(
             f"{data['ok']} done, {data['skipped']} skipped, {data['failed']} failed"
         )

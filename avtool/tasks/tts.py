@@ -7,6 +7,7 @@ for book-length text and ``-o -`` starts playing before the text is done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import struct
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from avtool.errors import InputError, ModelError
+from avtool.errors import InputError, ModelError, SetupError
 from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
 from avtool.runtime import sha256_file, sidecar_path, versions, write_json
 
@@ -340,6 +341,14 @@ def _wav_stream_header(sample_rate: int) -> bytes:
     )
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush does not fail a second time."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _to_int16(block: np.ndarray) -> bytes:
 
     import numpy as np
@@ -377,11 +386,15 @@ def synthesize_to_file(
     frames = 0
     if output is None:
         sink = stdout or sys.stdout.buffer
-        sink.write(_wav_stream_header(rate_out))
-        for block in blocks:
-            sink.write(_to_int16(block))
-            frames += block.size
-        sink.flush()
+        try:
+            sink.write(_wav_stream_header(rate_out))
+            for block in blocks:
+                sink.write(_to_int16(block))
+                frames += block.size
+            sink.flush()
+        except BrokenPipeError as exc:
+            _silence_stdout()
+            raise SetupError("stdout: the reader closed the pipe before the audio ended") from exc
     else:
         from avtool.io.audio import AudioWriter
 

@@ -1,0 +1,187 @@
+"""Benchmarks for ``avtool tts`` (run with ``make bench``; figures never live in tests).
+
+Every comparison is measured side by side in one run, alternating the two contenders,
+because development machines are shared and noisy:
+
+1. In-process overhead: avtool's synthesis of a ~30 s utterance against the Piper engine
+   called directly (``PiperVoice.synthesize`` + writing the WAV), same text. Target <= 1.10.
+2. Command-line overhead: ``avtool tts`` against ``python -m piper`` on the same text
+   (both include interpreter start and model load).
+3. Batch: 100 sentences in one ``avtool tts --manifest`` run (model loaded once) against
+   the sum of the same sentences as single-item runs would cost (measured on 5 of them).
+4. ``avtool --help`` start-up time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+TEXT_30S = (
+    "The river runs past the old mill and under the stone bridge, where children stop to watch "
+    "the water. In the spring it rises with the melting snow, and the meadows on either side "
+    "turn green almost overnight. Farmers along the valley have measured its height for more "
+    "than a hundred years, writing each reading in a book that is kept at the town hall. "
+    "Those records show that the floods come earlier now than they once did."
+)
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def in_process(repeats: int, work: Path) -> dict:
+    from piper import PiperVoice
+
+    from avtool import registry
+    from avtool.tasks.tts import TTSOptions, load_voice, synthesize_to_file
+
+    voice = load_voice("piper-joe-medium", device="cpu")
+    engine = PiperVoice.load(registry.resolve("piper-joe-medium").path)
+
+    def piper_direct() -> None:
+        with wave.open(str(work / "piper.wav"), "wb") as f:
+            engine.synthesize_wav(TEXT_30S, f)
+
+    def avtool_tts() -> None:
+        synthesize_to_file(voice, TEXT_30S, TTSOptions(sentence_pause=0.0), work / "avtool.wav")
+        (work / "avtool.wav").unlink()
+
+    piper_direct(), avtool_tts()  # warm-up: caches, thread pools
+    piper_times, avtool_times = [], []
+    for _ in range(repeats):  # alternate so both see the same machine load
+        piper_times.append(_median_time(piper_direct, 1))
+        avtool_times.append(_median_time(avtool_tts, 1))
+    with wave.open(str(work / "piper.wav")) as f:
+        seconds = f.getnframes() / f.getframerate()
+    p, a = statistics.median(piper_times), statistics.median(avtool_times)
+    return {
+        "audio_seconds": round(seconds, 2),
+        "piper_direct_s": round(p, 3),
+        "avtool_s": round(a, 3),
+        "ratio": round(a / p, 3),
+        "target_ratio": 1.10,
+        "avtool_x_real_time": round(seconds / a, 1),
+    }
+
+
+def _run(cmd: list[str], **kwargs) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, **kwargs)
+    return time.perf_counter() - start
+
+
+def command_line(repeats: int, work: Path) -> dict:
+    from avtool import registry
+
+    bin_dir = Path(sys.executable).parent
+    model = str(registry.resolve("piper-joe-medium").path)
+    piper_cmd = [
+        sys.executable,
+        "-m",
+        "piper",
+        "-m",
+        model,
+        "-f",
+        str(work / "p.wav"),
+        "--",
+        TEXT_30S,
+    ]
+    avtool_cmd = [
+        str(bin_dir / "avtool"),
+        "--quiet",
+        "tts",
+        TEXT_30S,
+        "-o",
+        str(work / "a.wav"),
+        "--overwrite",
+        "--sentence-pause",
+        "0",
+    ]
+    _run(avtool_cmd)  # builds the cached seedable graph once
+    p_times, a_times = [], []
+    for _ in range(repeats):
+        p_times.append(_run(piper_cmd))
+        a_times.append(_run(avtool_cmd))
+    p, a = statistics.median(p_times), statistics.median(a_times)
+    return {"piper_cli_s": round(p, 3), "avtool_cli_s": round(a, 3), "ratio": round(a / p, 3)}
+
+
+def batch(work: Path, sentences: int = 100) -> dict:
+    bin_dir = Path(sys.executable).parent
+    words = "a bright summer morning by the quiet river near the old stone mill".split()
+    manifest = work / "batch.jsonl"
+    with open(manifest, "w", encoding="utf-8") as f:
+        for i in range(sentences):
+            text = " ".join(words[(i + k) % len(words)] for k in range(8)).capitalize() + "."
+            f.write(json.dumps({"id": f"s{i:03d}", "text": text}) + "\n")
+    avtool = str(bin_dir / "avtool")
+    batch_s = _run(
+        [avtool, "--quiet", "tts", "-m", str(manifest), "-o", str(work / "batch/{id}.wav")]
+    )
+    singles = [
+        _run(
+            [
+                avtool,
+                "--quiet",
+                "tts",
+                f"Single item number {i}.",
+                "-o",
+                str(work / f"single{i}.wav"),
+            ]
+        )
+        for i in range(5)
+    ]
+    import soundfile as sf
+
+    audio = sum(sf.info(p).duration for p in (work / "batch").glob("*.wav"))
+    per_single = statistics.median(singles)
+    return {
+        "sentences": sentences,
+        "batch_s": round(batch_s, 2),
+        "per_sentence_in_batch_s": round(batch_s / sentences, 3),
+        "per_single_run_s": round(per_single, 3),
+        "speedup_vs_single_runs": round(per_single * sentences / batch_s, 1),
+        "audio_seconds": round(audio, 1),
+    }
+
+
+def startup(repeats: int) -> dict:
+    avtool = str(Path(sys.executable).parent / "avtool")
+    times = [_run([avtool, "--help"]) for _ in range(repeats)]
+    return {"help_median_s": round(statistics.median(times), 3), "target_s": 0.5}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("AVTOOL_OFFLINE", "1")
+    results: dict = {"machine": {"cores": os.cpu_count(), "platform": sys.platform}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results["startup"] = startup(args.repeats)
+        results["in_process_30s"] = in_process(args.repeats, work)
+        results["command_line_30s"] = command_line(max(3, args.repeats // 2), work)
+        results["batch_100"] = batch(work)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tts.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
