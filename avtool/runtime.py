@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -221,15 +220,6 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     with atomic_output(path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     return path
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def versions() -> dict[str, str]:

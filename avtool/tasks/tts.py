@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from avtool.errors import InputError, ModelError, SetupError
 from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
-from avtool.runtime import sha256_file, sidecar_path, versions, write_json
+from avtool.registry import sha256_file
+from avtool.runtime import sidecar_path, versions, write_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "piper-joe-medium"
 AUDIO_FORMATS = ("wav", "flac")
+#: What a folder given to --text-file contributes.
+TEXT_EXTENSIONS = (".txt", ".md")
 _PUNCTUATION_PHONEMES = frozenset('.,;:!?¡¿—…"()')
 
 
@@ -484,7 +487,8 @@ def build_items(
     manifest: Path | None,
     output_template: str,
 ) -> list:  # list[BatchItem]
-    """Items from text arguments, text files (``-`` = stdin) and a CSV/JSONL manifest.
+    """Items from text arguments, text files (paths, folders, globs; ``-`` = stdin) and a
+    CSV/JSONL manifest.
 
     Manifest columns: ``text`` or ``text_file`` (relative to the manifest), optional
     ``id``, ``output``, ``timings`` and per-item options (voice, speed, sample_rate,
@@ -493,14 +497,26 @@ def build_items(
     Raises:
         InputError: no input, an unknown manifest column, a row with neither text nor file.
     """
-    from avtool.runtime import BatchItem, format_output, read_manifest, slugify, unique_ids
+    from avtool.runtime import (
+        BatchItem,
+        expand_paths,
+        format_output,
+        read_manifest,
+        slugify,
+        unique_ids,
+    )
 
     specs: list[dict[str, Any]] = []
     for text in texts:
         specs.append({"id": slugify(text), "text": text, "origin": "argument"})
     for name in text_files:
-        stem = "stdin" if name == "-" else Path(name).stem
-        specs.append({"id": stem, "text_file": name, "origin": name, "source": Path(name)})
+        if name == "-":
+            specs.append({"id": "stdin", "text_file": name, "origin": "<stdin>"})
+            continue
+        for path in expand_paths([name], TEXT_EXTENSIONS):
+            specs.append(
+                {"id": path.stem, "text_file": str(path), "origin": str(path), "source": path}
+            )
     if manifest is not None:
         for row in read_manifest(manifest):
             origin = f"{manifest}:{row['_line']}"

@@ -145,3 +145,16 @@ def test_second_voice_and_json_summary(tmp_path: Path):
     assert json.loads(result.stdout)["ok"] == 1
     audio, rate = sf.read(io.BytesIO(out.read_bytes()))
     assert rate == 24000 and audio.size > 0
+
+
+def test_text_files_from_a_folder_and_a_glob(tmp_path: Path):
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    for name in ("one", "two"):
+        (chapters / f"{name}.txt").write_text(f"Chapter {name}.", encoding="utf-8")
+    (chapters / "notes.csv").write_text("ignored", encoding="utf-8")
+    out = tmp_path / "out"
+    assert tts("tts", "-f", str(chapters), "-o", f"{out}/{{stem}}.wav").exit_code == 0
+    assert sorted(p.name for p in out.glob("*.wav")) == ["one.wav", "two.wav"]
+    result = tts("tts", "-f", str(chapters / "*.md"), "-o", f"{out}/{{stem}}.wav")
+    assert result.exit_code == 2 and "matches no input files" in result.stderr
