@@ -30,7 +30,9 @@ TEXT_30S = (
     "the water. In the spring it rises with the melting snow, and the meadows on either side "
     "turn green almost overnight. Farmers along the valley have measured its height for more "
     "than a hundred years, writing each reading in a book that is kept at the town hall. "
-    "Those records show that the floods come earlier now than they once did."
+    "Those records show that the floods come earlier now than they once did. Nobody in the "
+    "valley agrees on why, but everyone agrees that the book should be kept, and that each "
+    "new reading should be written down by hand, as it always has been, every single morning."
 )
 
 

@@ -11,12 +11,13 @@ def collect(device: str) -> dict:
     """Versions, devices, ffmpeg, cache and every registry model's status (plain data)."""
     import os
     import platform
+    import sys
 
     from avtool import registry
     from avtool.errors import AvtoolError
     from avtool.runtime import environment_flag, versions
 
-    info: dict = {"versions": versions(), "python_executable": os.sys.executable}
+    info: dict = {"versions": versions(), "python_executable": sys.executable}
     try:
         import torch
 

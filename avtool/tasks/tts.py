@@ -344,6 +344,22 @@ def _wav_stream_header(sample_rate: int) -> bytes:
     )
 
 
+def _with_progress(
+    blocks: Iterator[np.ndarray], chunks: int, output: Path | None
+) -> Iterator[np.ndarray]:
+    """Pass blocks through while a progress bar on stderr counts synthesized chunks."""
+    from rich.progress import Progress
+
+    from avtool.cli.common import stderr_console
+
+    with Progress(console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(f"tts {output or 'stdout'}", total=chunks)
+        for block in blocks:
+            yield block
+            if block.any():  # sentence pauses are all zeros and are not chunks
+                bar.advance(task)
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so Python's exit-time flush does not fail a second time."""
     import os
@@ -367,6 +383,7 @@ def synthesize_to_file(
     *,
     timings_path: Path | None = None,
     stdout: BinaryIO | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Synthesize ``text`` into ``output`` (or stream WAV to stdout when None).
 
@@ -385,7 +402,10 @@ def synthesize_to_file(
     chunks = plan_chunks(voice, text)
     rate_out = options.sample_rate or voice.sample_rate
     timings = Timings() if timings_path is not None else None
-    blocks = _resampled(synthesize(voice, chunks, options, timings), voice.sample_rate, rate_out)
+    chunk_audio = synthesize(voice, chunks, options, timings)
+    if progress and len(chunks) > 1:
+        chunk_audio = _with_progress(chunk_audio, len(chunks), output)
+    blocks = _resampled(chunk_audio, voice.sample_rate, rate_out)
     frames = 0
     if output is None:
         sink = stdout or sys.stdout.buffer
@@ -620,6 +640,7 @@ def run(
             item_options,
             item.output,
             timings_path=timings_path,
+            progress=not quiet and len(items) == 1,
         )
         written = [item.output] if item.output is not None else []
         return written + ([timings_path] if timings_path else [])
