@@ -140,6 +140,7 @@ class BatchItem:
         output: where its main output goes; None means stdout.
         options: per-item option overrides from a manifest.
         origin: where the item was declared, for messages (``manifest.csv:4``).
+        source: the file the item reads (``-`` = stdin); None when ``input`` is the data.
     """
 
     index: int
@@ -148,6 +149,7 @@ class BatchItem:
     output: Path | None
     options: Mapping[str, Any] = field(default_factory=dict)
     origin: str = ""
+    source: Path | None = None
 
 
 def format_output(template: str, *, item_id: str, index: int, source: Path | None = None) -> Path:

@@ -23,7 +23,14 @@ import soundfile as sf
 import soxr
 
 from avtool.errors import InputError
-from avtool.io.ffmpeg import QUIET, ffmpeg_exe, read_media_info, run_ffmpeg, stderr_tail
+from avtool.io.ffmpeg import (
+    QUIET,
+    MediaInfo,
+    ffmpeg_exe,
+    read_media_info,
+    run_ffmpeg,
+    stderr_tail,
+)
 from avtool.io.files import atomic_output
 
 logger = logging.getLogger("avtool.io.audio")
@@ -73,9 +80,7 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
         except sf.SoundFileError as exc:
             raise InputError(f"{path}: cannot read audio ({exc})") from exc
         return AudioInfo(info.samplerate, info.channels, info.frames, info.duration)
-    media = read_media_info(path)
-    if media.audio_codec is None:
-        raise InputError(f"{path}: has no audio stream")
+    media = _media_audio(path)
     duration = media.duration or 0.0
     return AudioInfo(
         media.sample_rate, media.channels, round(duration * media.sample_rate), duration
@@ -130,12 +135,12 @@ def _ffmpeg_decode_args(
     return [*seek, "-i", str(path), *cut, *output, "-ac", str(channels), "-"]
 
 
-def _media_audio(path: Path) -> tuple[int, int]:
-    """Native (sample rate Hz, channels) of an ffmpeg-decoded file's first audio stream."""
+def _media_audio(path: Path) -> MediaInfo:
+    """Header of an ffmpeg-decoded file that must have an audio stream."""
     media = read_media_info(path)
     if media.audio_codec is None:
         raise InputError(f"{path}: has no audio stream")
-    return media.sample_rate, media.channels
+    return media
 
 
 def load_audio(
@@ -173,7 +178,8 @@ def load_audio(
         except sf.SoundFileError as exc:
             raise InputError(f"{path}: cannot decode audio ({exc})") from exc
     else:
-        rate, channels = _media_audio(path)
+        media = _media_audio(path)
+        rate, channels = media.sample_rate, media.channels
         raw = run_ffmpeg(_ffmpeg_decode_args(path, channels, start, duration), path)
         audio = np.frombuffer(raw, np.float32).reshape(-1, channels).T
     return _convert(np.ascontiguousarray(audio), rate, sample_rate, mono, path)
@@ -396,16 +402,12 @@ def iter_audio_blocks(
     """
     if block_frames <= 0:
         raise ValueError(f"block_frames must be positive, got {block_frames}")
-    path = _check_file(path)
+    info = audio_info(path)
+    path = Path(path)
+    rate, channels = info.sample_rate, info.channels
     if _uses_soundfile(path):
-        try:
-            info = sf.info(str(path))
-        except sf.SoundFileError as exc:
-            raise InputError(f"{path}: cannot decode audio ({exc})") from exc
-        rate, channels = info.samplerate, info.channels
         chunks = sf.blocks(str(path), blocksize=block_frames, dtype="float32", always_2d=True)
     else:
-        rate, channels = _media_audio(path)
         chunks = _ffmpeg_chunks(path, channels, block_frames)
     out_channels = 1 if mono else channels
     stream = None

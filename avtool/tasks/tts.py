@@ -569,15 +569,16 @@ def build_items(
             )
         options = dict(spec.get("options", {}))
         if "timings" in spec:
-            options["_timings"] = spec["timings"]
+            options["timings"] = spec["timings"]
         items.append(
             BatchItem(
                 index=index,
                 id=item_id,
                 input=spec.get("text_file") or spec["text"],
                 output=output,
-                options={**options, "_is_file": "text_file" in spec},
+                options=options,
                 origin=spec["origin"],
+                source=Path(spec["text_file"]) if "text_file" in spec else None,
             )
         )
     if output_template == "-" and len(items) > 1:
@@ -619,20 +620,18 @@ def run(
     voice_for(options.voice)  # a broken default voice fails the run before any item
 
     def process(item) -> list[Path]:
-        overrides = {k: v for k, v in item.options.items() if not k.startswith("_")}
+        overrides = {k: v for k, v in item.options.items() if k in _OPTION_FIELDS}
         item_options = with_overrides(options, overrides, item.origin)
-        text = read_text(item.input) if item.options.get("_is_file") else item.input
+        text = read_text(item.source) if item.source is not None else item.input
         if not text.strip():
             raise InputError(f"{item.origin if item.origin != 'argument' else 'text'}: empty text")
         timings_path = None
-        if "_timings" in item.options:
-            timings_path = Path(item.options["_timings"])
+        if "timings" in item.options:
+            timings_path = Path(item.options["timings"])
         elif timings_template:
+            file_source = item.source if item.source != Path("-") else None
             timings_path = format_output(
-                timings_template,
-                item_id=item.id,
-                index=item.index,
-                source=Path(item.input) if item.options["_is_file"] else None,
+                timings_template, item_id=item.id, index=item.index, source=file_source
             )
         synthesize_to_file(
             voice_for(item_options.voice),
