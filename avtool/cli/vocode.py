@@ -1,0 +1,71 @@
+"""``avtool vocode``: mel spectrograms (or speech, for resynthesis) to waveforms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from avtool.cli.common import global_options, handle_errors
+from avtool.tasks.vocode import GRIFFIN_LIM, VocodeOptions
+
+_DEFAULTS = VocodeOptions()
+
+
+@handle_errors
+def vocode_command(
+    ctx: typer.Context,
+    inputs: list[str] = typer.Argument(
+        None, help="Mel files (.npz, .npy + .npy.json), audio or video files, folders, globs."
+    ),
+    manifest: Path = typer.Option(None, "--manifest", "-m", help="CSV/JSONL: input, id, output."),
+    output: str = typer.Option(
+        "{stem}.wav", "--output", "-o", help="Output path or template ({id} {stem} {index})."
+    ),
+    model: str = typer.Option(
+        GRIFFIN_LIM, "--model", help="griffin-lim, a registry name, or a checkpoint path."
+    ),
+    iters: int = typer.Option(None, "--iters", help="Griffin-Lim iterations (default 32)."),
+    momentum: float = typer.Option(None, "--momentum", help="Fast Griffin-Lim momentum (0.99)."),
+    mel_preset: str = typer.Option(
+        None, "--mel-preset", help="Contract for .npy mels without one: hifigan-22k, melgan-22k."
+    ),
+    sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate", help="Output Hz."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
+    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+) -> None:
+    """Turn mel spectrograms into audio; audio/video inputs are analysed and resynthesised.
+
+    Examples:
+
+      avtool vocode speech.npz -o speech.wav
+
+      avtool vocode clips/ -o 'resynth/{stem}.wav' --iters 64
+    """
+    from avtool.runtime import print_summary
+    from avtool.tasks import vocode
+
+    opts = global_options(ctx)
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    items = vocode.build_items(inputs or [], manifest, output)
+    options = VocodeOptions(
+        model=model,
+        iters=iters,
+        momentum=momentum,
+        mel_preset=mel_preset,
+        sample_rate=sample_rate,
+        seed=opts.seed,
+    )
+    summary = vocode.run(
+        items,
+        options,
+        device=opts.device,
+        accept_license=opts.accept_license,
+        policy="overwrite" if overwrite else "skip" if skip_existing else "refuse",
+        report=report,
+        quiet=opts.quiet,
+    )
+    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
+    raise typer.Exit(summary.exit_code)

@@ -1,0 +1,276 @@
+"""Mel spectrogram to waveform: mel files, or speech/video for analysis-resynthesis.
+
+A mel file carries its :class:`~avtool.io.features.MelSpec`; a neural vocoder declares
+the one it was trained on, and a mismatch is refused before any work (the most common
+failure in two-stage synthesis). Griffin-Lim follows whatever contract the mel has.
+Audio and video inputs are analysed with the vocoder's own contract, so
+``avtool vocode clip.mp4 --model NAME`` compares vocoders on real speech.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from avtool.errors import InputError, ModelError
+
+GRIFFIN_LIM = "griffin-lim"
+MEL_SUFFIXES = (".npz", ".npy")
+MEDIA_SUFFIXES = (
+    ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp2", ".mpg", ".mp4", ".mkv", ".mov", ".webm",
+    ".avi",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VocodeOptions:
+    """Run-time options of ``avtool vocode``; the CLI reads its defaults from here.
+
+    Attributes:
+        model: ``griffin-lim``, a registry name, or a checkpoint path (HiFi-GAN generator
+            ``{"generator": ...}`` with its ``config.json`` beside it, or a MelGAN state dict).
+        iters: Griffin-Lim iterations; None = the Griffin-Lim module's default (32).
+        momentum: fast Griffin-Lim momentum; None = its default (0.99).
+        mel_preset: contract for ``.npy`` mels without one, and for analysing audio with
+            Griffin-Lim (default ``hifigan-22k``).
+        sample_rate: output rate in Hz; None keeps the contract's.
+        seed: initial-phase seed for Griffin-Lim.
+    """
+
+    model: str = GRIFFIN_LIM
+    iters: int | None = None
+    momentum: float | None = None
+    mel_preset: str | None = None
+    sample_rate: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class Vocoder:
+    """A loaded vocoder; ``spec`` is None when it follows each mel's own contract."""
+
+    name: str
+    family: str
+    sha256: str | None
+    license: str
+    spec: Any  # MelSpec | None
+    run: Callable[[Any, Any], Any]  # ((1, n_mels, frames) tensor, MelSpec) -> (1, T) tensor
+    load_seconds: float
+
+
+def _detect_family(state: Any, path: Path) -> str:
+    """Published layouts: HiFi-GAN wraps its weights in ``generator``; MelGAN is ``model.N``."""
+    keys = state.get("generator", state).keys() if isinstance(state, dict) else []
+    if any(str(k).startswith("conv_pre") for k in keys):
+        return "hifigan"
+    if any(str(k).startswith("model.") for k in keys):
+        return "melgan"
+    raise ModelError(f"{path}: neither a HiFi-GAN generator nor a MelGAN state dict")
+
+
+def load_vocoder(
+    options: VocodeOptions, *, device: str = "auto", accept_license: bool = False
+) -> Vocoder:
+    """Resolve and load the vocoder named by ``options.model``.
+
+    Raises:
+        ModelError: unknown, unverifiable, unlicensed or unreadable model.
+        SetupError: cuda asked for and absent.
+    """
+    import torch
+
+    from avtool import registry
+    from avtool.runtime import resolve_device
+
+    start = time.perf_counter()
+    run_on = resolve_device(device, engine="torch")
+    if options.model == GRIFFIN_LIM:
+        from avtool.models import griffinlim
+
+        iters = griffinlim.DEFAULT_ITERS if options.iters is None else options.iters
+        momentum = griffinlim.DEFAULT_MOMENTUM if options.momentum is None else options.momentum
+
+        def run_griffin_lim(mel, spec):
+            return griffinlim.vocode(mel.to(run_on), spec, iters, momentum, options.seed)
+
+        return Vocoder(GRIFFIN_LIM, "griffinlim", None, "n/a (no weights)", None,
+                       run_griffin_lim, time.perf_counter() - start)  # fmt: skip
+
+    resolved = registry.resolve(options.model, task="vocode", accept_license=accept_license)
+    entry = resolved.entry
+    try:
+        state = torch.load(resolved.path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ModelError(f"{resolved.path}: not a readable torch checkpoint ({exc})") from exc
+    family = entry.family or _detect_family(state, resolved.path)
+    from avtool.models.chunked import apply_chunked
+
+    if family == "hifigan":
+        import json
+
+        from avtool.models import hifigan
+
+        config_data = dict(entry.config) or None
+        beside = resolved.path.parent / "config.json"
+        if config_data is None and beside.is_file():  # the official repo's layout
+            config_data = json.loads(beside.read_text(encoding="utf-8"))
+        config = hifigan.HiFiGANConfig.from_dict(config_data) if config_data else None
+        model = hifigan.load(state, config, run_on)
+        infer = hifigan.infer
+    elif family == "melgan":
+        from avtool.models import melgan
+
+        model = melgan.load(state, None, run_on)
+        infer = melgan.infer
+    else:
+        raise ModelError(f"{options.model}: family {family!r} is not a vocoder")
+
+    def run_neural(mel, spec):
+        return apply_chunked(lambda m: infer(model, m), mel.to(run_on), hop_length=model.hop_length)
+
+    return Vocoder(entry.name, family, entry.files[0].sha256, entry.license,
+                   model.config.mel, run_neural, time.perf_counter() - start)  # fmt: skip
+
+
+def read_input(path: Path, vocoder: Vocoder, options: VocodeOptions):  # -> (mel, spec, kind)
+    """The ``(n_mels, frames)`` mel of an input and its contract.
+
+    Raises:
+        InputError: unreadable file, a bad or mismatched mel (naming the differing fields).
+    """
+    from avtool.io.features import MelSpec, assert_compatible, load_mel, mel_spectrogram
+
+    preset = MelSpec.preset(options.mel_preset) if options.mel_preset else None
+    suffix = path.suffix.lower()
+    if suffix in MEL_SUFFIXES:
+        mel, spec = load_mel(path, assume=preset)
+        if vocoder.spec is not None:
+            assert_compatible(spec, vocoder.spec, path)
+        return mel, spec, "mel"
+    if suffix not in MEDIA_SUFFIXES:
+        raise InputError(f"{path}: not a mel (.npz/.npy) or an audio/video file")
+    from avtool.io.audio import load_audio
+
+    spec = vocoder.spec or preset or MelSpec.default()
+    audio, _ = load_audio(path, sample_rate=spec.sample_rate)
+    if audio.size < spec.n_fft:
+        raise InputError(f"{path}: too short to analyse ({audio.size} samples)")
+    return mel_spectrogram(audio, spec)[0].numpy(), spec, "audio"
+
+
+def vocode_file(
+    vocoder: Vocoder, path: Path, output: Path, options: VocodeOptions
+) -> dict[str, Any]:
+    """Vocode one input into ``output`` (WAV/FLAC, written atomically) plus its sidecar.
+
+    Returns:
+        The sidecar's content.
+    """
+    import numpy as np
+    import torch
+
+    from avtool.io.audio import resample, save_audio
+    from avtool.registry import sha256_file
+    from avtool.runtime import sidecar_path, versions, write_json
+
+    start = time.perf_counter()
+    mel, spec, kind = read_input(path, vocoder, options)
+    frames = mel.shape[-1]
+    wave = vocoder.run(torch.from_numpy(np.ascontiguousarray(mel))[None], spec)
+    audio = wave.reshape(-1).detach().cpu().numpy().astype(np.float32)
+    if audio.size != spec.samples_for(frames):
+        raise ModelError(f"{vocoder.name}: gave {audio.size} samples for {frames} frames")
+    rate = options.sample_rate or spec.sample_rate
+    if rate != spec.sample_rate:
+        audio = resample(audio, spec.sample_rate, rate)
+    save_audio(output, np.clip(audio, -1.0, 1.0), rate)
+    seconds = time.perf_counter() - start
+    duration = audio.size / rate
+    meta = {
+        "task": "vocode",
+        "output": str(output),
+        "model": {"name": vocoder.name, "family": vocoder.family, "sha256": vocoder.sha256,
+                  "license": vocoder.license},
+        "seed": options.seed,
+        "options": asdict(options),
+        "input": {"path": str(path), "kind": kind, "frames": int(frames),
+                  "melspec": spec.to_dict()},
+        "audio": {"sample_rate": rate, "samples": int(audio.size),
+                  "duration": round(duration, 4), "sha256": sha256_file(output)},
+        "timings": {"load_s": round(vocoder.load_seconds, 4), "vocode_s": round(seconds, 4),
+                    "x_real_time": round(duration / seconds, 2) if seconds else None},
+        "versions": versions(),
+    }  # fmt: skip
+    write_json(sidecar_path(output), meta)
+    return meta
+
+
+def build_items(inputs: list[str], manifest: Path | None, output_template: str) -> list:
+    """Items from files, folders, globs (``-`` = paths on stdin) and a manifest
+    (columns ``input``, optional ``id`` and ``output``).
+
+    Raises:
+        InputError: no inputs, a missing file, a bad manifest row.
+    """
+    from avtool.runtime import BatchItem, expand_paths, format_output, read_manifest, unique_ids
+
+    specs: list[dict[str, Any]] = [
+        {"path": p, "origin": str(p)} for p in expand_paths(inputs, MEL_SUFFIXES + MEDIA_SUFFIXES)
+    ]
+    if manifest is not None:
+        for row in read_manifest(manifest):
+            origin = f"{manifest}:{row['_line']}"
+            unknown = set(row) - {"input", "id", "output", "_line"}
+            if unknown or "input" not in row:
+                raise InputError(f"{origin}: columns are input, id, output")
+            path = Path(row["input"])
+            specs.append(
+                {
+                    "path": path if path.is_absolute() else manifest.parent / path,
+                    "origin": origin,
+                    **{k: row[k] for k in ("id", "output") if k in row},
+                }
+            )
+    if not specs:
+        raise InputError("nothing to vocode: give mel files, audio/video files or --manifest")
+    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
+    return [
+        BatchItem(
+            index=i,
+            id=item_id,
+            input=str(spec["path"]),
+            output=Path(spec["output"]) if "output" in spec else format_output(
+                output_template, item_id=item_id, index=i, source=spec["path"]),
+            origin=spec["origin"],
+            source=spec["path"],
+        )
+        for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True))
+    ]  # fmt: skip
+
+
+def run(
+    items: list,
+    options: VocodeOptions,
+    *,
+    device: str = "auto",
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+):  # -> BatchSummary
+    """Vocode every item with one loaded model."""
+    from avtool.runtime import check_outputs, run_batch
+
+    if options.iters is not None and options.iters < 1:
+        raise InputError(f"--iters {options.iters}: must be at least 1")
+    check_outputs(items, policy)
+    vocoder = load_vocoder(options, device=device, accept_license=accept_license)
+
+    def process(item) -> list[Path]:
+        vocode_file(vocoder, item.source, item.output, options)
+        return [item.output]
+
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="vocode")
