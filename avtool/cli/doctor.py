@@ -74,7 +74,9 @@ def doctor_command(ctx: typer.Context) -> None:
     if opts.json:
         print(json.dumps({**info, "problems": problems}, indent=2))
     else:
-        console = stderr_console()
+        from rich.console import Console
+
+        console = Console()
         table = Table(show_header=False, box=None)
         v = info["versions"]
         table.add_row("avtool", v["avtool"])
@@ -99,5 +101,5 @@ def doctor_command(ctx: typer.Context) -> None:
             models.add_row(m["name"], m["task"], m["family"], m["status"])
         console.print(models)
         for problem in problems:
-            console.print(f"[bold red]problem:[/] {problem}")
+            stderr_console().print(f"[bold red]problem:[/] {problem}")
     raise typer.Exit(4 if problems else 0)
