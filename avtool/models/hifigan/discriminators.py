@@ -22,7 +22,9 @@ generator's total is ``adv + 2 * fm + 45 * mel L1`` (the factor 2 is inside
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +63,7 @@ class WNConv2d(_WeightNormed, nn.Conv2d):
     ``nn.Conv2d``.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._split_weight()
 
@@ -69,7 +71,13 @@ class WNConv2d(_WeightNormed, nn.Conv2d):
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
-def _spectral_conv1d(*args, **kwargs) -> nn.Conv1d:
+def _narrow(channels: int, divisor: int) -> int:
+    if divisor < 1 or channels % divisor:
+        raise ValueError(f"width_divisor {divisor} must be a positive divisor of {channels}")
+    return channels // divisor
+
+
+def _spectral_conv1d(*args: Any, **kwargs: Any) -> nn.Conv1d:
     # torch's original spectral_norm (not the parametrization) stores weight_orig/weight_u/
     # weight_v, the names in the published do_ files.
     return nn.utils.spectral_norm(nn.Conv1d(*args, **kwargs))
@@ -95,20 +103,24 @@ class PeriodDiscriminator(nn.Module):
         period: samples per row of the folded waveform.
         kernel_size: kernel length along time (rows); the period axis is never mixed.
         stride: time stride of the first four convolutions.
+        width_divisor: divides every hidden width (1: the paper's 32-128-512-1024-1024).
     """
 
-    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3) -> None:
+    def __init__(
+        self, period: int, kernel_size: int = 5, stride: int = 3, width_divisor: int = 1
+    ) -> None:
         super().__init__()
         self.period = period
         # The reference pads as for kernel 5 whatever kernel_size is; kept for identical shapes.
         pad = (2, 0)
-        widths = (1, 32, 128, 512, 1024)
+        widths = [1, *(_narrow(c, width_divisor) for c in (32, 128, 512, 1024))]
         self.convs = nn.ModuleList(
             WNConv2d(c_in, c_out, (kernel_size, 1), (stride, 1), padding=pad)
-            for c_in, c_out in zip(widths, widths[1:], strict=False)
+            for c_in, c_out in itertools.pairwise(widths)
         )
-        self.convs.append(WNConv2d(1024, 1024, (kernel_size, 1), 1, padding=pad))
-        self.conv_post = WNConv2d(1024, 1, (3, 1), 1, padding=(1, 0))
+        top = widths[-1]
+        self.convs.append(WNConv2d(top, top, (kernel_size, 1), 1, padding=pad))
+        self.conv_post = WNConv2d(top, 1, (3, 1), 1, padding=(1, 0))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Judge ``(B, 1, T)`` audio.
@@ -132,9 +144,10 @@ class ScaleDiscriminator(nn.Module):
 
     Args:
         spectral_norm: spectrally normalise every layer instead of weight-normalising.
+        width_divisor: divides every hidden width (1: the paper's 128 ... 1024 channels).
     """
 
-    def __init__(self, spectral_norm: bool = False) -> None:
+    def __init__(self, spectral_norm: bool = False, width_divisor: int = 1) -> None:
         super().__init__()
         conv = _spectral_conv1d if spectral_norm else WNConv1d
         # (in, out, kernel, stride, groups); padding keeps "same" length before the stride.
@@ -147,11 +160,14 @@ class ScaleDiscriminator(nn.Module):
             (1024, 1024, 41, 1, 16),
             (1024, 1024, 5, 1, 1),
         )
-        self.convs = nn.ModuleList(
-            conv(c_in, c_out, k, stride, groups=groups, padding=(k - 1) // 2)
-            for c_in, c_out, k, stride, groups in layers
-        )
-        self.conv_post = conv(1024, 1, 3, 1, padding=1)
+        self.convs = nn.ModuleList()
+        for c_in, c_out, k, stride, groups in layers:
+            c_in = c_in if c_in == 1 else _narrow(c_in, width_divisor)
+            c_out = _narrow(c_out, width_divisor)
+            # Narrowed layers keep at least one channel per group.
+            groups = min(groups, c_in, c_out)
+            self.convs.append(conv(c_in, c_out, k, stride, groups=groups, padding=(k - 1) // 2))
+        self.conv_post = conv(_narrow(1024, width_divisor), 1, 3, 1, padding=1)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Judge ``(B, 1, T)`` audio.
@@ -166,54 +182,62 @@ class MultiPeriodDiscriminator(nn.Module):
     """The MPD: a :class:`PeriodDiscriminator` per entry of ``periods``.
 
     Args:
-        periods: the periods in samples (the reference's ``PERIODS``; a published ``do_``
-            file only loads with the default).
+        periods: the periods in samples.
+        width_divisor: narrows every branch (see :class:`PeriodDiscriminator`); the published
+            ``do_`` files hold the defaults.
     """
 
-    def __init__(self, periods: Sequence[int] = PERIODS) -> None:
+    def __init__(self, periods: Sequence[int] = PERIODS, width_divisor: int = 1) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList(PeriodDiscriminator(p) for p in periods)
+        self.discriminators = nn.ModuleList(
+            PeriodDiscriminator(p, width_divisor=width_divisor) for p in periods
+        )
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor) -> DiscriminatorOutput:
         """Judge real and generated ``(B, 1, T)`` waveforms (see :data:`DiscriminatorOutput`)."""
-        return _judge(((d, d) for d in self.discriminators), real, fake)
+        count = len(self.discriminators)
+        return _judge(self.discriminators, [real] * count, [fake] * count)
 
 
 class MultiScaleDiscriminator(nn.Module):
-    """The MSD: three :class:`ScaleDiscriminator` at 1x, 1/2x and 1/4x the sample rate."""
+    """The MSD: three :class:`ScaleDiscriminator` at 1x, 1/2x and 1/4x the sample rate.
 
-    def __init__(self) -> None:
+    Args:
+        width_divisor: narrows every branch (see :class:`ScaleDiscriminator`); the published
+            ``do_`` files hold the default.
+    """
+
+    def __init__(self, width_divisor: int = 1) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
-            [ScaleDiscriminator(spectral_norm=True), ScaleDiscriminator(), ScaleDiscriminator()]
+            ScaleDiscriminator(spectral_norm=i == 0, width_divisor=width_divisor) for i in range(3)
         )
         # No parameters, so these names never appear in the state dict.
         self.meanpools = nn.ModuleList([nn.AvgPool1d(4, 2, padding=2) for _ in range(2)])
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor) -> DiscriminatorOutput:
         """Judge real and generated ``(B, 1, T)`` waveforms (see :data:`DiscriminatorOutput`)."""
-        pools = [nn.Identity(), *self.meanpools]
-        rs, gs, frs, fgs = [], [], [], []
-        for pool, disc in zip(pools, self.discriminators, strict=True):
-            # Each scale pools the previous scale's signal, not the original.
-            real, fake = pool(real), pool(fake)
-            (r, fr), (g, fg) = disc(real), disc(fake)
-            rs.append(r)
-            gs.append(g)
-            frs.append(fr)
-            fgs.append(fg)
-        return rs, gs, frs, fgs
+        reals, fakes = [real], [fake]
+        # Each scale pools the previous scale's signal: 1/2x, then 1/4x.
+        for pool in self.meanpools:
+            reals.append(pool(reals[-1]))
+            fakes.append(pool(fakes[-1]))
+        return _judge(self.discriminators, reals, fakes)
 
 
-def _judge(pairs, real: torch.Tensor, fake: torch.Tensor) -> DiscriminatorOutput:
-    rs, gs, frs, fgs = [], [], [], []
-    for disc_real, disc_fake in pairs:
-        (r, fr), (g, fg) = disc_real(real), disc_fake(fake)
-        rs.append(r)
-        gs.append(g)
-        frs.append(fr)
-        fgs.append(fg)
-    return rs, gs, frs, fgs
+def _judge(
+    discriminators: nn.ModuleList, reals: Sequence[torch.Tensor], fakes: Sequence[torch.Tensor]
+) -> DiscriminatorOutput:
+    """Run discriminator ``i`` on ``reals[i]`` and on ``fakes[i]``."""
+    real_logits, fake_logits, real_maps, fake_maps = [], [], [], []
+    for disc, real, fake in zip(discriminators, reals, fakes, strict=True):
+        logits, maps = disc(real)
+        real_logits.append(logits)
+        real_maps.append(maps)
+        logits, maps = disc(fake)
+        fake_logits.append(logits)
+        fake_maps.append(maps)
+    return real_logits, fake_logits, real_maps, fake_maps
 
 
 def feature_loss(
@@ -222,8 +246,7 @@ def feature_loss(
     """Feature matching: ``2 * sum`` over discriminators and layers of ``mean |real - fake|``.
 
     Args:
-        real_features: per discriminator, its feature maps on real audio (treated as targets
-            by the caller's graph only through ``fake_features``; real maps need no grad).
+        real_features: per discriminator, its feature maps (one per layer) on real audio.
         fake_features: the same maps on generated audio.
 
     Returns:
@@ -239,21 +262,29 @@ def feature_loss(
 
 def discriminator_loss(
     real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]
-) -> tuple[torch.Tensor, list[float], list[float]]:
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Least-squares discriminator loss: real logits pushed to 1, generated ones to 0.
+
+    Args:
+        real_logits: per discriminator, its ``(B, n)`` logits on real audio.
+        fake_logits: the same on generated audio.
 
     Returns:
         ``(loss, real_terms, fake_terms)``: the scalar ``sum mean((1 - r)²) + mean(g²)`` and
-        each discriminator's two terms as floats (for logging).
+        each discriminator's two terms (scalars, for logging; no ``.item()`` here, so a GPU
+        is not made to wait).
     """
     real_terms = [torch.mean((1 - r) ** 2) for r in real_logits]
     fake_terms = [torch.mean(g**2) for g in fake_logits]
     loss = torch.stack(real_terms).sum() + torch.stack(fake_terms).sum()
-    return loss, [t.item() for t in real_terms], [t.item() for t in fake_terms]
+    return loss, real_terms, fake_terms
 
 
 def generator_loss(fake_logits: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Least-squares adversarial loss of the generator: ``sum mean((1 - g)²)``.
+
+    Args:
+        fake_logits: per discriminator, its ``(B, n)`` logits on generated audio.
 
     Returns:
         ``(loss, terms)``: the scalar and each discriminator's term.

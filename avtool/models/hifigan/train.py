@@ -1,0 +1,681 @@
+"""Train a HiFi-GAN vocoder from a folder of audio (the recipe of jik876/hifi-gan ``train.py``).
+
+Each step takes ``batch_size`` random crops of ``segment_size`` samples, computes their mel with
+the generator's contract (:attr:`HiFiGANConfig.mel`), vocodes it, and makes one update of the
+discriminators (MPD + MSD, least squares) and then one of the generator
+(adversarial + 2 x feature matching + 45 x L1 distance of the mels up to Nyquist). AdamW with
+lr 2e-4, betas (0.8, 0.99), the learning rate multiplied by 0.999 after every epoch (a pass over
+the training files), batch 16 and 8192-sample crops, as in the paper. The ``debug`` preset
+trains with batch 2 and discriminators 8x narrower (see :class:`TrainConfig`) so that a CPU
+step takes about half a second.
+
+The output folder follows the official layout, so jik876's scripts and :func:`hifigan.load`
+(and ``avtool vocode --model OUT/g_XXXXXXXX``) read it:
+
+* ``config.json``: the official keys (architecture, audio and training), so the file works with
+  jik876's code and with :meth:`HiFiGANConfig.from_dict`;
+* ``g_XXXXXXXX``: the generator after XXXXXXXX updates (:func:`hifigan.to_checkpoint`);
+* ``do_XXXXXXXX``: ``{"mpd", "msd", "optim_g", "optim_d", "steps", "epoch"}``, to resume;
+* ``train_log.jsonl``: one JSON record per logged step: ``step``, ``epoch``, ``lr``,
+  ``loss_disc`` (D total), ``loss_gen`` (G total), ``loss_adv``, ``loss_fm``, ``loss_mel``
+  (unweighted mel L1 of the batch), ``heldout_mel_l1`` (the same on the held-out file),
+  ``seconds`` (since this process started training) and ``seconds_per_step``;
+* ``run.json``: the held-out file, the training files and the library versions.
+
+    python -m avtool.models.hifigan.train --data LJSpeech-1.1/wavs --out runs/lj --config v1
+
+On the CPU, runs are bit-for-bit reproducible for a given seed and thread count, resumed or
+not: the crops of step ``s`` depend only on ``(seed, s)``. On a GPU they are not (cuDNN's
+autotuned kernels are enabled for speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.io.audio import load_audio
+from avtool.io.features import MelSpec, mel_spectrogram
+from avtool.io.files import atomic_output
+from avtool.models.hifigan import PRESETS, HiFiGANConfig, build, to_checkpoint
+from avtool.models.hifigan.discriminators import (
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    feature_loss,
+    generator_loss,
+)
+from avtool.models.weightnorm import load_weights, read_checkpoint
+from avtool.runtime import resolve_device, versions, write_json
+
+__all__ = ["AUDIO_SUFFIXES", "TrainConfig", "TrainResult", "find_audio_files", "main", "train"]
+
+log = logging.getLogger(__name__)
+
+#: File types taken from the data folder (searched recursively).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mkv", ".mp4", ".mpg", ".mpeg")
+#: Loss weights of the paper (the feature-matching factor 2 is inside ``feature_loss``).
+MEL_LOSS_WEIGHT = 45.0
+#: Peak level the training audio is normalised to (the reference's ``normalize(x) * 0.95``).
+PEAK_LEVEL = 0.95
+#: Longest stretch of the held-out file that is vocoded for the validation mel L1, in seconds.
+HELDOUT_SECONDS = 10.0
+LOG_NAME = "train_log.jsonl"
+_CHECKPOINT = re.compile(r"^(g|do)_(\d{8})$")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters under the official ``config.json`` names.
+
+    Attributes:
+        batch_size: crops per step.
+        learning_rate: AdamW learning rate at step 0 (both optimisers).
+        adam_b1: AdamW beta 1.
+        adam_b2: AdamW beta 2.
+        lr_decay: factor applied to the learning rate after every epoch.
+        seed: seeds the weights and the crops.
+        segment_size: crop length in samples; a multiple of the hop length.
+        fmax_for_loss: top of the loss mel in Hz; None is Nyquist (the paper's choice: the
+            generator is also judged above the input mel's 8 kHz).
+        discriminator_width_divisor: divides every discriminator width (ours, not official).
+            1 is the paper's (70 M parameters, needed to use published ``do_`` files); the
+            debug preset uses 8 so that CPU steps take a fraction of a second.
+    """
+
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    adam_b1: float = 0.8
+    adam_b2: float = 0.99
+    lr_decay: float = 0.999
+    seed: int = 1234
+    segment_size: int = 8192
+    fmax_for_loss: float | None = None
+    discriminator_width_divisor: int = 1
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.segment_size < 1:
+            raise InputError(
+                f"batch_size and segment_size must be positive, got {self.batch_size} and "
+                f"{self.segment_size}"
+            )
+        if self.discriminator_width_divisor not in (1, 2, 4, 8):
+            raise InputError(
+                f"discriminator_width_divisor must be 1, 2, 4 or 8, got "
+                f"{self.discriminator_width_divisor}"
+            )
+
+    @classmethod
+    def for_preset(cls, name: str) -> TrainConfig:
+        """The paper's settings; for ``debug``, batch 2 and discriminators 8x narrower."""
+        if name == "debug":
+            return cls(batch_size=2, discriminator_width_divisor=8)
+        return cls()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """The training keys of an official ``config.json`` (other keys are ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` left behind.
+
+    Attributes:
+        step: updates done in total (resumed runs count the earlier ones).
+        generator: path of the last ``g_XXXXXXXX``.
+        discriminators: path of the last ``do_XXXXXXXX``.
+        log: path of the JSONL training log.
+        last: the last log record (empty when no step ran).
+    """
+
+    step: int
+    generator: Path
+    discriminators: Path
+    log: Path
+    last: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- config.json
+
+
+def official_config(config: HiFiGANConfig, training: TrainConfig) -> dict[str, Any]:
+    """``config.json`` for jik876's code and ours: architecture, audio and training keys.
+
+    A ``mel`` entry (our full contract) is added only when the official audio keys cannot
+    describe the mel (e.g. a log10 mel); :meth:`HiFiGANConfig.from_dict` then prefers it.
+    """
+    mel = config.mel
+    data: dict[str, Any] = {
+        "resblock": config.resblock,
+        "num_gpus": 0,
+        **asdict(training),
+        "upsample_rates": list(config.upsample_rates),
+        "upsample_kernel_sizes": list(config.upsample_kernel_sizes),
+        "upsample_initial_channel": config.upsample_initial_channel,
+        "resblock_kernel_sizes": list(config.resblock_kernel_sizes),
+        "resblock_dilation_sizes": [list(d) for d in config.resblock_dilation_sizes],
+        "num_mels": config.num_mels,
+        "num_freq": mel.n_bins,
+        "n_fft": mel.n_fft,
+        "hop_size": mel.hop_length,
+        "win_size": mel.win_length,
+        "sampling_rate": mel.sample_rate,
+        "fmin": mel.fmin,
+        "fmax": mel.fmax,
+        # Read by the reference's train.py (its DataLoader workers, multi-GPU set-up).
+        "num_workers": 4,
+        "dist_config": {
+            "dist_backend": "nccl",
+            "dist_url": "tcp://localhost:54321",
+            "world_size": 1,
+        },
+    }
+    if HiFiGANConfig.from_dict(data).mel != mel:
+        data["mel"] = mel.to_dict()
+    return data
+
+
+def _read_config(
+    config: str | os.PathLike[str] | HiFiGANConfig,
+) -> tuple[HiFiGANConfig, TrainConfig]:
+    """A preset name, an official ``config.json`` path, or a generator config (paper training)."""
+    if isinstance(config, HiFiGANConfig):
+        return config, TrainConfig()
+    if isinstance(config, str) and config in PRESETS:
+        return HiFiGANConfig.preset(config), TrainConfig.for_preset(config)
+    path = Path(config)
+    if not path.is_file():
+        raise InputError(f"--config {config}: neither a preset ({', '.join(PRESETS)}) nor a file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable config ({exc})") from exc
+    return HiFiGANConfig.from_dict(data), TrainConfig.from_dict(data)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def find_audio_files(data_dir: str | os.PathLike[str]) -> list[Path]:
+    """Audio and video files under ``data_dir`` (recursively), sorted by path.
+
+    Raises:
+        InputError: not a folder, or fewer than two files (one is held out).
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if len(files) < 2:
+        raise InputError(
+            f"{root}: found {len(files)} audio files ({', '.join(AUDIO_SUFFIXES)}); training "
+            "needs at least two (one is held out for validation)"
+        )
+    return files
+
+
+class AudioCrops:
+    """Random ``segment_size`` crops of a list of files, decoded once and kept in memory.
+
+    The memory grows to the decoded size of the set (float32: 24 h of 22.05 kHz audio is
+    7.6 GB). Crops of step ``s`` depend only on ``(seed, s)``, so a resumed run sees the same
+    batches as an uninterrupted one.
+
+    Args:
+        files: the training files.
+        sample_rate: rate the audio is decoded at, in Hz.
+        segment_size: crop length in samples (shorter files are zero-padded).
+        seed: seeds the order of the files and the crop offsets.
+    """
+
+    def __init__(
+        self, files: Sequence[Path], sample_rate: int, segment_size: int, seed: int
+    ) -> None:
+        self.files = list(files)
+        self.sample_rate = sample_rate
+        self.segment_size = segment_size
+        self.seed = seed
+        self._cache: dict[int, np.ndarray] = {}
+
+    def audio(self, index: int) -> np.ndarray:
+        """File ``index`` as ``(T,)`` float32 mono, peak-normalised to :data:`PEAK_LEVEL`."""
+        if index not in self._cache:
+            audio, _ = load_audio(self.files[index], self.sample_rate)
+            self._cache[index] = normalize_peak(audio)
+        return self._cache[index]
+
+    def epoch_of(self, step: int, batch_size: int) -> int:
+        """Whole passes over the files done before step ``step`` (0-based)."""
+        return step * batch_size // len(self.files)
+
+    def batch(self, step: int, batch_size: int) -> torch.Tensor:
+        """The crops of step ``step`` (0-based): ``(batch_size, 1, segment_size)`` float32."""
+        crops = []
+        for sample in range(step * batch_size, (step + 1) * batch_size):
+            # Every epoch visits each file once, in its own seeded order.
+            epoch, position = divmod(sample, len(self.files))
+            order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(self.files))
+            audio = self.audio(int(order[position]))
+            spare = len(audio) - self.segment_size
+            if spare >= 0:
+                start = int(np.random.default_rng([self.seed, 1, sample]).integers(spare + 1))
+                crops.append(audio[start : start + self.segment_size])
+            else:
+                crops.append(np.pad(audio, (0, -spare)))
+        return torch.from_numpy(np.stack(crops)).unsqueeze(1)
+
+
+def normalize_peak(audio: np.ndarray, level: float = PEAK_LEVEL) -> np.ndarray:
+    """``audio`` scaled so its largest absolute sample is ``level`` (silence is left as is)."""
+    peak = float(np.max(np.abs(audio), initial=0.0))
+    return audio if peak == 0 else (audio * (level / peak)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_steps(out_dir: Path) -> list[int]:
+    """Steps that have both a ``g_`` and a ``do_`` file in ``out_dir``, ascending."""
+    found: dict[str, set[int]] = {"g": set(), "do": set()}
+    if out_dir.is_dir():
+        for path in out_dir.iterdir():
+            match = _CHECKPOINT.match(path.name)
+            if match:
+                found[match[1]].add(int(match[2]))
+    return sorted(found["g"] & found["do"])
+
+
+def _save(data: Mapping[str, Any], path: Path) -> Path:
+    # Written to a temporary name first: an interrupted save never leaves a truncated
+    # checkpoint that a later --resume would pick up.
+    with atomic_output(path, suffix=".tmp") as tmp:
+        torch.save(dict(data), tmp)
+    return path
+
+
+@contextlib.contextmanager
+def _frozen(*modules: nn.Module) -> Iterator[None]:
+    """No parameter gradients for ``modules`` (inputs still get theirs)."""
+    params = [p for m in modules for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: str | os.PathLike[str] | HiFiGANConfig | None = None,
+    steps: int = 1000,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    log_every: int = 100,
+    checkpoint_every: int = 5000,
+    resume: bool = False,
+    *,
+    training: TrainConfig | None = None,
+    keep_optimizer_states: int = 2,
+) -> TrainResult:
+    """Train (or go on training) a HiFi-GAN generator and its discriminators.
+
+    Args:
+        data_dir: folder of audio or video files (searched recursively, see
+            :data:`AUDIO_SUFFIXES`), decoded at the config's sample rate, mono. The last file
+            by path is held out for the validation mel L1; the others are trained on.
+        out_dir: where checkpoints, ``config.json`` and the log go (created).
+        config: a preset name (``debug``, ``v1``, ``v2``, ``v3``; training settings from
+            :meth:`TrainConfig.for_preset`), the path of an official ``config.json`` (its
+            training keys are used too), or a generator config (paper training settings).
+            None: ``out_dir``'s ``config.json`` when resuming, else ``v1``.
+        steps: total updates to reach; a run resumed at step ``k`` makes ``steps - k`` more.
+        batch_size: overrides the config's ``batch_size``.
+        seed: overrides the config's ``seed``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        log_every: append a record to ``train_log.jsonl`` every this many steps (also after
+            the first and the last step).
+        checkpoint_every: write ``g_``/``do_`` files every this many steps (and at the end).
+        resume: go on from the latest ``g_``/``do_`` pair in ``out_dir``, if any.
+        training: overrides every training setting (then ``batch_size``/``seed`` still apply).
+        keep_optimizer_states: older ``do_`` files beyond this many are deleted (a V1 one is
+            about 1 GB); every ``g_`` file is kept.
+
+    Returns:
+        The last step, checkpoint paths and log record.
+
+    Raises:
+        InputError: bad data folder or settings, ``out_dir`` already holding checkpoints
+            without ``resume``, or a ``config`` that disagrees with the one being resumed.
+        ModelError: a checkpoint that does not fit, or a loss that became NaN/infinite.
+        SetupError: cuda asked for and absent, or ``out_dir`` not writable.
+    """
+    if log_every < 1 or checkpoint_every < 1:
+        raise InputError(
+            f"log_every and checkpoint_every must be positive, got {log_every} and "
+            f"{checkpoint_every}"
+        )
+    out = Path(out_dir)
+    done = checkpoint_steps(out)
+    if done and not resume:
+        raise InputError(
+            f"{out} already holds checkpoints up to step {done[-1]}; pass --resume to go on "
+            "training, or choose another folder"
+        )
+    start_step = done[-1] if done else 0
+    stored = out / "config.json"
+    if config is None:
+        config = stored if resume and stored.is_file() else "v1"
+    generator_config, train_config = _read_config(config)
+    if done:
+        previous = _read_config(stored)[0] if stored.is_file() else None
+        if previous is not None and previous != generator_config:
+            raise InputError(f"{stored} describes another generator than --config {config}")
+    train_config = training or train_config
+    train_config = replace(
+        train_config,
+        batch_size=train_config.batch_size if batch_size is None else batch_size,
+        seed=train_config.seed if seed is None else seed,
+    )
+    mel_spec = generator_config.mel
+    if train_config.segment_size % mel_spec.hop_length:
+        raise InputError(
+            f"segment_size {train_config.segment_size} must be a multiple of the hop length "
+            f"{mel_spec.hop_length}"
+        )
+    loss_spec = replace(mel_spec, fmax=train_config.fmax_for_loss)
+    run_on = torch.device(resolve_device(device))
+    if run_on.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop shapes: the autotuned kernels pay
+
+    files = find_audio_files(data_dir)
+    heldout_file, train_files = files[-1], files[:-1]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(stored, official_config(generator_config, train_config))
+    write_json(
+        out / "run.json",
+        {
+            "data_dir": str(Path(data_dir)),
+            "heldout": [str(heldout_file)],
+            "train": [str(p) for p in train_files],
+            "device": str(run_on),
+            "versions": versions(),
+        },
+    )
+
+    # Weights are drawn on the CPU, so they depend on the seed only, not on the device.
+    torch.manual_seed(train_config.seed)
+    generator = build(generator_config)
+    divisor = train_config.discriminator_width_divisor
+    mpd = MultiPeriodDiscriminator(width_divisor=divisor)
+    msd = MultiScaleDiscriminator(width_divisor=divisor)
+    for module in (generator, mpd, msd):
+        module.to(run_on).train()
+    betas = (train_config.adam_b1, train_config.adam_b2)
+    optim_g = torch.optim.AdamW(generator.parameters(), train_config.learning_rate, betas=betas)
+    # MSD first, then MPD: the reference's parameter order, so its do_ files load.
+    optim_d = torch.optim.AdamW(
+        itertools.chain(msd.parameters(), mpd.parameters()), train_config.learning_rate, betas=betas
+    )
+    if done:
+        _resume(out, start_step, generator, mpd, msd, optim_g, optim_d)
+        log.info("resuming %s at step %d", out, start_step)
+
+    crops = AudioCrops(
+        train_files, mel_spec.sample_rate, train_config.segment_size, train_config.seed
+    )
+    heldout = torch.from_numpy(_heldout_audio(heldout_file, mel_spec.sample_rate)).to(run_on)
+    log_path = out / LOG_NAME
+    g_path, do_path = out / f"g_{start_step:08d}", out / f"do_{start_step:08d}"
+    record: dict[str, Any] = {}
+    began = time.perf_counter()
+    last_logged = (start_step, began)
+    batch = train_config.batch_size
+    for step in range(start_step, steps):
+        epoch = crops.epoch_of(step, batch)
+        lr = train_config.learning_rate * train_config.lr_decay**epoch
+        for group in itertools.chain(optim_g.param_groups, optim_d.param_groups):
+            group["lr"] = lr
+            group["initial_lr"] = train_config.learning_rate  # what the reference's scheduler reads
+        audio = crops.batch(step, batch).to(run_on, non_blocking=True)
+        losses = _update(audio, generator, mpd, msd, optim_g, optim_d, mel_spec, loss_spec)
+        done_steps = step + 1
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise ModelError(
+                f"step {done_steps}: a loss is not finite ({losses}); lower the learning rate "
+                "or check the data for silent or clipped files"
+            )
+        if done_steps % log_every == 0 or done_steps in (start_step + 1, steps):
+            now = time.perf_counter()
+            record = {
+                "step": done_steps,
+                "epoch": epoch,
+                "lr": lr,
+                **{k: round(v, 6) for k, v in losses.items()},
+                "heldout_mel_l1": round(
+                    _heldout_mel_l1(generator, heldout, mel_spec, loss_spec), 6
+                ),
+                "seconds": round(now - began, 3),
+                "seconds_per_step": round(
+                    (now - last_logged[1]) / (done_steps - last_logged[0]), 4
+                ),
+            }
+            last_logged = (done_steps, now)
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            log.info(
+                "step %d  D %.3f  G %.3f  mel %.3f  held-out mel %.3f  %.2f s/step",
+                done_steps,
+                record["loss_disc"],
+                record["loss_gen"],
+                record["loss_mel"],
+                record["heldout_mel_l1"],
+                record["seconds_per_step"],
+            )
+        if done_steps % checkpoint_every == 0 or done_steps == steps:
+            g_path, do_path = _checkpoint(
+                out, done_steps, epoch, generator, mpd, msd, optim_g, optim_d
+            )
+            _prune(out, keep_optimizer_states)
+    return TrainResult(max(start_step, steps), g_path, do_path, log_path, record)
+
+
+def _update(
+    audio: torch.Tensor,
+    generator: nn.Module,
+    mpd: MultiPeriodDiscriminator,
+    msd: MultiScaleDiscriminator,
+    optim_g: torch.optim.Optimizer,
+    optim_d: torch.optim.Optimizer,
+    mel_spec: MelSpec,
+    loss_spec: MelSpec,
+) -> dict[str, float]:
+    """One discriminator update then one generator update on ``(B, 1, T)`` real audio.
+
+    Returns:
+        ``loss_disc`` (D total), ``loss_gen`` (G total), ``loss_adv``, ``loss_fm`` and
+        ``loss_mel`` (the unweighted L1 between the loss mels) as floats.
+    """
+    real = audio
+    with torch.no_grad():
+        mel_in = mel_spectrogram(real.squeeze(1), mel_spec)
+        mel_real = mel_spectrogram(real.squeeze(1), loss_spec)
+    fake = generator(mel_in)
+
+    optim_d.zero_grad(set_to_none=True)
+    real_mpd, fake_mpd, _, _ = mpd(real, fake.detach())
+    real_msd, fake_msd, _, _ = msd(real, fake.detach())
+    loss_disc = (
+        discriminator_loss(real_mpd, fake_mpd)[0] + discriminator_loss(real_msd, fake_msd)[0]
+    )
+    loss_disc.backward()
+    optim_d.step()
+
+    optim_g.zero_grad(set_to_none=True)
+    mel_l1 = F.l1_loss(mel_spectrogram(fake.squeeze(1), loss_spec), mel_real)
+    # The discriminators only pass gradients through here: freezing their weights skips
+    # the weight gradients the reference computes and then discards.
+    with _frozen(mpd, msd):
+        loss_adv, loss_fm = torch.zeros((), device=real.device), torch.zeros((), device=real.device)
+        for disc in (mpd, msd):
+            _, fake_logits, real_maps, fake_maps = disc(real, fake)
+            loss_adv = loss_adv + generator_loss(fake_logits)[0]
+            loss_fm = loss_fm + feature_loss(real_maps, fake_maps)
+        loss_gen = loss_adv + loss_fm + MEL_LOSS_WEIGHT * mel_l1
+        loss_gen.backward()
+    optim_g.step()
+    names = ("loss_disc", "loss_gen", "loss_adv", "loss_fm", "loss_mel")
+    # One device-to-host copy per step (a GPU waits for its queue only once).
+    values = torch.stack([loss_disc, loss_gen, loss_adv, loss_fm, mel_l1]).detach().tolist()
+    return dict(zip(names, values, strict=True))
+
+
+def _heldout_audio(path: Path, sample_rate: int) -> np.ndarray:
+    audio, _ = load_audio(path, sample_rate, duration=HELDOUT_SECONDS)
+    return normalize_peak(audio)
+
+
+def _heldout_mel_l1(
+    generator: nn.Module, audio: torch.Tensor, mel_spec: MelSpec, loss_spec: MelSpec
+) -> float:
+    """L1 between the loss mels of ``(T,)`` held-out audio and of its vocoded mel."""
+    generator.eval()
+    try:
+        with torch.no_grad():
+            fake = generator(mel_spectrogram(audio, mel_spec)).squeeze(1)
+            real = audio[: fake.shape[-1]].unsqueeze(0)  # the generator gives whole hops only
+            return F.l1_loss(
+                mel_spectrogram(fake, loss_spec), mel_spectrogram(real, loss_spec)
+            ).item()
+    finally:
+        generator.train()
+
+
+def _checkpoint(
+    out: Path,
+    step: int,
+    epoch: int,
+    generator: nn.Module,
+    mpd: nn.Module,
+    msd: nn.Module,
+    optim_g: torch.optim.Optimizer,
+    optim_d: torch.optim.Optimizer,
+) -> tuple[Path, Path]:
+    g_path = _save(to_checkpoint(generator), out / f"g_{step:08d}")
+    # "steps" counts updates done; the reference reads it as the index of the last one and
+    # would resume at steps + 1 (its file names are one lower than ours for the same weights).
+    states = {
+        "mpd": mpd.state_dict(),
+        "msd": msd.state_dict(),
+        "optim_g": optim_g.state_dict(),
+        "optim_d": optim_d.state_dict(),
+        "steps": step,
+        "epoch": epoch,
+    }
+    return g_path, _save(states, out / f"do_{step:08d}")
+
+
+def _resume(
+    out: Path,
+    step: int,
+    generator: nn.Module,
+    mpd: nn.Module,
+    msd: nn.Module,
+    optim_g: torch.optim.Optimizer,
+    optim_d: torch.optim.Optimizer,
+) -> None:
+    g_file, do_file = out / f"g_{step:08d}", out / f"do_{step:08d}"
+    g_data = read_checkpoint(g_file)
+    if not isinstance(g_data, Mapping) or "generator" not in g_data:
+        raise ModelError(f"{g_file}: no 'generator' state dict in the checkpoint")
+    load_weights(generator, g_data["generator"], source=str(g_file), what="HiFi-GAN generator")
+    states = read_checkpoint(do_file)
+    try:  # optimisers move the loaded moments to their parameters' device themselves
+        mpd.load_state_dict(states["mpd"])
+        msd.load_state_dict(states["msd"])
+        optim_g.load_state_dict(states["optim_g"])
+        optim_d.load_state_dict(states["optim_d"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelError(
+            f"{do_file}: does not fit these discriminators/optimisers (another "
+            f"discriminator_width_divisor?): {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def _prune(out: Path, keep: int) -> None:
+    for step in checkpoint_steps(out)[:-keep] if keep > 0 else []:
+        (out / f"do_{step:08d}").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m avtool.models.hifigan.train``; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m avtool.models.hifigan.train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data", required=True, help="folder of audio/video files")
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="debug, v1, v2, v3 or a config.json (default: the resumed run's, else v1)",
+    )
+    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--checkpoint-every", type=int, default=5000)
+    parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        result = train(
+            args.data,
+            args.out,
+            args.config,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+        )
+    except AvtoolError as exc:
+        log.error("error: %s", exc)
+        return int(exc.exit_code)
+    log.info("step %d: %s, %s", result.step, result.generator, result.discriminators)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
