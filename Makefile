@@ -9,7 +9,14 @@ DEMO_TEXT ?= Hello! This is avtool, speaking offline with a neural voice. Every 
 .PHONY: install demo test lint format bench clean
 
 # torch is pinned to the local CPU build: an unpinned torch pulls several GB of CUDA wheels.
+# fluidsynth + a General MIDI soundfont render `avtool music --audio`; without root (or apt)
+# the built-in synthesiser is used instead, so a failure here is reported, not fatal.
 $(STAMP): pyproject.toml
+	@if [ ! -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || ! command -v fluidsynth >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			fluidsynth fluid-soundfont-gm >/dev/null) \
+		|| echo "note: fluidsynth not installed; music audio uses the built-in synthesiser"; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
