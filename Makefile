@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# basic-pitch's metadata pulls TensorFlow on Linux; avtool only runs its bundled ONNX model.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps basic-pitch==0.4.0
 	touch $(STAMP)
 
 install: $(STAMP)
