@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from avtool import __version__
-from avtool.cli import doctor, evaluate, models, tts, vocode
+from avtool.cli import doctor, evaluate, models, music, tts, vocode
 from avtool.cli.common import DEVICE_CHOICES, GlobalOptions, configure_logging, handle_errors
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ def root(
 
 app.command("tts")(tts.tts_command)
 app.command("vocode")(vocode.vocode_command)
+app.command("music")(music.music_command)
 app.command("doctor")(doctor.doctor_command)
 app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")

@@ -1,0 +1,96 @@
+"""``avtool music``: compose four-voice chorales as MIDI (and audio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from avtool.cli.common import global_options, handle_errors
+from avtool.tasks.music import MusicOptions
+
+_DEFAULTS = MusicOptions()
+_SAMPLING = _DEFAULTS.sampling
+
+
+@handle_errors
+def music_command(
+    ctx: typer.Context,
+    output: str = typer.Option(
+        "piece.mid", "--output", "-o", help="MIDI path or template ({index}, {id})."
+    ),
+    audio: str = typer.Option(None, "--audio", help="Also render audio (.wav/.flac path)."),
+    bars: int = typer.Option(_SAMPLING.bars, "--bars", help="Length in bars."),
+    key: str = typer.Option(
+        None,
+        "--key",
+        help=f'Key, e.g. "G major", "f# minor" (default {_SAMPLING.key!r}, or '
+        "estimated from --prompt/--harmonize).",
+    ),
+    time_signature: str = typer.Option(_SAMPLING.time_signature, "--time-signature"),
+    tempo: float = typer.Option(_DEFAULTS.tempo, "--tempo", help="Quarter notes per minute."),
+    temperature: float = typer.Option(_SAMPLING.temperature, "--temperature"),
+    top_k: int = typer.Option(_SAMPLING.top_k, "--top-k", help="0 keeps every token."),
+    count: int = typer.Option(_DEFAULTS.count, "--count", "-n", help="Pieces (seed, seed+1, ...)."),
+    model: str = typer.Option(_DEFAULTS.model, "--model", help="Registry name or checkpoint."),
+    prompt: Path = typer.Option(
+        None, "--prompt", help="Continue a MIDI file, or audio transcribed with basic-pitch."
+    ),
+    harmonize: Path = typer.Option(
+        None, "--harmonize", help="Melody (MIDI or audio) to harmonise: fills alto, tenor, bass."
+    ),
+    instrument: str = typer.Option(_DEFAULTS.instrument, "--instrument", help="GM instrument."),
+    sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
+    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per piece."),
+) -> None:
+    """Compose Bach-style four-voice chorales (MIDI, optionally audio).
+
+    Examples:
+
+      avtool music -o chorale.mid --audio chorale.wav --bars 16 --key "G major"
+
+      avtool --seed 3 music -n 10 -o 'out/{index}.mid'
+
+      avtool music --harmonize melody.mid -o harmonised.mid
+    """
+    from dataclasses import replace
+
+    from avtool.runtime import print_summary
+    from avtool.tasks import music
+
+    opts = global_options(ctx)
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    sampling = replace(
+        _SAMPLING,
+        bars=bars,
+        key=key or _SAMPLING.key,
+        time_signature=time_signature,
+        temperature=temperature,
+        top_k=top_k,
+        seed=opts.seed,
+    )
+    options = MusicOptions(
+        model=model,
+        count=count,
+        tempo=tempo,
+        instrument=instrument,
+        sample_rate=sample_rate,
+        key_given=key is not None,
+        sampling=sampling,
+    )
+    summary = music.run(
+        options,
+        output,
+        audio_template=audio,
+        prompt=prompt,
+        harmonize=harmonize,
+        accept_license=opts.accept_license,
+        policy="overwrite" if overwrite else "skip" if skip_existing else "refuse",
+        report=report,
+        quiet=opts.quiet,
+    )
+    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
+    raise typer.Exit(summary.exit_code)

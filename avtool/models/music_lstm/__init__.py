@@ -1,0 +1,244 @@
+"""LSTM language model over the chorale token stream (the survey's RNN-based symbolic models).
+
+Input at position ``i``: the embedding of token ``i`` plus the conditioning embedding
+(:class:`~avtool.models.music_tokens.ConditionEmbedding`: beat, fermata, voice) of position
+``i + 1``, the token to predict. A stack of LSTM layers and a linear layer give the logits of
+token ``i + 1`` over :data:`~avtool.models.music_tokens.VOCAB_SIZE` tokens.
+
+    model = build(MusicLSTMConfig.small())              # or load("music_lstm.pt")
+    logits, state = model(tokens[:, :-1], cond[:, 1:])  # (B, L, V)
+    logp = model.log_probs(tokens, cond)                # (N,) per-token log-likelihood
+    decoder = model.decoder(batch)                      # step by step, for sampling
+
+Checkpoints are ``{"format", "config", "state_dict", "vocab"}`` (:func:`to_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from avtool.errors import ModelError
+from avtool.models.music_tokens import (
+    PAD,
+    VOCAB_SIZE,
+    ConditionEmbedding,
+    check_vocabulary,
+    next_token_log_probs,
+    score_sequence,
+    vocabulary,
+)
+from avtool.models.weightnorm import load_weights, read_checkpoint
+
+__all__ = [
+    "PRESETS",
+    "MusicLSTM",
+    "MusicLSTMConfig",
+    "build",
+    "infer",
+    "load",
+    "to_checkpoint",
+]
+
+#: Preset names accepted by :meth:`MusicLSTMConfig.preset`.
+PRESETS = ("small", "debug")
+FORMAT = "avtool-music-lstm-1"
+
+
+@dataclass(frozen=True)
+class MusicLSTMConfig:
+    """An LSTM token model.
+
+    Attributes:
+        embed_dim: token and conditioning embedding size.
+        hidden_size: LSTM state size.
+        num_layers: stacked LSTM layers.
+        dropout: dropout on the embeddings, between layers and before the output layer.
+    """
+
+    embed_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if min(self.embed_dim, self.hidden_size, self.num_layers) < 1:
+            raise ModelError(f"invalid music LSTM config: {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError(f"music LSTM dropout must be in [0, 1), not {self.dropout}")
+
+    @classmethod
+    def small(cls) -> MusicLSTMConfig:
+        """Two layers of 256 units, 1.0 M parameters (4 MB): trains on a CPU in minutes."""
+        return cls()
+
+    @classmethod
+    def debug(cls) -> MusicLSTMConfig:
+        """One layer of 32 units (20 k parameters): for tests."""
+        return cls(embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0)
+
+    @classmethod
+    def preset(cls, name: str) -> MusicLSTMConfig:
+        """The preset called ``name`` (one of :data:`PRESETS`).
+
+        Raises:
+            ModelError: unknown name.
+        """
+        if name not in PRESETS:
+            raise ModelError(f"unknown music LSTM preset {name!r} (known: {', '.join(PRESETS)})")
+        return getattr(cls, name)()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MusicLSTMConfig:
+        """A config from :func:`dataclasses.asdict` output or ``{"preset": name, ...}``."""
+        names = {f.name for f in fields(cls)}
+        base = cls.preset(str(data["preset"])) if "preset" in data else cls()
+        try:
+            return replace(base, **{k: v for k, v in data.items() if k in names})
+        except TypeError as exc:
+            raise ModelError(f"invalid music LSTM config: {exc}") from exc
+
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class MusicLSTM(nn.Module):
+    """Token embedding + conditioning -> LSTM -> next-token logits."""
+
+    def __init__(self, config: MusicLSTMConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(VOCAB_SIZE, config.embed_dim, padding_idx=PAD)
+        self.cond = ConditionEmbedding(config.embed_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.embed_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.out = nn.Linear(config.hidden_size, VOCAB_SIZE)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        next_cond: torch.Tensor,
+        state: LSTMState | None = None,
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """Next-token logits.
+
+        Args:
+            tokens: ``(B, L)`` int64 input tokens.
+            next_cond: ``(B, L, COND_SIZE)`` int64 conditioning of the token each position
+                predicts (the row after the input token's own).
+            state: ``(h, c)``, each ``(num_layers, B, hidden_size)``, from a previous call.
+
+        Returns:
+            ``(B, L, VOCAB_SIZE)`` logits and the final state.
+        """
+        x = self.dropout(self.embed(tokens) + self.cond(next_cond))
+        y, state = self.lstm(x, state)
+        return self.out(self.dropout(y)), state
+
+    def log_probs(self, tokens: np.ndarray | torch.Tensor, cond: np.ndarray | torch.Tensor):
+        """Log-likelihood of each token of one piece given the ones before it.
+
+        Args:
+            tokens: ``(N,)`` an encoded piece (:func:`music_tokens.encode`).
+            cond: ``(N, COND_SIZE)`` its conditioning.
+
+        Returns:
+            ``(N,)`` float64 numpy natural-log probabilities; NaN at position 0 and at PAD.
+        """
+        return score_sequence(self, tokens, cond)
+
+    def decoder(self, batch: int) -> _LSTMDecoder:
+        """A step-by-step decoder for ``batch`` pieces (see :mod:`music_generate`)."""
+        return _LSTMDecoder(self, batch)
+
+
+class _LSTMDecoder:
+    """Feeds one token per call (all rows at once) and returns next-token logits."""
+
+    def __init__(self, model: MusicLSTM, batch: int):
+        self.model = model
+        self.batch = batch
+        self.state: LSTMState | None = None
+
+    def feed(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Take the tokens at the current position; predict the next ones.
+
+        Args:
+            tokens: ``(B,)`` int64.
+            cond: ``(B, COND_SIZE)`` conditioning of the next position.
+
+        Returns:
+            ``(B, VOCAB_SIZE)`` float32 logits.
+        """
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            logits, self.state = self.model(
+                tokens.to(device)[:, None], cond.to(device)[:, None], self.state
+            )
+        return logits[:, 0].float().cpu()
+
+
+def build(config: MusicLSTMConfig) -> MusicLSTM:
+    """A randomly initialised model (training mode; torch's global RNG)."""
+    return MusicLSTM(config)
+
+
+def infer(model: MusicLSTM, tokens: torch.Tensor, next_cond: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probabilities without gradients.
+
+    Args:
+        model: a :class:`MusicLSTM`.
+        tokens: ``(B, L)`` int64 input tokens.
+        next_cond: ``(B, L, COND_SIZE)`` conditioning of the predicted positions.
+
+    Returns:
+        ``(B, L, VOCAB_SIZE)`` float32 log-probabilities.
+    """
+    return next_token_log_probs(model, tokens, next_cond)
+
+
+def to_checkpoint(model: MusicLSTM) -> dict[str, Any]:
+    """``{"format", "config", "state_dict", "vocab"}``; save with ``torch.save``."""
+    return {
+        "format": FORMAT,
+        "config": asdict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocab": vocabulary(),
+    }
+
+
+def load(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any], device: str | torch.device = "cpu"
+) -> MusicLSTM:
+    """A model from a :func:`to_checkpoint` file (read with ``weights_only=True``) or dict.
+
+    Returns:
+        The model in eval mode on ``device``.
+
+    Raises:
+        ModelError: unreadable file, another family or vocabulary, mismatching weights.
+    """
+    if isinstance(checkpoint, Mapping):
+        data, source = checkpoint, "music LSTM checkpoint"
+    else:
+        data, source = read_checkpoint(checkpoint), os.fspath(checkpoint)
+    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+        raise ModelError(f"{source}: not a music LSTM checkpoint (format {found!r})")
+    check_vocabulary(data.get("vocab"), source)
+    config = MusicLSTMConfig.from_dict(data.get("config") or {})
+    model = build(config)
+    load_weights(model, data["state_dict"], source=source, what="music LSTM")
+    return model.to(device).eval()

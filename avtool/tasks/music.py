@@ -1,0 +1,313 @@
+"""Symbolic music: sample four-voice chorales as MIDI (and audio), continue a MIDI or audio
+prompt, or harmonise a melody, with the chorale models trained on music21's Bach corpus.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from avtool.errors import InputError, ModelError
+from avtool.models.music_options import SamplingOptions
+
+DEFAULT_MODEL = "music-transformer-chorales"
+MIDI_SUFFIXES = (".mid", ".midi")
+AUDIO_SUFFIXES = (".wav", ".flac")
+# Krumhansl-Kessler key profiles (probe-tone ratings), C major / C minor.
+_MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+_MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+_PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
+
+
+@dataclass(frozen=True)
+class MusicOptions:
+    """Options of ``avtool music`` beyond sampling; the CLI reads its defaults from here.
+
+    Attributes:
+        model: registry name or checkpoint path (Markov ``.npz``, LSTM/Transformer ``.pt``).
+        count: pieces to sample (piece i uses seed + i).
+        tempo: quarter notes per minute in the MIDI and audio.
+        instrument: General MIDI instrument name for all four voices.
+        sample_rate: audio rate in Hz.
+        key_given: False when ``sampling.key`` is the default and may be estimated from a
+            prompt or melody instead.
+        sampling: bars, key, metre, temperature, top-k, seed.
+    """
+
+    model: str = DEFAULT_MODEL
+    count: int = 1
+    tempo: float = 90.0
+    instrument: str = "organ"
+    sample_rate: int = 44100
+    key_given: bool = False
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+    def validated(self) -> MusicOptions:
+        """Self after range checks.
+
+        Raises:
+            InputError: zero bars, bad tempo/count/temperature/top-k, unknown key string.
+        """
+        from avtool.io.chorales import parse_key
+
+        s = self.sampling
+        if s.bars < 1:
+            raise InputError(f"--bars {s.bars}: a piece needs at least one bar")
+        if not 20 <= self.tempo <= 400:
+            raise InputError(f"--tempo {self.tempo}: must be 20..400 quarter notes per minute")
+        if not 1 <= self.count <= 10000:
+            raise InputError(f"--count {self.count}: must be 1..10000")
+        if s.temperature < 0 or s.top_k < 0 or s.seed < 0:
+            raise InputError("--temperature, --top-k and --seed must be >= 0")
+        parse_key(s.key)
+        return self
+
+
+def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
+    """Key of a passage by the Krumhansl-Schmuckler method: the major/minor profile, over
+    all 24 rotations, that best correlates with the duration-weighted pitch-class histogram.
+    """
+    import numpy as np
+
+    from avtool.io.chorales import HOLD, REST
+
+    histogram = np.zeros(12)
+    for row in np.asarray(voices):
+        current = None
+        for value in row:
+            current = None if value == REST else (current if value == HOLD else int(value))
+            if current is not None:
+                histogram[current % 12] += 1
+    if not histogram.any():
+        raise InputError("no notes to estimate a key from")
+    best = max(
+        (float(np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]), tonic, mode)
+        for mode, profile in (("major", _MAJOR_PROFILE), ("minor", _MINOR_PROFILE))
+        for tonic in range(12)
+    )
+    return best[1], best[2]
+
+
+def read_prompt(path: Path, tempo: float):  # -> (4, T) grid
+    """Voices of a MIDI file, or of an audio file transcribed with basic-pitch.
+
+    Raises:
+        InputError: unreadable or empty file, or no notes detected (naming the file).
+    """
+    suffix = path.suffix.lower()
+    if suffix in MIDI_SUFFIXES:
+        from avtool.io.midi import read_midi
+
+        return read_midi(path)[0]
+    from avtool.models import basic_pitch
+
+    return basic_pitch.transcribe_file(path, tempo, min_velocity=0.5)
+
+
+@dataclass
+class LoadedMusicModel:
+    """A loaded model with what the sidecar needs to name it."""
+
+    name: str
+    family: str
+    sha256: str
+    license: str
+    model: Any
+    load_seconds: float
+
+
+def load_music_model(name_or_path: str, *, accept_license: bool = False) -> LoadedMusicModel:
+    """Resolve a music model in the registry (or a local checkpoint) and load it.
+
+    Raises:
+        ModelError: unknown, unverifiable or unreadable model.
+    """
+    from avtool import registry
+    from avtool.models.music_generate import FAMILIES, load_model
+
+    start = time.perf_counter()
+    resolved = registry.resolve(name_or_path, task="music", accept_license=accept_license)
+    family = resolved.entry.family.removeprefix("music_") or None
+    if family is not None and family not in FAMILIES:
+        raise ModelError(f"{name_or_path}: family {resolved.entry.family!r} is not a music model")
+    model = load_model(resolved.path, family)
+    return LoadedMusicModel(
+        name=resolved.entry.name,
+        family=family or type(model).__name__,
+        sha256=resolved.entry.files[0].sha256,
+        license=resolved.entry.license,
+        model=model,
+        load_seconds=time.perf_counter() - start,
+    )
+
+
+def compose(
+    loaded: LoadedMusicModel,
+    options: MusicOptions,
+    *,
+    prompt: Path | None = None,
+    harmonize: Path | None = None,
+):  # -> (count, 4, T) grids, key (tonic, mode), details
+    """Sample ``options.count`` pieces, continuing ``prompt`` or harmonising ``harmonize``.
+
+    Returns:
+        ``(pieces, (tonic, mode), details)`` where pieces is ``(count, 4, T)``.
+    """
+    from avtool.io.chorales import REST, parse_key
+    from avtool.models.music_generate import generate_batch
+    from avtool.models.music_tokens import parse_time_signature
+
+    s = options.sampling
+    steps_per_bar = parse_time_signature(s.time_signature)
+    details: dict[str, Any] = {}
+    prompt_voices = fixed_soprano = None
+    steps: int | None = s.bars * steps_per_bar
+    if prompt is not None:
+        prompt_voices = read_prompt(prompt, options.tempo)
+        details["prompt_steps"] = int(prompt_voices.shape[1])
+    if harmonize is not None:
+        melody = read_prompt(harmonize, options.tempo)
+        fixed_soprano = melody[0]
+        if (fixed_soprano == REST).all():
+            raise InputError(f"{harmonize}: the melody has no notes in its top voice")
+        steps = None  # the melody's length
+        details["melody_steps"] = int(fixed_soprano.size)
+    source = (
+        prompt_voices if prompt_voices is not None else (melody if harmonize is not None else None)
+    )
+    if options.key_given or source is None:
+        key = parse_key(s.key)
+    else:
+        key = estimate_key(source)
+        details["key_estimated"] = True
+    pieces = generate_batch(
+        loaded.model,
+        options.count,
+        steps=steps,
+        key_tonic=key[0],
+        mode=key[1],
+        time_signature=s.time_signature,
+        temperature=s.temperature,
+        top_k=s.top_k,
+        seed=s.seed,
+        prompt_voices=prompt_voices,
+        fixed_soprano=fixed_soprano,
+        phrase_bars=s.phrase_bars,
+    )
+    return pieces, key, details
+
+
+def key_name(key: tuple[int, str]) -> str:
+    """``(7, "major")`` -> ``"G major"``."""
+    return f"{_PITCH_NAMES[key[0]].replace('-', 'b')} {key[1]}"
+
+
+def write_piece(
+    voices,
+    midi_path: Path,
+    audio_path: Path | None,
+    options: MusicOptions,
+    meta: dict[str, Any],
+) -> list[Path]:
+    """Write one piece as MIDI (and audio), each with its JSON sidecar; atomic."""
+    from avtool.io.audio import save_audio
+    from avtool.io.midi import gm_program, write_midi
+    from avtool.registry import sha256_file
+    from avtool.runtime import sidecar_path, write_json
+
+    program = gm_program(options.instrument)
+    write_midi(midi_path, voices, options.tempo, time_signature=options.sampling.time_signature,
+               programs=(program,) * 4)  # fmt: skip
+    written = [midi_path]
+    outputs = {"midi": {"path": str(midi_path), "sha256": sha256_file(midi_path)}}
+    if audio_path is not None:
+        from avtool.io.synth import render, renderer_name
+
+        if audio_path.suffix.lower() not in AUDIO_SUFFIXES:
+            raise InputError(f"{audio_path}: audio output must be .wav or .flac")
+        start = time.perf_counter()
+        audio = render(voices, options.tempo, options.sample_rate, options.instrument)
+        save_audio(audio_path, audio, options.sample_rate)
+        outputs["audio"] = {"path": str(audio_path), "sha256": sha256_file(audio_path),
+                            "renderer": renderer_name(), "sample_rate": options.sample_rate,
+                            "duration": round(audio.size / options.sample_rate, 4),
+                            "render_s": round(time.perf_counter() - start, 4)}  # fmt: skip
+        written.append(audio_path)
+    full = {**meta, "outputs": outputs}
+    for path in written:
+        write_json(sidecar_path(path), full)
+    return written
+
+
+def run(
+    options: MusicOptions,
+    output_template: str,
+    *,
+    audio_template: str | None = None,
+    prompt: Path | None = None,
+    harmonize: Path | None = None,
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+):  # -> BatchSummary
+    """Compose ``options.count`` pieces and write them (model loaded once).
+
+    Raises:
+        InputError, ModelError: before anything is written.
+    """
+    from avtool.runtime import BatchItem, check_outputs, format_output, run_batch, versions
+
+    options = options.validated()
+    if prompt is not None and harmonize is not None:
+        raise InputError("--prompt and --harmonize exclude each other")
+    if Path(output_template).suffix.lower() not in MIDI_SUFFIXES:
+        raise InputError(f"-o {output_template}: the score is written as .mid")
+    if options.count > 1 and "{" not in output_template:
+        stem = Path(output_template)
+        output_template = str(stem.with_name(f"{stem.stem}-{{index}}{stem.suffix}"))
+        if audio_template and "{" not in audio_template:
+            a = Path(audio_template)
+            audio_template = str(a.with_name(f"{a.stem}-{{index}}{a.suffix}"))
+    items = []
+    for i in range(options.count):
+        item_id = f"seed{options.sampling.seed + i}"
+        audio = format_output(audio_template, item_id=item_id, index=i) if audio_template else None
+        items.append(BatchItem(index=i, id=item_id, input=str(prompt or harmonize or "sample"),
+                               output=format_output(output_template, item_id=item_id, index=i),
+                               options={"audio": audio}))  # fmt: skip
+    check_outputs(items, policy)
+    if audio_template:
+        check_outputs([replace(it, output=it.options["audio"]) for it in items], policy)
+    loaded = load_music_model(options.model, accept_license=accept_license)
+    start = time.perf_counter()
+    pieces, key, details = compose(loaded, options, prompt=prompt, harmonize=harmonize)
+    compose_s = time.perf_counter() - start
+
+    def process(item: BatchItem) -> list[Path]:
+        meta = {
+            "task": "music",
+            "model": {"name": loaded.name, "family": loaded.family, "sha256": loaded.sha256,
+                      "license": loaded.license},
+            "seed": options.sampling.seed + item.index,
+            "options": asdict(options),
+            "key": key_name(key),
+            "input": {"prompt": str(prompt) if prompt else None,
+                      "harmonize": str(harmonize) if harmonize else None, **details},
+            "score": {"steps": int(pieces.shape[-1]),
+                      "bars": round(pieces.shape[-1] / _steps_per_bar(options), 2)},
+            "timings": {"load_s": round(loaded.load_seconds, 4),
+                        "compose_s_all_pieces": round(compose_s, 4)},
+            "versions": versions(),
+        }  # fmt: skip
+        return write_piece(pieces[item.index], item.output, item.options["audio"], options, meta)
+
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="music")
+
+
+def _steps_per_bar(options: MusicOptions) -> int:
+    from avtool.models.music_tokens import parse_time_signature
+
+    return parse_time_signature(options.sampling.time_signature)
