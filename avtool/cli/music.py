@@ -39,6 +39,9 @@ def music_command(
     harmonize: Path = typer.Option(
         None, "--harmonize", help="Melody (MIDI or audio) to harmonise: fills alto, tenor, bass."
     ),
+    avoid_parallels: bool = typer.Option(
+        _SAMPLING.avoid_parallels, "--avoid-parallels", help="Never write parallel 5ths/8ves."
+    ),
     instrument: str = typer.Option(_DEFAULTS.instrument, "--instrument", help="GM instrument."),
     sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -71,6 +74,7 @@ def music_command(
         temperature=temperature,
         top_k=top_k,
         seed=opts.seed,
+        avoid_parallels=avoid_parallels,
     )
     options = MusicOptions(
         model=model,

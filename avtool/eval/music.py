@@ -40,6 +40,7 @@ __all__ = [
     "is_valid",
     "jensen_shannon",
     "parallel_motion",
+    "perfect_parallel",
     "pitch_class_histogram",
     "range_violations",
     "sounding",
@@ -126,6 +127,30 @@ def range_violations(
     return outside, total
 
 
+def perfect_parallel(upper_before: Any, lower_before: Any, upper: Any, lower: Any) -> Any:
+    """Whether two voices move in parallel fifths or octaves (elementwise).
+
+    Works on numbers, numpy arrays and torch tensors alike (broadcasting), so the sampler
+    (:func:`avtool.models.music_generate.generate` with ``avoid_parallels``) uses the same
+    rule as :func:`parallel_motion`.
+
+    Args:
+        upper_before: MIDI pitch of one voice at the earlier moment.
+        lower_before: MIDI pitch of the other voice at the earlier moment.
+        upper: the first voice's pitch at the later moment.
+        lower: the second voice's pitch at the later moment.
+
+    Returns:
+        True where both voices move in the same direction and their interval is a perfect
+        fifth before and after, or an octave/unison before and after (compound intervals
+        count as simple ones).
+    """
+    before = abs(upper_before - lower_before) % 12
+    after = abs(upper - lower) % 12
+    same_direction = (upper - upper_before) * (lower - lower_before) > 0
+    return same_direction & (before == after) & ((before == 0) | (before == 7))
+
+
 def parallel_motion(piece: Any) -> tuple[int, int]:
     """``(parallel fifths, parallel octaves and unisons)`` between all voice pairs.
 
@@ -145,13 +170,9 @@ def parallel_motion(piece: Any) -> tuple[int, int]:
             if not (onset[a, step] or onset[b, step]):
                 continue
             current = (int(sound[a, step]), int(sound[b, step]))
-            if previous is not None:
-                move_a, move_b = current[0] - previous[0], current[1] - previous[1]
-                before = abs(previous[0] - previous[1]) % 12
-                after = abs(current[0] - current[1]) % 12
-                if move_a * move_b > 0 and before == after:
-                    fifths += before == 7
-                    octaves += before == 0
+            if previous is not None and perfect_parallel(*previous, *current):
+                fifths += abs(current[0] - current[1]) % 12 == 7
+                octaves += abs(current[0] - current[1]) % 12 == 0
             previous = current
     return fifths, octaves
 

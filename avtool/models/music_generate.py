@@ -14,7 +14,9 @@ forces a token (BOS, the key, a prompt step, a given soprano note) or samples on
   placed (:class:`~avtool.models.music_tokens.VoiceState`), exactly as ``encode`` computes
   them for the finished piece;
 * tokens outside the voice's range (:data:`avtool.io.chorales.VOICE_RANGES`), special and key
-  tokens are masked to ``-inf``; HOLD is allowed only while the voice sounds a note;
+  tokens are masked to ``-inf``; HOLD is allowed only while the voice sounds a note; with
+  ``avoid_parallels``, so are notes that would move in parallel fifths or octaves with a
+  voice above (already placed in this step);
 * ``temperature`` divides the logits (0 takes the most likely token) and ``top_k`` keeps the k
   best tokens before sampling;
 * piece ``i`` of a batch is drawn with its own ``torch.Generator`` seeded ``seed + i``, so
@@ -39,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,8 +55,12 @@ from avtool.models.music_tokens import (
     BOS,
     COND_SOUNDING,
     HOLD_TOKEN,
+    KEY_BASE,
     NUM_VOICES,
+    PITCH_BASE,
+    PITCH_LOW,
     PREFIX_LENGTH,
+    VOCAB_SIZE,
     VoiceState,
     decode,
     encode_voices,
@@ -238,6 +245,7 @@ def generate_batch(
     fermata: np.ndarray | None = None,
     start_beat: int = 0,
     phrase_bars: int | None = SamplingOptions.phrase_bars,
+    avoid_parallels: bool = SamplingOptions.avoid_parallels,
     voice_ranges: Mapping[str, tuple[int, int]] = VOICE_RANGES,
 ) -> np.ndarray:
     """Sample ``count`` pieces at once.
@@ -258,6 +266,8 @@ def generate_batch(
         fermata: ``(P + steps,)`` bool fermata flags; :func:`phrase_fermatas` when None.
         start_beat: position of the first step in its bar, in sixteenths.
         phrase_bars: bars per phrase for the fermata rule.
+        avoid_parallels: never sample a note making parallel fifths or octaves with a voice
+            above it (forced notes are kept as given).
         voice_ranges: inclusive MIDI range of each voice for the sampled notes.
 
     Returns:
@@ -311,8 +321,50 @@ def generate_batch(
     tokens = torch.zeros(count, length, dtype=torch.long)
     tokens[:, 0] = BOS
     with _one_thread():
-        _decode(model.decoder(count), tokens, cond, forced, masks, temperature, top_k, generators)
+        _decode(
+            model.decoder(count),
+            tokens,
+            cond,
+            forced,
+            masks,
+            _Sampling(temperature, top_k, generators, avoid_parallels),
+        )
     return np.stack([decode(row) for row in tokens.numpy()])
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    temperature: float
+    top_k: int
+    generators: Sequence[torch.Generator]
+    avoid_parallels: bool
+
+
+def _parallel_notes(before: torch.Tensor, now: torch.Tensor, voice: int) -> torch.Tensor:
+    """``(B, VOCAB_SIZE)`` bool: pitch tokens that would move ``voice`` in parallel fifths
+    or octaves with a voice above it.
+
+    Args:
+        before: ``(B, 4)`` tokens each voice sounded at the end of the previous step.
+        now: ``(B, 4)`` tokens each voice sounds now (the voices above ``voice`` are placed).
+    """
+    from avtool.eval.music import perfect_parallel
+
+    token = torch.arange(VOCAB_SIZE)
+    pitch = token - PITCH_BASE + PITCH_LOW  # meaningful for pitch tokens only
+    is_pitch = (token >= PITCH_BASE) & (token < KEY_BASE)
+    to_pitch = before - PITCH_BASE + PITCH_LOW, now - PITCH_BASE + PITCH_LOW
+    forbidden = torch.zeros(before.shape[0], VOCAB_SIZE, dtype=torch.bool)
+    for upper in range(voice):
+        sounding = (before[:, [upper, voice]] >= PITCH_BASE).all(1) & (now[:, upper] >= PITCH_BASE)
+        moves = perfect_parallel(
+            to_pitch[0][:, upper, None],
+            to_pitch[0][:, voice, None],
+            to_pitch[1][:, upper, None],
+            pitch[None, :],
+        )
+        forbidden |= sounding[:, None] & moves & is_pitch[None, :]
+    return forbidden
 
 
 def _decode(
@@ -321,9 +373,7 @@ def _decode(
     cond: torch.Tensor,
     forced: np.ndarray,
     masks: torch.Tensor,
-    temperature: float,
-    top_k: int,
-    generators: Sequence[torch.Generator],
+    sampling: _Sampling,
 ) -> None:
     """Fill ``tokens`` (B, N) in place from position 1 on: forced tokens or samples.
 
@@ -332,19 +382,26 @@ def _decode(
     """
     count, length = tokens.shape
     state = VoiceState(count)
+    before = state.sounding.clone()
     for position in range(1, length):
         next_cond = cond[position].expand(count, -1)
         voice = (position - PREFIX_LENGTH) % NUM_VOICES
         if position >= PREFIX_LENGTH:
             next_cond = next_cond.clone()
             next_cond[:, COND_SOUNDING:] = state.columns(voice)
+            if voice == 0:
+                before = state.sounding.clone()
         logits = decoder.feed(tokens[:, position - 1], next_cond)
         if forced[position] >= 0:
             token = torch.full((count,), int(forced[position]), dtype=torch.long)
         else:
             allowed = masks[voice].expand(count, -1).clone()
             allowed[:, HOLD_TOKEN] &= state.can_hold(voice)
-            token = _sample(logits, allowed, temperature, top_k, generators)
+            if sampling.avoid_parallels and voice:
+                allowed &= ~_parallel_notes(before, state.sounding, voice)
+            token = _sample(
+                logits, allowed, sampling.temperature, sampling.top_k, sampling.generators
+            )
         tokens[:, position] = token
         if position >= PREFIX_LENGTH:
             state.update(voice, token)
@@ -365,6 +422,7 @@ def generate(
     fermata: np.ndarray | None = None,
     start_beat: int = 0,
     phrase_bars: int | None = SamplingOptions.phrase_bars,
+    avoid_parallels: bool = SamplingOptions.avoid_parallels,
     voice_ranges: Mapping[str, tuple[int, int]] = VOICE_RANGES,
 ) -> np.ndarray:
     """Sample one piece; :func:`generate_batch` with ``count=1`` (same arguments).
@@ -387,5 +445,6 @@ def generate(
         fermata=fermata,
         start_beat=start_beat,
         phrase_bars=phrase_bars,
+        avoid_parallels=avoid_parallels,
         voice_ranges=voice_ranges,
     )[0]

@@ -19,6 +19,8 @@ class SamplingOptions:
         seed: piece ``i`` of a batch uses ``seed + i``.
         phrase_bars: bars per phrase for :func:`phrase_fermatas`; None for the metre's
             norm (2 bars of 4/4, 4 bars of 3/4).
+        avoid_parallels: never sample a note that makes parallel fifths or octaves (the
+            models write about 0.7 per bar; Bach 0.015).
     """
 
     bars: int = 16
@@ -28,3 +30,4 @@ class SamplingOptions:
     top_k: int = 0
     seed: int = 0
     phrase_bars: int | None = None
+    avoid_parallels: bool = False

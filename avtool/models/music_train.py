@@ -26,8 +26,9 @@ Output folder (``--out``):
 * ``music_<family>.train.json``: configs, data sizes, the training curve (updates, seconds,
   train loss, valid NLL, learning rate), best valid and final test NLL, library versions;
 * ``eval.json`` (``--eval``): test and valid NLL of every model in the folder, scored in one
-  run on the same split, plus statistics of pieces each model samples against the test
-  chorales (:func:`avtool.eval.music.compare`) and the time to load a model and sample
+  run on the same split, plus statistics of pieces each model samples (16 bars, temperature
+  1, each in the key of a test chorale; as sampled, and with ``avoid_parallels``) against the
+  test chorales (:func:`avtool.eval.music.compare`), and the time to load a model and sample
   16 bars.
 
     python -m avtool.models.music_train --family lstm --preset small --out weights-music \\
@@ -413,7 +414,7 @@ def train(
 
 
 def _generation_stats(
-    model: Any, chorales: Sequence[Any], count: int, seed: int
+    model: Any, chorales: Sequence[Any], count: int, seed: int, avoid_parallels: bool = False
 ) -> tuple[list[np.ndarray], list[int]]:
     """``count`` 16-bar 4/4 pieces, each in the key of a test chorale (cycled)."""
     pieces, tonics = [], []
@@ -427,6 +428,7 @@ def _generation_stats(
             key_tonic=chorale.key_tonic,
             mode=chorale.mode,
             seed=seed + index,
+            avoid_parallels=avoid_parallels,
         )[0]
         pieces.append(voices)
         tonics.append(chorale.key_tonic)
@@ -455,7 +457,7 @@ def evaluate(
     found = {f: out / name for f, name in CHECKPOINT_NAMES.items() if (out / name).is_file()}
     if not found:
         raise InputError(f"{out}: no music checkpoints ({', '.join(CHECKPOINT_NAMES.values())})")
-    data = load_data(cache)
+    data = load_data(cache, max_shift=0)  # the training copies are not needed here
     test_chorales = data["chorales"]["test"]
     reference = [c.voices for c in test_chorales]
     result: dict[str, Any] = {
@@ -480,9 +482,11 @@ def evaluate(
         }
         if isinstance(model, torch.nn.Module):
             entry["parameters"] = sum(p.numel() for p in model.parameters())
-        if pieces:
-            sampled, tonics = _generation_stats(model, test_chorales, pieces, seed)
-            entry["generation"] = compare(
+        for name, avoid in (("generation", False), ("generation_avoid_parallels", True)):
+            if not pieces:
+                break
+            sampled, tonics = _generation_stats(model, test_chorales, pieces, seed, avoid)
+            entry[name] = compare(
                 sampled,
                 reference,
                 generated_tonics=tonics,
@@ -500,15 +504,38 @@ def score_tokens(pieces: Sequence[Piece]) -> int:
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = [f"{'model':<12} {'test NLL':>9} {'valid NLL':>9} {'vs markov':>9} {'MB':>6}"]
+    """The NLL table and sample statistics of :func:`evaluate` as text."""
+    header = (
+        f"{'model':<12} {'test NLL':>8} {'valid':>7} {'/markov':>7} {'MB':>5} {'s/16bar':>7} "
+        f"{'valid%':>6} {'pc JS':>6} {'int JS':>6} {'par/bar':>7} {'(avoid)':>7}"
+    )
+    lines = [header]
     base = result["models"].get("markov", {}).get("test", {}).get("nll")
+    reference = None
     for family, entry in result["models"].items():
         nll = entry["test"]["nll"]
-        ratio = f"{nll / base:9.3f}" if base else f"{'-':>9}"
-        lines.append(
-            f"{family:<12} {nll:9.4f} {entry['valid']['nll']:9.4f} {ratio} "
-            f"{entry['file_bytes'] / 1e6:6.2f}"
+        ratio = f"{nll / base:7.3f}" if base else f"{'-':>7}"
+        line = (
+            f"{family:<12} {nll:8.4f} {entry['valid']['nll']:7.4f} {ratio} "
+            f"{entry['file_bytes'] / 1e6:5.2f} {entry['seconds_load_and_sample_16_bars']:7.2f}"
         )
+        stats, avoided = entry.get("generation"), entry.get("generation_avoid_parallels")
+        if stats and avoided:
+            reference = stats["reference"]
+            line += (
+                f" {100 * stats['generated']['valid_fraction']:6.0f}"
+                f" {stats['pitch_class']['js']:6.3f} {stats['interval']['js']:6.3f}"
+                f" {stats['generated']['parallels_per_bar']['total']:7.3f}"
+                f" {avoided['generated']['parallels_per_bar']['total']:7.3f}"
+            )
+        lines.append(line)
+    if reference:
+        lines.append(
+            f"{'Bach (test)':<12} {'':>8} {'':>7} {'':>7} {'':>5} {'':>7} "
+            f"{100 * reference['valid_fraction']:6.0f} {0:6.3f} {0:6.3f} "
+            f"{reference['parallels_per_bar']['total']:7.3f}"
+        )
+    lines.append(f"NLL in {result['unit']}; {result['test_tokens']} test tokens")
     return "\n".join(lines)
 
 

@@ -195,6 +195,7 @@ def compose(
         prompt_voices=prompt_voices,
         fixed_soprano=fixed_soprano,
         phrase_bars=s.phrase_bars,
+        avoid_parallels=s.avoid_parallels,
     )
     return pieces, key, details
 

@@ -116,3 +116,13 @@ def test_bad_prompts(tmp_path: Path):
     result = music("music", "--prompt", str(silence), "-o", str(tmp_path / "o.mid"))
     assert result.exit_code == 2 and "no notes" in result.stderr
     assert not (tmp_path / "o.mid").exists()
+
+
+def test_avoid_parallels_writes_none(tmp_path: Path):
+    from avtool.eval.music import parallel_motion
+
+    out = tmp_path / "clean.mid"
+    result = music("music", "--bars", "8", "--avoid-parallels", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    voices, _, _ = read_midi(out)
+    assert parallel_motion(voices) == (0, 0)

@@ -300,3 +300,34 @@ def test_sampling_conditioning_matches_encoding():
     beat = np.arange(32) % 16
     _, cond = mt.sequence(voices, beat, phrase_fermatas(32, 16), 4, "minor", eos=False)
     np.testing.assert_array_equal(torch.stack(recorder.rows).numpy(), cond[1:])
+
+
+class _Doubler:
+    """A model that doubles the soprano an octave (alto, tenor) or two (bass) below."""
+
+    def decoder(self, batch: int):
+        class Decoder:
+            def feed(self, tokens, cond):
+                logits = torch.zeros(batch, mt.VOCAB_SIZE)
+                soprano = cond[:, mt.COND_SOUNDING]
+                octaves = torch.where(cond[:, mt.COND_VOICE] == 3, 24, 12)
+                target = soprano - octaves
+                rows = torch.nonzero(soprano >= mt.PITCH_BASE + 24)[:, 0]
+                logits[rows, target[rows]] = 10.0
+                return logits
+
+        return Decoder()
+
+
+def test_avoid_parallels_masks_parallel_fifths_and_octaves():
+    from avtool.eval.music import parallel_motion
+
+    soprano = np.full(32, HOLD)
+    soprano[::4] = [72, 74, 76, 77, 79, 77, 76, 74]
+    plain = generate(_Doubler(), key_tonic=0, mode="major", fixed_soprano=soprano, seed=0)
+    assert parallel_motion(plain)[1] > 10  # octaves everywhere
+    clean = generate(
+        _Doubler(), key_tonic=0, mode="major", fixed_soprano=soprano, seed=0, avoid_parallels=True
+    )
+    assert parallel_motion(clean) == (0, 0)
+    assert np.array_equal(clean[0], soprano)
