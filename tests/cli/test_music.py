@@ -126,3 +126,29 @@ def test_avoid_parallels_writes_none(tmp_path: Path):
     assert result.exit_code == 0, result.stderr
     voices, _, _ = read_midi(out)
     assert parallel_motion(voices) == (0, 0)
+
+
+def test_audio_prompt_is_transcribed_and_continued(tmp_path: Path):
+    pytest.importorskip("onnxruntime")
+    from avtool.io.audio import save_audio
+    from avtool.io.synth import render
+    from avtool.models import basic_pitch
+
+    try:
+        basic_pitch.model_path()
+    except Exception:
+        pytest.skip("basic-pitch is not installed")
+    voices = np.full((4, 32), REST, dtype=np.int16)
+    voices[0] = [
+        p if i % 4 == 0 else HOLD
+        for i, p in enumerate(np.repeat([67, 71, 74, 72, 71, 69, 67, 67], 4))
+    ]
+    audio = render(voices, 90, 22050, "flute", renderer="builtin")
+    save_audio(tmp_path / "hum.wav", audio, 22050)
+    out = tmp_path / "cont.mid"
+    result = music("music", "--prompt", str(tmp_path / "hum.wav"), "--bars", "2", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    got, _, _ = read_midi(out)
+    notes = got[0][got[0] >= 0][:8]
+    assert list(notes[:3]) == [67, 71, 74]  # the transcribed prompt opens the piece
+    assert got.shape[1] >= 32 + 32
