@@ -303,9 +303,9 @@ def generate_batch(
         raise InputError(f"fermata has {fermata.size} steps, the piece {total}")
     beat = (start_beat + np.arange(total)) % steps_per_bar
 
-    # Conditioning does not depend on the notes: a silent placeholder gives the whole layout.
-    placeholder = np.full((NUM_VOICES, total), REST)
-    prefix, cond_np = sequence(placeholder, beat, fermata, key_tonic, mode, eos=False)
+    # Conditioning does not depend on the notes: an all-rest grid gives the whole layout.
+    silent = np.full((NUM_VOICES, total), REST)
+    prefix, cond_np = sequence(silent, beat, fermata, key_tonic, mode, eos=False)
     length = prefix.size
     forced = np.full(length, -1, dtype=np.int64)
     forced[:PREFIX_LENGTH] = prefix[:PREFIX_LENGTH]

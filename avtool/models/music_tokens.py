@@ -503,3 +503,59 @@ def score_sequence(model: nn.Module, tokens: Any, cond: Any) -> np.ndarray:
     picked = logp.gather(-1, inputs[1:, None])[:, 0].double().cpu().numpy()
     out[1:] = np.where(tokens_np[1:] == PAD, np.nan, picked)
     return out
+
+
+def family_checkpoint(model: nn.Module, format_tag: str) -> dict[str, Any]:
+    """``{"format", "config", "state_dict", "vocab"}`` of a neural music model (save with
+    ``torch.save``); the vocabulary travels with the weights so a mismatch is caught on load.
+    """
+    from dataclasses import asdict
+
+    return {
+        "format": format_tag,
+        "config": asdict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocab": vocabulary(),
+    }
+
+
+def load_family_checkpoint(
+    checkpoint: Any,
+    *,
+    format_tag: str,
+    what: str,
+    config_type: Any,
+    build: Any,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """A model of one neural music family from a :func:`family_checkpoint` file or dict.
+
+    Args:
+        checkpoint: path (read with ``weights_only=True``) or the loaded dict.
+        format_tag: the family's ``FORMAT``.
+        what: the family's name for messages ("music LSTM").
+        config_type: its config dataclass (with ``from_dict``).
+        build: its ``build(config)``.
+        device: where the model goes.
+
+    Returns:
+        The model in eval mode on ``device``.
+
+    Raises:
+        ModelError: unreadable file, another family or vocabulary, mismatching weights.
+    """
+    import os
+
+    from avtool.models.weightnorm import load_weights, read_checkpoint
+
+    if isinstance(checkpoint, Mapping):
+        data, source = checkpoint, f"{what} checkpoint"
+    else:
+        data, source = read_checkpoint(checkpoint), os.fspath(checkpoint)
+    if not isinstance(data, Mapping) or data.get("format") != format_tag:
+        found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+        raise ModelError(f"{source}: not a {what} checkpoint (format {found!r})")
+    check_vocabulary(data.get("vocab"), source)
+    model = build(config_type.from_dict(data.get("config") or {}))
+    load_weights(model, data["state_dict"], source=source, what=what)
+    return model.to(device).eval()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -29,12 +29,11 @@ from avtool.models.music_tokens import (
     PAD,
     VOCAB_SIZE,
     ConditionEmbedding,
-    check_vocabulary,
+    family_checkpoint,
+    load_family_checkpoint,
     next_token_log_probs,
     score_sequence,
-    vocabulary,
 )
-from avtool.models.weightnorm import load_weights, read_checkpoint
 
 __all__ = [
     "PRESETS",
@@ -211,12 +210,7 @@ def infer(model: MusicLSTM, tokens: torch.Tensor, next_cond: torch.Tensor) -> to
 
 def to_checkpoint(model: MusicLSTM) -> dict[str, Any]:
     """``{"format", "config", "state_dict", "vocab"}``; save with ``torch.save``."""
-    return {
-        "format": FORMAT,
-        "config": asdict(model.config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "vocab": vocabulary(),
-    }
+    return family_checkpoint(model, FORMAT)
 
 
 def load(
@@ -224,21 +218,14 @@ def load(
 ) -> MusicLSTM:
     """A model from a :func:`to_checkpoint` file (read with ``weights_only=True``) or dict.
 
-    Returns:
-        The model in eval mode on ``device``.
-
     Raises:
         ModelError: unreadable file, another family or vocabulary, mismatching weights.
     """
-    if isinstance(checkpoint, Mapping):
-        data, source = checkpoint, "music LSTM checkpoint"
-    else:
-        data, source = read_checkpoint(checkpoint), os.fspath(checkpoint)
-    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
-        raise ModelError(f"{source}: not a music LSTM checkpoint (format {found!r})")
-    check_vocabulary(data.get("vocab"), source)
-    config = MusicLSTMConfig.from_dict(data.get("config") or {})
-    model = build(config)
-    load_weights(model, data["state_dict"], source=source, what="music LSTM")
-    return model.to(device).eval()
+    return load_family_checkpoint(
+        checkpoint,
+        format_tag=FORMAT,
+        what="music LSTM",
+        config_type=MusicLSTMConfig,
+        build=build,
+        device=device,
+    )
