@@ -31,7 +31,11 @@ demo: install
 	AVTOOL_OFFLINE=1 $(BIN)/avtool doctor
 	AVTOOL_OFFLINE=1 $(BIN)/avtool tts "$(DEMO_TEXT)" -o $(OUT)/demo.wav \
 		--timings $(OUT)/demo.timings.json --overwrite
-	@echo "wrote $(OUT)/demo.wav, its sidecar $(OUT)/demo.wav.json and $(OUT)/demo.timings.json"
+	AVTOOL_OFFLINE=1 $(BIN)/avtool vocode $(OUT)/demo.wav -o $(OUT)/demo.griffin-lim.wav --overwrite
+	AVTOOL_OFFLINE=1 $(BIN)/avtool music --bars 8 --key "G major" -o $(OUT)/chorale.mid \
+		--audio $(OUT)/chorale.wav --overwrite
+	@echo "wrote $(OUT)/demo.wav (+ .json sidecar, demo.timings.json), its Griffin-Lim"
+	@echo "resynthesis demo.griffin-lim.wav, and an 8-bar chorale chorale.mid / chorale.wav"
 
 test: install lint
 	$(BIN)/pytest -q
