@@ -43,6 +43,17 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
 
 
+def overwrite_policy(overwrite: bool, skip_existing: bool) -> str:
+    """The batch runner's policy for existing outputs from the two CLI flags.
+
+    Raises:
+        typer.BadParameter: both flags given.
+    """
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    return "overwrite" if overwrite else "skip" if skip_existing else "refuse"
+
+
 def stderr_console(quiet: bool = False):  # -> rich.console.Console
     """A rich console on stderr: stdout is kept for data (``-o -``) and ``--json``."""
     from rich.console import Console

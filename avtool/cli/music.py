@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors
+from avtool.cli.common import global_options, handle_errors, overwrite_policy
 from avtool.tasks.music import MusicOptions
 
 _DEFAULTS = MusicOptions()
@@ -64,8 +64,7 @@ def music_command(
     from avtool.tasks import music
 
     opts = global_options(ctx)
-    if overwrite and skip_existing:
-        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    policy = overwrite_policy(overwrite, skip_existing)
     sampling = replace(
         _SAMPLING,
         bars=bars,
@@ -92,7 +91,7 @@ def music_command(
         prompt=prompt,
         harmonize=harmonize,
         accept_license=opts.accept_license,
-        policy="overwrite" if overwrite else "skip" if skip_existing else "refuse",
+        policy=policy,
         report=report,
         quiet=opts.quiet,
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors
+from avtool.cli.common import global_options, handle_errors, overwrite_policy
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
 
 _DEFAULTS = TTSOptions()
@@ -66,8 +66,7 @@ def tts_command(
     from avtool.tasks import tts
 
     opts = global_options(ctx)
-    if overwrite and skip_existing:
-        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    policy = overwrite_policy(overwrite, skip_existing)
     items = tts.build_items(text or [], text_file, manifest, output)
     options = TTSOptions(
         voice=voice,
@@ -85,7 +84,7 @@ def tts_command(
         timings_template=timings,
         device=opts.device,
         accept_license=opts.accept_license,
-        policy="overwrite" if overwrite else "skip" if skip_existing else "refuse",
+        policy=policy,
         report=report,
         quiet=opts.quiet,
     )

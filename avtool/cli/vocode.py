@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors
+from avtool.cli.common import global_options, handle_errors, overwrite_policy
 from avtool.tasks.vocode import GRIFFIN_LIM, VocodeOptions
 
 _DEFAULTS = VocodeOptions()
@@ -47,8 +47,7 @@ def vocode_command(
     from avtool.tasks import vocode
 
     opts = global_options(ctx)
-    if overwrite and skip_existing:
-        raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
+    policy = overwrite_policy(overwrite, skip_existing)
     items = vocode.build_items(inputs or [], manifest, output)
     options = VocodeOptions(
         model=model,
@@ -63,7 +62,7 @@ def vocode_command(
         options,
         device=opts.device,
         accept_license=opts.accept_license,
-        policy="overwrite" if overwrite else "skip" if skip_existing else "refuse",
+        policy=policy,
         report=report,
         quiet=opts.quiet,
     )
