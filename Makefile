@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# basic-pitch's metadata pulls TensorFlow on Linux; avtool only runs its bundled ONNX model.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps basic-pitch==0.4.0
+	# resemblyzer (GE2E speaker encoder, the face-to-voice teacher) would re-resolve torch.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps resemblyzer==0.1.4
 	touch $(STAMP)
 
 install: $(STAMP)

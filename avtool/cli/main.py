@@ -39,7 +39,10 @@ def root(
         False, "--json", help="Print a machine-readable JSON summary on stdout."
     ),
     accept_license: bool = typer.Option(
-        False, "--accept-license", help="Accept non-commercial model licences."
+        False,
+        "--accept-license",
+        envvar="AVTOOL_ACCEPT_LICENSE",
+        help="Accept non-commercial model licences (the face landmarks need it).",
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
