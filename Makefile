@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_tts --out bench-results
 	$(BIN)/python -m benchmarks.bench_vocode --out bench-results
 	$(BIN)/python -m benchmarks.bench_music --out bench-results
+	$(BIN)/python -m benchmarks.bench_talkinghead --out bench-results
 
 clean:
 	rm -rf $(VENV) $(OUT) bench-results .pytest_cache .ruff_cache

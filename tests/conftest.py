@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,33 @@ def use_voice_cache(voice_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point this test's cache at the shared voice cache (for CLI runs that load voices)."""
     monkeypatch.setenv("AVTOOL_CACHE_DIR", str(voice_cache))
     return voice_cache
+
+
+@pytest.fixture(scope="session")
+def grid_s1_dir() -> Path:
+    """The 900 GRID s1 clips with alignments; skips the test when the folder is absent."""
+    path = shared_data_dir() / "grid_s1"
+    if not (path / "clips").is_dir():
+        pytest.skip(f"GRID s1 clips not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_detector():
+    """The dlib detector + 68-point predictor, loaded once per session."""
+    from avtool.io.face import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real frontal face photo (512x512 RGB): scikit-image's public-domain astronaut."""
+    data = pytest.importorskip("skimage.data")
+    return data.astronaut()
+
+
+@pytest.fixture
+def accept_license(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accept non-commercial licences (the dlib 68-point model) as a user would."""
+    monkeypatch.setenv("AVTOOL_ACCEPT_LICENSE", "1")

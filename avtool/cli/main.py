@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from avtool import __version__
-from avtool.cli import doctor, evaluate, models, music, tts, vocode
+from avtool.cli import doctor, evaluate, lipread, models, music, tts, v2a, vocode
+from avtool.cli import talkinghead as talkinghead_cli
 from avtool.cli.common import DEVICE_CHOICES, GlobalOptions, configure_logging, handle_errors
 
 app = typer.Typer(
@@ -65,6 +66,9 @@ def root(
 app.command("tts")(tts.tts_command)
 app.command("vocode")(vocode.vocode_command)
 app.command("music")(music.music_command)
+app.command("v2a")(v2a.v2a_command)
+app.command("lipread")(lipread.lipread_command)
+app.command("talkinghead")(talkinghead_cli.talkinghead_command)
 app.command("doctor")(doctor.doctor_command)
 app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")

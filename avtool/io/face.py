@@ -44,6 +44,9 @@ LANDMARK_MODEL = "dlib-landmarks-68"
 MAX_IMAGE_PIXELS = 200_000_000
 MIN_IMAGE_SIDE = 24
 DETECT_MAX_SIDE = 1024
+HOG_MIN_FACE = 80  # dlib's HOG window: smallest face found without upsampling, in pixels
+MIN_FACE = 40
+DETECT_THRESHOLD = 0.3
 MAX_GAP_FRAMES = 12
 TEMPLATE_FILE = Path(__file__).with_name("face_template.json")
 
@@ -243,14 +246,28 @@ class FaceDetector:
         self.predictor_path = path
         self._detector, self._predictor = _dlib_models(str(path))
 
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes in ``image`` ``(H, W, 3)`` uint8, largest first."""
+    def detect(
+        self, image: np.ndarray, min_face: int = MIN_FACE, exhaustive: bool = True
+    ) -> list[Box]:
+        """Face boxes in ``image`` ``(H, W, 3)`` uint8, largest first.
+
+        Args:
+            image: the picture.
+            min_face: smallest face width in pixels to look for.
+            exhaustive: when nothing is found, keep upsampling for smaller faces (photos; video
+                frames skip it, since a lost face is reported, not hunted at 4x the cost).
+        """
         height, width = image.shape[:2]
         scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
         small = resize_image(image, (round(width * scale), round(height * scale)))
-        found = self._run_detector(small, 0)
-        if not found and max(small.shape[:2]) <= DETECT_MAX_SIDE // 2:
-            found = self._run_detector(small, 1)  # faces under ~80 px need an upsampled pass
+        # HOG finds faces down to ~80 px; each upsampling halves that, up to a ~2048 px image.
+        upsample = 0
+        while HOG_MIN_FACE >> upsample > min_face * scale and self._can_upsample(small, upsample):
+            upsample += 1
+        found = self._run_detector(small, upsample)
+        while exhaustive and not found and self._can_upsample(small, upsample):
+            upsample += 1
+            found = self._run_detector(small, upsample)
         boxes = [
             Box(round(b.left() / scale), round(b.top() / scale),
                 round(b.width() / scale), round(b.height() / scale))
@@ -258,8 +275,14 @@ class FaceDetector:
         ]
         return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
 
+    @staticmethod
+    def _can_upsample(image: np.ndarray, upsample: int) -> bool:
+        return max(image.shape[:2]) << (upsample + 1) <= 2 * DETECT_MAX_SIDE
+
     def _run_detector(self, image: np.ndarray, upsample: int) -> list[Any]:
-        return list(self._detector(image, upsample))
+        # A threshold above dlib's 0 drops the weak hits it makes on clothing and badges.
+        rects, _, _ = self._detector.run(image, upsample, DETECT_THRESHOLD)
+        return list(rects)
 
     def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
         """The 68 landmarks ``(68, 2)`` float32 of the face in ``box``."""
@@ -666,7 +689,7 @@ def track_frames(
             if box is not None and index == 0:
                 chosen = box
             else:
-                boxes = detector.detect(frame)
+                boxes = detector.detect(frame, exhaustive=False)
                 if len(boxes) > face_index:
                     chosen = boxes[face_index]
             since_detection = 0
@@ -709,9 +732,11 @@ def _follow(detector: FaceDetector, frame: np.ndarray, previous: Box) -> Box | N
     x0, y0 = max(0, previous.x - pad_x), max(0, previous.y - pad_y)
     x1 = min(width, previous.x + previous.w + pad_x)
     y1 = min(height, previous.y + previous.h + pad_y)
-    boxes = [Box(b.x + x0, b.y + y0, b.w, b.h) for b in detector.detect(frame[y0:y1, x0:x1])]
+    region = frame[y0:y1, x0:x1]
+    min_face = int(previous.w * 0.7)
+    boxes = [Box(b.x + x0, b.y + y0, b.w, b.h) for b in detector.detect(region, min_face)]
     if not boxes:
-        boxes = detector.detect(frame)
+        boxes = detector.detect(frame, exhaustive=False)
     best = max(boxes, key=previous.iou, default=None)
     return best if best is not None and previous.iou(best) > 0.3 else None
 
