@@ -89,8 +89,10 @@ def find_clips(folder: str | os.PathLike[str]) -> list[Path]:
 
 def align_for(clip: Path) -> Path | None:
     """The ``.align`` file of a clip: ``../align/<id>.align`` or next to it."""
-    for candidate in (clip.parent.parent / "align" / f"{clip.stem}.align",
-                      clip.with_suffix(".align")):
+    for candidate in (
+        clip.parent.parent / "align" / f"{clip.stem}.align",
+        clip.with_suffix(".align"),
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -206,7 +208,7 @@ def prepare(
             partial = item.with_suffix(".part.npz")
             np.savez_compressed(partial, **arrays)
             partial.replace(item)
-            index["items"][clip.stem] = {**key, "frames": int(len(arrays["landmarks"]))}
+            index["items"][clip.stem] = {**key, "frames": len(arrays["landmarks"])}
             index["failed"].pop(clip.stem, None)
         except InputError as exc:
             error = str(exc)

@@ -164,7 +164,7 @@ class Box:
     def parse(cls, text: str) -> Box:
         """Parse ``"x,y,w,h"`` (the ``--box`` option)."""
         try:
-            x, y, w, h = (int(round(float(part))) for part in text.split(","))
+            x, y, w, h = (round(float(part)) for part in text.split(","))
         except ValueError:
             raise InputError(f"--box must be x,y,w,h in pixels, got {text!r}") from None
         if w <= 0 or h <= 0:
@@ -240,8 +240,10 @@ class FaceDetector:
     """
 
     def __init__(self, predictor_path: str | os.PathLike[str] | None = None) -> None:
-        path = Path(predictor_path) if predictor_path else face_model_dir() / (
-            "shape_predictor_68_face_landmarks.dat"
+        path = (
+            Path(predictor_path)
+            if predictor_path
+            else face_model_dir() / ("shape_predictor_68_face_landmarks.dat")
         )
         self.predictor_path = path
         self._detector, self._predictor = _dlib_models(str(path))
@@ -269,8 +271,12 @@ class FaceDetector:
             upsample += 1
             found = self._run_detector(small, upsample)
         boxes = [
-            Box(round(b.left() / scale), round(b.top() / scale),
-                round(b.width() / scale), round(b.height() / scale))
+            Box(
+                round(b.left() / scale),
+                round(b.top() / scale),
+                round(b.width() / scale),
+                round(b.height() / scale),
+            )
             for b in found
         ]
         return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
@@ -296,7 +302,8 @@ class FaceDetector:
         """dlib's 128-d face descriptor ``(128,)`` float32 of the face in ``box``."""
         import dlib
 
-        model = _dlib_descriptor(str(face_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+        weights = face_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"
+        model = _dlib_descriptor(str(weights))
         rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
         shape = self._predictor(image, rect)
         return np.array(model.compute_face_descriptor(image, shape), dtype=np.float32)
@@ -582,16 +589,23 @@ class FaceTrack:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the track as ``.npz`` (landmarks, detected, fps, size)."""
         np.savez_compressed(
-            path, landmarks=self.landmarks, detected=self.detected,
-            fps=np.float64(self.fps), size=np.array(self.size), source=np.array(self.source),
+            path,
+            landmarks=self.landmarks,
+            detected=self.detected,
+            fps=np.float64(self.fps),
+            size=np.array(self.size),
+            source=np.array(self.source),
         )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FaceTrack:
         with np.load(path) as data:
             return cls(
-                data["landmarks"], data["detected"], float(data["fps"]),
-                tuple(int(v) for v in data["size"]), str(data["source"]),
+                data["landmarks"],
+                data["detected"],
+                float(data["fps"]),
+                tuple(int(v) for v in data["size"]),
+                str(data["source"]),
             )
 
 
@@ -723,7 +737,7 @@ def _anchor(points: np.ndarray) -> np.ndarray:
 
 
 def _shifted(box: Box, shift: np.ndarray) -> Box:
-    return Box(int(round(box.x + shift[0])), int(round(box.y + shift[1])), box.w, box.h)
+    return Box(round(float(box.x + shift[0])), round(float(box.y + shift[1])), box.w, box.h)
 
 
 def _follow(detector: FaceDetector, frame: np.ndarray, previous: Box) -> Box | None:
@@ -868,8 +882,11 @@ def warp_crop(frame: np.ndarray, matrix: np.ndarray, crop: MouthCrop) -> np.ndar
     coeffs = tuple(float(v) for v in matrix.reshape(-1))
     return np.asarray(
         image.transform(
-            (crop.width, crop.height), Image.Transform.AFFINE, coeffs,
-            resample=Image.Resampling.BILINEAR, fillcolor=0,
+            (crop.width, crop.height),
+            Image.Transform.AFFINE,
+            coeffs,
+            resample=Image.Resampling.BILINEAR,
+            fillcolor=0,
         )
     )
 

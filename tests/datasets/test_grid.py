@@ -49,9 +49,12 @@ def test_prepare_caches_clips_skips_unchanged_and_reports_bad_ones(grid_s1_dir, 
         shutil.copy(grid_s1_dir / "align" / f"{clip_id}.align", align)
     (clips / "broken.mkv").write_bytes(b"not a video")
     seen: list[tuple[str, str | None]] = []
-    index = grid.prepare(tmp_path / "set", tmp_path / "cache", on_item=lambda i, e: seen.append((i, e)))
+    index = grid.prepare(
+        tmp_path / "set", tmp_path / "cache", on_item=lambda i, e: seen.append((i, e))
+    )
     assert sorted(index["items"]) == ["bbaf2n", "bbaf3s"] and list(index["failed"]) == ["broken"]
     assert "broken.mkv" in index["failed"]["broken"]
+    assert [i for i, e in seen if e] == ["broken"] and len(seen) == 3
     item = grid.load_item(tmp_path / "cache", "bbaf2n")
     assert item["lipnet"].shape == (75, 50, 100, 3) and item["gray88"].shape == (75, 88, 88)
     assert item["landmarks"].shape == (75, 68, 2) and item["detected"].all()

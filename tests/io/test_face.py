@@ -40,7 +40,7 @@ def test_load_image_modes_keep_the_face(tmp_path, astronaut, face_detector, mode
 
     image = Image.fromarray(astronaut)
     if mode == "I;16":
-        image = Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+        image = Image.fromarray(np.asarray(image.convert("L"), np.uint16) * 257)
     else:
         image = image.convert(mode)
     path = tmp_path / ("face.tiff" if mode == "CMYK" else "face.png")
@@ -55,12 +55,12 @@ def test_load_image_errors_name_the_file(tmp_path):
         F.load_image(tmp_path / "missing.png")
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
-    with pytest.raises(InputError, match="bad.jpg: cannot read"):
+    with pytest.raises(InputError, match=r"bad\.jpg: cannot read"):
         F.load_image(bad)
     from PIL import Image
 
     Image.new("RGB", (10, 10)).save(tmp_path / "tiny.png")
-    with pytest.raises(InputError, match="tiny.png: 10x10 is too small"):
+    with pytest.raises(InputError, match=r"tiny\.png: 10x10 is too small"):
         F.load_image(tmp_path / "tiny.png")
 
 
@@ -106,9 +106,10 @@ def test_several_faces_largest_first_and_face_index(astronaut, face_detector):
 
 
 def test_no_face_and_bad_boxes(astronaut, face_detector):
-    with pytest.raises(InputError, match="wall.png: no face found"):
-        F.detect_face(np.full((200, 200, 3), 128, np.uint8), detector=face_detector,
-                      source="wall.png")
+    with pytest.raises(InputError, match=r"wall\.png: no face found"):
+        F.detect_face(
+            np.full((200, 200, 3), 128, np.uint8), detector=face_detector, source="wall.png"
+        )
     box = face_detector.detect(astronaut)[0]
     face = F.detect_face(astronaut, box=box, detector=face_detector)
     assert face.box == box
@@ -123,7 +124,8 @@ def test_no_face_and_bad_boxes(astronaut, face_detector):
 def test_landmark_model_needs_the_licence():
     with pytest.raises(ModelError, match="--accept-license"):
         F.load_detector(accept_license=False)
-    assert F.load_detector(accept_license=True).predictor_path.name.endswith("68_face_landmarks.dat")
+    detector = F.load_detector(accept_license=True)
+    assert detector.predictor_path.name.endswith("68_face_landmarks.dat")
 
 
 # ---------------------------------------------------------------------------- pose
@@ -152,7 +154,7 @@ def test_estimate_pose_recovers_known_rotations(angles):
 def test_profile_faces_are_refused(monkeypatch, astronaut, face_detector):
     profile = _template_projection(70, 0, 0)
     monkeypatch.setattr(face_detector, "landmarks", lambda image, box: profile)
-    with pytest.raises(InputError, match="side.png: the face is turned 70 degrees"):
+    with pytest.raises(InputError, match=r"side\.png: the face is turned 70 degrees"):
         F.detect_face(astronaut, detector=face_detector, source="side.png")
 
 
@@ -185,7 +187,7 @@ def test_gap_filling_and_reporting():
     filled = F.fill_gaps(landmarks, detected, max_gap=2)
     assert np.allclose(filled[:, 0, 0], np.arange(10))
     assert F.gap_ranges(detected) == [(3, 4)]
-    with pytest.raises(InputError, match="clip.mp4: the face is lost for more than 1 frames at frames 3-4"):
+    with pytest.raises(InputError, match=r"clip\.mp4: the face is lost .* at frames 3-4"):
         F.fill_gaps(landmarks, detected, max_gap=1, source="clip.mp4")
     with pytest.raises(InputError, match="no face found in any of its 10 frames"):
         F.fill_gaps(landmarks, np.zeros(10, bool), max_gap=2)
