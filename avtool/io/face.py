@@ -287,7 +287,8 @@ class FaceDetector:
 
     def _run_detector(self, image: np.ndarray, upsample: int) -> list[Any]:
         # A threshold above dlib's 0 drops the weak hits it makes on clothing and badges.
-        rects, _, _ = self._detector.run(image, upsample, DETECT_THRESHOLD)
+        # dlib misreads strided views (a crop of a frame) nondeterministically: copy first.
+        rects, _, _ = self._detector.run(np.ascontiguousarray(image), upsample, DETECT_THRESHOLD)
         return list(rects)
 
     def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
@@ -295,7 +296,7 @@ class FaceDetector:
         import dlib
 
         rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
-        shape = self._predictor(image, rect)
+        shape = self._predictor(np.ascontiguousarray(image), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
     def descriptor(self, image: np.ndarray, box: Box) -> np.ndarray:
