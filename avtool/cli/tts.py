@@ -51,6 +51,14 @@ def tts_command(
         False, "--skip-existing", help="Keep existing outputs, synthesize the rest."
     ),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+    face: str = typer.Option(
+        None, "--face", help="Face photo: the output becomes a talking-head video (.mp4)."
+    ),
+    face_index: int = typer.Option(0, "--face-index", help="With --face: 0 = largest face."),
+    box: str = typer.Option(None, "--box", help="With --face: face box x,y,w,h in pixels."),
+    still: bool = typer.Option(False, "--still", help="With --face: no head motion, no blinks."),
+    fps: float = typer.Option(25.0, "--fps", help="With --face: video frames per second."),
+    size: str = typer.Option(None, "--size", help="With --face: video WIDTHxHEIGHT (even)."),
 ) -> None:
     """Speak text with an offline neural voice (Piper VITS by default).
 
@@ -61,12 +69,25 @@ def tts_command(
       avtool tts -f chapter.txt -o chapter.flac --timings chapter.json
 
       avtool tts -m lines.csv -o 'out/{id}.wav' --skip-existing --report status.jsonl
+
+      avtool --accept-license tts "Hello there" --face me.jpg -o hello.mp4
     """
     from avtool.runtime import print_summary
     from avtool.tasks import tts
 
     opts = global_options(ctx)
     policy = overwrite_policy(overwrite, skip_existing)
+    video = None
+    if face is not None:
+        from avtool.tasks.talkinghead import TalkingHeadOptions, parse_size
+
+        if output == "{id}.wav":  # the default: a talking head is a video
+            output = "{id}.mp4"
+        video = tts.FaceVideo(
+            face,
+            TalkingHeadOptions(fps=fps, size=parse_size(size), still=still,
+                               face_index=face_index, box=box, seed=opts.seed).validated(),
+        )  # fmt: skip
     items = tts.build_items(text or [], text_file, manifest, output)
     options = TTSOptions(
         voice=voice,
@@ -87,6 +108,7 @@ def tts_command(
         policy=policy,
         report=report,
         quiet=opts.quiet,
+        face=video,
     )
     print_summary(summary, as_json=opts.json and output != "-", quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

@@ -493,6 +493,63 @@ def with_overrides(options: TTSOptions, overrides: dict[str, Any], origin: str) 
     return replace(options, **values).validated()
 
 
+# --------------------------------------------------------------------------- talking head
+
+
+@dataclass(frozen=True)
+class FaceVideo:
+    """``avtool tts --face``: render the speech as a talking-head video of this photo.
+
+    Attributes:
+        face: the photo.
+        options: a :class:`avtool.tasks.talkinghead.TalkingHeadOptions`.
+    """
+
+    face: str
+    options: Any
+
+
+def speak_with_face(
+    voice: Voice,
+    text: str,
+    options: TTSOptions,
+    output: Path,
+    face: FaceVideo,
+    *,
+    detector: Any = None,
+    timings_path: Path | None = None,
+) -> dict[str, Any]:
+    """Synthesize ``text`` and render it on ``face.face`` into the video ``output``.
+
+    The speech goes to a temporary WAV with its phoneme timings, which drive the mouth (no
+    phone recognition needed); voices without alignments fall back to pocketsphinx. Without
+    trained face-to-voice weights the voice is ``options.voice`` whatever the face.
+
+    Returns:
+        The video's sidecar content (its ``speech`` field is the TTS sidecar).
+    """
+    import json
+    import tempfile
+
+    from avtool.tasks.talkinghead import render_file
+
+    with tempfile.TemporaryDirectory(prefix="avtool-tts-face-") as folder:
+        wav = Path(folder) / "speech.wav"
+        timings_file = timings_path or Path(folder) / "timings.json"
+        speech = synthesize_to_file(voice, text, options, wav, timings_path=timings_file)
+        timings = json.loads(timings_file.read_text(encoding="utf-8"))
+        phonemes = timings if timings.get("aligned") and timings.get("phonemes") else None
+        speech.pop("output", None)
+        if timings_path is None:
+            speech.pop("timings_file", None)
+        speech["voice_from_face"] = False  # no face-to-voice weights: the chosen --voice
+        result = render_file(
+            face.face, wav, output, face.options, detector=detector, phonemes=phonemes,
+            metadata={"speech": speech},
+        )  # fmt: skip
+    return result.metadata
+
+
 # --------------------------------------------------------------------------- batch
 
 _MANIFEST_FIELDS = frozenset({"id", "text", "text_file", "output", "timings", "_line"})
@@ -596,8 +653,12 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    face: FaceVideo | None = None,
 ):  # -> BatchSummary
     """Synthesize every item, loading each voice once.
+
+    With ``face``, every item becomes a talking-head video (``.mp4``/``.mov``/``.mkv``);
+    the photo is checked (and its face found) before any voice loads.
 
     Returns:
         The batch summary (its ``exit_code`` is the process exit code).
@@ -610,6 +671,7 @@ def run(
 
     options = options.validated()
     check_outputs(items, policy)
+    detector = _check_face(items, face, accept_license) if face is not None else None
     voices: dict[str, Voice] = {}
 
     def voice_for(name: str) -> Voice:
@@ -633,6 +695,10 @@ def run(
             timings_path = format_output(
                 timings_template, item_id=item.id, index=item.index, source=file_source
             )
+        if face is not None:
+            speak_with_face(voice_for(item_options.voice), text, item_options, item.output,
+                            face, detector=detector, timings_path=timings_path)  # fmt: skip
+            return [item.output] + ([timings_path] if timings_path else [])
         synthesize_to_file(
             voice_for(item_options.voice),
             text,
@@ -645,3 +711,24 @@ def run(
         return written + ([timings_path] if timings_path else [])
 
     return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="tts")
+
+
+def _check_face(items: list, face: FaceVideo, accept_license: bool) -> Any:
+    """Refuse non-video outputs and a photo without a face before any synthesis.
+
+    Returns:
+        The loaded face detector, reused for every item.
+    """
+    from avtool.io.face import load_detector
+    from avtool.tasks.talkinghead import VIDEO_SUFFIXES, find_face
+
+    for item in items:
+        if item.output is None or item.output.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(
+                f"{item.output or '-'}: with --face the output is a video; "
+                f"use one of {', '.join(VIDEO_SUFFIXES)}"
+            )
+    face.options.validated()
+    detector = load_detector(accept_license)
+    find_face(face.face, face.options, detector)
+    return detector

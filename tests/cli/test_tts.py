@@ -158,3 +158,52 @@ def test_text_files_from_a_folder_and_a_glob(tmp_path: Path):
     assert sorted(p.name for p in out.glob("*.wav")) == ["one.wav", "two.wav"]
     result = tts("tts", "-f", str(chapters / "*.md"), "-o", f"{out}/{{stem}}.wav")
     assert result.exit_code == 2 and "matches no input files" in result.stderr
+
+
+def _face_photo(folder: Path) -> Path:
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    path = folder / "astronaut.png"
+    Image.fromarray(skimage_data.astronaut()).save(path)
+    return path
+
+
+def test_face_makes_a_talking_head_video(tmp_path: Path, monkeypatch, use_voice_cache):
+    monkeypatch.setenv("AVTOOL_ACCEPT_LICENSE", "1")
+    face = _face_photo(tmp_path)
+    out = tmp_path / "hello.mp4"
+    result = tts(
+        "tts",
+        "Hello there.",
+        "--face",
+        str(face),
+        "-o",
+        str(out),
+        "--size",
+        "160x160",
+        "--fps",
+        "20",
+    )
+    assert result.exit_code == 0, result.output
+    from avtool.io.video import probe
+
+    info = probe(out)
+    assert (info.width, info.fps, info.audio_codec) == (160, 20.0, "aac")
+    meta = json.loads((tmp_path / "hello.mp4.json").read_text())
+    assert meta["input"]["drive"]["source"] == "tts"  # Piper's phoneme timings drove the mouth
+    assert meta["speech"]["model"]["name"] == "piper-joe-medium"
+    assert abs(meta["video"]["duration"] - meta["speech"]["audio"]["duration"]) <= 1 / 20
+
+
+def test_face_refuses_audio_outputs_and_faceless_photos(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AVTOOL_ACCEPT_LICENSE", "1")
+    face = _face_photo(tmp_path)
+    wav = tts("tts", "Hi.", "--face", str(face), "-o", str(tmp_path / "hi.wav"))
+    assert wav.exit_code == 2 and "video" in wav.output
+    from PIL import Image
+
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (100, 100), (90, 90, 90)).save(wall)
+    none = tts("tts", "Hi.", "--face", str(wall), "-o", str(tmp_path / "hi.mp4"))
+    assert none.exit_code == 2 and "wall.png" in none.output

@@ -1,0 +1,80 @@
+"""``avtool talkinghead``: one face photo + speech -> a talking-head video, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.tasks.talkinghead import TalkingHeadOptions
+
+_DEFAULTS = TalkingHeadOptions()
+
+
+@handle_errors
+def talkinghead_command(
+    ctx: typer.Context,
+    face: str = typer.Option(..., "--face", help="A frontal face photo (PNG, JPEG, ...)."),
+    audio: str = typer.Option(..., "--audio", "-a", help="Speech to lip-sync (any format)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Video (.mp4 .mov .mkv) or a still only (.png .jpg)."
+    ),
+    fps: float = typer.Option(_DEFAULTS.fps, "--fps", help="Frames per second."),
+    size: str = typer.Option(
+        None, "--size", help="Output WIDTHxHEIGHT, even (default: the photo's, made even)."
+    ),
+    still: bool = typer.Option(False, "--still", help="No head motion and no blinks."),
+    face_index: int = typer.Option(
+        _DEFAULTS.face_index, "--face-index", help="Which face when several (0 = largest)."
+    ),
+    box: str = typer.Option(None, "--box", help="Face box x,y,w,h in photo pixels."),
+    model: str = typer.Option(_DEFAULTS.model, "--model", help="Renderer: warp (offline)."),
+    preview: Path = typer.Option(
+        None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
+    report: Path = typer.Option(None, "--report", help="Write a JSONL status line."),
+) -> None:
+    """Animate a face photo to speak an audio file (mouth, head motion, blinks).
+
+    The face landmarks model is non-commercial: pass --accept-license (or set
+    AVTOOL_ACCEPT_LICENSE=1).
+
+    Examples:
+
+      avtool --accept-license talkinghead --face me.jpg --audio speech.wav -o me.mp4
+
+      avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --still
+        --size 512x512 --preview me.png
+    """
+    from avtool.runtime import print_summary
+    from avtool.tasks import talkinghead
+    from avtool.tasks.talkinghead import parse_size
+
+    opts = global_options(ctx)
+    policy = overwrite_policy(overwrite, skip_existing)
+    options = TalkingHeadOptions(
+        fps=fps,
+        size=parse_size(size),
+        still=still,
+        face_index=face_index,
+        box=box,
+        model=model,
+        seed=opts.seed,
+        preview=str(preview) if preview else None,
+    ).validated()
+    summary = talkinghead.run(
+        face,
+        audio,
+        output,
+        options,
+        accept_license=opts.accept_license,
+        policy=policy,
+        report=report,
+        quiet=opts.quiet,
+        progress=not opts.quiet,
+    )
+    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
+    raise typer.Exit(summary.exit_code)

@@ -1,0 +1,131 @@
+"""The mouth interior: a dark cavity, upper and lower teeth and a tongue inside the inner lips.
+
+A photo with closed lips has no pixels for the inside of the mouth, so when the warped lips part
+the gap is painted: the cavity takes a dark tint of the photo's own lip colour, the upper teeth
+hang from the upper inner lip (a row whose height grows with the opening, darker towards the
+corners), the lower teeth show only on wide openings, and a tongue rises from the bottom.
+Everything is drawn at 4x resolution on the mouth's bounding box and downsampled (anti-aliased
+edges), then blended through a mask feathered by one pixel, so no seam shows at the lips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avtool.io.face import INNER_LIPS, OUTER_LIPS
+
+SUPERSAMPLE = 4
+MIN_GAP_PIXELS = 0.6
+"""Inner-lip openings thinner than this (pixels) are not painted."""
+TEETH = np.array([226, 222, 208], dtype=np.float32)
+
+
+def lip_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Mean RGB ``(3,)`` float32 of the lips (between the outer and inner contours) in a photo."""
+    from PIL import Image, ImageDraw
+
+    height, width = image.shape[:2]
+    outer = landmarks[OUTER_LIPS]
+    x0, y0 = np.floor(outer.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return np.array([150, 80, 80], np.float32)
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+    draw = ImageDraw.Draw(mask)
+    draw.polygon([tuple(p) for p in outer - (x0, y0)], fill=255)
+    draw.polygon([tuple(p) for p in landmarks[INNER_LIPS] - (x0, y0)], fill=0)
+    selected = np.asarray(mask) > 0
+    region = image[y0:y1, x0:x1][selected]
+    if region.size == 0:
+        return np.array([150, 80, 80], np.float32)
+    return region.reshape(-1, 3).mean(axis=0).astype(np.float32)
+
+
+def draw_mouth(
+    frame: np.ndarray,
+    landmarks: np.ndarray,
+    openness: float,
+    lips: np.ndarray,
+    iod: float,
+) -> np.ndarray:
+    """Paint the mouth interior into ``frame`` in place.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 warped frame.
+        landmarks: ``(68, 2)`` its landmarks in pixels.
+        openness: jaw opening in ``[0, 1]`` (how much of the teeth and tongue to show).
+        lips: ``(3,)`` lip colour of the photo (:func:`lip_colour`).
+        iod: inter-ocular distance in pixels (scales the teeth).
+
+    Returns:
+        ``frame``.
+    """
+    from PIL import Image, ImageDraw, ImageFilter
+
+    inner = np.asarray(landmarks[INNER_LIPS], dtype=np.float64)
+    upper = inner[[0, 1, 2, 3, 4]]  # 60 61 62 63 64: left corner, upper lip, right corner
+    lower = inner[[4, 5, 6, 7, 0]]  # 64 65 66 67 60
+    gap = float(np.max(lower[[3, 2, 1], 1] - upper[[1, 2, 3], 1]))
+    if gap < MIN_GAP_PIXELS:
+        return frame
+    height, width = frame.shape[:2]
+    pad = 2
+    x0, y0 = np.floor(inner.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return frame
+    s = SUPERSAMPLE
+    box_w, box_h = (x1 - x0) * s, (y1 - y0) * s
+
+    def local(points: np.ndarray) -> list[tuple[float, float]]:
+        return [((x - x0 + 0.5) * s - 0.5, (y - y0 + 0.5) * s - 0.5) for x, y in points]
+
+    cavity = np.clip(0.22 * lips + np.array([18, 4, 6]), 0, 255)
+    canvas = Image.new("RGB", (box_w, box_h), tuple(int(c) for c in cavity))
+    draw = ImageDraw.Draw(canvas)
+    mouth_width = float(np.linalg.norm(inner[4] - inner[0]))
+    # Tongue: a lighter, redder ellipse low in the cavity, on wider openings.
+    if openness > 0.25:
+        tongue = np.clip(0.55 * lips + np.array([30, 0, 5]), 0, 255)
+        cx = float(inner[[0, 4], 0].mean())
+        bottom = float(lower[2, 1])
+        half_w, half_h = 0.32 * mouth_width, 0.45 * gap
+        draw.ellipse(
+            local(np.array([[cx - half_w, bottom - half_h], [cx + half_w, bottom + half_h]])),
+            fill=tuple(int(c) for c in tongue),
+        )
+    # Upper teeth: the upper inner contour shifted down, cut by the cavity mask below.
+    teeth_h = min(0.45 * gap, 0.09 * iod) * (0.5 + 0.5 * min(1.0, openness * 1.5))
+    if teeth_h > 0.3:
+        row = np.concatenate([upper, upper[::-1] + np.array([0.0, teeth_h])])
+        draw.polygon(local(row), fill=tuple(int(c) for c in TEETH))
+    if openness > 0.45 and gap > 0.06 * iod:
+        low_h = min(0.25 * gap, 0.05 * iod)
+        row = np.concatenate([lower[1:4], lower[3:0:-1] - np.array([0.0, low_h])])
+        draw.polygon(local(row), fill=tuple(int(c * 0.9) for c in TEETH))
+    # Shade towards the corners (the teeth and cavity recede): a horizontal falloff.
+    colour = np.asarray(canvas.resize((x1 - x0, y1 - y0), Image.Resampling.BOX), np.float32)
+    xs = np.arange(x0, x1) + 0.5
+    centre = float(inner[[0, 4], 0].mean())
+    falloff = 1.0 - 0.45 * np.clip(np.abs(xs - centre) / max(mouth_width / 2, 1.0), 0, 1) ** 2
+    colour *= falloff[None, :, None]
+    mask = Image.new("L", (box_w, box_h), 0)
+    ImageDraw.Draw(mask).polygon(local(inner), fill=255)
+    mask = mask.resize((x1 - x0, y1 - y0), Image.Resampling.BOX).filter(ImageFilter.BoxBlur(0.5))
+    alpha = np.asarray(mask, np.float32)[:, :, None] / 255.0
+    region = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = (region * (1 - alpha) + colour * alpha + 0.5).astype(np.uint8)
+    return frame
+
+
+def mouth_area_ratio(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-mouth area over the squared inter-ocular distance, ``(...,)`` (scale-free).
+
+    About 0 for closed lips and 0.1-0.15 for a wide-open vowel.
+    """
+    from avtool.io.face import inter_ocular, mouth_area
+
+    iod = np.maximum(inter_ocular(landmarks), 1e-6)
+    return mouth_area(landmarks) / iod**2

@@ -1,0 +1,615 @@
+"""One photo + speech -> a talking-head video (H.264 + AAC), offline, on a CPU.
+
+Pipeline: load the photo and find the face (first, so a photo without a face fails at once,
+exit 2), fit the photo to the output size, stream the audio once for phones (pocketsphinx, or
+the TTS phoneme timings when given) and per-frame loudness, turn them into viseme parameters
+and a :class:`~avtool.models.facewarp.FaceMotion` (head quaternions, blinks), then render each
+frame by warping the photo and stream it to ffmpeg. Only the per-frame landmark track is kept
+in memory, so an hour of audio renders in bounded memory.
+
+Other landmark predictors drive the same renderer through ``motion=`` (a ``FaceMotion`` with
+frontal landmarks and quaternions, or pixel landmarks); see :mod:`avtool.models.facewarp`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from avtool.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from avtool.io.face import Face, FaceDetector
+    from avtool.models.facewarp import FaceMotion, WarpRenderer
+    from avtool.models.facewarp.phones import AudioDrive
+    from avtool.models.facewarp.visemes import Phone
+
+log = logging.getLogger(__name__)
+
+MODELS = ("warp",)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_DEFAULT_SIDE = 1280
+"""A photo larger than this (longer side) is scaled down for the default output size."""
+MIN_DEFAULT_SIDE = 128
+"""A photo smaller than this (shorter side) is scaled up for the default output size."""
+SIZE_RANGE = (64, 4096)
+"""Allowed ``--size`` width and height in pixels."""
+FPS_RANGE = (1.0, 120.0)
+ENCODER = {"crf": 20, "preset": "veryfast"}
+
+
+@dataclass(frozen=True)
+class TalkingHeadOptions:
+    """Run-time options of ``avtool talkinghead`` (and ``avtool tts --face``).
+
+    Attributes:
+        fps: output frame rate in frames/s.
+        size: output ``(width, height)``; None = the photo's, made even (and scaled into
+            ``MIN_DEFAULT_SIDE``..``MAX_DEFAULT_SIDE``).
+        still: no head motion, no blinks.
+        face_index: which face when the photo has several (0 = largest).
+        box: ``"x,y,w,h"`` face box in photo pixels instead of detection.
+        model: ``"warp"`` (the offline renderer).
+        seed: seed of head motion and blinks.
+        preview: also write the frame with the widest mouth opening to this PNG/JPEG.
+    """
+
+    fps: float = 25.0
+    size: tuple[int, int] | None = None
+    still: bool = False
+    face_index: int = 0
+    box: str | None = None
+    model: str = "warp"
+    seed: int = 0
+    preview: str | None = None
+
+    def validated(self) -> TalkingHeadOptions:
+        """Self, after range checks.
+
+        Raises:
+            InputError: a value out of range, naming the option.
+        """
+        if not FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]:
+            raise InputError(f"--fps {self.fps}: must be {FPS_RANGE[0]:g}..{FPS_RANGE[1]:g}")
+        if self.size is not None:
+            width, height = self.size
+            low, high = SIZE_RANGE
+            if not (low <= width <= high and low <= height <= high):
+                raise InputError(f"--size {width}x{height}: each side must be {low}..{high}")
+            if width % 2 or height % 2:
+                raise InputError(f"--size {width}x{height}: H.264 needs an even width and height")
+        if self.face_index < 0:
+            raise InputError(f"--face-index {self.face_index}: must be >= 0")
+        if self.model not in MODELS:
+            raise InputError(f"--model {self.model!r}: choose from {', '.join(MODELS)}")
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: must be >= 0")
+        return self
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"512x512"`` or ``"512,512"`` -> ``(512, 512)``; None stays None.
+
+    Raises:
+        InputError: not two integers.
+    """
+
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--size must be WIDTHxHEIGHT, got {text!r}") from None
+    return width, height
+
+
+@dataclass
+class RenderResult:
+    """What :func:`render_file` produced.
+
+    Attributes:
+        n_frames: frames rendered.
+        duration: audio duration in seconds.
+        fps: frame rate.
+        landmarks: ``(T, 68, 2)`` float32 driven landmarks in output pixels.
+        timings: seconds per stage and ``x_real_time``.
+        size: output ``(width, height)``.
+        output: the written file (video or preview image).
+        preview: the preview image, when written.
+        metadata: the sidecar's content.
+        warnings: what was handled with a warning (silent audio, several faces...).
+    """
+
+    n_frames: int
+    duration: float
+    fps: float
+    landmarks: np.ndarray
+    timings: dict[str, Any]
+    size: tuple[int, int] = (0, 0)
+    output: Path | None = None
+    preview: Path | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RenderPlan:
+    """A prepared render: the warped photo and the per-frame motion, before any frame."""
+
+    renderer: WarpRenderer
+    motion: FaceMotion
+    landmarks: np.ndarray  # (T, 68, 2) pixels
+    face: Face
+    size: tuple[int, int]
+    drive: AudioDrive | None
+    duration: float
+    source: str
+    warnings: list[str]
+    timings: dict[str, float]
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.landmarks)
+
+
+# --------------------------------------------------------------------------- the face
+
+
+def output_size(photo_size: tuple[int, int], requested: tuple[int, int] | None) -> tuple[int, int]:
+    """The video size: ``requested``, else the photo's scaled into range and made even."""
+    if requested is not None:
+        return requested
+    width, height = photo_size
+    scale = min(1.0, MAX_DEFAULT_SIDE / max(width, height))
+    scale = max(scale, MIN_DEFAULT_SIDE / min(width, height))
+    return (max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2))
+
+
+def fit_photo(
+    image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale the photo to cover ``size`` and crop around the face.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 photo.
+        landmarks: ``(68, 2)`` its landmarks in photo pixels.
+        size: output ``(width, height)``.
+
+    Returns:
+        ``(image (height, width, 3), landmarks (68, 2))`` in output pixels.
+    """
+    import numpy as np
+
+    from avtool.io.face import resize_image
+
+    height, width = image.shape[:2]
+    out_w, out_h = size
+    scale = max(out_w / width, out_h / height)
+    new_w, new_h = max(out_w, round(width * scale)), max(out_h, round(height * scale))
+    resized = resize_image(image, (new_w, new_h))
+    sx, sy = new_w / width, new_h / height
+    points = (landmarks + 0.5) * [sx, sy] - 0.5
+    centre = points.mean(axis=0)
+    x0 = int(np.clip(round(centre[0] - out_w / 2), 0, new_w - out_w))
+    y0 = int(np.clip(round(centre[1] - out_h / 2), 0, new_h - out_h))
+    crop = np.ascontiguousarray(resized[y0 : y0 + out_h, x0 : x0 + out_w])
+    return crop, (points - [x0, y0]).astype(np.float32)
+
+
+def find_face(
+    face: str | Path | np.ndarray,
+    options: TalkingHeadOptions,
+    detector: FaceDetector | None = None,
+    *,
+    accept_license: bool = False,
+) -> tuple[np.ndarray, Face, list[str]]:
+    """Load the photo and find the face to animate.
+
+    Returns:
+        ``(photo (H, W, 3) uint8, face, warnings)``.
+
+    Raises:
+        InputError: unreadable image, no face, bad ``--face-index``/``--box``, profile view.
+        ModelError: the landmark model's licence is not accepted.
+    """
+    import numpy as np
+
+    from avtool.io.face import Box, detect_face, load_detector, load_image, to_rgb_uint8
+
+    if isinstance(face, np.ndarray):
+        source = "<array>"
+        image = to_rgb_uint8(face, source)
+    else:
+        source = str(face)
+        image = load_image(face)
+    detector = detector or load_detector(accept_license)
+    box = Box.parse(options.box) if options.box else None
+    found = detect_face(
+        image, face_index=options.face_index, box=box, detector=detector, source=source
+    )
+    warnings = []
+    if found.n_faces > 1 and box is None:
+        warnings.append(
+            f"{source}: {found.n_faces} faces found; animating face {options.face_index} "
+            f"(box {found.box}; 0 is the largest, choose with --face-index or --box)"
+        )
+    if min(found.box.w, found.box.h) < 48:
+        warnings.append(f"{source}: the face is only {found.box.w}x{found.box.h} pixels")
+    return image, found, warnings
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _phones(phonemes: Any) -> list[Phone]:
+    from avtool.models.facewarp.phones import phones_from_timings
+    from avtool.models.facewarp.visemes import Phone
+
+    if isinstance(phonemes, Mapping):
+        return phones_from_timings(phonemes)
+    items = list(phonemes)
+    if items and isinstance(items[0], Phone):
+        return items
+    return phones_from_timings(items)
+
+
+def check_audio(audio: str | Path) -> float:
+    """The audio's duration in seconds.
+
+    Raises:
+        InputError: missing, unreadable, no audio stream, or zero length (naming the file).
+    """
+    from avtool.io.audio import audio_info
+
+    info = audio_info(audio)
+    if info.frames <= 0 or info.duration <= 0:
+        raise InputError(f"{audio}: the audio is empty (zero length); nothing to lip-sync")
+    return info.duration
+
+
+def plan_render(
+    face: str | Path | np.ndarray,
+    audio: str | Path | None,
+    options: TalkingHeadOptions,
+    *,
+    detector: FaceDetector | None = None,
+    phonemes: Any = None,
+    motion: FaceMotion | None = None,
+    accept_license: bool = False,
+) -> RenderPlan:
+    """Everything before the first frame: face, audio analysis, motion and landmarks.
+
+    Args:
+        face: photo path or ``(H, W[, C])`` image array.
+        audio: speech file (any format ffmpeg reads); None only with ``motion``.
+        options: see :class:`TalkingHeadOptions`.
+        detector: a loaded face detector (else the registry's, behind its licence gate).
+        phonemes: TTS timings (``{"phonemes": [...]}``), a list of phoneme dicts or
+            :class:`~avtool.models.facewarp.visemes.Phone` objects; None = pocketsphinx.
+        motion: drive the face with this instead of the audio (its length sets the frames).
+        accept_license: for the default detector.
+
+    Raises:
+        InputError: bad options, no face, empty audio.
+    """
+    import numpy as np
+
+    from avtool.models.facewarp import WarpRenderer
+    from avtool.models.facewarp.phones import analyse_audio, speech_phones
+    from avtool.models.facewarp.visemes import apply_energy, viseme_track
+
+    options = options.validated()
+    timings: dict[str, float] = {}
+    duration = check_audio(audio) if audio is not None else None
+    start = time.perf_counter()
+    photo, found, warnings = find_face(face, options, detector, accept_license=accept_license)
+    size = output_size((photo.shape[1], photo.shape[0]), options.size)
+    image, points = fit_photo(photo, found.landmarks, size)
+    renderer = WarpRenderer(image, points)
+    timings["face_s"] = time.perf_counter() - start
+
+    drive = None
+    start = time.perf_counter()
+    if motion is None:
+        if audio is None:
+            raise InputError("an audio file (or a motion) is needed to drive the face")
+        drive = analyse_audio(audio, options.fps, recognize=phonemes is None)
+        if phonemes is not None:
+            drive.phones, drive.source = _phones(phonemes), "tts"
+        params = viseme_track(drive.phones, drive.n_frames, options.fps)
+        params = apply_energy(params, drive.loudness, drive.voiced)
+        if not drive.voiced.any():
+            warnings.append(f"{audio}: the audio is silent; the mouth stays closed")
+        elif drive.source == "pocketsphinx" and not any(speech_phones(drive.phones)):
+            warnings.append(f"{audio}: no speech recognised; the mouth follows loudness only")
+            # A neutral half-open vowel everywhere, gated and scaled by the loudness.
+            neutral = np.tile(np.float32([0.45, 0.0, 0.0, 0.0]), (drive.n_frames, 1))
+            params = apply_energy(neutral, drive.loudness, drive.voiced)
+        motion = renderer.motion(
+            params, options.fps, still=options.still, seed=options.seed, loudness=drive.loudness
+        )
+        duration = drive.duration
+    elif abs(motion.fps - options.fps) > 1e-6:
+        raise InputError(f"the motion runs at {motion.fps} fps but --fps is {options.fps}")
+    if duration is None:
+        duration = motion.n_frames / options.fps
+    landmarks = renderer.landmarks(motion)
+    timings["audio_s"] = time.perf_counter() - start
+    for message in warnings:
+        log.warning("%s", message)
+    source = "<array>" if isinstance(face, np.ndarray) else str(face)
+    return RenderPlan(
+        renderer, motion, landmarks, found, size, drive, duration, source, warnings, timings
+    )
+
+
+def render_frames(
+    plan: RenderPlan, start: int = 0, stop: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield frames ``start:stop`` of a plan, one ``(H, W, 3)`` uint8 array at a time."""
+
+    openness = plan.motion.mouth_open
+    for index in range(start, plan.n_frames if stop is None else min(stop, plan.n_frames)):
+        amount = None if openness is None else float(openness[index])
+        yield plan.renderer.render(plan.landmarks[index], amount)
+
+
+def preview_index(plan: RenderPlan) -> int:
+    """The frame with the widest mouth opening (a representative still), first on ties."""
+    import numpy as np
+
+    from avtool.models.facewarp.mouth import mouth_area_ratio
+
+    return int(np.argmax(mouth_area_ratio(plan.landmarks))) if plan.n_frames else 0
+
+
+def _save_image(path: Path, frame: np.ndarray) -> Path:
+
+    from PIL import Image
+
+    from avtool.io.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        Image.fromarray(frame).save(tmp, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
+    return path
+
+
+def render_file(
+    face: str | Path | np.ndarray,
+    audio: str | Path,
+    output: str | Path,
+    options: TalkingHeadOptions,
+    *,
+    detector: FaceDetector | None = None,
+    phonemes: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    motion: FaceMotion | None = None,
+    accept_license: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> RenderResult:
+    """Render a talking-head video (or only a still, for an image ``output``) plus sidecar.
+
+    Args:
+        face: photo path or image array.
+        audio: the speech; muxed as AAC into the video.
+        output: ``.mp4``/``.m4v``/``.mov``/``.mkv`` video, or ``.png``/``.jpg`` for the
+            preview frame only.
+        options: see :class:`TalkingHeadOptions`.
+        detector: a loaded face detector.
+        phonemes: TTS timings to drive the mouth (else pocketsphinx phones).
+        progress: called as ``progress(done_frames, total_frames)``.
+        motion: an external driver (see :mod:`avtool.models.facewarp`).
+        accept_license: for the default face detector's licence gate.
+        metadata: extra sidecar fields (``avtool tts --face`` records the speech here).
+
+    Returns:
+        The :class:`RenderResult`; the sidecar is ``output`` + ``.json``.
+
+    Raises:
+        InputError: bad options, output suffix, face or audio.
+    """
+
+    from avtool.io.face import LANDMARK_MODEL
+    from avtool.io.video import VideoWriter
+    from avtool.registry import sha256_file
+    from avtool.runtime import sidecar_path, versions, write_json
+
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+        raise InputError(
+            f"{output}: the output must be a video ({', '.join(VIDEO_SUFFIXES)}) or a still "
+            f"({', '.join(IMAGE_SUFFIXES)})"
+        )
+    options = options.validated()
+    total_start = time.perf_counter()
+    plan = plan_render(
+        face,
+        audio,
+        options,
+        detector=detector,
+        phonemes=phonemes,
+        motion=motion,
+        accept_license=accept_license,
+    )
+    timings: dict[str, Any] = dict(plan.timings)
+    start = time.perf_counter()
+    preview = Path(options.preview) if options.preview else None
+    best = preview_index(plan)
+    if suffix in IMAGE_SUFFIXES:
+        frame = next(render_frames(plan, best, best + 1))
+        _save_image(output, frame)
+        preview, written = output, 1
+    else:
+        width, height = plan.size
+        written = 0
+        with VideoWriter(output, options.fps, (width, height), audio=audio, **ENCODER) as writer:
+            for frame in render_frames(plan):
+                if preview is not None and written == best:
+                    _save_image(preview, frame)
+                writer.write(frame)
+                written += 1
+                if progress is not None:
+                    progress(written, plan.n_frames)
+    timings["render_s"] = time.perf_counter() - start
+    timings["total_s"] = time.perf_counter() - total_start
+    timings["x_real_time"] = (
+        round(plan.duration / timings["render_s"], 3) if timings["render_s"] else None
+    )
+    timings = {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()}
+    predictor = getattr(detector, "predictor_path", None)
+    from avtool import registry
+
+    entry = registry.lookup(LANDMARK_MODEL)
+    meta: dict[str, Any] = {
+        "task": "talkinghead",
+        "output": str(output),
+        "model": {
+            "name": "facewarp",
+            "family": "facewarp",
+            "renderer": options.model,
+            "landmarks": _landmark_model(entry, predictor),
+        },
+        "seed": options.seed,
+        "options": asdict(options),
+        "input": {
+            "face": plan.source,
+            "face_box": str(plan.face.box),
+            "faces_found": plan.face.n_faces,
+            "face_pose": {
+                "yaw": round(plan.face.pose.yaw, 2),
+                "pitch": round(plan.face.pose.pitch, 2),
+                "roll": round(plan.face.pose.roll, 2),
+            },
+            "audio": str(audio) if audio is not None else None,
+            "drive": _drive_summary(plan, audio, motion is not None),
+        },
+        "video": {
+            "width": plan.size[0],
+            "height": plan.size[1],
+            "fps": options.fps,
+            "frames": written if suffix in VIDEO_SUFFIXES else plan.n_frames,
+            "duration": round(plan.n_frames / options.fps, 4),
+            "audio_duration": round(plan.duration, 4),
+            "preview_frame": best,
+            "sha256": sha256_file(output),
+        },
+        "warnings": plan.warnings,
+        "timings": timings,
+        "versions": versions(),
+    }
+    if metadata:
+        meta.update(metadata)
+    write_json(sidecar_path(output), meta)
+    return RenderResult(
+        n_frames=plan.n_frames,
+        duration=plan.duration,
+        fps=options.fps,
+        landmarks=plan.landmarks,
+        timings=timings,
+        size=plan.size,
+        output=output,
+        preview=preview,
+        metadata=meta,
+        warnings=plan.warnings,
+    )
+
+
+def _landmark_model(entry: Any, predictor: Any) -> dict[str, Any]:
+    from avtool.io.face import LANDMARK_MODEL
+
+    info: dict[str, Any] = {"name": LANDMARK_MODEL}
+    if entry is not None:
+        info.update(sha256=entry.files[0].sha256, license=entry.license)
+    if predictor is not None:
+        info["path"] = str(predictor)
+    return info
+
+
+def _drive_summary(plan: RenderPlan, audio: Any, external: bool) -> dict[str, Any]:
+    from avtool.models.facewarp.phones import describe
+
+    if external or plan.drive is None:
+        return {"source": "motion", "units": plan.motion.units, "frames": plan.n_frames}
+    return describe(plan.drive, audio)
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def run(
+    face: str,
+    audio: str,
+    output: Path,
+    options: TalkingHeadOptions,
+    *,
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+    progress: bool = False,
+):  # -> BatchSummary
+    """Render one item through the batch runner (exit codes, overwrite policy, report).
+
+    The face is checked before anything else, so a photo without a face fails with exit 2
+    before the audio is analysed.
+    """
+    from avtool.io.face import load_detector
+    from avtool.runtime import BatchItem, check_outputs, run_batch
+
+    options = options.validated()
+    item = BatchItem(0, Path(output).stem, str(audio), Path(output), origin=str(audio))
+    check_outputs([item], policy)
+    detector = load_detector(accept_license)
+    check_audio(audio)
+    find_face(face, options, detector)  # no face: exit 2 here, before the audio work
+
+    def process(item: BatchItem) -> Sequence[Path]:
+        bar = _progress_bar(quiet or not progress, str(item.output))
+        with bar as update:
+            result = render_file(
+                face, audio, item.output, options, detector=detector, progress=update
+            )
+        return [p for p in (result.output, result.preview) if p is not None]
+
+    return run_batch(
+        [item], process, policy=policy, report=report, quiet=quiet, label="talkinghead"
+    )
+
+
+class _progress_bar:
+    """A rich progress bar on stderr as a ``(done, total)`` callback (disabled when quiet)."""
+
+    def __init__(self, disabled: bool, label: str) -> None:
+        self.disabled, self.label = disabled, label
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if self.disabled:
+            return None
+        from rich.progress import Progress
+
+        from avtool.cli.common import stderr_console
+
+        self._bar = Progress(console=stderr_console(), transient=True)
+        self._bar.__enter__()
+        self._task = self._bar.add_task(f"talkinghead {self.label}", total=None)
+
+        def update(done: int, total: int) -> None:
+            if done % 25 == 0 or done == total:
+                self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

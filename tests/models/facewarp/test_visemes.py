@@ -1,0 +1,68 @@
+"""Phonemes to visemes: classes, coarticulation, loudness gating."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avtool.models.facewarp.visemes import (
+    CLOSE,
+    OPEN,
+    ROUND,
+    WIDTH,
+    Phone,
+    apply_energy,
+    expand_phones,
+    viseme_class,
+    viseme_track,
+)
+
+
+def test_classes_cover_ipa_and_arpabet():
+    assert viseme_class("p") == viseme_class("M") == "bilabial"
+    assert viseme_class("ɑ") == viseme_class("AA") == "aa"
+    assert viseme_class("uː") == "uw"  # the length mark is not a phone
+    assert viseme_class("AY") == ("aa", "ih")
+    assert viseme_class("sil") == viseme_class("+NOISE+") == "rest"
+
+
+def test_modifiers_extend_the_previous_phone():
+    segments = expand_phones([Phone("ˈ", 0.0, 0.05), Phone("a", 0.05, 0.2), Phone("ː", 0.2, 0.3)])
+    assert len(segments) == 1
+    _, start, end = segments[0]
+    assert (start, end) == (0.0, 0.3)
+
+
+def test_open_vowel_opens_and_bilabial_closes_between_vowels():
+    phones = [Phone("AA", 0.0, 0.2), Phone("M", 0.2, 0.28), Phone("AA", 0.28, 0.5)]
+    track = viseme_track(phones, n_frames=50, fps=100.0)
+    assert track.shape == (50, 4) and track.dtype == np.float32
+    assert track[10, OPEN] > 0.8  # middle of the first vowel
+    closure = track[20:28]
+    assert closure[:, CLOSE].max() > 0.8  # the lips meet on m even between open vowels
+    assert closure[:, OPEN].min() < 0.25
+
+
+def test_coarticulation_anticipates_rounding():
+    # "s" before "uw" is rounded by anticipation; before "iy" it is spread.
+    soon = viseme_track([Phone("S", 0.0, 0.1), Phone("UW", 0.1, 0.3)], 30, 100.0)
+    see = viseme_track([Phone("S", 0.0, 0.1), Phone("IY", 0.1, 0.3)], 30, 100.0)
+    assert soon[8, ROUND] > see[8, ROUND] + 0.1
+    assert see[8, WIDTH] > soon[8, WIDTH]
+
+
+def test_silence_far_from_phones_is_a_closed_rest():
+    track = viseme_track([Phone("AA", 0.0, 0.2)], n_frames=100, fps=100.0)
+    assert np.allclose(track[80:], 0.0, atol=1e-3)
+    assert viseme_track([], 10, 25.0).max() == 0.0
+
+
+def test_energy_gates_and_scales_the_opening():
+    track = np.tile(np.float32([1.0, 0.5, 0.5, 0.0]), (20, 1))
+    loud = np.full(20, 1.0, np.float32)
+    voiced = np.ones(20, bool)
+    voiced[10:] = False
+    out = apply_energy(track, loud, voiced)
+    assert out[3, OPEN] > 0.95
+    assert out[15, OPEN] == 0.0  # silence: mouth closed
+    quiet = apply_energy(track, np.full(20, 0.1, np.float32), np.ones(20, bool))
+    assert 0.3 < quiet[5, OPEN] < out[3, OPEN]

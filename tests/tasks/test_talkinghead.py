@@ -1,0 +1,222 @@
+"""The talking-head task end to end: real face, real GRID speech, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from avtool.errors import InputError
+from avtool.io.audio import load_audio, save_audio
+from avtool.io.face import FaceDetector
+from avtool.io.video import VideoReader, probe
+from avtool.models.facewarp import FaceMotion
+from avtool.tasks.talkinghead import (
+    TalkingHeadOptions,
+    output_size,
+    parse_size,
+    plan_render,
+    render_file,
+    render_frames,
+)
+
+skimage_data = pytest.importorskip("skimage.data")
+SMALL = TalkingHeadOptions(size=(256, 256))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("face") / "astronaut.png"
+    Image.fromarray(skimage_data.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def speech(grid_dir, tmp_path_factory):
+    """The first 1.5 s of real GRID speech ("lay blue ...") as a WAV."""
+    audio, rate = load_audio(grid_dir / "lbax4n.mpg", sample_rate=22050, start=0.5, duration=1.5)
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    save_audio(path, audio, rate)
+    return path
+
+
+def test_video_has_equal_durations_audio_and_a_sidecar(photo, speech, detector, tmp_path):
+    out = tmp_path / "head.mp4"
+    preview = tmp_path / "preview.png"
+    result = render_file(photo, speech, out, TalkingHeadOptions(size=(256, 256),
+                         preview=str(preview)), detector=detector)  # fmt: skip
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (256, 256, 25.0)
+    assert info.video_codec == "h264" and info.audio_codec == "aac"
+    assert abs(result.n_frames / 25.0 - 1.5) <= 1 / 25.0
+    assert abs(info.duration - 1.5) <= 1 / 25.0 + 0.03  # AAC framing
+    assert result.landmarks.shape == (result.n_frames, 68, 2)
+    meta = json.loads((tmp_path / "head.mp4.json").read_text())
+    assert meta["model"]["name"] == "facewarp"
+    assert meta["model"]["landmarks"]["license"].startswith("iBUG")
+    assert meta["input"]["drive"]["source"] == "pocketsphinx"
+    assert Image.open(preview).size == (256, 256)
+    # The mouth moves with the speech: the opening varies over the clip.
+    from avtool.models.facewarp.mouth import mouth_area_ratio
+
+    area = mouth_area_ratio(result.landmarks)
+    assert area.max() > 0.03 and area.min() < 0.01
+
+
+def test_same_seed_same_bytes_other_seed_other_motion(photo, speech, detector, tmp_path):
+    a, b, c = (tmp_path / f"{n}.mp4" for n in "abc")
+    options = TalkingHeadOptions(size=(128, 128), fps=10.0)
+    ra = render_file(photo, speech, a, options, detector=detector)
+    render_file(photo, speech, b, options, detector=detector)
+    rc = render_file(photo, speech, c, TalkingHeadOptions(size=(128, 128), fps=10.0, seed=1),
+                     detector=detector)  # fmt: skip
+    assert a.read_bytes() == b.read_bytes()
+    assert not np.allclose(ra.landmarks, rc.landmarks)
+
+
+def test_still_keeps_the_upper_face_fixed(photo, speech, detector):
+    plan = plan_render(photo, speech, TalkingHeadOptions(size=(256, 256), still=True),
+                       detector=detector)  # fmt: skip
+    eyes_brows = plan.landmarks[:, 17:48]
+    assert np.ptp(eyes_brows, axis=0).max() < 1e-3  # no head motion, no blinks
+    frames = list(render_frames(plan, 0, 3))
+    assert len(frames) == 3 and frames[0].shape == (256, 256, 3)
+
+
+def test_tts_phonemes_drive_the_mouth(photo, speech, detector):
+    phonemes = {"phonemes": [{"phoneme": "ɑ", "start": 0.2, "end": 0.6},
+                             {"phoneme": "m", "start": 0.6, "end": 0.75},
+                             {"phoneme": "ɑ", "start": 0.75, "end": 1.2}]}  # fmt: skip
+    plan = plan_render(photo, speech, SMALL, detector=detector, phonemes=phonemes)
+    assert plan.drive.source == "tts"
+    openness = plan.motion.mouth_open
+    assert openness[int(0.4 * 25)] > 2 * openness[int(0.67 * 25)]
+
+
+def test_silent_audio_closed_mouth_valid_video(photo, detector, tmp_path):
+    silence = tmp_path / "silence.wav"
+    save_audio(silence, np.zeros(16000, np.float32), 16000)
+    result = render_file(photo, silence, tmp_path / "s.mp4", TalkingHeadOptions(size=(128, 128)),
+                         detector=detector)  # fmt: skip
+    assert any("silent" in w for w in result.warnings)
+    from avtool.models.facewarp.mouth import mouth_area_ratio
+
+    assert mouth_area_ratio(result.landmarks).max() < 0.005
+    assert probe(tmp_path / "s.mp4").n_frames == 25
+
+
+def test_noise_is_not_speech(photo, detector, tmp_path):
+    noise = tmp_path / "noise.wav"
+    rng = np.random.default_rng(0)
+    save_audio(noise, 0.2 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000)
+    plan = plan_render(photo, noise, SMALL, detector=detector)
+    assert plan.n_frames == 25 and np.isfinite(plan.landmarks).all()
+    del rng
+
+
+def test_zero_length_audio_names_the_file(photo, detector, tmp_path):
+    empty = tmp_path / "empty.wav"
+    save_audio(empty, np.zeros(0, np.float32), 16000)
+    with pytest.raises(InputError, match=r"empty\.wav"):
+        render_file(photo, empty, tmp_path / "x.mp4", SMALL, detector=detector)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_no_face_names_the_file(speech, detector, tmp_path):
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(blank)
+    with pytest.raises(InputError, match=r"wall\.png: no face"):
+        render_file(blank, speech, tmp_path / "x.mp4", SMALL, detector=detector)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "uint16"])
+def test_image_kinds(kind, speech, detector, tmp_path):
+    rgb = skimage_data.astronaut()
+    path = tmp_path / f"{kind}.png"
+    if kind == "gray":
+        Image.fromarray(rgb).convert("L").save(path)
+    elif kind == "rgba":
+        Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(path)
+    else:
+        Image.fromarray(rgb[:, :, 1].astype(np.uint16) * 257).save(path)  # 16-bit gray PNG
+    out = tmp_path / f"{kind}.png.out.png"
+    result = render_file(path, speech, out, SMALL, detector=detector)
+    assert np.asarray(Image.open(out)).shape == (256, 256, 3)
+    assert result.n_frames == 38
+
+
+def test_several_faces_largest_first_and_index(speech, detector, tmp_path):
+    face = skimage_data.astronaut()[20:260, 120:360]
+    small = np.asarray(Image.fromarray(face).resize((160, 160)))
+    canvas = np.full((300, 480, 3), 200, np.uint8)
+    canvas[30:270, 0:240] = face
+    canvas[70:230, 300:460] = small
+    path = tmp_path / "two.png"
+    Image.fromarray(canvas).save(path)
+    first = plan_render(path, speech, SMALL, detector=detector)
+    assert first.face.n_faces == 2 and first.face.box.x < 240
+    assert any("2 faces" in w for w in first.warnings)
+    second = plan_render(path, speech, TalkingHeadOptions(size=(256, 256), face_index=1),
+                         detector=detector)  # fmt: skip
+    assert second.face.box.x >= 240
+    with pytest.raises(InputError, match="face-index 2"):
+        plan_render(path, speech, TalkingHeadOptions(face_index=2), detector=detector)
+    boxed = plan_render(path, speech, TalkingHeadOptions(size=(256, 256),
+                        box=str(second.face.box)), detector=detector)  # fmt: skip
+    assert boxed.face.box == second.face.box
+
+
+def test_profile_or_squashed_face_is_refused(speech, detector, tmp_path):
+    face = skimage_data.astronaut()
+    squashed = np.asarray(Image.fromarray(face).resize((180, 512)))  # a narrow, turned look
+    path = tmp_path / "profile.png"
+    Image.fromarray(squashed).save(path)
+    with pytest.raises(InputError, match=r"profile\.png"):
+        plan_render(path, speech, SMALL, detector=detector)
+
+
+def test_huge_and_tiny_photo_sizes():
+    assert output_size((6000, 4000), None) == (1280, 852)
+    assert output_size((101, 81), None) == (158, 128)
+    assert output_size((512, 512), (320, 240)) == (320, 240)
+    assert parse_size("640x480") == (640, 480) and parse_size(None) is None
+    with pytest.raises(InputError):
+        TalkingHeadOptions(size=(321, 240)).validated()
+    with pytest.raises(InputError):
+        parse_size("big")
+
+
+def test_tiny_image_is_refused(speech, detector, tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path)
+    with pytest.raises(InputError, match=r"tiny\.png"):
+        plan_render(path, speech, SMALL, detector=detector)
+
+
+def test_external_motion_drives_the_warp(photo, detector, tmp_path):
+    identity = np.array([[1.0, 0, 0, 0]])
+    probe_motion = FaceMotion(np.zeros((1, 68, 2)), identity, 25.0, units="pixels")
+    base = plan_render(photo, None, SMALL, detector=detector, motion=probe_motion)
+    base = base.renderer.photo_landmarks
+    track = np.repeat(base[None], 10, axis=0).astype(np.float32)
+    track[5:, 48:68, 1] += 4.0
+    motion = FaceMotion(track, np.tile([1.0, 0, 0, 0], (10, 1)), 25.0, units="pixels")
+    plan = plan_render(photo, None, SMALL, detector=detector, motion=motion)
+    frames = list(render_frames(plan))
+    assert len(frames) == 10
+    assert not np.array_equal(frames[0], frames[6])
+
+
+def test_frames_stream_to_an_mp4_with_reader(photo, speech, detector, tmp_path):
+    out = tmp_path / "r.mp4"
+    result = render_file(photo, speech, out, TalkingHeadOptions(size=(128, 128)), detector=detector)
+    with VideoReader(out) as reader:
+        count = sum(1 for _ in reader)
+    assert count == result.n_frames
