@@ -1,0 +1,337 @@
+"""Train AnyoneNet's landmark predictor on extracted items (:mod:`.data`).
+
+Each step takes ``batch_size`` random segments of ``segment_frames`` mel frames (80 Hz). The
+source face of a segment is a random frame of the same clip (its frontal landmarks and head
+pose); the targets are the segment's frontal landmarks and quaternions. Loss: L2 + inter-frame
+L2 + L1 on quaternions (:func:`.losses.predictor_loss`); Adam.
+
+Output folder:
+
+* ``predictor.pt`` + ``predictor.json``: the newest weights and config (:mod:`.checkpoint`),
+  what ``predict_track`` and ``--model`` take;
+* ``trainer.pt``: optimiser state and step, for ``--resume``;
+* ``train_log.jsonl``: ``step``, losses, held-out ``heldout_l2`` / ``heldout_dist`` /
+  ``heldout_mouth_dist`` and the static-face baseline's (``static_*``), ``seconds``.
+
+    python -m avtool.models.anyonenet.train_predictor --data data/anyonenet/grid --out runs/p
+
+On the CPU a run is bit-for-bit reproducible for a seed and thread count, resumed or not:
+the segments of step ``s`` depend only on ``(seed, s)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.io.face import MOUTH
+from avtool.models.anyonenet import checkpoint, predictor
+from avtool.models.anyonenet.config import PredictorConfig, preset
+from avtool.models.anyonenet.data import load_items
+from avtool.models.anyonenet.losses import predictor_loss
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "predictor.pt"
+TRAINER = "trainer.pt"
+LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class PredictorTraining:
+    """Training settings (saved in ``predictor.json`` under ``training``).
+
+    Attributes:
+        batch_size: segments per step.
+        segment_frames: mel frames per segment (160 = 2 s); shorter clips are padded by
+            taking the whole clip and all clips are cut to the shortest one in the batch.
+        learning_rate: Adam's step size.
+        landmark_weight, interframe_weight, quaternion_weight: loss weights
+            (:func:`.losses.predictor_loss`).
+        seed: seeds the weights and the segments.
+    """
+
+    batch_size: int = 8
+    segment_frames: int = 160
+    learning_rate: float = 1e-4
+    landmark_weight: float = 10.0
+    interframe_weight: float = 10.0
+    quaternion_weight: float = 1.0
+    seed: int = 0
+
+
+def make_batch(
+    items: Sequence[dict[str, Any]], step: int, training: PredictorTraining
+) -> dict[str, torch.Tensor]:
+    """The segments of ``step`` (a function of ``(seed, step)`` only).
+
+    Returns:
+        ``mel (B, F, 80)``, ``source_landmarks (B, 68, 2)``, ``source_quaternion (B, 4)``,
+        ``landmarks (B, F, 68, 2)``, ``quaternions (B, F, 4)`` float32 tensors.
+    """
+    rng = np.random.default_rng([training.seed, step])
+    picks = rng.integers(len(items), size=training.batch_size)
+    frames = min(training.segment_frames, min(len(items[i]["mel"]) for i in picks))
+    out: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("mel", "source_landmarks", "source_quaternion", "landmarks", "quaternions")
+    }
+    for i in picks:
+        item = items[i]
+        start = int(rng.integers(len(item["mel"]) - frames + 1))
+        source = int(rng.integers(len(item["mel"])))
+        segment = slice(start, start + frames)
+        out["mel"].append(item["mel"][segment])
+        out["source_landmarks"].append(item["frontal"][source])
+        out["source_quaternion"].append(item["quaternions"][source])
+        out["landmarks"].append(item["frontal"][segment])
+        out["quaternions"].append(item["quaternions"][segment])
+    return {k: torch.from_numpy(np.stack(v).astype(np.float32)) for k, v in out.items()}
+
+
+@torch.no_grad()
+def evaluate(model: predictor.LandmarkPredictor, items: Sequence[dict[str, Any]]) -> dict:
+    """Held-out error of whole clips, the source face being each clip's first frame.
+
+    Returns:
+        ``l2`` (mean squared error per coordinate, the training L2), ``dist`` (mean distance
+        per landmark) and ``mouth_dist`` (the 20 lip points), in inter-ocular distances, for
+        the model and for the static baseline (the source face held still) as ``static_*``.
+    """
+    model.eval()
+    sums = {
+        k: 0.0
+        for k in ("l2", "dist", "mouth_dist", "static_l2", "static_dist", "static_mouth_dist")
+    }
+    count = 0
+    for item in items:
+        mel = torch.from_numpy(item["mel"][None].astype(np.float32))
+        src = torch.from_numpy(item["frontal"][:1].astype(np.float32))
+        srcq = torch.from_numpy(item["quaternions"][:1].astype(np.float32))
+        target = torch.from_numpy(item["frontal"].astype(np.float32))
+        disp, dq = model(mel, src, srcq)
+        pred, _ = predictor.apply(src, srcq, disp, dq)
+        static = src.expand_as(target)
+        for prefix, guess in (("", pred[0]), ("static_", static)):
+            sums[prefix + "l2"] += torch.mean((guess - target) ** 2).item()
+            dist = torch.linalg.vector_norm(guess - target, dim=-1)
+            sums[prefix + "dist"] += dist.mean().item()
+            sums[prefix + "mouth_dist"] += dist[:, MOUTH].mean().item()
+        count += 1
+    model.train()
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def train(
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: PredictorConfig | None = None,
+    training: PredictorTraining | None = None,
+    steps: int = 1000,
+    resume: bool = False,
+    heldout: int = 1,
+    train_ids: Sequence[str] | None = None,
+    heldout_ids: Sequence[str] | None = None,
+    log_every: int = 50,
+    checkpoint_every: int = 500,
+    max_seconds: float | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train (or resume) the predictor up to ``steps`` updates in total.
+
+    Args:
+        data_dir: extracted items (:func:`.data.extract_folder`).
+        out_dir: checkpoint folder (created).
+        config: architecture (default paper); on resume the saved one is used.
+        training: settings (default :class:`PredictorTraining`).
+        steps: total updates to reach.
+        resume: go on from ``out_dir``'s ``trainer.pt``.
+        heldout: the last ``heldout`` items (by id) are held out, unless ids are given.
+        train_ids, heldout_ids: explicit splits (e.g. ``avtool.datasets.grid.s1_split()``).
+        log_every, checkpoint_every: in steps (a checkpoint is also written at the end).
+        max_seconds: stop (with a checkpoint) after this much training time.
+        device: torch device.
+
+    Returns:
+        The last log record.
+
+    Raises:
+        InputError: no data, or ``out_dir`` already trained without ``resume``.
+        ModelError: a checkpoint that does not fit, or a non-finite loss.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights, trainer_file = out / WEIGHTS, out / TRAINER
+    if trainer_file.is_file() and not resume:
+        raise InputError(f"{out} already holds a training run; pass --resume to go on")
+    if train_ids is not None:
+        train_items = load_items(data_dir, train_ids)
+        held = load_items(data_dir, heldout_ids) if heldout_ids else []
+    else:
+        items = load_items(data_dir)
+        if len(items) <= heldout:
+            held, train_items = [], items
+        else:
+            held, train_items = items[len(items) - heldout :], items[: len(items) - heldout]
+    training = training or PredictorTraining()
+    start_step = 0
+    if resume and trainer_file.is_file():
+        model, config, meta = checkpoint.load(weights, "predictor", device)
+        training = PredictorTraining(**meta["training"])
+        model.train()
+    else:
+        config = config or PredictorConfig.paper()
+        torch.manual_seed(training.seed)
+        model = predictor.build(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    if resume and trainer_file.is_file():
+        state = torch.load(trainer_file, map_location="cpu", weights_only=True)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError) as exc:
+            raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
+        start_step = int(state["step"])
+    meta_extra = {
+        "training": asdict(training),
+        "data": str(data_dir),
+        "train_ids": [i["id"] for i in train_items],
+        "heldout_ids": [i["id"] for i in held],
+    }
+    began = time.monotonic()
+    record: dict[str, Any] = {"step": start_step}
+    step = start_step
+    while step < steps:
+        batch = {k: v.to(device) for k, v in make_batch(train_items, step, training).items()}
+        disp, dq = model(batch["mel"], batch["source_landmarks"], batch["source_quaternion"])
+        pred, quats = predictor.apply(
+            batch["source_landmarks"], batch["source_quaternion"], disp, dq
+        )
+        loss, parts = predictor_loss(
+            pred,
+            quats,
+            batch["landmarks"],
+            batch["quaternions"],
+            landmark_weight=training.landmark_weight,
+            interframe_weight=training.interframe_weight,
+            quaternion_weight=training.quaternion_weight,
+        )
+        if not torch.isfinite(loss):
+            raise ModelError(f"the loss became {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        elapsed = time.monotonic() - began
+        out_of_time = max_seconds is not None and elapsed >= max_seconds
+        if step % log_every == 0 or step == steps or out_of_time:
+            record = {"step": step, "loss": loss.item(), **parts, "seconds": round(elapsed, 2)}
+            if held:
+                record.update(
+                    {
+                        f"heldout_{k}" if not k.startswith("static") else k: v
+                        for k, v in evaluate(model, held).items()
+                    }
+                )
+            with open(out / LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            log.info("step %d loss %.5f", step, loss.item())
+        if step % checkpoint_every == 0 or step == steps or out_of_time:
+            _checkpoint(out, model, config, optimizer, step, meta_extra)
+        if out_of_time:
+            break
+    if step == start_step:
+        _checkpoint(out, model, config, optimizer, step, meta_extra)
+    return record
+
+
+def _checkpoint(
+    out: Path,
+    model: torch.nn.Module,
+    config: PredictorConfig,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    extra: dict[str, Any],
+) -> None:
+    from avtool.io.files import atomic_output
+
+    checkpoint.save(out / WEIGHTS, model, config, {**extra, "steps": step})
+    with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
+        # A file object: torch would name the archive after the temporary file.
+        torch.save({"optimizer": optimizer.state_dict(), "step": step}, f)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m avtool.models.anyonenet.train_predictor``; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="folder of extracted items")
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument("--config", default="paper", help="paper, tiny or a config .json")
+    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
+    parser.add_argument("--batch-size", type=int, default=PredictorTraining.batch_size)
+    parser.add_argument("--segment-frames", type=int, default=PredictorTraining.segment_frames)
+    parser.add_argument("--lr", type=float, default=PredictorTraining.learning_rate)
+    parser.add_argument("--seed", type=int, default=PredictorTraining.seed)
+    parser.add_argument("--heldout", type=int, default=1, help="last N items held out")
+    parser.add_argument(
+        "--s1-split", action="store_true", help="train/val ids of avtool.datasets.grid.s1_split()"
+    )
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_ids = heldout_ids = None
+    if args.s1_split:
+        from avtool.datasets.grid import s1_split
+
+        split = s1_split()
+        train_ids, heldout_ids = split["train"], split["val"]
+    try:
+        record = train(
+            args.data,
+            args.out,
+            config=preset("predictor", args.config),  # type: ignore[arg-type]
+            training=PredictorTraining(
+                batch_size=args.batch_size,
+                segment_frames=args.segment_frames,
+                learning_rate=args.lr,
+                seed=args.seed,
+            ),
+            steps=args.steps,
+            resume=args.resume,
+            heldout=args.heldout,
+            train_ids=train_ids,
+            heldout_ids=heldout_ids,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+            device=args.device,
+        )
+    except AvtoolError as exc:
+        print(f"error: {exc}")
+        return int(exc.exit_code)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""Train AnyoneNet's landmark-to-image renderer (UNet + patch discriminator).
+
+Items come from ``python -m avtool.models.anyonenet.data ... --frame-size S`` (face crops and
+their landmarks). Each step takes ``batch_size`` (target frame, source frame) pairs from random
+clips: the UNet sees the target's landmark sketch beside the source frame and must draw the
+target. Generator loss: ``l1_weight`` x L1 + ``perceptual_weight`` x perceptual + adversarial
+(least squares). The perceptual term is VGG-19's (pass ``--vgg vgg19-dcbb9e9d.pth``, the
+torchvision ImageNet weights); without it the discriminator feature-matching loss takes its
+place and the log says so.
+
+Output folder: ``renderer.pt`` + ``renderer.json`` (the UNet), ``trainer.pt`` (discriminator,
+optimisers, step; for ``--resume``) and ``train_log.jsonl``.
+
+    python -m avtool.models.anyonenet.train_renderer --data data/anyonenet/grid --out runs/r
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.models.anyonenet import checkpoint, discriminator, unet
+from avtool.models.anyonenet.config import RendererConfig, preset
+from avtool.models.anyonenet.data import load_items
+from avtool.models.anyonenet.losses import (
+    VGG19Features,
+    adversarial_d_loss,
+    adversarial_g_loss,
+    feature_matching_loss,
+    perceptual_loss,
+)
+from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "renderer.pt"
+TRAINER = "trainer.pt"
+LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class RendererTraining:
+    """Training settings (saved in ``renderer.json`` under ``training``).
+
+    Attributes:
+        batch_size: frame pairs per step.
+        learning_rate: Adam's step size for both networks (betas 0.5, 0.999 as pix2pix).
+        l1_weight: weight of the L1 term (pix2pix's 100).
+        perceptual_weight: weight of the VGG (or feature-matching fallback) term.
+        seed: seeds the weights and the pairs.
+    """
+
+    batch_size: int = 4
+    learning_rate: float = 2e-4
+    l1_weight: float = 100.0
+    perceptual_weight: float = 10.0
+    seed: int = 0
+
+
+def _resized(item: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray]:
+    frames, points = item["frames"], item["frame_landmarks"]
+    have = frames.shape[1]
+    if have == size:
+        return frames, points
+    from avtool.io.face import resize_image
+
+    scaled = np.stack([resize_image(f, (size, size)) for f in frames])
+    return scaled, points * (size / have)
+
+
+def make_batch(
+    items: Sequence[dict[str, Any]], step: int, training: RendererTraining, size: int
+) -> dict[str, torch.Tensor]:
+    """The frame pairs of ``step`` (a function of ``(seed, step)`` only).
+
+    Returns:
+        ``sketch``, ``source``, ``target``: ``(B, 3, size, size)`` float32 in [-1, 1].
+    """
+    rng = np.random.default_rng([training.seed, step])
+    out: dict[str, list[torch.Tensor]] = {"sketch": [], "source": [], "target": []}
+    for _ in range(training.batch_size):
+        item = items[int(rng.integers(len(items)))]
+        frames, points = item["_frames"], item["_points"]
+        target, source = (int(v) for v in rng.integers(len(frames), size=2))
+        out["sketch"].append(to_tensor_image(draw_sketch(points[target], size)))
+        out["source"].append(to_tensor_image(frames[source]))
+        out["target"].append(to_tensor_image(frames[target]))
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def train(
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: RendererConfig | None = None,
+    training: RendererTraining | None = None,
+    steps: int = 1000,
+    resume: bool = False,
+    vgg_path: str | os.PathLike[str] | None = None,
+    log_every: int = 50,
+    checkpoint_every: int = 500,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train (or resume) the renderer up to ``steps`` updates in total.
+
+    Args:
+        data_dir: extracted items with frames.
+        out_dir: checkpoint folder (created).
+        config: architecture (default paper); on resume the saved one is used.
+        training: settings (default :class:`RendererTraining`).
+        steps: total updates to reach.
+        resume: go on from ``trainer.pt``.
+        vgg_path: torchvision VGG-19 state dict for the perceptual loss; None falls back
+            to discriminator feature matching.
+        log_every, checkpoint_every: in steps (a checkpoint is also written at the end).
+        device: torch device.
+
+    Returns:
+        The last log record (``loss_d``, ``loss_g``, ``l1``, ``perceptual``, ``adversarial``,
+        ``perceptual_kind``).
+
+    Raises:
+        InputError: no items with frames, or an existing run without ``resume``.
+        ModelError: bad checkpoint or VGG file, or a non-finite loss.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights, trainer_file = out / WEIGHTS, out / TRAINER
+    if trainer_file.is_file() and not resume:
+        raise InputError(f"{out} already holds a training run; pass --resume to go on")
+    items = [i for i in load_items(data_dir) if "frames" in i]
+    if not items:
+        raise InputError(f"{data_dir}: no items with face frames; extract with --frame-size")
+    training = training or RendererTraining()
+    resuming = resume and trainer_file.is_file()
+    if resuming:
+        generator, config, meta = checkpoint.load(weights, "renderer", device)
+        training = RendererTraining(**meta["training"])
+        generator.train()
+    else:
+        config = config or RendererConfig.paper()
+        torch.manual_seed(training.seed)
+        generator = unet.build(config).to(device)
+    disc = discriminator.build(config).to(device)
+    betas = (0.5, 0.999)
+    optim_g = torch.optim.Adam(generator.parameters(), lr=training.learning_rate, betas=betas)
+    optim_d = torch.optim.Adam(disc.parameters(), lr=training.learning_rate, betas=betas)
+    start_step = 0
+    if resuming:
+        state = torch.load(trainer_file, map_location="cpu", weights_only=True)
+        try:
+            disc.load_state_dict(state["discriminator"])
+            optim_g.load_state_dict(state["optim_g"])
+            optim_d.load_state_dict(state["optim_d"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
+        start_step = int(state["step"])
+    vgg = VGG19Features.load(vgg_path).to(device) if vgg_path else None
+    kind = "vgg19" if vgg is not None else "feature-matching"
+    if vgg is None:
+        log.warning(
+            "no VGG-19 weights given (--vgg): the perceptual loss falls back to the "
+            "discriminator feature-matching loss"
+        )
+    for item in items:
+        item["_frames"], item["_points"] = _resized(item, config.image_size)
+    extra = {"training": asdict(training), "data": str(data_dir), "perceptual": kind}
+    began = time.monotonic()
+    record: dict[str, Any] = {"step": start_step}
+    step = start_step
+    while step < steps:
+        batch = {
+            k: v.to(device) for k, v in make_batch(items, step, training, config.image_size).items()
+        }
+        fake = generator(torch.cat([batch["sketch"], batch["source"]], dim=1))
+        # Discriminator: real (sketch, target) vs fake (sketch, generated).
+        real_logits, real_features = disc(batch["sketch"], batch["target"])
+        fake_logits, _ = disc(batch["sketch"], fake.detach())
+        loss_d = adversarial_d_loss(real_logits, fake_logits)
+        optim_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        optim_d.step()
+        # Generator.
+        fake_logits, fake_features = disc(batch["sketch"], fake)
+        l1 = F.l1_loss(fake, batch["target"])
+        if vgg is not None:
+            perceptual = perceptual_loss(vgg, fake, batch["target"])
+        else:
+            perceptual = feature_matching_loss(fake_features, real_features)
+        adversarial = adversarial_g_loss(fake_logits)
+        loss_g = training.l1_weight * l1 + training.perceptual_weight * perceptual + adversarial
+        if not (torch.isfinite(loss_g) and torch.isfinite(loss_d)):
+            raise ModelError(f"the loss became non-finite at step {step}")
+        optim_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optim_g.step()
+        step += 1
+        if step % log_every == 0 or step == steps:
+            record = {
+                "step": step,
+                "loss_d": loss_d.item(),
+                "loss_g": loss_g.item(),
+                "l1": l1.item(),
+                "perceptual": perceptual.item(),
+                "adversarial": adversarial.item(),
+                "perceptual_kind": kind,
+                "seconds": round(time.monotonic() - began, 2),
+            }
+            with open(out / LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            log.info("step %d G %.4f D %.4f", step, loss_g.item(), loss_d.item())
+        if step % checkpoint_every == 0 or step == steps:
+            _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra)
+    if step == start_step:
+        _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra)
+    return record
+
+
+def _checkpoint(
+    out: Path,
+    generator: torch.nn.Module,
+    disc: torch.nn.Module,
+    config: RendererConfig,
+    optim_g: torch.optim.Optimizer,
+    optim_d: torch.optim.Optimizer,
+    step: int,
+    extra: dict[str, Any],
+) -> None:
+    from avtool.io.files import atomic_output
+
+    checkpoint.save(out / WEIGHTS, generator, config, {**extra, "steps": step})
+    state = {
+        "discriminator": disc.state_dict(),
+        "optim_g": optim_g.state_dict(),
+        "optim_d": optim_d.state_dict(),
+        "step": step,
+    }
+    with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
+        # A file object: torch would name the archive after the temporary file.
+        torch.save(state, f)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m avtool.models.anyonenet.train_renderer``; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="folder of extracted items with frames")
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument("--config", default="paper", help="paper, tiny or a config .json")
+    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
+    parser.add_argument("--batch-size", type=int, default=RendererTraining.batch_size)
+    parser.add_argument("--lr", type=float, default=RendererTraining.learning_rate)
+    parser.add_argument("--seed", type=int, default=RendererTraining.seed)
+    parser.add_argument("--vgg", default=None, help="torchvision VGG-19 state dict (.pth)")
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        record = train(
+            args.data,
+            args.out,
+            config=preset("renderer", args.config),  # type: ignore[arg-type]
+            training=RendererTraining(
+                batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed
+            ),
+            steps=args.steps,
+            resume=args.resume,
+            vgg_path=args.vgg,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            device=args.device,
+        )
+    except AvtoolError as exc:
+        print(f"error: {exc}")
+        return int(exc.exit_code)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+# AnyoneNet talking heads: extract training data from talking-face videos, train the landmark
+# predictor and the landmark-to-image renderer, and (optionally) the face -> voice mapping.
+#
+#   make -f recipes/talkinghead.mk smoke                 # tiny models, a few steps, ~1-2 min CPU
+#   make -f recipes/talkinghead.mk train DATA=path/to/videos OUT=runs/anyonenet DEVICE=cuda
+#   make -f recipes/talkinghead.mk face-voice DATA=path/to/videos OUT=runs/face-voice
+#
+# extract: python -m avtool.models.anyonenet.data tracks each video's face (dlib, 25 fps),
+#   registers it (frontal landmarks + head-pose quaternions), computes 80 Hz mels (16 kHz,
+#   50 ms window, 12.5 ms hop) and upsamples the track to them; with FRAME_SIZE it also stores
+#   face crops for the renderer. One OUT/data/<id>.npz per clip; failing clips are listed in
+#   OUT/data/index.json and the rest go on. A GRID cache (avtool.datasets.grid) can be used
+#   instead of videos: python -m avtool.models.anyonenet.data data/grid_s1_cache OUT --from-cache
+#
+# train: the paper-size predictor (32.5 M parameters) and renderer (UNet-256, 54.4 M; PatchGAN
+#   2.8 M). Both are resumable (re-run the target; STEPS is the total to reach) and seeded.
+#   The perceptual loss needs torchvision's ImageNet VGG-19 (vgg19-dcbb9e9d.pth, fetched by
+#   torchvision.models.vgg19(weights="IMAGENET1K_V1") on a machine with internet): pass
+#   VGG=path/to/vgg19-dcbb9e9d.pth. Without it the renderer uses the discriminator
+#   feature-matching loss instead and its log says so.
+#
+# VoxCeleb2 / Obama-style data: put the talking-face videos (mp4 with audio, one speaker
+#   facing the camera, any frame rate: they are resampled to 25 fps) in one folder and give
+#   it as DATA. VoxCeleb2's dev set (~1 M utterances) is the paper's predictor data; for a
+#   single person (an Obama weekly-address set) a few hours of video suffice for the renderer.
+#   Extraction runs the dlib face stage on every frame (~20 frames/s per CPU core): split the
+#   folder and run several extractions in parallel into the same OUT/data if needed.
+#
+# The predictor alone drives the warping renderer: avtool.models.anyonenet.infer.predict_track
+#   (checkpoint OUT/predictor/predictor.pt) returns the landmark track for a face and a speech
+#   file. No trained weights ship with avtool.
+#
+# Variables: DATA, OUT, DEVICE, STEPS, RENDER_STEPS, FRAME_SIZE, VGG, THREADS, SMOKE_STEPS.
+PYTHON ?= .venv/bin/python
+DATA ?= ../shared/data/grid
+OUT ?= out/talkinghead
+DEVICE ?= cpu
+STEPS ?= 100000
+RENDER_STEPS ?= 200000
+FRAME_SIZE ?= 256
+VGG ?=
+THREADS ?= 1
+SMOKE_STEPS ?= 20
+
+.PHONY: smoke extract train train-predictor train-renderer face-voice
+
+extract:
+	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.anyonenet.data $(DATA) $(OUT)/data \
+		--frame-size $(FRAME_SIZE)
+
+train-predictor: extract
+	$(PYTHON) -m avtool.models.anyonenet.train_predictor --data $(OUT)/data \
+		--out $(OUT)/predictor --config paper --steps $(STEPS) --device $(DEVICE) --resume
+
+train-renderer: extract
+	$(PYTHON) -m avtool.models.anyonenet.train_renderer --data $(OUT)/data \
+		--out $(OUT)/renderer --config paper --steps $(RENDER_STEPS) --device $(DEVICE) \
+		$(if $(VGG),--vgg $(VGG)) --resume
+
+train: train-predictor train-renderer
+
+# Tiny models on the six GRID clips: checks the plumbing, not the quality.
+smoke:
+	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.anyonenet.data $(DATA) \
+		$(OUT)/smoke-data --frame-size 32 --frame-step 5
+	$(PYTHON) -m avtool.models.anyonenet.train_predictor --data $(OUT)/smoke-data \
+		--out $(OUT)/smoke-predictor --config tiny --steps $(SMOKE_STEPS) --log-every 5 \
+		--threads $(THREADS) --resume
+	$(PYTHON) -m avtool.models.anyonenet.train_renderer --data $(OUT)/smoke-data \
+		--out $(OUT)/smoke-renderer --config tiny --steps $(SMOKE_STEPS) --batch-size 2 \
+		--log-every 5 --threads $(THREADS) $(if $(VGG),--vgg $(VGG)) --resume
+	@echo "logs: $(OUT)/smoke-predictor/train_log.jsonl $(OUT)/smoke-renderer/train_log.jsonl"
+
+# Teacher: resemblyzer's GE2E speaker encoder on each clip's speech; student: dlib's face
+# descriptor + MLP. Needs many speakers (VoxCeleb2) to learn anything beyond the mean voice;
+# the log's held-out "cosine" must beat "baseline_cosine" before the weights are worth using.
+face-voice:
+	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.face_voice.train --data $(DATA) \
+		--out $(OUT)/face-voice
