@@ -38,23 +38,6 @@ TARGET_AREA_CORR = 0.5
 TARGET_DA_RATIO = 0.6
 
 
-def deterministic_detector(detector: Any) -> Any:
-    """A copy of ``detector`` that hands dlib only C-contiguous images.
-
-    dlib's HOG detector reads a non-contiguous numpy view (the region crop that
-    :func:`avtool.io.face.track_frames` re-detects in) differently from run to run, so the same
-    video gave different tracks; a contiguous copy is deterministic. Drop this once
-    ``avtool.io.face`` copies the crop itself.
-    """
-    from avtool.io.face import FaceDetector
-
-    class _Contiguous(FaceDetector):
-        def _run_detector(self, image: np.ndarray, upsample: int) -> list[Any]:
-            return super()._run_detector(np.ascontiguousarray(image), upsample)
-
-    return _Contiguous(detector.predictor_path)
-
-
 def render_options(**overrides: Any) -> Any:
     """The renderer's :class:`~avtool.tasks.talkinghead.TalkingHeadOptions` with overrides.
 
@@ -257,7 +240,7 @@ def evaluate_talkinghead(
     from avtool.runtime import versions
 
     options = options or render_options()
-    detector = deterministic_detector(detector or load_detector(accept_license=accept_license))
+    detector = detector or load_detector(accept_license=accept_license)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="avtool-eval-th-") as tmp:
         work_dir = Path(tmp)

@@ -304,7 +304,7 @@ def plan_render(
 
     from avtool.models.facewarp import WarpRenderer
     from avtool.models.facewarp.phones import analyse_audio, speech_phones
-    from avtool.models.facewarp.visemes import apply_energy, viseme_track
+    from avtool.models.facewarp.visemes import apply_energy, lead_in, viseme_track
 
     options = options.validated()
     timings: dict[str, float] = {}
@@ -333,8 +333,16 @@ def plan_render(
             # A neutral half-open vowel everywhere, gated and scaled by the loudness.
             neutral = np.tile(np.float32([0.45, 0.0, 0.0, 0.0]), (drive.n_frames, 1))
             params = apply_energy(neutral, drive.loudness, drive.voiced)
+        hold = lead_in(drive.phones, drive.n_frames, options.fps)
+        if not any(speech_phones(drive.phones)):
+            hold = None  # no speech anywhere: the loudness-driven neutral vowel, from rest
         motion = renderer.motion(
-            params, options.fps, still=options.still, seed=options.seed, loudness=drive.loudness
+            params,
+            options.fps,
+            still=options.still,
+            seed=options.seed,
+            loudness=drive.loudness,
+            hold=hold,
         )
         duration = drive.duration
     elif abs(motion.fps - options.fps) > 1e-6:
@@ -394,6 +402,7 @@ def render_file(
     motion: FaceMotion | None = None,
     accept_license: bool = False,
     metadata: Mapping[str, Any] | None = None,
+    audio_label: str | None = None,
 ) -> RenderResult:
     """Render a talking-head video (or only a still, for an image ``output``) plus sidecar.
 
@@ -409,6 +418,8 @@ def render_file(
         motion: an external driver (see :mod:`avtool.models.facewarp`).
         accept_license: for the default face detector's licence gate.
         metadata: extra sidecar fields (``avtool tts --face`` records the speech here).
+        audio_label: what the sidecar records as the audio's origin instead of ``audio``'s
+            path (``avtool tts --face`` renders from a temporary file that is then deleted).
 
     Returns:
         The :class:`RenderResult`; the sidecar is ``output`` + ``.json``.
@@ -489,8 +500,8 @@ def render_file(
                 "pitch": round(plan.face.pose.pitch, 2),
                 "roll": round(plan.face.pose.roll, 2),
             },
-            "audio": str(audio) if audio is not None else None,
-            "drive": _drive_summary(plan, audio, motion is not None),
+            "audio": audio_label or (str(audio) if audio is not None else None),
+            "drive": _drive_summary(plan, audio_label or audio, motion is not None),
         },
         "video": {
             "width": plan.size[0],

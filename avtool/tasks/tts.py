@@ -546,6 +546,8 @@ def speak_with_face(
         result = render_file(
             face.face, wav, output, face.options, detector=detector, phonemes=phonemes,
             metadata={"speech": speech},
+            # The WAV is deleted with the folder: record where the sound came from instead.
+            audio_label="synthesized by avtool tts (see the speech field)",
         )  # fmt: skip
     return result.metadata
 

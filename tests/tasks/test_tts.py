@@ -184,3 +184,34 @@ def test_grid_sentences_are_intelligible(piper_voice, tmp_path: Path):
         hypotheses.append(recognizer.recognize(audio, rate))
     wer = word_error_rate(GRID_SENTENCES, hypotheses)
     assert wer <= 0.20, list(zip(GRID_SENTENCES, hypotheses, strict=True))
+
+
+def test_speak_with_face_lip_synced_video_is_reproducible(piper_voice, tmp_path: Path):
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from avtool.io.face import load_detector
+    from avtool.io.video import probe
+    from avtool.tasks.talkinghead import TalkingHeadOptions
+    from avtool.tasks.tts import FaceVideo, speak_with_face
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage_data.astronaut()[::2, ::2]).save(photo)  # 256x256: a fast render
+    face = FaceVideo(str(photo), TalkingHeadOptions(size=(128, 128), fps=20.0, seed=1))
+    detector = load_detector(accept_license=True)
+    paths = [tmp_path / f"{name}.mp4" for name in ("a", "b")]
+    metas = [
+        speak_with_face(piper_voice, "Hello there.", TTSOptions(seed=3), path, face,
+                        detector=detector)
+        for path in paths
+    ]  # fmt: skip
+    assert paths[0].read_bytes() == paths[1].read_bytes()  # same seed and input: same bytes
+    info = probe(paths[0])
+    meta = metas[0]
+    speech_seconds = meta["speech"]["audio"]["duration"]
+    assert abs(info.n_frames / 20.0 - speech_seconds) <= 1 / 20.0  # within one frame
+    assert meta["input"]["drive"]["source"] == "tts"
+    # The speech came from a temporary WAV that no longer exists: the sidecar says so.
+    assert meta["input"]["audio"].startswith("synthesized by avtool tts")
+    assert meta["input"]["drive"]["path"] == meta["input"]["audio"]
+    assert json.loads((tmp_path / "a.mp4.json").read_text())["input"] == meta["input"]

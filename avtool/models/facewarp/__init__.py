@@ -78,10 +78,18 @@ class WarpRenderer:
         still: bool = False,
         seed: int = 0,
         loudness: np.ndarray | None = None,
+        hold: np.ndarray | None = None,
     ) -> FaceMotion:
         """The offline motion for ``(T, 4)`` viseme parameters (see :mod:`.motion`)."""
         return synthesize_motion(
-            self.frontal, self.quaternion, params, fps, still=still, seed=seed, loudness=loudness
+            self.frontal,
+            self.quaternion,
+            params,
+            fps,
+            still=still,
+            seed=seed,
+            loudness=loudness,
+            hold=hold,
         )
 
     def landmarks(self, motion: FaceMotion, start: int = 0, stop: int | None = None) -> np.ndarray:

@@ -228,6 +228,7 @@ def synthesize_motion(
     still: bool = False,
     seed: int = 0,
     loudness: np.ndarray | None = None,
+    hold: np.ndarray | None = None,
 ) -> FaceMotion:
     """The offline driver: mouth parameters, head motion and blinks on the photo's face.
 
@@ -239,10 +240,16 @@ def synthesize_motion(
         still: no head motion and no blinks.
         seed: seed of head motion and blink times.
         loudness: ``(T,)`` for the emphasis nod.
+        hold: ``(T,)`` in ``[0, 1]``: share of the photo's own mouth and jaw (over the
+            closed-lip rest) kept per frame, e.g. :func:`~.visemes.lead_in` (None = 0).
     """
     n = len(params)
     rest = rest_shape(frontal)
     shapes = rest[None] + mouth_offsets(params, rest)
+    if hold is not None:
+        # The photo differs from the rest only in the lips and jaw (rest_shape moves nothing
+        # else), so this blends those towards the photo as given.
+        shapes += np.asarray(hold, dtype=np.float64)[:, None, None] * (frontal - rest)[None]
     if still:
         quats = np.repeat(np.asarray(quaternion, dtype=np.float64)[None], n, axis=0)
     else:

@@ -68,7 +68,7 @@ def draw_mouth(
     lower = inner[[4, 5, 6, 7, 0]]  # 64 65 66 67 60
     gap = float(np.max(lower[[3, 2, 1], 1] - upper[[1, 2, 3], 1]))
     if gap < MIN_GAP_PIXELS:
-        return frame
+        return draw_seam(frame, inner, lips, iod)
     height, width = frame.shape[:2]
     pad = 2
     x0, y0 = np.floor(inner.min(axis=0)).astype(int) - pad
@@ -117,6 +117,48 @@ def draw_mouth(
     alpha = np.asarray(mask, np.float32)[:, :, None] / 255.0
     region = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (region * (1 - alpha) + colour * alpha + 0.5).astype(np.uint8)
+    return frame
+
+
+def draw_seam(frame: np.ndarray, inner: np.ndarray, lips: np.ndarray, iod: float) -> np.ndarray:
+    """Paint the line where closed lips meet, in place.
+
+    When the warp closes a photo's parted lips, the collapsed gap still samples the photo's
+    teeth along its edges and leaves a bright line between the lips: it reads as an open mouth
+    (to a viewer and to a landmark detector). Closed lips show a dark crease instead, so a thin
+    line in a dark tint of the lip colour is drawn along the midline of the inner contour.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 warped frame.
+        inner: ``(8, 2)`` inner-lip landmarks 60-67 in pixels.
+        lips: ``(3,)`` lip colour.
+        iod: inter-ocular distance in pixels (sets the line's thickness).
+
+    Returns:
+        ``frame``.
+    """
+    from PIL import Image, ImageDraw
+
+    # Midline: corners, then the mean of each upper/lower pair (61/67, 62/66, 63/65).
+    middle = 0.5 * (inner[[1, 2, 3]] + inner[[7, 6, 5]])
+    line = np.vstack([inner[0], middle, inner[4]])
+    height, width = frame.shape[:2]
+    pad = 3
+    x0, y0 = np.floor(line.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(line.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return frame
+    s = SUPERSAMPLE
+    mask = Image.new("L", ((x1 - x0) * s, (y1 - y0) * s), 0)
+    points = [((x - x0 + 0.5) * s - 0.5, (y - y0 + 0.5) * s - 0.5) for x, y in line]
+    thickness = max(1.0, 0.025 * iod)
+    ImageDraw.Draw(mask).line(points, fill=255, width=max(1, round(thickness * s)), joint="curve")
+    mask = mask.resize((x1 - x0, y1 - y0), Image.Resampling.BOX)
+    alpha = 0.85 * np.asarray(mask, np.float32)[:, :, None] / 255.0
+    crease = np.clip(0.4 * lips, 0, 255)
+    region = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = (region * (1 - alpha) + crease * alpha + 0.5).astype(np.uint8)
     return frame
 
 

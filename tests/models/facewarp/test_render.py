@@ -9,7 +9,8 @@ from avtool.io.face import FaceDetector, detect_face, inter_ocular, register
 from avtool.models.facewarp import FaceMotion, WarpRenderer
 from avtool.models.facewarp.mesh import N_FOREHEAD, FaceMesh
 from avtool.models.facewarp.motion import blink_track, head_motion, rest_shape
-from avtool.models.facewarp.mouth import mouth_area_ratio
+from avtool.models.facewarp.mouth import draw_seam, mouth_area_ratio
+from avtool.models.facewarp.visemes import Phone, viseme_track
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -136,3 +137,38 @@ def test_mesh_on_a_face_at_the_image_border():
     assert (x0, y0) >= (0, 0) and x1 <= image.shape[1] and y1 <= image.shape[0]
     out = mesh.warp(face.landmarks + np.array([0.0, 2.0]))
     assert out.shape == image.shape
+
+
+def test_bilabial_between_open_vowels_closes_the_inner_mouth(renderer):
+    # "a b a" with a 30 ms b: the inner-mouth area is near zero at the closure frame even on
+    # the astronaut, whose photo smiles with parted lips.
+    phones = [Phone("AA", 0.0, 0.3), Phone("B", 0.3, 0.33), Phone("AA", 0.33, 0.6)]
+    params = viseme_track(phones, n_frames=15, fps=25.0)
+    points = renderer.landmarks(renderer.motion(params, 25.0, still=True))
+    areas = mouth_area_ratio(points)
+    closure = round(0.315 * 25.0)
+    assert areas[closure] < 0.002
+    assert areas[3] > 0.05 and areas[12] > 0.05
+
+
+def test_hold_keeps_the_photo_mouth_then_rests(renderer, astronaut):
+    _, landmarks = astronaut
+    hold = np.array([1.0, 0.5, 0.0])
+    points = renderer.landmarks(renderer.motion(_params(3), 25.0, still=True, hold=hold))
+    assert np.abs(points[0] - landmarks).max() < 1e-3  # frame 0 is the photo as given
+    assert mouth_area_ratio(points[0]) > 0.02  # the astronaut's parted lips
+    assert mouth_area_ratio(points[2]) < 1e-3  # closed rest
+    assert mouth_area_ratio(points[2]) < mouth_area_ratio(points[1]) < mouth_area_ratio(points[0])
+
+
+def test_closed_lips_get_a_dark_seam_not_the_collapsed_teeth(renderer):
+    closed = renderer.landmarks(renderer.motion(_params(1, close=1.0), 25.0, still=True))[0]
+    warped = renderer.mesh.warp(closed)
+    frame = renderer.render(closed, 0.0)
+    middle = 0.5 * (closed[[61, 62, 63]] + closed[[67, 66, 65]])
+    xs, ys = middle[:, 0].round().astype(int), middle[:, 1].round().astype(int)
+    before = warped[ys, xs].astype(float).mean()
+    after = frame[ys, xs].astype(float).mean()
+    assert after < before - 20  # the line where the lips meet is darker than the warp left it
+    untouched = draw_seam(warped.copy(), closed[60:68], renderer.lips, renderer.iod)
+    assert np.array_equal(untouched[:100], warped[:100])  # only the mouth region changes

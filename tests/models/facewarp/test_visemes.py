@@ -12,6 +12,8 @@ from avtool.models.facewarp.visemes import (
     Phone,
     apply_energy,
     expand_phones,
+    lead_in,
+    speech_envelope,
     viseme_class,
     viseme_track,
 )
@@ -38,8 +40,42 @@ def test_open_vowel_opens_and_bilabial_closes_between_vowels():
     assert track.shape == (50, 4) and track.dtype == np.float32
     assert track[10, OPEN] > 0.8  # middle of the first vowel
     closure = track[20:28]
-    assert closure[:, CLOSE].max() > 0.8  # the lips meet on m even between open vowels
-    assert closure[:, OPEN].min() < 0.25
+    assert np.all(closure[:, CLOSE] == 1.0)  # the lips meet over the whole m
+    assert track[10, CLOSE] == 0.0 and track[40, CLOSE] == 0.0  # and open on the vowels
+
+
+def test_short_closure_between_vowels_closes_its_nearest_frame_fully():
+    # A 20 ms "b" between two open vowels, shorter than a 25 fps frame, centred off-frame.
+    phones = [Phone("AA", 0.0, 0.25), Phone("B", 0.25, 0.27), Phone("AE", 0.27, 0.5)]
+    track = viseme_track(phones, n_frames=13, fps=25.0)
+    nearest = round(0.26 * 25.0)
+    assert track[nearest, CLOSE] == 1.0
+    assert track[nearest - 2, CLOSE] < 1e-6 and track[nearest + 2, CLOSE] < 1e-6  # brief
+    assert track[3, OPEN] > 0.6 and track[10, OPEN] > 0.5
+
+
+def test_speech_envelope_bridges_short_gaps_and_rests_in_pauses():
+    phones = [
+        Phone("AA", 0.2, 0.4),
+        Phone("sil", 0.4, 0.5),  # 100 ms: a stop closure, inside the run
+        Phone("IY", 0.5, 0.7),
+        Phone("sil", 0.7, 1.5),  # 800 ms: a pause
+        Phone("UW", 1.5, 1.7),
+    ]
+    env = speech_envelope(phones, 50, 25.0)
+    assert env[0] == 0.0 and env[8] == 1.0 and env[11] == 1.0  # 0.44 s: bridged
+    assert np.all(env[25:33] == 0.0)  # the pause
+    assert 0.0 < env[4] < 1.0  # rises over the 0.1 s before speech
+    posture = viseme_track(phones, 50, 25.0)[:, OPEN]
+    assert posture[11] >= 0.3 - 1e-6 and posture[28] < 1e-3
+
+
+def test_lead_in_keeps_the_photo_until_speech_starts():
+    phones = [Phone("sil", 0.0, 0.5), Phone("AA", 0.5, 0.8), Phone("sil", 0.8, 2.0)]
+    hold = lead_in(phones, 50, 25.0)
+    assert np.all(hold[:9] == 1.0) and np.all(hold[13:] == 0.0)
+    assert np.all(np.diff(hold) <= 0.0)  # leaves the photo once, never returns
+    assert np.all(lead_in([], 10, 25.0) == 1.0)
 
 
 def test_coarticulation_anticipates_rounding():
