@@ -1,0 +1,91 @@
+"""``avtool v2a``: speech from a silent talking-face video (and noisy audio, AV mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.tasks.v2a import V2AOptions
+
+_DEFAULTS = V2AOptions()
+
+
+@handle_errors
+def v2a_command(
+    ctx: typer.Context,
+    inputs: list[str] = typer.Argument(None, help="Video files, folders, globs."),
+    manifest: Path = typer.Option(
+        None, "--manifest", "-m", help="CSV/JSONL: input, id, output, audio."
+    ),
+    output: str = typer.Option(
+        "{stem}.wav", "--output", "-o", help="Output WAV/FLAC path or template ({id} {stem})."
+    ),
+    audio: Path = typer.Option(
+        None, "--audio", help="Noisy/gappy speech of the same video: audio-visual mode (AV2A)."
+    ),
+    audio_from_video: bool = typer.Option(
+        False, "--audio-from-video", help="Use each video's own (noisy) audio track (AV2A)."
+    ),
+    mel: str = typer.Option(
+        None, "--mel", help="Also write the predicted mel (.npz with its contract; template)."
+    ),
+    model: str = typer.Option(
+        None, "--model", help="v2a-grid-s1 (video) / av2a-grid-s1 (with audio), or a .pt path."
+    ),
+    vocoder: str = typer.Option(
+        _DEFAULTS.vocoder, "--vocoder", help="griffin-lim, or a registered vocoder name/path."
+    ),
+    iters: int = typer.Option(None, "--iters", help="Griffin-Lim iterations (default 32)."),
+    chunk_frames: int = typer.Option(
+        _DEFAULTS.chunk_frames, "--chunk-frames", help="Video frames per model window."
+    ),
+    max_gap: int = typer.Option(
+        _DEFAULTS.max_gap, "--max-gap", help="Longest run of frames without a face to bridge."
+    ),
+    max_yaw: float = typer.Option(
+        _DEFAULTS.max_yaw, "--max-yaw", help="Head yaw (degrees) beyond which a face is profile."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
+    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+) -> None:
+    """Generate speech from the lip movements in a video (GRID s1 speaker-dependent default).
+
+    Needs --accept-license (the dlib landmark model is non-commercial).
+
+    Examples:
+
+      avtool --accept-license v2a clip.mp4 -o speech.wav
+
+      avtool --accept-license v2a clip.mp4 --audio noisy.wav -o clean.wav
+    """
+    from avtool.runtime import print_summary
+    from avtool.tasks import v2a
+
+    opts = global_options(ctx)
+    policy = overwrite_policy(overwrite, skip_existing)
+    items = v2a.build_items(inputs or [], manifest, output, audio)
+    options = V2AOptions(
+        model=model,
+        vocoder=vocoder,
+        iters=iters,
+        seed=opts.seed,
+        chunk_frames=chunk_frames,
+        max_gap=max_gap,
+        max_yaw=max_yaw,
+        audio_from_video=audio_from_video,
+    )
+    summary = v2a.run(
+        items,
+        options,
+        mel_template=mel,
+        device=opts.device,
+        accept_license=opts.accept_license,
+        policy=policy,
+        report=report,
+        quiet=opts.quiet,
+    )
+    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
+    raise typer.Exit(summary.exit_code)

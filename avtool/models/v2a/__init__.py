@@ -1,0 +1,65 @@
+"""Video-to-speech (V2A-MelSpec style) and audio-visual speech (AV2A) models.
+
+``build(config)``, ``load(state, config, device)`` and ``infer(...)`` with no file I/O;
+:mod:`avtool.tasks.v2a` connects them to videos and audio files. The architecture and the
+AV2A additions are described in :mod:`avtool.models.v2a.model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avtool.models.v2a.model import (
+    AUDIO,
+    BOTH,
+    MODES,
+    VIDEO,
+    ModalityBatchNorm1d,
+    V2AConfig,
+    V2AModel,
+    build,
+    count_parameters,
+    prepare_crops,
+)
+
+__all__ = [
+    "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "build",
+    "count_parameters", "infer", "load", "prepare_crops",
+]  # fmt: skip
+
+
+def load(state: dict[str, Any], config: V2AConfig, device: str = "cpu") -> V2AModel:
+    """A model in eval mode from a state dict.
+
+    Raises:
+        ModelError: the state dict does not fit the config.
+    """
+    from avtool.errors import ModelError
+
+    model = build(config)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise ModelError(f"V2A weights do not match the config: {exc}") from exc
+    return model.to(device).eval()
+
+
+def infer(model: V2AModel, crops: Any, n_frames: int, noisy_mel: Any = None) -> Any:
+    """Predict a log mel from mouth crops.
+
+    Args:
+        model: a loaded :class:`V2AModel`.
+        crops: ``(T, 88, 88)`` uint8 gray mouth crops (tensor or array) at ``config.fps``.
+        n_frames: mel frames to produce (``MelSpec.frames_for(samples)``).
+        noisy_mel: ``(n_mels, F)`` log mel of noisy speech (AV2A models), or None.
+
+    Returns:
+        ``(n_mels, n_frames)`` float32 log-mel tensor on the CPU.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        x = prepare_crops(torch.as_tensor(crops)[None].to(device), model.config.crop_size)
+        noisy = None if noisy_mel is None else torch.as_tensor(noisy_mel)[None].float().to(device)
+        return model(x, n_frames, noisy)[0].float().cpu()

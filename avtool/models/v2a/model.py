@@ -1,0 +1,360 @@
+"""V2A-MelSpec-style video-to-speech and its audio-visual extension (AV2A).
+
+The network maps mouth crops at 25 fps to a log-mel spectrogram in the ``hifigan-22k``
+contract (80 bands, 22.05 kHz, hop 256: about 86.13 frames per second):
+
+1. **Video encoder**: a 3-D convolution stem over ``(T, H, W)`` gray mouth crops (so the first
+   layer sees lip *motion*), then 2-D residual stages applied frame by frame and a global
+   average pool: ``(B, T, 1, H, W)`` → ``(B, T, C)``.
+2. **Audio encoder** (AV2A only): 1-D convolutions over the noisy input's log mel, pooled to the
+   video frame rate and added to the video features.
+3. **Temporal module**: a bidirectional GRU at the video rate.
+4. **Upsampling** to exactly ``MelSpec.frames_for(samples)`` mel frames by linear interpolation,
+   then a 1-D convolutional **decoder** to 80 mel bands (predicted in units normalised by the
+   training set's per-band mean/std, stored as buffers so the checkpoint is self-contained).
+
+AV2A follows the seed paper's recipe: an audio encoder added to a trained V2A model, *modality
+dropout* during training (a batch sees video only, audio only or both) and batch norm with
+**separate running statistics per modality combination** (:class:`ModalityBatchNorm1d`), because
+the fused features' statistics differ by which inputs are present; using one set of statistics
+for all three would mis-normalise whichever combination is rarer at test time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Modality combinations; the index selects the batch-norm statistics.
+VIDEO, AUDIO, BOTH = 0, 1, 2
+MODES = ("video", "audio", "both")
+
+
+@dataclass(frozen=True)
+class V2AConfig:
+    """Architecture of a V2A/AV2A model.
+
+    Attributes:
+        crop_size: side in pixels of the gray mouth crops the encoder sees; the cache's 88x88
+            crops are average-pooled down to this (88 or a divisor: 44, 22).
+        stem_channels: output channels of the 3-D convolution stem.
+        stem_kernel: ``(t, h, w)`` kernel of the stem (stride 1 in time, 2 in space).
+        stages: channels of the 2-D residual stages (each halves the spatial size).
+        blocks_per_stage: residual blocks per stage.
+        hidden: size of the per-frame feature and of each GRU direction.
+        gru_layers: layers of the bidirectional GRU.
+        decoder_channels: channels of the 1-D decoder at the mel frame rate.
+        decoder_layers: convolution layers of the decoder.
+        decoder_kernel: their kernel size in mel frames.
+        n_mels: mel bands out (80 for ``hifigan-22k``).
+        audio_encoder: build the AV2A audio encoder.
+        audio_channels: channels of the audio encoder.
+        dropout: dropout before the GRU and in the decoder.
+        fps: video frame rate the model was trained on.
+        mel_preset: the :class:`~avtool.io.features.MelSpec` preset of the output.
+    """
+
+    crop_size: int = 88
+    stem_channels: int = 64
+    stem_kernel: tuple[int, int, int] = (5, 7, 7)
+    stages: tuple[int, ...] = (64, 128, 256, 512)
+    blocks_per_stage: int = 2
+    hidden: int = 256
+    gru_layers: int = 2
+    decoder_channels: int = 256
+    decoder_layers: int = 3
+    decoder_kernel: int = 5
+    n_mels: int = 80
+    audio_encoder: bool = False
+    audio_channels: int = 256
+    dropout: float = 0.1
+    fps: float = 25.0
+    mel_preset: str = "hifigan-22k"
+
+    @classmethod
+    def full(cls) -> V2AConfig:
+        """The paper-sized configuration (ResNet-18-like front-end; a GPU job)."""
+        return cls()
+
+    @classmethod
+    def reduced(cls) -> V2AConfig:
+        """The CPU configuration the shipped weights use (44x44 crops, 1.3 M parameters)."""
+        return cls(
+            crop_size=44,
+            stem_channels=24,
+            stem_kernel=(5, 5, 5),
+            stages=(32, 64, 128),
+            blocks_per_stage=1,
+            hidden=160,
+            gru_layers=1,
+            decoder_channels=192,
+            decoder_layers=3,
+            audio_channels=128,
+        )
+
+    @classmethod
+    def debug(cls) -> V2AConfig:
+        """A tiny random-weight configuration for tests."""
+        return cls(
+            crop_size=22,
+            stem_channels=4,
+            stem_kernel=(3, 3, 3),
+            stages=(8,),
+            blocks_per_stage=1,
+            hidden=16,
+            gru_layers=1,
+            decoder_channels=16,
+            decoder_layers=1,
+            audio_channels=16,
+        )
+
+    @classmethod
+    def named(cls, name: str) -> V2AConfig:
+        """``full``, ``reduced`` or ``debug``.
+
+        Raises:
+            ValueError: unknown name.
+        """
+        if name not in ("full", "reduced", "debug"):
+            raise ValueError(f"unknown V2A config {name!r}; choose full, reduced or debug")
+        return getattr(cls, name)()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> V2AConfig:
+        """Inverse of :meth:`to_dict` (lists back to tuples; unknown keys refused).
+
+        Raises:
+            ValueError: an unknown field.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown V2AConfig fields: {', '.join(sorted(unknown))}")
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fixed)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+class ModalityBatchNorm1d(nn.Module):
+    """Batch norm over ``(B, C, L)`` with one set of running statistics per modality combination.
+
+    The affine scale and shift are shared; ``running_mean``/``running_var`` are kept per mode
+    (video, audio, both), and :attr:`mode` picks which ones a forward pass uses and updates.
+    """
+
+    def __init__(self, channels: int, n_modes: int = len(MODES), momentum: float = 0.1) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(n_modes, channels))
+        self.register_buffer("running_var", torch.ones(n_modes, channels))
+        self.momentum = momentum
+        self.mode = VIDEO
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, L)`` → same shape, normalised with the current mode's statistics."""
+        # Indexing a row gives a view, so F.batch_norm updates that mode's statistics in place.
+        return F.batch_norm(
+            x,
+            self.running_mean[self.mode],
+            self.running_var[self.mode],
+            self.weight,
+            self.bias,
+            self.training,
+            self.momentum,
+            1e-5,
+        )
+
+    def copy_stats(self, source: int, targets: tuple[int, ...]) -> None:
+        """Start other modes' statistics from ``source``'s (AV2A starts from V2A's video stats)."""
+        with torch.no_grad():
+            for target in targets:
+                self.running_mean[target].copy_(self.running_mean[source])
+                self.running_var[target].copy_(self.running_var[source])
+
+
+class ResBlock2d(nn.Module):
+    """A basic ResNet block (two 3x3 convolutions), optionally halving the spatial size."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
+
+
+class VideoEncoder(nn.Module):
+    """Mouth crops ``(B, T, H, W)`` in [0, 1] → per-frame features ``(B, T, hidden)``."""
+
+    def __init__(self, config: V2AConfig) -> None:
+        super().__init__()
+        kt, kh, kw = config.stem_kernel
+        self.stem = nn.Sequential(
+            nn.Conv3d(1, config.stem_channels, (kt, kh, kw), (1, 2, 2),
+                      (kt // 2, kh // 2, kw // 2), bias=False),
+            nn.BatchNorm3d(config.stem_channels),
+            nn.ReLU(),
+        )  # fmt: skip
+        blocks: list[nn.Module] = []
+        cin = config.stem_channels
+        for cout in config.stages:
+            blocks.append(ResBlock2d(cin, cout, 2))
+            blocks.extend(ResBlock2d(cout, cout, 1) for _ in range(config.blocks_per_stage - 1))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.proj = nn.Linear(cin, config.hidden)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        b, t = crops.shape[:2]
+        # Fixed normalisation (gray crops average ~0.4, spread ~0.2): no data statistics needed.
+        x = self.stem(((crops - 0.4) / 0.2)[:, None])  # (B, C, T, H', W')
+        x = x.transpose(1, 2).reshape(b * t, x.shape[1], x.shape[3], x.shape[4])
+        x = self.blocks(x).mean(dim=(2, 3))  # (B*T, C)
+        return self.proj(x).reshape(b, t, -1)
+
+
+class AudioEncoder(nn.Module):
+    """Noisy log mel ``(B, n_mels, F)`` (normalised) → features ``(B, F, hidden)``."""
+
+    def __init__(self, config: V2AConfig) -> None:
+        super().__init__()
+        c = config.audio_channels
+        self.conv1 = nn.Conv1d(config.n_mels, c, 5, padding=2)
+        self.bn1 = ModalityBatchNorm1d(c)
+        self.conv2 = nn.Conv1d(c, c, 5, padding=2)
+        self.bn2 = ModalityBatchNorm1d(c)
+        self.proj = nn.Linear(c, config.hidden)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(mel)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.proj(x.transpose(1, 2))
+
+
+class V2AModel(nn.Module):
+    """Video (and optionally noisy audio) → log mel in the configured contract.
+
+    Buffers ``mel_mean``/``mel_std`` ``(n_mels,)`` hold the training set's per-band statistics;
+    the network predicts normalised mels and :meth:`forward` returns them in log-mel units.
+    """
+
+    def __init__(self, config: V2AConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.video = VideoEncoder(config)
+        self.audio = AudioEncoder(config) if config.audio_encoder else None
+        self.fuse_norm = ModalityBatchNorm1d(config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(config.hidden, config.hidden, config.gru_layers, batch_first=True,
+                          bidirectional=True)  # fmt: skip
+        layers: list[nn.Module] = []
+        cin = 2 * config.hidden
+        for _ in range(config.decoder_layers):
+            kernel = config.decoder_kernel
+            layers.append(nn.Conv1d(cin, config.decoder_channels, kernel, padding=kernel // 2))
+            layers.append(ModalityBatchNorm1d(config.decoder_channels))
+            cin = config.decoder_channels
+        self.decoder = nn.ModuleList(layers)
+        self.out = nn.Conv1d(cin, config.n_mels, 1)
+        self.register_buffer("mel_mean", torch.zeros(config.n_mels))
+        self.register_buffer("mel_std", torch.ones(config.n_mels))
+
+    def set_mode(self, mode: int) -> None:
+        """Select the batch-norm statistics of a modality combination (VIDEO, AUDIO, BOTH)."""
+        for module in self.modules():
+            if isinstance(module, ModalityBatchNorm1d):
+                module.mode = mode
+
+    def normalise(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log mel ``(B, n_mels, F)`` → training-normalised units."""
+        return (mel - self.mel_mean[:, None]) / self.mel_std[:, None]
+
+    def forward(
+        self,
+        crops: torch.Tensor,
+        n_frames: int,
+        noisy_mel: torch.Tensor | None = None,
+        mode: int | None = None,
+    ) -> torch.Tensor:
+        """Predict the log mel.
+
+        Args:
+            crops: ``(B, T, S, S)`` gray mouth crops in [0, 1] at ``config.fps``, ``S`` =
+                ``config.crop_size`` (use :func:`prepare_crops` for 88x88 uint8 crops).
+            n_frames: mel frames ``F`` to produce (``MelSpec.frames_for(samples)``).
+            noisy_mel: ``(B, n_mels, F)`` log mel of the noisy audio (AV2A models only).
+            mode: VIDEO, AUDIO or BOTH; default BOTH when ``noisy_mel`` is given, else VIDEO.
+                With AUDIO the video features are zeroed (audio-only inpainting).
+
+        Returns:
+            ``(B, n_mels, F)`` log mel.
+        """
+        if mode is None:
+            mode = BOTH if noisy_mel is not None else VIDEO
+        if mode != VIDEO and (self.audio is None or noisy_mel is None):
+            raise ValueError("audio modes need an AV2A model and noisy_mel")
+        self.set_mode(mode)
+        feats = self.video(crops)  # (B, T, H)
+        if mode == AUDIO:
+            feats = torch.zeros_like(feats)
+        if mode != VIDEO:
+            assert self.audio is not None and noisy_mel is not None
+            audio = self.audio(self.normalise(noisy_mel))  # (B, F_in, H)
+            # Pool the audio features to the video rate so the GRU runs at 25 fps either way.
+            audio = F.adaptive_avg_pool1d(audio.transpose(1, 2), feats.shape[1])
+            feats = feats + audio.transpose(1, 2)
+        x = self.fuse_norm(feats.transpose(1, 2)).transpose(1, 2)
+        x, _ = self.gru(self.dropout(x))  # (B, T, 2H)
+        x = F.interpolate(x.transpose(1, 2), size=n_frames, mode="linear", align_corners=False)
+        for i in range(0, len(self.decoder), 2):
+            x = self.dropout(F.relu(self.decoder[i + 1](self.decoder[i](x))))
+        y = self.out(x)
+        return y * self.mel_std[:, None] + self.mel_mean[:, None]
+
+
+def prepare_crops(gray88: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """88x88 uint8 crops ``(B, T, 88, 88)`` → float ``(B, T, S, S)`` in [0, 1], average-pooled.
+
+    Raises:
+        ValueError: ``crop_size`` does not divide the crop side.
+    """
+    side = gray88.shape[-1]
+    if side % crop_size:
+        raise ValueError(f"crop_size {crop_size} must divide the crop side {side}")
+    x = gray88.float() / 255.0
+    factor = side // crop_size
+    if factor > 1:
+        b, t = x.shape[:2]
+        x = F.avg_pool2d(x.reshape(b * t, 1, side, side), factor).reshape(b, t, crop_size, -1)
+    return x
+
+
+def build(config: V2AConfig) -> V2AModel:
+    """A randomly initialised model (seed torch first for reproducible weights)."""
+    return V2AModel(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,268 @@
+"""``avtool eval v2a``: video-to-speech quality on real GRID recordings.
+
+Sets: *seen speaker* = the held-out GRID s1 test split (:func:`avtool.datasets.grid.s1_split`,
+never trained on), read from the cache of :mod:`avtool.datasets.grid` (the same face stage and
+crops as ``avtool v2a``) or from the clip videos; *unseen* = any folder of GRID videos (the
+six clips of ``../shared/data/grid``: other speakers, so a speaker-dependent model is expected
+to fail there; reported as measured).
+
+Per clip the generated speech (mel -> Griffin-Lim) is scored against the real audio with STOI,
+ESTOI, PESQ-WB and mel-cepstral distortion, and recognised by pocketsphinx restricted to the
+GRID grammar (word error rate against the transcript). Reference rows put the numbers in
+context: ``resynth`` (Griffin-Lim of the *real* mel: the vocoder's ceiling) and, in the AV2A
+ablation, the noisy input itself. The AV2A ablation mixes the real audio with white noise at
+each SNR (seeded per clip) and compares video-only, audio-only and audio-visual inputs.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from avtool.errors import InputError
+
+MEASURES = ("stoi", "estoi", "pesq_wb", "mcd", "wer")
+
+
+@dataclass
+class Clip:
+    """One evaluation clip: crops ``(T, 88, 88)`` uint8, real audio ``(S,)`` float32 at 22.05
+    kHz, transcript."""
+
+    id: str
+    crops: Any
+    audio: Any
+    text: str
+
+
+def seen_clips(cache: Path, ids: Sequence[str]) -> list[Clip]:
+    """s1 test clips from the cache.
+
+    Raises:
+        InputError: a clip is missing from the cache.
+    """
+    import numpy as np
+
+    from avtool.datasets.grid import load_item
+
+    clips = []
+    for clip_id in ids:
+        item = load_item(cache, clip_id)
+        audio = item["audio"].astype(np.float32) / 32768.0
+        clips.append(Clip(clip_id, item["gray88"], audio, str(item["text"])))
+    return clips
+
+
+def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str]) -> list[Clip]:
+    """Clips through the inference face stage (:mod:`avtool.tasks.v2a`) from video files."""
+    import numpy as np
+
+    from avtool.eval.grid import parse_grid_id
+    from avtool.io.audio import load_audio
+    from avtool.io.face import track_video
+    from avtool.tasks.v2a import FPS, V2AOptions, check_pose, stream_crops
+
+    options = V2AOptions()
+    clips = []
+    for path in paths:
+        track = track_video(path, fps=FPS, detector=detector, max_gap=options.max_gap)
+        check_pose(track.landmarks, track.detected, options.max_yaw, options.max_gap, str(path))
+        crops = np.stack(list(stream_crops(path, track.landmarks, 88)))
+        audio, _ = load_audio(path, sample_rate=22050)
+        text = transcripts.get(path.name) or parse_grid_id(path.stem)
+        clips.append(Clip(path.stem, crops, audio, text))
+    return clips
+
+
+def add_noise(audio: Any, snr_db: float, seed: int) -> Any:
+    """``audio`` plus white Gaussian noise at ``snr_db`` (seeded: the same mix every run)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(audio.size).astype(np.float32)
+    power = max(float(np.mean(audio.astype(np.float64) ** 2)), 1e-10)
+    noise *= np.sqrt(power / 10 ** (snr_db / 10) / np.mean(noise.astype(np.float64) ** 2))
+    return (audio + noise).astype(np.float32)
+
+
+def score(reference: Any, estimate: Any, text: str, recogniser: Any) -> dict[str, float]:
+    """STOI, ESTOI, PESQ-WB, MCD (dB) and WER (fraction) of ``estimate`` against ``reference``
+    (both ``(S,)`` float at 22.05 kHz) and the transcript."""
+    from avtool.eval.speech import mel_cepstral_distortion, pesq_wb, stoi
+    from avtool.eval.wer import word_errors
+
+    sr = 22050
+    edits, words = word_errors(text, recogniser.recognize(estimate, sr))
+    return {
+        "stoi": stoi(reference, estimate, sr),
+        "estoi": stoi(reference, estimate, sr, extended=True),
+        "pesq_wb": pesq_wb(reference, estimate, sr),
+        "mcd": mel_cepstral_distortion(reference, estimate, sr),
+        "wer": edits / max(words, 1),
+        "_edits": edits,
+        "_words": words,
+    }
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Means of the measures; WER pooled over words (total edits / total words)."""
+    import numpy as np
+
+    out: dict[str, Any] = {m: float(np.mean([r[m] for r in rows])) for m in MEASURES[:-1]}
+    out["wer"] = sum(r["_edits"] for r in rows) / max(sum(r["_words"] for r in rows), 1)
+    out["clips"] = len(rows)
+    return out
+
+
+def evaluate_v2a(
+    *,
+    model: str = "v2a-grid-s1",
+    av_model: str | None = "av2a-grid-s1",
+    cache: Path | None = None,
+    seen_dir: Path | None = None,
+    unseen_dir: Path | None = None,
+    limit: int | None = None,
+    ablation_limit: int | None = 30,
+    snrs: Sequence[float] = (0.0, 5.0),
+    iters: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    accept_license: bool = False,
+    on_clip: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Score V2A (and the AV2A ablation) on the seen and unseen sets.
+
+    Args:
+        model: the video-only model (name or path).
+        av_model: the AV2A model for the ablation; None skips it.
+        cache: GRID s1 cache folder (seen set from cached crops).
+        seen_dir: GRID s1 folder (``clips/``); used when ``cache`` is None.
+        unseen_dir: folder of other speakers' GRID videos (with ``manifest.csv``).
+        limit: first N seen test clips only.
+        ablation_limit: first N seen test clips for the AV2A ablation (None: all).
+        snrs: noise levels of the ablation in dB.
+        iters, seed: Griffin-Lim settings.
+        device, accept_license: as for ``avtool v2a``.
+        on_clip: progress callback with each clip id.
+
+    Returns:
+        ``{"sets": {name: {variant: {measure: mean, ..., "clips": n}}}, "per_clip": ...,
+        "x_real_time": ..., "models": ...}``.
+
+    Raises:
+        InputError: no seen source and no unseen folder, or a clip cannot be read.
+    """
+    import csv
+
+    import numpy as np
+    import torch
+
+    from avtool.datasets.grid import find_clips, s1_split
+    from avtool.eval.grid import GridRecognizer
+    from avtool.io.face import load_detector
+    from avtool.io.features import MelSpec, mel_spectrogram
+    from avtool.models import v2a as v2a_model
+    from avtool.models.v2a import AUDIO, BOTH, VIDEO
+    from avtool.tasks.v2a import FPS, load_model
+    from avtool.tasks.vocode import VocodeOptions, load_vocoder
+
+    if cache is None and seen_dir is None and unseen_dir is None:
+        raise InputError("give --cache or --seen (GRID s1) and/or --unseen (a GRID folder)")
+    spec = MelSpec.hifigan_22k()
+    v2a = load_model(model, device=device)
+    av = load_model(av_model, device=device) if av_model else None
+    vocoder = load_vocoder(VocodeOptions(iters=iters, seed=seed), device=device)
+    recogniser = GridRecognizer()
+    detector = None
+
+    def vocode(mel: Any) -> Any:
+        wave = vocoder.run(torch.from_numpy(np.ascontiguousarray(mel))[None], spec)
+        out = wave.reshape(-1).cpu().numpy().astype(np.float32)
+        peak = float(np.abs(out).max())
+        return out * (0.99 / peak) if peak > 0.99 else out
+
+    def real_mel(audio: Any, n_mel: int) -> Any:
+        with torch.no_grad():
+            mel = mel_spectrogram(torch.from_numpy(np.ascontiguousarray(audio)), spec)[0].numpy()
+        if mel.shape[1] < n_mel:
+            mel = np.pad(mel, ((0, 0), (0, n_mel - mel.shape[1])), mode="edge")
+        return mel[:, :n_mel]
+
+    sets: dict[str, list[Clip]] = {}
+    test_ids = s1_split()["test"][:limit]
+    if cache is not None:
+        sets["seen (s1 test)"] = seen_clips(cache, test_ids)
+    elif seen_dir is not None:
+        detector = load_detector(accept_license=accept_license)
+        clip_dir = seen_dir / "clips" if (seen_dir / "clips").is_dir() else seen_dir
+        paths = [clip_dir / f"{i}.mkv" for i in test_ids]
+        sets["seen (s1 test)"] = video_clips(paths, detector, {})
+    if unseen_dir is not None:
+        detector = detector or load_detector(accept_license=accept_license)
+        transcripts: dict[str, str] = {}
+        manifest = unseen_dir / "manifest.csv"
+        if manifest.is_file():
+            with manifest.open(encoding="utf-8") as f:
+                transcripts = {row["file"]: row["transcript"] for row in csv.DictReader(f)}
+        sets["unseen (other speakers)"] = video_clips(find_clips(unseen_dir), detector, transcripts)
+
+    results: dict[str, Any] = {"sets": {}, "per_clip": {}}
+    model_seconds, audio_seconds = 0.0, 0.0
+    for set_name, clips in sets.items():
+        rows: dict[str, list[dict[str, float]]] = {}
+        per_clip: dict[str, dict[str, Any]] = {}
+        for index, clip in enumerate(clips):
+            if on_clip:
+                on_clip(clip.id)
+            n_mel = spec.frames_for(round(len(clip.crops) * spec.sample_rate / FPS))
+            variants: dict[str, Any] = {"resynth": vocode(real_mel(clip.audio, n_mel))}
+            start = time.perf_counter()
+            mel = v2a_model.infer(v2a.model, clip.crops, n_mel).numpy()
+            model_seconds += time.perf_counter() - start
+            audio_seconds += len(clip.crops) / FPS
+            variants["v2a"] = vocode(mel)
+            in_ablation = ablation_limit is None or index < ablation_limit
+            if av is not None and set_name.startswith("seen") and in_ablation:
+                variants["av2a video-only"] = vocode(_av_infer(av.model, clip.crops, n_mel,
+                                                               None, VIDEO))  # fmt: skip
+                for snr in snrs:
+                    noisy = add_noise(clip.audio, snr, zlib.crc32(clip.id.encode()) + int(snr))
+                    noisy_mel = real_mel(noisy, n_mel)
+                    variants[f"noisy input {snr:g} dB"] = noisy
+                    variants[f"av2a audio-only {snr:g} dB"] = vocode(
+                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, AUDIO)
+                    )
+                    variants[f"av2a audio-visual {snr:g} dB"] = vocode(
+                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, BOTH))  # fmt: skip
+            per_clip[clip.id] = {}
+            for name, wave in variants.items():
+                row = score(clip.audio, wave, clip.text, recogniser)
+                rows.setdefault(name, []).append(row)
+                per_clip[clip.id][name] = {k: round(v, 4) for k, v in row.items()}
+        results["sets"][set_name] = {name: summarise(r) for name, r in rows.items()}
+        results["per_clip"][set_name] = per_clip
+    results["model_x_real_time"] = (
+        round(audio_seconds / model_seconds, 1) if model_seconds else None
+    )
+    results["models"] = {"v2a": {"name": v2a.name, "sha256": v2a.sha256},
+                         "av2a": {"name": av.name, "sha256": av.sha256} if av else None,
+                         "vocoder": vocoder.name}  # fmt: skip
+    return results
+
+
+def _av_infer(model: Any, crops: Any, n_mel: int, noisy_mel: Any, mode: int) -> Any:
+    """AV2A inference in a given modality mode; ``(n_mels, n_mel)`` numpy log mel."""
+    import torch
+
+    from avtool.models.v2a import prepare_crops
+
+    with torch.no_grad():
+        x = prepare_crops(torch.as_tensor(crops)[None], model.config.crop_size)
+        noisy = None if noisy_mel is None else torch.as_tensor(noisy_mel)[None].float()
+        if noisy is None:  # video-only through the AV model: its audio path is skipped
+            return model(x, n_mel, None, mode)[0].numpy()
+        return model(x, n_mel, noisy, mode)[0].numpy()

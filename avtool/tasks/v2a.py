@@ -1,0 +1,446 @@
+"""Video to speech: a talking-face video (and optionally noisy audio) to a waveform.
+
+The pipeline for one video:
+
+1. **Face stage**, exactly as the training cache was made (:func:`avtool.datasets.grid.
+   prepare_clip`): :func:`avtool.io.face.track_video` at 25 fps (other and variable frame rates
+   are resampled by ffmpeg's ``fps`` filter, with a warning), then 88x88 gray mouth crops from
+   :func:`avtool.io.face.mouth_crops` on a second, streaming pass over the frames.
+2. **Checks** with clear errors naming the file and frames: no frames, no face, a face lost for
+   more than ``max_gap`` frames, a profile view (head yaw beyond ``max_yaw`` degrees for more
+   than ``max_gap`` frames), and for audio-visual mode a missing audio track.
+3. **Model**, chunk by chunk: windows of ``chunk_frames`` video frames with ``context_frames``
+   of context on each side; only each window's core mel frames are kept, so memory for crops
+   is bounded by one window whatever the video length. The mel has exactly
+   ``MelSpec.frames_for(round(T * sample_rate / fps))`` frames.
+4. **Vocoder**: Griffin-Lim (offline default) or any registered neural vocoder through
+   :func:`avtool.tasks.vocode.load_vocoder`, with the mel contract checked.
+
+Outputs (WAV/FLAC, optionally the mel as ``.npz``) are written atomically with a JSON sidecar.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from avtool.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+V2A_MODEL = "v2a-grid-s1"
+AV2A_MODEL = "av2a-grid-s1"
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
+FPS = 25.0
+
+
+@dataclass(frozen=True)
+class V2AOptions:
+    """Run-time options of ``avtool v2a``; the CLI reads its defaults from here.
+
+    Attributes:
+        model: registry name or weights path; None = ``v2a-grid-s1`` for video only,
+            ``av2a-grid-s1`` when audio is given.
+        vocoder: ``griffin-lim``, a registered vocoder name or a checkpoint path.
+        iters: Griffin-Lim iterations (None = its default).
+        seed: Griffin-Lim initial-phase seed.
+        chunk_frames: video frames per model window (30 s at 25 fps).
+        context_frames: extra frames of context on each side of a window.
+        max_gap: longest run of frames without a usable (detected, near-frontal) face that is
+            interpolated; longer runs are an error.
+        max_yaw: head yaw in degrees beyond which a frame counts as a profile view.
+        audio_from_video: use the input video's own audio track as the noisy audio (AV mode).
+    """
+
+    model: str | None = None
+    vocoder: str = "griffin-lim"
+    iters: int | None = None
+    seed: int = 0
+    chunk_frames: int = 750
+    context_frames: int = 25
+    max_gap: int = 12
+    max_yaw: float = 50.0
+    audio_from_video: bool = False
+
+
+@dataclass
+class LoadedV2A:
+    """A loaded V2A/AV2A model and what the sidecar reports about it."""
+
+    name: str
+    sha256: str | None
+    license: str
+    model: Any  # V2AModel
+    load_seconds: float
+
+
+def load_model(name_or_path: str, *, device: str = "auto") -> LoadedV2A:
+    """Resolve and load a V2A/AV2A model (registry name, or a ``.pt`` state dict whose
+    config is in ``<file>.json`` or ``config.json`` beside it).
+
+    Raises:
+        ModelError: unknown, unverifiable or unreadable model, or weights not matching.
+    """
+    import json
+
+    import torch
+
+    from avtool import registry
+    from avtool.models import v2a
+    from avtool.runtime import resolve_device
+
+    start = time.perf_counter()
+    run_on = resolve_device(device, engine="torch")
+    resolved = registry.resolve(name_or_path, task="v2a")
+    entry = resolved.entry
+    config_data: dict[str, Any] | None = dict(entry.config) or None
+    if config_data is None:
+        for candidate in (resolved.path.with_name(resolved.path.name + ".json"),
+                          resolved.path.parent / "config.json"):  # fmt: skip
+            if candidate.is_file():
+                config_data = json.loads(candidate.read_text(encoding="utf-8"))
+                break
+    if config_data is None:
+        raise ModelError(f"{resolved.path}: no V2A config (put it in {resolved.path.name}.json)")
+    try:
+        config = v2a.V2AConfig.from_dict(config_data)
+        state = torch.load(resolved.path, map_location="cpu", weights_only=True)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{resolved.path}: bad V2A config ({exc})") from exc
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ModelError(f"{resolved.path}: not a readable torch checkpoint ({exc})") from exc
+    model = v2a.load(state, config, run_on)
+    return LoadedV2A(entry.name, entry.main.sha256, entry.license, model,
+                     time.perf_counter() - start)  # fmt: skip
+
+
+def window_bounds(n_frames: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
+    """``(core_start, core_end, window_start, window_end)`` per chunk of ``n_frames`` frames."""
+    out = []
+    for start in range(0, n_frames, chunk):
+        end = min(start + chunk, n_frames)
+        out.append((start, end, max(0, start - context), min(n_frames, end + context)))
+    return out
+
+
+def check_pose(landmarks: Any, detected: Any, max_yaw: float, max_gap: int, source: str) -> Any:
+    """Mark profile-view frames as undetected and refuse long runs of them.
+
+    Args:
+        landmarks: ``(T, 68, 2)`` pixels.
+        detected: ``(T,)`` bool.
+        max_yaw: degrees of head yaw beyond which a frame is a profile view.
+        max_gap: longest tolerated run of unusable frames.
+        source: file name for messages.
+
+    Returns:
+        ``(T,)`` yaw in degrees.
+
+    Raises:
+        InputError: a run of more than ``max_gap`` profile frames (frames named).
+    """
+    import numpy as np
+
+    from avtool.io.face import estimate_pose, gap_ranges
+
+    yaw = np.array([estimate_pose(p.astype(np.float64)).yaw for p in landmarks], np.float32)
+    usable = detected & (np.abs(yaw) <= max_yaw)
+    runs = [(a, b) for a, b in gap_ranges(usable) if b - a + 1 > max_gap]
+    profile = [(a, b) for a, b in runs if (np.abs(yaw[a : b + 1]) > max_yaw).any()]
+    if profile:
+        a, b = profile[0]
+        raise InputError(
+            f"{source}: profile view (head yaw up to {np.abs(yaw[a : b + 1]).max():.0f} degrees, "
+            f"limit {max_yaw:g}) at frames {a}-{b}; a near-frontal face is needed"
+        )
+    return yaw
+
+
+def stream_crops(path: Path, landmarks: Any, size: int) -> Iterator[Any]:
+    """Gray 88x88 mouth crops ``(88, 88)`` uint8, one per 25 fps frame (a streaming pass)."""
+    from avtool.io.face import MouthCrop, mouth_crops
+    from avtool.io.video import VideoReader
+
+    with VideoReader(path, fps=FPS) as reader:
+        frames = _take(reader, len(landmarks))
+        yield from mouth_crops(frames, landmarks, MouthCrop.preset("gray88"))
+
+
+def _take(frames: Iterable[Any], n: int) -> Iterator[Any]:
+    for i, frame in enumerate(frames):
+        if i >= n:
+            return
+        yield frame
+
+
+def predict_mel(
+    model: Any,
+    crops: Iterable[Any],
+    n_video: int,
+    n_mel: int,
+    noisy_mel: Any,
+    options: V2AOptions,
+) -> Any:
+    """Run the model window by window over streamed crops.
+
+    Args:
+        model: a :class:`~avtool.models.v2a.V2AModel` in eval mode.
+        crops: ``n_video`` crops ``(88, 88)`` uint8, in order.
+        n_video: video frames.
+        n_mel: mel frames to produce.
+        noisy_mel: ``(n_mels, n_mel)`` log mel of the noisy audio, or None (video only).
+        options: chunking options.
+
+    Returns:
+        ``(n_mels, n_mel)`` float32 numpy log mel.
+    """
+    import numpy as np
+
+    from avtool.models import v2a
+
+    ratio = n_mel / n_video
+    out = np.empty((model.config.n_mels, n_mel), np.float32)
+    buffer: list[Any] = []
+    first = 0  # video frame index of buffer[0]
+    iterator = iter(crops)
+    for core_a, core_b, win_a, win_b in window_bounds(
+        n_video, options.chunk_frames, options.context_frames
+    ):
+        while first + len(buffer) < win_b:
+            buffer.append(next(iterator))
+        window = np.stack(buffer[win_a - first : win_b - first])
+        mel_a = round(win_a * ratio)
+        mel_w = n_mel if win_b == n_video else round(win_b * ratio)
+        noisy = None if noisy_mel is None else noisy_mel[:, mel_a:mel_w]
+        pred = v2a.infer(model, window, mel_w - mel_a, noisy).numpy()
+        core_start = round(core_a * ratio)
+        core_end = n_mel if core_b == n_video else round(core_b * ratio)
+        out[:, core_start:core_end] = pred[:, core_start - mel_a : core_end - mel_a]
+        # Keep only what the next window needs (its context reaches back context_frames).
+        keep_from = max(0, core_b - options.context_frames)
+        del buffer[: max(0, keep_from - first)]
+        first = max(first, keep_from)
+    return out
+
+
+def noisy_mel_for(path: Path, n_mel: int, spec: Any) -> Any:
+    """``(n_mels, n_mel)`` log mel of an audio file (or a video's audio track), cut/padded.
+
+    Raises:
+        InputError: no audio stream, undecodable, or too short.
+    """
+    import math as _math
+
+    import numpy as np
+    import torch
+
+    from avtool.io.audio import load_audio
+    from avtool.io.features import mel_spectrogram
+
+    audio, _ = load_audio(path, sample_rate=spec.sample_rate)
+    if audio.size <= spec.n_fft:
+        raise InputError(f"{path}: the audio is too short ({audio.size} samples)")
+    with torch.no_grad():
+        mel = mel_spectrogram(torch.from_numpy(np.ascontiguousarray(audio)), spec)[0].numpy()
+    if mel.shape[1] < n_mel:  # audio shorter than the video: silence (the log floor) after it
+        floor = _math.log(spec.clip_floor)
+        mel = np.pad(mel, ((0, 0), (0, n_mel - mel.shape[1])), constant_values=floor)
+    return mel[:, :n_mel]
+
+
+def v2a_file(
+    loaded: LoadedV2A,
+    vocoder: Any,
+    detector: Any,
+    video: Path,
+    output: Path,
+    options: V2AOptions,
+    *,
+    audio: Path | None = None,
+    mel_output: Path | None = None,
+) -> dict[str, Any]:
+    """Make speech for one video; write ``output`` (+ ``mel_output``) and the sidecar.
+
+    Returns:
+        The sidecar's content.
+
+    Raises:
+        InputError: see the module docstring; nothing is written then.
+    """
+    import numpy as np
+    import torch
+
+    from avtool.io.audio import save_audio
+    from avtool.io.face import track_video
+    from avtool.io.features import MelSpec, assert_compatible, save_mel
+    from avtool.io.video import probe
+    from avtool.registry import sha256_file
+    from avtool.runtime import sidecar_path, versions, write_json
+
+    start = time.perf_counter()
+    model = loaded.model
+    wants_audio = audio is not None or options.audio_from_video
+    if wants_audio and model.audio is None:
+        raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
+    info = probe(video)
+    if info.n_frames == 0 or info.duration <= 0:
+        raise InputError(f"{video}: the video has no frames")
+    audio_source = video if options.audio_from_video else audio
+    if audio_source is not None and audio_source == video and not info.has_audio:
+        raise InputError(f"{video}: has no audio track for audio-visual mode (frame 0 onwards)")
+    if abs(info.fps - FPS) > 0.01:
+        log.warning("%s: %.3f fps resampled to %g fps (the model's rate)", video, info.fps, FPS)
+    track = track_video(video, fps=FPS, detector=detector, max_gap=options.max_gap)
+    yaw = check_pose(track.landmarks, track.detected, options.max_yaw, options.max_gap,
+                     str(video))  # fmt: skip
+    face_s = time.perf_counter() - start
+    spec = MelSpec.preset(model.config.mel_preset)
+    if vocoder.spec is not None:
+        assert_compatible(spec, vocoder.spec, video)
+    n_video = track.n_frames
+    n_samples = round(n_video * spec.sample_rate / FPS)
+    n_mel = spec.frames_for(n_samples)
+    noisy = None
+    if audio_source is not None:
+        noisy = noisy_mel_for(audio_source, n_mel, spec)
+    mel = predict_mel(model, stream_crops(video, track.landmarks, 88), n_video, n_mel, noisy,
+                      options)  # fmt: skip
+    model_s = time.perf_counter() - start - face_s
+    wave = vocoder.run(torch.from_numpy(mel)[None], spec)
+    samples = wave.reshape(-1).detach().cpu().numpy().astype(np.float32)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > 0.99:  # Griffin-Lim of a predicted mel can overshoot; scale rather than clip
+        samples *= 0.99 / peak
+    if mel_output is not None:
+        save_mel(mel_output, mel, spec)
+    save_audio(output, samples, spec.sample_rate)
+    seconds = time.perf_counter() - start
+    duration = samples.size / spec.sample_rate
+    meta = {
+        "task": "v2a",
+        "output": str(output),
+        "mel_output": str(mel_output) if mel_output else None,
+        "mode": "audio-visual" if noisy is not None else "video",
+        "model": {"name": loaded.name, "sha256": loaded.sha256, "license": loaded.license,
+                  "config": model.config.to_dict()},
+        "vocoder": {"name": vocoder.name, "family": vocoder.family, "sha256": vocoder.sha256},
+        "seed": options.seed,
+        "options": asdict(options),
+        "input": {"video": str(video), "audio": str(audio_source) if audio_source else None,
+                  "source_fps": info.fps, "fps": FPS, "frames": n_video,
+                  "face_detected_fraction": round(float(track.detected.mean()), 4),
+                  "max_abs_yaw": round(float(np.abs(yaw).max()), 1)},
+        "mel": {"frames": int(n_mel), "melspec": spec.to_dict()},
+        "audio": {"sample_rate": spec.sample_rate, "samples": int(samples.size),
+                  "duration": round(duration, 4), "sha256": sha256_file(output)},
+        "timings": {"load_s": round(loaded.load_seconds, 4), "face_s": round(face_s, 4),
+                    "model_s": round(model_s, 4), "total_s": round(seconds, 4),
+                    "x_real_time": round(duration / seconds, 2) if seconds else None},
+        "versions": versions(),
+    }  # fmt: skip
+    write_json(sidecar_path(output), meta)
+    return meta
+
+
+def build_items(
+    inputs: list[str],
+    manifest: Path | None,
+    output_template: str,
+    audio: Path | None = None,
+) -> list:
+    """Items from video files, folders, globs and a manifest (columns ``input``, optional
+    ``id``, ``output``, ``audio``). ``audio`` applies to every command-line input.
+
+    Raises:
+        InputError: no inputs, a missing file, a bad manifest row.
+    """
+    from avtool.runtime import BatchItem, expand_paths, format_output, read_manifest, unique_ids
+
+    specs: list[dict[str, Any]] = [
+        {"path": p, "origin": str(p), **({"audio": audio} if audio else {})}
+        for p in expand_paths(inputs, VIDEO_SUFFIXES)
+    ]
+    if manifest is not None:
+        for row in read_manifest(manifest):
+            origin = f"{manifest}:{row['_line']}"
+            unknown = set(row) - {"input", "id", "output", "audio", "_line"}
+            if unknown or "input" not in row:
+                raise InputError(f"{origin}: columns are input, id, output, audio")
+            spec: dict[str, Any] = {"origin": origin}
+            for key in ("input", "audio"):
+                if row.get(key):
+                    value = Path(row[key])
+                    spec["path" if key == "input" else key] = (
+                        value if value.is_absolute() else manifest.parent / value
+                    )
+            spec.update({k: row[k] for k in ("id", "output") if row.get(k)})
+            specs.append(spec)
+    if not specs:
+        raise InputError("nothing to do: give video files or --manifest")
+    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
+    return [
+        BatchItem(
+            index=i,
+            id=item_id,
+            input=str(spec["path"]),
+            output=Path(spec["output"]) if "output" in spec else format_output(
+                output_template, item_id=item_id, index=i, source=spec["path"]),
+            options={"audio": spec["audio"]} if spec.get("audio") else {},
+            origin=spec["origin"],
+            source=spec["path"],
+        )
+        for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True))
+    ]  # fmt: skip
+
+
+def run(
+    items: list,
+    options: V2AOptions,
+    *,
+    mel_template: str | None = None,
+    device: str = "auto",
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+):  # -> BatchSummary
+    """Make speech for every item with one loaded model, vocoder and face detector.
+
+    Raises:
+        InputError: bad options or outputs; ModelError: a model cannot be loaded.
+    """
+    from avtool.io.face import load_detector
+    from avtool.runtime import check_outputs, format_output, run_batch
+    from avtool.tasks.vocode import VocodeOptions, load_vocoder
+
+    if options.chunk_frames < 1 or options.context_frames < 0:
+        raise InputError("--chunk-frames must be >= 1 and --context-frames >= 0")
+    if options.iters is not None and options.iters < 1:
+        raise InputError(f"--iters {options.iters}: must be at least 1")
+    check_outputs(items, policy)
+    any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
+    name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
+    loaded = load_model(name, device=device)
+    if any_audio and loaded.model.audio is None:
+        raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
+    vocoder = load_vocoder(
+        VocodeOptions(model=options.vocoder, iters=options.iters, seed=options.seed),
+        device=device,
+        accept_license=accept_license,
+    )
+    detector = load_detector(accept_license=accept_license)
+
+    def process(item) -> list[Path]:
+        mel_out = None
+        if mel_template:
+            mel_out = format_output(mel_template, item_id=item.id, index=item.index,
+                                    source=item.source)  # fmt: skip
+        v2a_file(loaded, vocoder, detector, item.source, item.output, options,
+                 audio=item.options.get("audio"), mel_output=mel_out)  # fmt: skip
+        return [item.output] + ([mel_out] if mel_out else [])
+
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="v2a")

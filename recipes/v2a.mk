@@ -1,0 +1,74 @@
+# Train the video-to-speech model (avtool.models.v2a) on GRID s1, then its audio-visual
+# extension (AV2A), evaluate both on the held-out s1 test split and six unseen-speaker clips,
+# and ship them as the offline defaults `v2a-grid-s1` and `av2a-grid-s1`.
+#
+#   make -f recipes/v2a.mk cache      # face stage once per clip -> CACHE (shared with lipread)
+#   make -f recipes/v2a.mk train      # stage 1, V2A: reduced config, 1 CPU thread
+#   make -f recipes/v2a.mk train-av   # stage 2, AV2A from the V2A weights (modality dropout)
+#   make -f recipes/v2a.mk eval       # OUT/eval.json: STOI/ESTOI/PESQ/MCD/WER + AV ablation
+#   make -f recipes/v2a.mk ship       # copy weights into avtool/weights/v2a, print hashes
+#   make -f recipes/v2a.mk smoke      # debug config on 16 clips, < 1 min
+#
+# The split is avtool/datasets/grid_s1_split.json (761 train / 39 val / 100 test; the test
+# clips are never read by training). Runs are deterministic for a SEED and THREADS, resumable
+# (rerun with the same OUT), keep the best-on-val weights as OUT/best.pt + OUT/config.json and
+# stop at MINUTES of wall clock. CONFIG=full is the paper-sized model (88x88 crops, ResNet-18-
+# like front-end, 2-layer BiGRU 256): a GPU job. The shipped weights are CONFIG=reduced trained
+# on the CPU (EPOCHS/MINUTES below), see README "avtool v2a".
+#
+# Variables: DATA, CACHE, OUT, CONFIG (full|reduced|debug), EPOCHS, MINUTES, AV_EPOCHS,
+#   AV_MINUTES, SEED, THREADS, BATCH, LR, AV_LR, UNSEEN.
+PYTHON ?= .venv/bin/python
+AVTOOL ?= .venv/bin/avtool
+DATA ?= ../shared/data/grid_s1
+UNSEEN ?= ../shared/data/grid
+CACHE ?= data/grid_s1_cache
+OUT ?= data/v2a_runs
+CONFIG ?= reduced
+EPOCHS ?= 14
+MINUTES ?= 40
+AV_EPOCHS ?= 2
+AV_MINUTES ?= 12
+SEED ?= 0
+THREADS ?= 1
+BATCH ?= 8
+LR ?= 0.0015
+AV_LR ?= 0.0005
+WEIGHTS := avtool/weights/v2a
+
+.PHONY: cache train train-av eval ship smoke
+
+cache:
+	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
+
+train:
+	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/v2a \
+		--config $(CONFIG) --epochs $(EPOCHS) --max-minutes $(MINUTES) --seed $(SEED) \
+		--threads $(THREADS) --batch-size $(BATCH) --lr $(LR)
+
+train-av:
+	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/av2a \
+		--stage av2a --init $(OUT)/v2a/best.pt --epochs $(AV_EPOCHS) \
+		--max-minutes $(AV_MINUTES) --seed $(SEED) --threads $(THREADS) \
+		--batch-size $(BATCH) --lr $(AV_LR)
+
+eval:
+	cp $(OUT)/v2a/best.pt $(OUT)/v2a.pt && cp $(OUT)/v2a/config.json $(OUT)/v2a.pt.json
+	cp $(OUT)/av2a/best.pt $(OUT)/av2a.pt && cp $(OUT)/av2a/config.json $(OUT)/av2a.pt.json
+	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) eval v2a --cache $(CACHE) --unseen $(UNSEEN) \
+		--model $(OUT)/v2a.pt --av-model $(OUT)/av2a.pt --ablation-limit 100 \
+		-o $(OUT)/eval.json
+
+ship:
+	mkdir -p $(WEIGHTS)
+	cp $(OUT)/v2a/best.pt $(WEIGHTS)/v2a-grid-s1.pt
+	cp $(OUT)/av2a/best.pt $(WEIGHTS)/av2a-grid-s1.pt
+	@for f in $(WEIGHTS)/v2a-grid-s1.pt $(WEIGHTS)/av2a-grid-s1.pt; do \
+		echo "$$f sha256 = $$(sha256sum $$f | cut -d' ' -f1) size = $$(stat -c %s $$f)"; done
+	@echo "copy these (and OUT/*/config.json as the entries' config) into avtool/models.toml"
+
+smoke:
+	$(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/smoke --config debug \
+		--epochs 1 --limit 16 --max-minutes 1
+	$(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/smoke-av --stage av2a \
+		--init $(OUT)/smoke/best.pt --epochs 1 --limit 16 --max-minutes 1

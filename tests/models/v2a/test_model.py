@@ -1,0 +1,112 @@
+"""The V2A/AV2A network: shapes, frame counts, per-modality batch norm, configs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from avtool.io.features import MelSpec
+from avtool.models.v2a import (
+    AUDIO,
+    BOTH,
+    VIDEO,
+    ModalityBatchNorm1d,
+    V2AConfig,
+    build,
+    count_parameters,
+    infer,
+    load,
+    prepare_crops,
+)
+
+
+def _model(audio: bool = False, seed: int = 0):
+    torch.manual_seed(seed)
+    config = dataclasses.replace(V2AConfig.debug(), audio_encoder=audio)
+    return build(config).eval()
+
+
+@pytest.mark.parametrize("n_video", [1, 7, 75])
+def test_output_has_exactly_the_mel_contract_frame_count(n_video: int) -> None:
+    spec = MelSpec.hifigan_22k()
+    n_mel = spec.frames_for(round(n_video * spec.sample_rate / 25))
+    crops = torch.randint(0, 256, (n_video, 88, 88), dtype=torch.uint8)
+    mel = infer(_model(), crops, n_mel)
+    assert mel.shape == (80, n_mel) and mel.dtype == torch.float32
+    assert torch.isfinite(mel).all()
+
+
+def test_av2a_uses_the_audio_and_each_mode_differs() -> None:
+    model = _model(audio=True)
+    x = prepare_crops(torch.randint(0, 256, (2, 10, 88, 88), dtype=torch.uint8), 22)
+    noisy = torch.randn(2, 80, 35) - 5
+    with torch.no_grad():
+        outs = {m: model(x, 35, noisy if m != VIDEO else None, m) for m in (VIDEO, AUDIO, BOTH)}
+        other_audio = model(x, 35, noisy + 3, BOTH)
+    assert all(o.shape == (2, 80, 35) for o in outs.values())
+    assert not torch.allclose(outs[VIDEO], outs[BOTH])
+    assert not torch.allclose(outs[AUDIO], outs[BOTH])
+    assert not torch.allclose(other_audio, outs[BOTH])  # the audio input matters
+
+
+def test_audio_modes_need_an_av2a_model_and_audio() -> None:
+    x = torch.rand(1, 5, 22, 22)
+    with pytest.raises(ValueError, match="AV2A"):
+        _model()(x, 17, torch.zeros(1, 80, 17), BOTH)
+    with pytest.raises(ValueError, match="noisy_mel"):
+        _model(audio=True)(x, 17, None, AUDIO)
+
+
+def test_modality_batch_norm_keeps_separate_running_statistics() -> None:
+    norm = ModalityBatchNorm1d(4).train()
+    norm.mode = AUDIO
+    norm(torch.randn(8, 4, 10) * 3 + 5)
+    assert torch.allclose(norm.running_mean[VIDEO], torch.zeros(4))
+    assert torch.allclose(norm.running_mean[BOTH], torch.zeros(4))
+    assert (norm.running_mean[AUDIO] > 0.2).all()  # moved by momentum 0.1 towards 5
+    norm.copy_stats(AUDIO, (VIDEO, BOTH))
+    assert torch.equal(norm.running_mean[VIDEO], norm.running_mean[AUDIO])
+    # In eval mode each mode normalises with its own statistics.
+    norm.eval()
+    x = torch.full((1, 4, 3), 5.0)
+    norm.running_mean[BOTH].zero_()
+    norm.mode = AUDIO
+    a = norm(x)
+    norm.mode = BOTH
+    assert not torch.allclose(a, norm(x))
+
+
+def test_prepare_crops_pools_and_scales() -> None:
+    crops = torch.zeros(1, 2, 88, 88, dtype=torch.uint8)
+    crops[..., :2, :2] = 255
+    out = prepare_crops(crops, 44)
+    assert out.shape == (1, 2, 44, 44)
+    assert out[0, 0, 0, 0] == 1.0 and out[0, 0, 1, 1] == 0.0
+    with pytest.raises(ValueError, match="divide"):
+        prepare_crops(crops, 30)
+
+
+def test_config_round_trip_and_names() -> None:
+    for name in ("full", "reduced", "debug"):
+        config = V2AConfig.named(name)
+        assert V2AConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown"):
+        V2AConfig.named("huge")
+    with pytest.raises(ValueError, match="unknown V2AConfig fields"):
+        V2AConfig.from_dict({"crop_size": 44, "bogus": 1})
+    # The shipped CPU configuration stays small (weights well under 20 MB).
+    assert count_parameters(build(V2AConfig.reduced())) * 4 < 20e6
+
+
+def test_load_refuses_mismatched_weights_and_is_deterministic() -> None:
+    from avtool.errors import ModelError
+
+    model = _model(seed=1)
+    state = model.state_dict()
+    again = load(state, model.config)
+    crops = torch.randint(0, 256, (9, 88, 88), dtype=torch.uint8, generator=torch.Generator())
+    assert torch.equal(infer(model, crops, 31), infer(again, crops, 31))
+    with pytest.raises(ModelError, match="do not match"):
+        load(state, dataclasses.replace(model.config, hidden=8))
