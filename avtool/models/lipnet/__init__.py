@@ -1,0 +1,181 @@
+"""LipNet lip reading (Assael et al., 2016): model, CTC decoding, training, Keras conversion.
+
+    model, config = load("lipnet-grid-s1")          # or a path to a .pt with its .pt.json
+    log_probs = infer(model, crops)                 # (T, 50, 100, 3) uint8 -> (T, 28) log-probs
+    decoded = ctc.decode(log_probs, "grid")         # text + per-word timings and confidences
+
+A checkpoint is a plain state dict ``NAME.pt`` with its :class:`LipNetConfig` as JSON in
+``NAME.pt.json`` beside it (:func:`save`); registry entries list that JSON as a companion file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avtool.errors import ModelError
+from avtool.models.lipnet.model import (
+    ALPHABET,
+    BLANK,
+    VOCAB_SIZE,
+    LipNet,
+    LipNetConfig,
+    build,
+    prepare_input,
+)
+
+#: Frames of context added on each side of a window in :func:`infer` (one second).
+CONTEXT_FRAMES = 25
+
+__all__ = [
+    "ALPHABET",
+    "BLANK",
+    "VOCAB_SIZE",
+    "LipNet",
+    "LipNetConfig",
+    "build",
+    "infer",
+    "load",
+    "load_checkpoint",
+    "prepare_input",
+    "save",
+]
+
+
+def save(
+    state: Mapping[str, torch.Tensor], config: LipNetConfig, out: str | os.PathLike[str]
+) -> Path:
+    """Write a state dict to ``out`` and its config to ``out.json``, each atomically."""
+    from avtool.io.files import atomic_output
+
+    out = Path(out)
+    with atomic_output(out, suffix=".pt") as tmp:
+        torch.save(dict(state), tmp)
+    with atomic_output(out.with_name(out.name + ".json"), suffix=".json") as tmp:
+        tmp.write_text(config.to_json() + "\n", encoding="utf-8")
+    return out
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], config: LipNetConfig | Mapping | None = None,
+    device: str = "cpu",
+) -> LipNet:  # fmt: skip
+    """Build a :class:`LipNet` from a state dict file, in eval mode.
+
+    Args:
+        path: the ``.pt`` state dict.
+        config: its architecture; None reads ``<path>.json``.
+        device: torch device.
+
+    Raises:
+        ModelError: no config, an unreadable file, or weights that do not fit the config.
+    """
+    path = Path(path)
+    if config is None:
+        beside = path.with_name(path.name + ".json")
+        if not beside.is_file():
+            raise ModelError(f"{path}: no LipNet config; expected {beside} beside it")
+        try:
+            config = json.loads(beside.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{beside}: not a readable JSON config ({exc})") from exc
+    if not isinstance(config, LipNetConfig):
+        config = LipNetConfig.from_dict(dict(config))  # type: ignore[arg-type]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    model = build(config)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelError(f"{path}: weights do not fit the LipNet config ({exc})") from exc
+    return model.to(device).eval()
+
+
+def load(
+    name_or_path: str | os.PathLike[str], device: str = "cpu", *, accept_license: bool = False
+) -> tuple[LipNet, dict]:
+    """Resolve a registry name (or a local ``.pt``) and load it.
+
+    Returns:
+        The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
+        ``description``, ``config``.
+
+    Raises:
+        ModelError: unknown, unverifiable or unreadable model.
+    """
+    from avtool import registry
+
+    resolved = registry.resolve(name_or_path, task="lipread", accept_license=accept_license)
+    entry = resolved.entry
+    companion = resolved.path.name + ".json"
+    config: Mapping | None = None
+    if companion in resolved.files:
+        try:
+            config = json.loads(resolved.files[companion].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
+    elif entry.config:
+        config = dict(entry.config)
+    model = load_checkpoint(resolved.path, config, device)
+    return model, {
+        "name": entry.name,
+        "sha256": entry.main.sha256,
+        "license": entry.license,
+        "description": entry.description,
+        "config": model.config.to_dict(),
+    }
+
+
+def infer(
+    model: LipNet, crops: np.ndarray | Iterable[np.ndarray], chunk_frames: int | None = None
+) -> np.ndarray:
+    """Per-frame character log-probabilities of one clip's mouth crops.
+
+    Args:
+        model: a loaded LipNet.
+        crops: ``(T, 50, 100, 3)`` uint8 ``lipnet``-preset crops at 25 fps, or an iterable of
+            ``(50, 100, 3)`` crops (streamed: only one window is held in memory).
+        chunk_frames: run the network on windows of this many frames (bounded memory for
+            long videos); None runs the whole clip at once. Windows are extended by
+            :data:`CONTEXT_FRAMES` on each side, whose outputs are dropped, so the frames
+            near a seam see the same context as any other.
+
+    Returns:
+        ``(T, VOCAB_SIZE)`` float32 log-probabilities (``(0, VOCAB_SIZE)`` for no frames).
+    """
+    device = next(model.parameters()).device
+    chunk = chunk_frames or (1 << 62)
+    out: list[np.ndarray] = []
+    buffer: list[np.ndarray] = []  # crops from frame ``offset`` on
+    offset = 0  # absolute index of buffer[0]
+    emitted = 0  # frames whose log-probs are final
+
+    def run(stop: int, final: bool) -> None:
+        nonlocal buffer, offset, emitted
+        video = prepare_input(np.stack(buffer), model.config).unsqueeze(0).to(device)
+        with torch.no_grad():
+            log_probs = model(video)[0].float().cpu().numpy()
+        keep_to = offset + len(buffer) if final else stop
+        out.append(log_probs[emitted - offset : keep_to - offset])
+        emitted = keep_to
+        # Keep the left context of the next window.
+        drop = max(0, emitted - CONTEXT_FRAMES - offset)
+        buffer, offset = buffer[drop:], offset + drop
+
+    for crop in crops:
+        buffer.append(crop)
+        # A window [emitted, emitted + chunk) is ready once its right context has arrived.
+        if offset + len(buffer) >= emitted + chunk + CONTEXT_FRAMES:
+            run(emitted + chunk, final=False)
+    if offset + len(buffer) > emitted:
+        run(offset + len(buffer), final=True)
+    if not out:
+        return np.zeros((0, VOCAB_SIZE), np.float32)
+    return np.concatenate(out).astype(np.float32)

@@ -1,0 +1,325 @@
+"""Lip reading: silent (or any) face video to text with LipNet.
+
+Per video: the face stage (:func:`avtool.io.face.track_video`, any frame rate resampled to
+25 fps, short detection gaps interpolated, long ones reported with their frame numbers), the
+``lipnet`` mouth crops (:func:`avtool.io.face.mouth_crops`, exactly as the training cache
+made them), the network on windows of frames (bounded memory for long videos), and CTC
+decoding: ``greedy``, ``beam`` (prefix beam search) or ``grid`` (constrained to the GRID
+grammar). Output is the text, or JSON with per-word timings and confidences; every output gets
+a ``.json`` sidecar.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from avtool.errors import InputError
+
+DEFAULT_MODEL = "lipnet-grid-s1"
+DECODERS = ("greedy", "beam", "grid")
+FORMATS = ("text", "json")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
+FPS = 25.0
+# The GRID grammar decodes one six-word sentence; GRID clips are 3 s long.
+GRAMMAR_MAX_SECONDS = 30.0
+# Yaw beyond which a face counts as a profile view (the mouth's far half is hidden).
+PROFILE_YAW_DEGREES = 50.0
+
+
+@dataclass(frozen=True)
+class LipreadOptions:
+    """Run-time options of ``avtool lipread``; the CLI reads its defaults from here.
+
+    Attributes:
+        model: registry name or a ``.pt`` path (with its ``.pt.json`` config beside it).
+        decoder: ``greedy``, ``beam`` or ``grid`` (GRID grammar; ``--grammar grid``).
+        beam: prefix beam width.
+        format: ``text`` (one line) or ``json`` (text, words with timings and confidences).
+        chunk_frames: frames per network window (longer videos are read in windows).
+        face_index: which face when several are visible (0 = largest).
+        max_gap: longest run of frames without a face that is interpolated.
+    """
+
+    model: str = DEFAULT_MODEL
+    decoder: str = "beam"
+    beam: int = 16
+    format: str = "text"
+    chunk_frames: int = 750
+    face_index: int = 0
+    max_gap: int = 12
+
+    def validate(self) -> None:
+        """Raises InputError for values out of range."""
+        if self.decoder not in DECODERS:
+            raise InputError(f"decoder {self.decoder!r}: choose from {', '.join(DECODERS)}")
+        if self.format not in FORMATS:
+            raise InputError(f"--format {self.format!r}: choose from {', '.join(FORMATS)}")
+        if self.beam < 1:
+            raise InputError(f"--beam {self.beam}: must be at least 1")
+        if self.chunk_frames < 25:
+            raise InputError(f"--chunk-frames {self.chunk_frames}: must be at least 25")
+        if self.max_gap < 0:
+            raise InputError(f"--max-gap {self.max_gap}: must be 0 or more")
+
+
+@dataclass
+class Reader:
+    """A loaded lip-reading model plus the face detector."""
+
+    model: Any  # LipNet
+    facts: dict[str, Any]
+    detector: Any  # FaceDetector
+    load_seconds: float
+
+
+def load_reader(
+    options: LipreadOptions, *, device: str = "auto", accept_license: bool = False
+) -> Reader:
+    """Load the LipNet model and the dlib face stage.
+
+    Raises:
+        ModelError: unknown/unverifiable model, or the landmark model's licence not accepted.
+        SetupError: cuda asked for and absent.
+    """
+    from avtool.io.face import load_detector
+    from avtool.models import lipnet
+    from avtool.runtime import resolve_device
+
+    start = time.perf_counter()
+    model, facts = lipnet.load(options.model, resolve_device(device), accept_license=accept_license)
+    detector = load_detector(accept_license=accept_license)
+    return Reader(model, facts, detector, time.perf_counter() - start)
+
+
+def _ranges(frames: Iterable[int], step: int = 1) -> str:
+    """``0-15, 40`` for frames ``0, 5, 10, 15, 40`` sampled every ``step`` frames."""
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f == runs[-1][1] + step:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    shown = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs[:5])
+    return shown + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+
+
+def check_frontal(landmarks, source: str, step: int = 5) -> float:  # (T, 68, 2) -> degrees
+    """Refuse a track that is mostly a profile view; returns the median |yaw| in degrees.
+
+    Raises:
+        InputError: more than a quarter of the (sampled) frames turn beyond
+            :data:`PROFILE_YAW_DEGREES`; the message lists those frames.
+    """
+    import numpy as np
+
+    from avtool.io.face import estimate_pose
+
+    sampled = list(range(0, len(landmarks), step))
+    yaws = np.array([abs(estimate_pose(landmarks[i]).yaw) for i in sampled])
+    turned = [i for i, yaw in zip(sampled, yaws, strict=True) if yaw > PROFILE_YAW_DEGREES]
+    if len(turned) > len(sampled) / 4:
+        raise InputError(
+            f"{source}: profile view (head turned more than {PROFILE_YAW_DEGREES:.0f} degrees) "
+            f"at frames {_ranges(turned, step)}; lip reading needs a near-frontal face"
+        )
+    return float(np.median(yaws)) if len(yaws) else 0.0
+
+
+def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[str, Any]:
+    """Track the face, crop the mouth and run LipNet on one video (no decoding).
+
+    Returns:
+        ``{"log_probs": (T, 28) float32, "frames", "fps", "duration", "source_fps",
+        "median_yaw", "timings": {"face_s" (tracking), "network_s" (decoding the video again,
+        cropping and the network)}}``.
+
+    Raises:
+        InputError: no frames, no face, a long gap or a profile view (file and frames named),
+            or ``grid`` decoding asked for on a video longer than a sentence.
+    """
+    from avtool.io.face import MouthCrop, mouth_crops, track_video
+    from avtool.io.video import VideoReader
+    from avtool.models.lipnet import infer
+
+    start = time.perf_counter()
+    track = track_video(
+        path, fps=FPS, face_index=options.face_index, max_gap=options.max_gap,
+        detector=reader.detector,
+    )  # fmt: skip
+    duration = track.n_frames / FPS
+    if options.decoder == "grid" and duration > GRAMMAR_MAX_SECONDS:
+        raise InputError(
+            f"{path}: {duration:.1f} s long; the GRID grammar decodes one sentence (at most "
+            f"{GRAMMAR_MAX_SECONDS:.0f} s): use --decoder beam or greedy"
+        )
+    median_yaw = check_frontal(track.landmarks, str(path))
+    tracked = time.perf_counter()
+    with VideoReader(path, fps=FPS) as video:
+        source_fps = video.info.fps
+        crops: Iterator = mouth_crops(video, track.landmarks, MouthCrop.preset("lipnet"))
+        log_probs = infer(reader.model, crops, chunk_frames=options.chunk_frames)
+    if len(log_probs) == 0:
+        raise InputError(f"{path}: the video has no frames")
+    return {
+        "log_probs": log_probs,
+        "frames": len(log_probs),
+        "fps": FPS,
+        "duration": round(len(log_probs) / FPS, 4),
+        "source_fps": round(float(source_fps), 4),
+        "median_yaw": round(median_yaw, 2),
+        "timings": {
+            "face_s": round(tracked - start, 4),
+            "network_s": round(time.perf_counter() - tracked, 4),
+        },
+    }
+
+
+def read_lips(reader: Reader, path: Path, options: LipreadOptions) -> dict[str, Any]:
+    """Lip-read one video: :func:`clip_log_probs` then CTC decoding with ``options.decoder``.
+
+    Returns:
+        ``{"text", "words": [{word, start, end, confidence}], "score", "frames", "fps",
+        "duration", "source_fps", "median_yaw", "timings": {...}}``.
+
+    Raises:
+        InputError: see :func:`clip_log_probs`.
+    """
+    from avtool.models.lipnet import ctc
+
+    result = clip_log_probs(reader, path, options)
+    log_probs = result.pop("log_probs")
+    start = time.perf_counter()
+    decoded = ctc.decode(log_probs, options.decoder, beam=options.beam, fps=FPS)
+    result["timings"]["decode_s"] = round(time.perf_counter() - start, 4)
+    return {
+        "text": decoded.text,
+        "words": [asdict(w) for w in decoded.words],
+        "score": round(decoded.score, 4) if decoded.score > -1e29 else None,
+        **result,
+    }
+
+
+def lipread_file(
+    reader: Reader, path: Path, output: Path | None, options: LipreadOptions
+) -> dict[str, Any]:
+    """Read one video's lips into ``output`` (text or JSON; None = stdout) plus a sidecar.
+
+    Returns:
+        The result of :func:`read_lips`.
+    """
+    import json
+
+    from avtool.io.files import atomic_output
+    from avtool.runtime import sidecar_path, versions, write_json
+
+    start = time.perf_counter()
+    result = read_lips(reader, path, options)
+    if options.format == "json":
+        body = json.dumps(
+            {"input": str(path), "text": result["text"], "words": result["words"],
+             "decoder": options.decoder, "model": reader.facts["name"]},
+            indent=2,
+        ) + "\n"  # fmt: skip
+    else:
+        body = result["text"] + "\n"
+    if output is None:
+        print(body, end="", flush=True)
+        return result
+    with atomic_output(output) as tmp:
+        tmp.write_text(body, encoding="utf-8")
+    seconds = time.perf_counter() - start
+    meta = {
+        "task": "lipread",
+        "output": str(output),
+        "model": {k: reader.facts[k] for k in ("name", "sha256", "license", "description")},
+        "options": asdict(options),
+        "input": {"path": str(path), "frames": result["frames"], "fps": result["fps"],
+                  "source_fps": result["source_fps"], "duration": result["duration"],
+                  "median_yaw": result["median_yaw"]},
+        "result": {"text": result["text"], "score": result["score"],
+                   "words": len(result["words"])},
+        "timings": {"load_s": round(reader.load_seconds, 4), **result["timings"],
+                    "total_s": round(seconds, 4),
+                    "x_real_time": round(result["duration"] / seconds, 2) if seconds else None},
+        "versions": versions(),
+    }  # fmt: skip
+    write_json(sidecar_path(output), meta)
+    return result
+
+
+def build_items(
+    inputs: list[str], manifest: Path | None, output_template: str | None, fmt: str
+) -> list:
+    """Items from videos, folders, globs (``-`` = paths on stdin) and a manifest (columns
+    ``input``, optional ``id`` and ``output``). ``output_template`` ``-`` or None with a
+    single input writes to stdout; the default template is ``{stem}.txt`` (``.json``).
+
+    Raises:
+        InputError: no inputs, a missing file, a bad manifest row.
+    """
+    from avtool.runtime import BatchItem, expand_paths, format_output, read_manifest, unique_ids
+
+    specs: list[dict[str, Any]] = [
+        {"path": p, "origin": str(p)} for p in expand_paths(inputs, VIDEO_SUFFIXES)
+    ]
+    if manifest is not None:
+        for row in read_manifest(manifest):
+            origin = f"{manifest}:{row['_line']}"
+            unknown = set(row) - {"input", "id", "output", "_line"}
+            if unknown or "input" not in row:
+                raise InputError(f"{origin}: columns are input, id, output")
+            path = Path(row["input"])
+            specs.append(
+                {
+                    "path": path if path.is_absolute() else manifest.parent / path,
+                    "origin": origin,
+                    **{k: row[k] for k in ("id", "output") if k in row},
+                }
+            )
+    if not specs:
+        raise InputError("nothing to read: give video files, folders or --manifest")
+    if output_template == "-" and len(specs) > 1:
+        raise InputError("-o - (stdout) takes one input; use a template such as '{stem}.txt'")
+    template = output_template or ("{stem}.json" if fmt == "json" else "{stem}.txt")
+    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
+    items = []
+    for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True)):
+        if "output" in spec:
+            output: Path | None = Path(spec["output"])
+        elif template == "-":
+            output = None
+        else:
+            output = format_output(template, item_id=item_id, index=i, source=spec["path"])
+        items.append(
+            BatchItem(index=i, id=item_id, input=str(spec["path"]), output=output,
+                      origin=spec["origin"], source=spec["path"])
+        )  # fmt: skip
+    return items
+
+
+def run(
+    items: list,
+    options: LipreadOptions,
+    *,
+    device: str = "auto",
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+):  # -> BatchSummary
+    """Lip-read every item with one loaded model."""
+    from avtool.runtime import check_outputs, run_batch
+
+    options.validate()
+    check_outputs(items, policy)
+    reader = load_reader(options, device=device, accept_license=accept_license)
+
+    def process(item) -> list[Path]:
+        lipread_file(reader, item.source, item.output, options)
+        return [item.output] if item.output is not None else []
+
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="lipread")

@@ -1,0 +1,62 @@
+# Train LipNet (avtool.models.lipnet) on a folder of GRID-style clips + alignments, evaluate it
+# on the held-out split and ship it as the offline default `lipnet-grid-s1`.
+#
+#   make -f recipes/lipread.mk cache     # face stage once per clip -> CACHE (~25 min for s1)
+#   make -f recipes/lipread.mk train     # reduced config, 1 CPU thread, EPOCHS / MINUTES
+#   make -f recipes/lipread.mk eval      # OUT/eval.json: WER/CER per decoder, s1 test split
+#   make -f recipes/lipread.mk ship      # copy the best checkpoint into avtool/weights/lipread
+#   make -f recipes/lipread.mk smoke     # debug config on 20 clips, one epoch, < 1 min
+#
+# DATA is a folder with clips/<id>.<video> and align/<id>.align (GRID layout). The s1 split
+# (avtool/datasets/grid_s1_split.json: 761 train / 39 val / 100 test) is used when the cache
+# holds s1, else a hash split of the clip ids. Training keeps the best-on-validation weights
+# (greedy CER) as OUT/lipnet.pt + OUT/lipnet.pt.json and can be resumed (RESUME=1).
+# Same cache + SEED + options -> the same weights (single thread, deterministic kernels).
+# GPU-less machines: CONFIG=reduced (grey 25x50 crops, 16/32/48 channels, BiGRU 128).
+# CONFIG=paper is LipNet as published (3x50x100, 32/64/96, BiGRU 256): ~4x the compute.
+#
+# Variables: DATA, CACHE, OUT, CONFIG (paper|reduced|debug), EPOCHS, MINUTES, SEED, THREADS,
+#   BATCH, LR, RESUME.
+PYTHON ?= .venv/bin/python
+AVTOOL ?= .venv/bin/avtool
+DATA ?= ../shared/data/grid_s1
+CACHE ?= data/grid_s1_cache
+OUT ?= data/lipnet_run
+CONFIG ?= reduced
+EPOCHS ?= 12
+MINUTES ?= 50
+SEED ?= 0
+THREADS ?= 1
+BATCH ?= 4
+LR ?= 0.002
+RESUME ?=
+WEIGHTS := avtool/weights/lipread
+
+.PHONY: cache train eval ship smoke
+
+cache:
+	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
+
+train:
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipnet.train \
+		--cache $(CACHE) --out $(OUT) --config $(CONFIG) --epochs $(EPOCHS) \
+		--max-minutes $(MINUTES) --seed $(SEED) --threads $(THREADS) --batch-size $(BATCH) \
+		--lr $(LR) $(if $(RESUME),--resume) 2>&1 | tee -a $(OUT).train.log
+
+eval:
+	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) --json eval lipread $(DATA) --split test \
+		--model $(OUT)/lipnet.pt --cache $(CACHE) -o $(OUT)/eval.json > /dev/null
+	$(PYTHON) -c "import json; r = json.load(open('$(OUT)/eval.json')); \
+		print({d: (v['wer'], v['cer']) for d, v in r['decoders'].items()})"
+
+ship:
+	mkdir -p $(WEIGHTS)
+	cp $(OUT)/lipnet.pt $(WEIGHTS)/lipnet-grid-s1.pt
+	cp $(OUT)/lipnet.pt.json $(WEIGHTS)/lipnet-grid-s1.pt.json
+	@for f in $(WEIGHTS)/lipnet-grid-s1.pt $(WEIGHTS)/lipnet-grid-s1.pt.json; do \
+		echo "$$f sha256 = $$(sha256sum $$f | cut -d' ' -f1) size = $$(stat -c %s $$f)"; done
+	@echo "copy these into avtool/models.toml [models.lipnet-grid-s1]"
+
+smoke:
+	$(PYTHON) -m avtool.models.lipnet.train --cache $(CACHE) --out $(OUT)-smoke \
+		--config debug --epochs 1 --limit 20 --max-minutes 2
