@@ -8,8 +8,16 @@ D-LL, D-VL, D-A (AnyoneNet, inter-ocular-distance units after registration on no
 and the Pearson correlation of the inner-mouth area, renderer and static baseline side by side
 in one run. Targets (the issue): area correlation >= 0.5, D-A <= 0.6 x the static baseline's.
 
+``--model`` picks the renderer scored as ``renderer`` (default warp) and ``--compare`` adds more
+(default: ``anyonenet`` when the registry has it), rendered and scored side by side in the same
+run; ``--compare none`` scores the one renderer only.
+``--s1-test N`` scores the first N clips (by id) of the GRID s1 test split
+(``../shared/data/grid_s1/clips``, :func:`avtool.datasets.grid.s1_split`) instead: a held-out
+check of the warp's constants, which were tuned on the six GRID clips.
+
 Accepts the dlib landmark model's non-commercial licence for this measurement run.
-Writes ``<out>/talkinghead.json`` and prints the summary.
+Writes ``<out>/talkinghead.json`` (``talkinghead_s1_test.json`` with ``--s1-test``) and prints
+the summary.
 """
 
 from __future__ import annotations
@@ -36,12 +44,44 @@ def grid_folder() -> Path | None:
     return None
 
 
+def default_compare() -> list[str]:
+    """``["anyonenet"]`` when the registry has the trained predictor, else nothing."""
+    from avtool.registry import load_registry
+    from avtool.tasks.talkinghead import ANYONENET_MODEL
+
+    return ["anyonenet"] if ANYONENET_MODEL in load_registry() else []
+
+
+def s1_test_clips(count: int) -> list[Path]:
+    """The first ``count`` GRID s1 test-split clips present (by id), or [] without the data."""
+    from avtool.datasets.grid import s1_split
+
+    candidates = []
+    if os.environ.get("AVTOOL_SHARED_DATA"):
+        candidates.append(Path(os.environ["AVTOOL_SHARED_DATA"]) / "grid_s1" / "clips")
+    candidates.append(REPO.parent / "shared" / "data" / "grid_s1" / "clips")
+    for folder in candidates:
+        if folder.is_dir():
+            paths = [folder / f"{i}.mkv" for i in sorted(s1_split()["test"])]
+            return [p for p in paths if p.is_file()][:count]
+    return []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--quick", action="store_true", help="two clips only")
     parser.add_argument("--still", action="store_true", help="render without head motion")
     parser.add_argument("--keep", type=Path, default=None, help="keep rendered videos here")
+    parser.add_argument("--model", default=None, help="the renderer system (default warp)")
+    parser.add_argument("--compare", action="append", default=None, help="more --model values")
+    parser.add_argument(
+        "--s1-test",
+        type=int,
+        default=None,
+        metavar="N",
+        help="first N GRID s1 test-split clips instead of the six GRID clips",
+    )
     args = parser.parse_args()
 
     import torch
@@ -50,15 +90,23 @@ def main() -> None:
     from avtool.runtime import write_json
     from avtool.tasks.evaluate_talkinghead import evaluate_talkinghead, render_options
 
-    folder = grid_folder()
-    if folder is None:
+    if args.s1_test:
+        clips = s1_test_clips(args.s1_test)
+        name = "talkinghead_s1_test.json"
+    else:
+        folder = grid_folder()
+        clips = sorted(folder.glob("*.mpg"))[: 2 if args.quick else None] if folder else []
+        name = "talkinghead.json"
+    if not clips:
         print("GRID clips not found; nothing to measure", file=sys.stderr)
         return
-    clips = sorted(folder.glob("*.mpg"))[: 2 if args.quick else None]
+    compare = args.compare if args.compare is not None else default_compare()
+    compare = [m for m in compare if m != "none"]
     start = time.perf_counter()
     results = evaluate_talkinghead(
         clips,
-        render_options(still=args.still),
+        render_options(still=args.still, model=args.model),
+        compare=compare,
         accept_license=True,
         keep_dir=args.keep,
         on_clip=lambda clip: print(f"scoring {clip.name}", file=sys.stderr),
@@ -66,7 +114,7 @@ def main() -> None:
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
     results["machine"] = {"cpu_count": os.cpu_count()}
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "talkinghead.json", results)
+    write_json(args.out / name, results)
     print(json.dumps({"summary": results["summary"], "wall_seconds": results["wall_seconds"]},
                      indent=2))  # fmt: skip
 

@@ -52,3 +52,200 @@ def eval_vocode_command(
             name, *(f"{row['mean'][m]:.3f}" for m in VOCODER_MEASURES), str(row["x_real_time"])
         )
     Console().print(table)
+
+
+@app.command("talkinghead")
+@handle_errors
+def eval_talkinghead_command(
+    ctx: typer.Context,
+    clips: list[str] = typer.Argument(
+        ..., help="Real talking-face videos with their speech (files, folders, globs)."
+    ),
+    model: str = typer.Option(None, "--model", help="Renderer (default: the offline warp)."),
+    compare: list[str] = typer.Option(
+        [], "--compare", help="Also render with this --model, side by side (repeatable)."
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N clips."),
+    still: bool = typer.Option(False, "--still", help="Render without head motion or blinks."),
+    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+    keep: str = typer.Option(
+        None, "--keep", help="Keep the rendered, static and drive files in this folder."
+    ),
+) -> None:
+    """Lip sync of the talking-head renderer vs. the static face on real clips.
+
+    Each clip's first frame is the face and its own audio the drive. Landmarks found in the
+    rendered, the static (first frame repeated) and the real videos give D-LL, D-VL, D-A
+    (AnyoneNet, in inter-ocular distances) and the inner-mouth area correlation. Exit 1 when a
+    clip failed (the others are still scored).
+
+    Example: avtool --accept-license eval talkinghead ../shared/data/grid/ -o report.json
+
+    avtool --accept-license eval talkinghead ../shared/data/grid/ --compare anyonenet
+    """
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from avtool.cli.common import stderr_console
+    from avtool.eval.landmarks import MEASURES
+    from avtool.runtime import expand_paths, write_json
+    from avtool.tasks.evaluate_talkinghead import evaluate_talkinghead, render_options
+    from avtool.tasks.vocode import MEDIA_SUFFIXES
+
+    opts = global_options(ctx)
+    paths = expand_paths(clips, MEDIA_SUFFIXES)[:limit]
+    options = render_options(still=still, seed=opts.seed, model=model)
+    console = stderr_console(opts.quiet)
+    results = evaluate_talkinghead(
+        paths,
+        options,
+        accept_license=opts.accept_license,
+        keep_dir=Path(keep) if keep else None,
+        on_clip=lambda clip: console.print(f"scoring {clip}"),
+        compare=compare,
+    )
+    if output:
+        write_json(Path(output), results)
+    failed = [row for row in results["clips"] if "error" in row]
+    for row in failed:
+        console.print(f"[bold red]error:[/] {row['clip']}: {row['error']}")
+    if opts.json:
+        print(json.dumps(results, indent=2))
+    else:
+        summary = results["summary"]
+        table = Table("system", *MEASURES, title=f"{summary['n_clips']} clips")
+        ratios = summary.get("d_a_ratio_by_system", {})
+        table.add_column("d_a / static")
+        for system, means in summary["mean"].items():
+            table.add_row(
+                system,
+                *("-" if means[m] is None else f"{means[m]:.4f}" for m in MEASURES),
+                f"{ratios[system]:.3f}" if system in ratios else "-",
+            )
+        out = Console()
+        out.print(table)
+        for name, target in summary["targets"].items():
+            verdict = "met" if target["met"] else "NOT met"
+            out.print(f"{name} = {target['value']} (target {target['target']}): {verdict}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("lipread")
+@handle_errors
+def eval_lipread_command(
+    ctx: typer.Context,
+    clips: list[str] = typer.Argument(..., help="GRID face videos (files, folders, globs)."),
+    model: str = typer.Option("lipread-grid-s1", "--model", help="Registry name or .pt path."),
+    decoder: list[str] = typer.Option(
+        ["greedy", "beam", "grid"], "--decoder", help="greedy, beam, grid (repeatable)."
+    ),
+    split: str = typer.Option(None, "--split", help="Only this GRID s1 split: train, val, test."),
+    cache: str = typer.Option(
+        None, "--cache", help="GRID cache folder: use its crops instead of the face stage."
+    ),
+    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+) -> None:
+    """Word and character error rate of a lip reader per CTC decoder on real GRID clips.
+
+    Example: avtool --accept-license eval lipread ../shared/data/grid_s1 --split test
+    """
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from avtool.cli.common import stderr_console
+    from avtool.runtime import expand_paths, write_json
+    from avtool.tasks.evaluate_lipread import evaluate_lipread, select_split
+    from avtool.tasks.lipread import VIDEO_SUFFIXES
+
+    opts = global_options(ctx)
+    folders = [str(Path(c) / "clips") if (Path(c) / "clips").is_dir() else c for c in clips]
+    paths = select_split(expand_paths(folders, VIDEO_SUFFIXES), split)
+    console = stderr_console(opts.quiet)
+    results = evaluate_lipread(
+        paths,
+        model=model,
+        decoders=decoder,
+        cache_dir=Path(cache) if cache else None,
+        device=opts.device,
+        accept_license=opts.accept_license,
+        on_clip=lambda clip: console.print(f"reading {clip}") if opts.verbose else None,
+    )
+    if output:
+        write_json(Path(output), results)
+    for row in results["failed"]:
+        console.print(f"[bold red]error:[/] {row['clip']}: {row['error']}")
+    if opts.json:
+        print(json.dumps(results, indent=2))
+    else:
+        table = Table("decoder", "WER", "CER", title=f"{results['n_clips']} clips")
+        for name, row in results["decoders"].items():
+            cells = ("-" if row[m] is None else f"{row[m]:.4f}" for m in ("wer", "cer"))
+            table.add_row(name, *cells)
+        Console().print(table)
+        Console().print(f"speed: {results['speed']['x_real_time']} x real time")
+    if results["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command("v2a")
+@handle_errors
+def eval_v2a_command(
+    ctx: typer.Context,
+    cache: str = typer.Option(None, "--cache", help="GRID s1 cache folder (seen set)."),
+    seen: str = typer.Option(None, "--seen", help="GRID s1 folder (seen set, without cache)."),
+    unseen: str = typer.Option(None, "--unseen", help="Folder of other speakers' GRID videos."),
+    model: str = typer.Option("v2a-grid-s1", "--model", help="Video-only model (name/path)."),
+    av_model: str = typer.Option("av2a-grid-s1", "--av-model", help="AV2A model; '' skips."),
+    limit: int = typer.Option(None, "--limit", help="First N s1 test clips only."),
+    ablation_limit: int = typer.Option(30, "--ablation-limit", help="Clips in the AV ablation."),
+    output: str = typer.Option(None, "--output", "-o", help="Write all results as JSON."),
+) -> None:
+    """STOI, ESTOI, PESQ-WB, MCD and GRID-grammar WER of generated speech vs the real audio.
+
+    Example:
+
+      avtool --accept-license eval v2a --cache data/grid_s1_cache --unseen ../shared/data/grid
+    """
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from avtool.cli.common import stderr_console
+    from avtool.runtime import write_json
+    from avtool.tasks.evaluate_v2a import MEASURES, evaluate_v2a
+
+    opts = global_options(ctx)
+    console = stderr_console(opts.quiet)
+    results = evaluate_v2a(
+        model=model,
+        av_model=av_model or None,
+        cache=Path(cache) if cache else None,
+        seen_dir=Path(seen) if seen else None,
+        unseen_dir=Path(unseen) if unseen else None,
+        limit=limit,
+        ablation_limit=ablation_limit,
+        seed=opts.seed,
+        device=opts.device,
+        accept_license=opts.accept_license,
+        on_clip=lambda clip: console.print(f"clip {clip}") if opts.verbose else None,
+    )
+    if output:
+        write_json(Path(output), results)
+    if opts.json:
+        print(json.dumps({k: v for k, v in results.items() if k != "per_clip"}, indent=2))
+        return
+    for set_name, rows in results["sets"].items():
+        table = Table("variant", *MEASURES, "clips", title=set_name)
+        for name, row in rows.items():
+            table.add_row(name, *(f"{row[m]:.3f}" for m in MEASURES), str(row["clips"]))
+        Console().print(table)
+    Console().print(f"model speed: {results['model_x_real_time']} x real time (after face stage)")

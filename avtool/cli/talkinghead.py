@@ -29,7 +29,12 @@ def talkinghead_command(
         _DEFAULTS.face_index, "--face-index", help="Which face when several (0 = largest)."
     ),
     box: str = typer.Option(None, "--box", help="Face box x,y,w,h in photo pixels."),
-    model: str = typer.Option(_DEFAULTS.model, "--model", help="Renderer: warp (offline)."),
+    model: str = typer.Option(
+        _DEFAULTS.model,
+        "--model",
+        help="warp (visemes, offline default), anyonenet (the registered AnyoneNet predictor "
+        "drives the warp; trained on one GRID speaker) or an AnyoneNet checkpoint .pt.",
+    ),
     preview: Path = typer.Option(
         None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG."
     ),
@@ -48,6 +53,8 @@ def talkinghead_command(
 
       avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --still
         --size 512x512 --preview me.png
+
+      avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --model anyonenet
     """
     from avtool.runtime import print_summary
     from avtool.tasks import talkinghead

@@ -14,6 +14,11 @@ Measures per track (see :mod:`avtool.eval.landmarks`): D-LL, D-VL, D-A (AnyoneNe
 the inter-ocular distance after registering every frame on the nose and eyes) and the Pearson
 correlation of the inner-mouth area over time. The issue's targets: mean area correlation at
 least 0.5 and D-A at most 0.6 of the static baseline's.
+
+``compare=[...]`` renders the same clips with more ``--model`` values in the same run (e.g.
+``warp`` and ``anyonenet`` side by side): each adds the systems ``<label>`` and
+``<label>.driven`` (:func:`model_label`), scored against the same real and static tracks;
+``summary["d_a_ratio_by_system"]`` gives every rendered system's D-A over the static one's.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ def render_options(**overrides: Any) -> Any:
     from avtool.tasks.talkinghead import TalkingHeadOptions
 
     return TalkingHeadOptions(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def model_label(model: str) -> str:
+    """A system name for a ``--model`` value: the name itself, a checkpoint's file name."""
+    from avtool.tasks.talkinghead import MODELS
+
+    return model if model in MODELS else Path(model).name
 
 
 def first_frame(path: Path, fps: float) -> np.ndarray:
@@ -107,6 +119,8 @@ def evaluate_clip(
     *,
     detector: Any,
     work_dir: Path,
+    models: dict[str, Any] | None = None,
+    compare: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Render one clip from its first frame and audio; score renderer, static and driven.
 
@@ -115,6 +129,9 @@ def evaluate_clip(
         options: :class:`avtool.tasks.talkinghead.TalkingHeadOptions`.
         detector: a loaded :class:`avtool.io.face.FaceDetector`.
         work_dir: where ``<stem>.wav``, ``<stem>.generated.mp4`` and ``<stem>.static.mp4`` go.
+        models: loaded models by ``--model`` value (:func:`avtool.tasks.talkinghead.load_model`),
+            so each is loaded once per run; missing ones are loaded per clip.
+        compare: more ``--model`` values rendered too (systems ``<label>``, ``<label>.driven``).
 
     Returns:
         ``{"clip", "n_frames", "systems": {name: {d_ll, d_vl, d_a, area_corr, n_frames}},
@@ -123,11 +140,13 @@ def evaluate_clip(
     Raises:
         InputError: the clip has no frames, face or audio.
     """
+    from dataclasses import replace
+
     from avtool.eval.landmarks import best_area_lag, lip_sync_metrics
     from avtool.io.audio import load_audio, save_audio
     from avtool.io.face import track_video
     from avtool.io.video import probe
-    from avtool.tasks.talkinghead import render_file
+    from avtool.tasks.talkinghead import load_model, render_file
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -137,9 +156,15 @@ def evaluate_clip(
     drive = save_audio(work_dir / f"{clip.stem}.wav", audio, rate)
     seconds["track_real"] = time.perf_counter() - start
 
+    models = models if models is not None else {}
+    for name in (options.model, *compare):
+        if name not in models:
+            models[name] = load_model(name)
     start = time.perf_counter()
     generated_path = work_dir / f"{clip.stem}.generated.mp4"
-    result = render_file(face, drive, generated_path, options, detector=detector)
+    result = render_file(
+        face, drive, generated_path, options, detector=detector, model=models[options.model]
+    )
     seconds["render"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -161,6 +186,20 @@ def evaluate_clip(
         "static": lip_sync_metrics(static.landmarks, real.landmarks, reference),
         "driven": lip_sync_metrics(np.asarray(result.landmarks), real.landmarks, reference),
     }
+    for name in compare:
+        label = model_label(name)
+        start = time.perf_counter()
+        path = work_dir / f"{clip.stem}.{label}.mp4"
+        other = render_file(
+            face, drive, path, replace(options, model=name), detector=detector,
+            model=models[name],
+        )  # fmt: skip
+        tracked = track_video(path, fps=options.fps, detector=detector)
+        systems[label] = lip_sync_metrics(tracked.landmarks, real.landmarks, reference)
+        systems[f"{label}.driven"] = lip_sync_metrics(
+            np.asarray(other.landmarks), real.landmarks, reference
+        )
+        seconds[label] = time.perf_counter() - start
     lag, lag_r = best_area_lag(generated.landmarks, real.landmarks)
     return {
         "clip": clip.name,
@@ -177,15 +216,17 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over the clips that succeeded, the D-A ratio to the static baseline, the targets.
 
     Returns:
-        ``{"mean": {system: {measure: value}}, "d_a_ratio", "targets": {...}, "passed"}``;
-        ``d_a_ratio`` is mean renderer D-A over mean static D-A.
+        ``{"mean": {system: {measure: value}}, "d_a_ratio", "d_a_ratio_by_system",
+        "targets": {...}, "passed"}``; ``d_a_ratio`` is mean renderer D-A over mean static
+        D-A (the targets apply to it), ``d_a_ratio_by_system`` the same for every system.
     """
     from avtool.eval.landmarks import MEASURES
 
     ok = [row for row in rows if "systems" in row]
+    names = list(SYSTEMS) + [s for s in (ok[0]["systems"] if ok else {}) if s not in SYSTEMS]
     mean = {
         system: {m: _mean([row["systems"][system][m] for row in ok]) for m in MEASURES}
-        for system in SYSTEMS
+        for system in names
     }
     renderer_da, static_da = mean["renderer"]["d_a"], mean["static"]["d_a"]
     ratio = round(renderer_da / static_da, 4) if renderer_da is not None and static_da else None
@@ -196,10 +237,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "d_a_ratio": {"target": f"<= {TARGET_DA_RATIO}", "value": ratio,
                       "met": ratio is not None and ratio <= TARGET_DA_RATIO},
     }  # fmt: skip
+    by_system = {
+        system: round(mean[system]["d_a"] / static_da, 4)
+        for system in names
+        if system != "static" and mean[system]["d_a"] is not None and static_da
+    }
     return {
         "n_clips": len(ok),
         "mean": mean,
         "d_a_ratio": ratio,
+        "d_a_ratio_by_system": by_system,
         "targets": targets,
         "passed": bool(ok) and all(t["met"] for t in targets.values()),
     }
@@ -213,6 +260,7 @@ def evaluate_talkinghead(
     keep_dir: Path | None = None,
     detector: Any = None,
     on_clip: Callable[[Path], None] | None = None,
+    compare: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Score the talking-head renderer against the static-face baseline on real clips.
 
@@ -226,20 +274,28 @@ def evaluate_talkinghead(
         keep_dir: keep the rendered, static and drive files here (None = a temp folder).
         detector: a loaded :class:`~avtool.io.face.FaceDetector` (one is loaded otherwise).
         on_clip: called with each clip before it is processed (progress).
+        compare: more ``--model`` values to render and score side by side (see
+            :func:`evaluate_clip`); ``options.model`` stays the ``renderer`` system.
 
     Returns:
         ``{"clips": [per-clip rows], "summary": summarise(...), "options": {...},
         "landmark_model": ..., "versions": {...}}``.
 
     Raises:
-        ModelError: the landmark model's licence is not accepted.
+        ModelError: the landmark model's licence is not accepted, or a ``--model`` cannot be
+            loaded (before any clip is scored).
     """
     from dataclasses import asdict
 
     from avtool.io.face import LANDMARK_MODEL, load_detector
     from avtool.runtime import versions
+    from avtool.tasks.talkinghead import load_model
 
     options = options or render_options()
+    compare = tuple(m for m in dict.fromkeys(compare) if m != options.model)
+    models = {
+        name: load_model(name, accept_license=accept_license) for name in (options.model, *compare)
+    }
     detector = detector or load_detector(accept_license=accept_license)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="avtool-eval-th-") as tmp:
@@ -251,7 +307,10 @@ def evaluate_talkinghead(
             if on_clip is not None:
                 on_clip(clip)
             try:
-                row = evaluate_clip(Path(clip), options, detector=detector, work_dir=work_dir)
+                row = evaluate_clip(
+                    Path(clip), options, detector=detector, work_dir=work_dir, models=models,
+                    compare=compare,
+                )  # fmt: skip
             except AvtoolError as exc:
                 row = {"clip": Path(clip).name, "error": str(exc)}
             finally:
@@ -263,6 +322,14 @@ def evaluate_talkinghead(
         "clips": rows,
         "summary": summarise(rows),
         "options": asdict(options),
+        "systems": {
+            "renderer": options.model,
+            **{model_label(m): m for m in compare},
+        },
+        "models": {
+            name: (m.describe() if m is not None else {"name": "facewarp"})
+            for name, m in models.items()
+        },
         "landmark_model": LANDMARK_MODEL,
         "measures": {
             "d_ll": "mean lip-landmark distance, inter-ocular distances (AnyoneNet D-LL)",

@@ -9,6 +9,11 @@ in memory, so an hour of audio renders in bounded memory.
 
 Other landmark predictors drive the same renderer through ``motion=`` (a ``FaceMotion`` with
 frontal landmarks and quaternions, or pixel landmarks); see :mod:`avtool.models.facewarp`.
+
+``--model`` picks the driver and renderer (:func:`load_model`): ``warp`` (phones → visemes, the
+default), ``anyonenet`` (the registered AnyoneNet landmark predictor, trained on GRID speaker
+s1, driving the same warp), or a local AnyoneNet checkpoint ``.pt``: a predictor (drives the
+warp) or a UNet renderer (draws the face crops from the viseme-driven landmarks).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from avtool.errors import InputError
+from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODELS = ("warp",)
+MODELS = ("warp", "anyonenet")
+#: The registry entry ``--model anyonenet`` runs: the predictor driving the warp renderer.
+ANYONENET_MODEL = "anyonenet-predictor-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_DEFAULT_SIDE = 1280
@@ -56,7 +63,8 @@ class TalkingHeadOptions:
         still: no head motion, no blinks.
         face_index: which face when the photo has several (0 = largest).
         box: ``"x,y,w,h"`` face box in photo pixels instead of detection.
-        model: ``"warp"`` (the offline renderer).
+        model: ``"warp"`` (visemes drive the warp), ``"anyonenet"`` (the registered AnyoneNet
+            predictor drives it) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
         seed: seed of head motion and blinks.
         preview: also write the frame with the widest mouth opening to this PNG/JPEG.
     """
@@ -75,6 +83,7 @@ class TalkingHeadOptions:
 
         Raises:
             InputError: a value out of range, naming the option.
+            ModelError: ``model`` is neither a known name nor a checkpoint path (exit 3).
         """
         if not FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]:
             raise InputError(f"--fps {self.fps}: must be {FPS_RANGE[0]:g}..{FPS_RANGE[1]:g}")
@@ -87,11 +96,151 @@ class TalkingHeadOptions:
                 raise InputError(f"--size {width}x{height}: H.264 needs an even width and height")
         if self.face_index < 0:
             raise InputError(f"--face-index {self.face_index}: must be >= 0")
-        if self.model not in MODELS:
-            raise InputError(f"--model {self.model!r}: choose from {', '.join(MODELS)}")
+        if self.model not in MODELS and not _is_checkpoint_path(self.model):
+            raise ModelError(
+                f"--model {self.model!r}: unknown model; choose from {', '.join(MODELS)} "
+                "or give an AnyoneNet checkpoint (.pt)"
+            )
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: must be >= 0")
         return self
+
+
+def _is_checkpoint_path(model: str) -> bool:
+    # A path is recognised by its form; whether the file exists is checked when it is loaded.
+    return model.endswith(".pt") or "/" in model or Path(model).is_file()
+
+
+@dataclass
+class LoadedModel:
+    """A neural ``--model``: what drives or renders, and what the sidecar records.
+
+    Attributes:
+        kind: ``"predictor"`` (landmarks from audio, drives the warp) or ``"renderer"``
+            (the UNet draws frames from a landmark track).
+        network: the loaded module (eval mode).
+        name: the registry name, or the checkpoint's path.
+        path: the weights file.
+        sha256: its checksum.
+        license: its licence (``"unknown"`` for a local file).
+        meta: the checkpoint's JSON (config, training steps, data).
+    """
+
+    kind: str
+    network: Any
+    name: str
+    path: Path
+    sha256: str
+    license: str
+    meta: dict[str, Any]
+
+    def describe(self) -> dict[str, Any]:
+        """The sidecar's record of this model."""
+        return {
+            "name": self.name,
+            "family": "anyonenet",
+            "kind": self.kind,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "license": self.license,
+            "steps": self.meta.get("steps"),
+        }
+
+
+def load_model(
+    model: str, device: str = "cpu", *, accept_license: bool = False
+) -> LoadedModel | None:
+    """Load ``--model``: None for ``warp``; the AnyoneNet network otherwise.
+
+    Args:
+        model: ``"warp"``, ``"anyonenet"`` (the registry's :data:`ANYONENET_MODEL`) or an
+            AnyoneNet checkpoint path (its kind, predictor or renderer, is read from the JSON
+            beside it).
+        device: torch device.
+        accept_license: accept a non-commercial registry entry's licence (the registered
+            predictor learned from dlib iBUG 300-W landmarks, as the face stage itself).
+
+    Raises:
+        ModelError: unknown name, missing or corrupt checkpoint, failed checksum, licence not
+            accepted (exit 3).
+    """
+    import json
+
+    if model == "warp":
+        return None
+    from avtool import registry
+    from avtool.models.anyonenet import checkpoint
+
+    if model == "anyonenet":
+        resolved = registry.resolve(
+            ANYONENET_MODEL, task="talkinghead", accept_license=accept_license
+        )
+        path, license_, name = resolved.path, resolved.entry.license, ANYONENET_MODEL
+        sha256 = resolved.entry.main.sha256
+        kind = "predictor"
+    else:
+        path, license_, name = Path(model), "unknown", model
+        if not path.is_file():
+            raise ModelError(f"{path}: no such AnyoneNet checkpoint")
+        try:
+            kind = json.loads(checkpoint.config_path(path).read_text(encoding="utf-8"))["kind"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(
+                f"{path}: not an AnyoneNet checkpoint (no readable "
+                f"{checkpoint.config_path(path).name} beside it: {exc})"
+            ) from exc
+        if kind not in ("predictor", "renderer"):
+            raise ModelError(f"{path}: unknown AnyoneNet checkpoint kind {kind!r}")
+        sha256 = registry.sha256_file(path)
+    network, _, meta = checkpoint.load(path, kind, device)
+    return LoadedModel(kind, network, name, Path(path), sha256, license_, meta)
+
+
+def predictor_motion(
+    network: Any, audio: str | Path, renderer: WarpRenderer, fps: float, *, still: bool = False
+) -> FaceMotion:
+    """The AnyoneNet predictor's motion for the warp: frontal landmarks + head poses.
+
+    The predictor sees the photo's frontal landmarks and pose (as in training) and the audio's
+    80 Hz mel; its track is resampled to ``fps``. The warp adds the predicted change to the
+    photo's own shape, so the face keeps its identity.
+
+    Args:
+        network: a loaded :class:`~avtool.models.anyonenet.predictor.LandmarkPredictor`.
+        audio: the speech file.
+        renderer: the warp renderer of the photo.
+        fps: output frame rate.
+        still: keep the photo's head pose (the predicted rotations are dropped).
+
+    Returns:
+        A ``units="frontal"`` :class:`~avtool.models.facewarp.FaceMotion` of
+        ``round(duration * fps)`` frames (at least 1).
+
+    Raises:
+        InputError: unreadable or too short audio (naming the file).
+    """
+    import numpy as np
+
+    from avtool.io.face import register
+    from avtool.models.anyonenet.config import MEL_RATE
+    from avtool.models.anyonenet.data import (
+        load_audio_mel,
+        resample_quaternions,
+        resample_track,
+    )
+    from avtool.models.anyonenet.infer import predict
+    from avtool.models.facewarp import FaceMotion
+
+    mel = load_audio_mel(audio)
+    frontal, quaternion = register(renderer.photo_landmarks.astype(np.float32))
+    track, quats = predict(network, mel, frontal, quaternion)
+    frames = max(1, round(check_audio(audio) * fps))
+    track = resample_track(track, MEL_RATE, frames, fps)
+    if still:
+        quats = np.tile(np.asarray(renderer.quaternion, np.float64), (frames, 1))
+    else:
+        quats = resample_quaternions(quats, MEL_RATE, frames, fps)
+    return FaceMotion(track, quats, fps, units="frontal")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -154,10 +303,19 @@ class RenderPlan:
     source: str
     warnings: list[str]
     timings: dict[str, float]
+    model: LoadedModel | None = None
 
     @property
     def n_frames(self) -> int:
         return len(self.landmarks)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames: the output size, or a UNet renderer's crop."""
+        if self.model is not None and self.model.kind == "renderer":
+            side = int(self.model.network.config.image_size)
+            return side, side
+        return self.size
 
 
 # --------------------------------------------------------------------------- the face
@@ -284,6 +442,7 @@ def plan_render(
     phonemes: Any = None,
     motion: FaceMotion | None = None,
     accept_license: bool = False,
+    model: LoadedModel | None = None,
 ) -> RenderPlan:
     """Everything before the first frame: face, audio analysis, motion and landmarks.
 
@@ -296,9 +455,11 @@ def plan_render(
             :class:`~avtool.models.facewarp.visemes.Phone` objects; None = pocketsphinx.
         motion: drive the face with this instead of the audio (its length sets the frames).
         accept_license: for the default detector.
+        model: the loaded ``options.model`` (:func:`load_model`); None loads it here.
 
     Raises:
         InputError: bad options, no face, empty audio.
+        ModelError: ``options.model`` cannot be loaded.
     """
     import numpy as np
 
@@ -307,6 +468,8 @@ def plan_render(
     from avtool.models.facewarp.visemes import apply_energy, lead_in, viseme_track
 
     options = options.validated()
+    if model is None and options.model != "warp":
+        model = load_model(options.model, accept_license=accept_license)
     timings: dict[str, float] = {}
     duration = check_audio(audio) if audio is not None else None
     start = time.perf_counter()
@@ -318,7 +481,11 @@ def plan_render(
 
     drive = None
     start = time.perf_counter()
-    if motion is None:
+    if motion is None and model is not None and model.kind == "predictor":
+        if audio is None:
+            raise InputError("an audio file (or a motion) is needed to drive the face")
+        motion = predictor_motion(model.network, audio, renderer, options.fps, still=options.still)
+    elif motion is None:
         if audio is None:
             raise InputError("an audio file (or a motion) is needed to drive the face")
         drive = analyse_audio(audio, options.fps, recognize=phonemes is None)
@@ -355,17 +522,30 @@ def plan_render(
         log.warning("%s", message)
     source = "<array>" if isinstance(face, np.ndarray) else str(face)
     return RenderPlan(
-        renderer, motion, landmarks, found, size, drive, duration, source, warnings, timings
+        renderer, motion, landmarks, found, size, drive, duration, source, warnings, timings, model
     )
 
 
 def render_frames(
     plan: RenderPlan, start: int = 0, stop: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Yield frames ``start:stop`` of a plan, one ``(H, W, 3)`` uint8 array at a time."""
+    """Yield frames ``start:stop`` of a plan, one ``(H, W, 3)`` uint8 array at a time.
 
+    With a UNet renderer checkpoint the frames are its ``(S, S, 3)`` face crops instead.
+    """
+    stop = plan.n_frames if stop is None else min(stop, plan.n_frames)
+    if plan.model is not None and plan.model.kind == "renderer":
+        from avtool.models.anyonenet.infer import render_frames as unet_frames
+
+        yield from unet_frames(
+            plan.model.network,
+            plan.renderer.image,
+            plan.renderer.photo_landmarks.astype("float32"),
+            plan.landmarks[start:stop],
+        )
+        return
     openness = plan.motion.mouth_open
-    for index in range(start, plan.n_frames if stop is None else min(stop, plan.n_frames)):
+    for index in range(start, stop):
         amount = None if openness is None else float(openness[index])
         yield plan.renderer.render(plan.landmarks[index], amount)
 
@@ -403,6 +583,7 @@ def render_file(
     accept_license: bool = False,
     metadata: Mapping[str, Any] | None = None,
     audio_label: str | None = None,
+    model: LoadedModel | None = None,
 ) -> RenderResult:
     """Render a talking-head video (or only a still, for an image ``output``) plus sidecar.
 
@@ -420,12 +601,15 @@ def render_file(
         metadata: extra sidecar fields (``avtool tts --face`` records the speech here).
         audio_label: what the sidecar records as the audio's origin instead of ``audio``'s
             path (``avtool tts --face`` renders from a temporary file that is then deleted).
+        model: the loaded ``options.model`` (:func:`load_model`; loaded here when None), so a
+            batch loads it once.
 
     Returns:
         The :class:`RenderResult`; the sidecar is ``output`` + ``.json``.
 
     Raises:
         InputError: bad options, output suffix, face or audio.
+        ModelError: ``options.model`` cannot be loaded.
     """
 
     from avtool.io.face import LANDMARK_MODEL
@@ -450,6 +634,7 @@ def render_file(
         phonemes=phonemes,
         motion=motion,
         accept_license=accept_license,
+        model=model,
     )
     timings: dict[str, Any] = dict(plan.timings)
     start = time.perf_counter()
@@ -460,7 +645,7 @@ def render_file(
         _save_image(output, frame)
         preview, written = output, 1
     else:
-        width, height = plan.size
+        width, height = plan.frame_size
         written = 0
         with VideoWriter(output, options.fps, (width, height), audio=audio, **ENCODER) as writer:
             for frame in render_frames(plan):
@@ -483,12 +668,7 @@ def render_file(
     meta: dict[str, Any] = {
         "task": "talkinghead",
         "output": str(output),
-        "model": {
-            "name": "facewarp",
-            "family": "facewarp",
-            "renderer": options.model,
-            "landmarks": _landmark_model(entry, predictor),
-        },
+        "model": _model_summary(plan, options, _landmark_model(entry, predictor)),
         "seed": options.seed,
         "options": asdict(options),
         "input": {
@@ -504,8 +684,8 @@ def render_file(
             "drive": _drive_summary(plan, audio_label or audio, motion is not None),
         },
         "video": {
-            "width": plan.size[0],
-            "height": plan.size[1],
+            "width": plan.frame_size[0],
+            "height": plan.frame_size[1],
             "fps": options.fps,
             "frames": written if suffix in VIDEO_SUFFIXES else plan.n_frames,
             "duration": round(plan.n_frames / options.fps, 4),
@@ -526,7 +706,7 @@ def render_file(
         fps=options.fps,
         landmarks=plan.landmarks,
         timings=timings,
-        size=plan.size,
+        size=plan.frame_size,
         output=output,
         preview=preview,
         metadata=meta,
@@ -545,9 +725,27 @@ def _landmark_model(entry: Any, predictor: Any) -> dict[str, Any]:
     return info
 
 
+def _model_summary(
+    plan: RenderPlan, options: TalkingHeadOptions, landmarks: dict[str, Any]
+) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": "facewarp",
+        "family": "facewarp",
+        "renderer": options.model,
+        "landmarks": landmarks,
+    }
+    if plan.model is not None:
+        # The neural model is what --model named: its name, checksum and licence come first.
+        info.update(plan.model.describe())
+        info["renderer"] = "facewarp" if plan.model.kind == "predictor" else "anyonenet-unet"
+    return info
+
+
 def _drive_summary(plan: RenderPlan, audio: Any, external: bool) -> dict[str, Any]:
     from avtool.models.facewarp.phones import describe
 
+    if not external and plan.model is not None and plan.model.kind == "predictor":
+        return {"source": "anyonenet", "units": plan.motion.units, "frames": plan.n_frames}
     if external or plan.drive is None:
         return {"source": "motion", "units": plan.motion.units, "frames": plan.n_frames}
     return describe(plan.drive, audio)
@@ -579,6 +777,8 @@ def run(
     options = options.validated()
     item = BatchItem(0, Path(output).stem, str(audio), Path(output), origin=str(audio))
     check_outputs([item], policy)
+    # A bad --model fails (exit 3) before any work.
+    model = load_model(options.model, accept_license=accept_license)
     detector = load_detector(accept_license)
     check_audio(audio)
     find_face(face, options, detector)  # no face: exit 2 here, before the audio work
@@ -587,7 +787,7 @@ def run(
         bar = _progress_bar(quiet or not progress, str(item.output))
         with bar as update:
             result = render_file(
-                face, audio, item.output, options, detector=detector, progress=update
+                face, audio, item.output, options, detector=detector, progress=update, model=model
             )
         return [p for p in (result.output, result.preview) if p is not None]
 

@@ -126,3 +126,34 @@ def test_cli_needs_existing_clips(tmp_path: Path):
 
     result = runner.invoke(app, ["eval", "talkinghead", str(tmp_path / "none.mp4")])
     assert result.exit_code == 2 and "no such file" in result.stderr
+
+
+@needs_renderer
+def test_compare_scores_a_predictor_checkpoint_side_by_side(
+    short_clip: Path, tmp_path: Path, licensed
+):
+    import torch
+
+    from avtool.models.anyonenet import checkpoint, predictor
+    from avtool.models.anyonenet.config import PredictorConfig
+
+    torch.manual_seed(0)
+    model = predictor.build(PredictorConfig.tiny())  # zero output layer: the static face
+    ckpt = checkpoint.save(tmp_path / "zero.pt", model, PredictorConfig.tiny())
+    result = evt.evaluate_talkinghead([short_clip], accept_license=True, compare=[str(ckpt)])
+    (row,) = result["clips"]
+    assert set(row["systems"]) == {*evt.SYSTEMS, "zero.pt", "zero.pt.driven"}
+    # A predictor that predicts no motion drives exactly the photo's landmarks: its driven
+    # track scores as the first real frame held still.
+    assert row["systems"]["zero.pt.driven"]["area_corr"] is None
+    summary = result["summary"]
+    assert set(summary["d_a_ratio_by_system"]) >= {"renderer", "zero.pt"}
+    assert result["systems"] == {"renderer": "warp", "zero.pt": str(ckpt)}
+    assert result["models"][str(ckpt)]["sha256"]
+
+
+def test_cli_unknown_compare_model_exits_3(short_clip: Path, licensed):
+    from avtool.cli.main import app
+
+    result = runner.invoke(app, ["eval", "talkinghead", str(short_clip), "--compare", "nosuch"])
+    assert result.exit_code == 3, result.stderr

@@ -220,3 +220,120 @@ def test_frames_stream_to_an_mp4_with_reader(photo, speech, detector, tmp_path):
     with VideoReader(out) as reader:
         count = sum(1 for _ in reader)
     assert count == result.n_frames
+
+
+# --------------------------------------------------------------------------- --model
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor(tmp_path_factory):
+    """A tiny random AnyoneNet predictor checkpoint whose output is not the static face."""
+    import torch
+
+    from avtool.models.anyonenet import checkpoint, predictor
+    from avtool.models.anyonenet.config import PredictorConfig
+
+    torch.manual_seed(3)
+    model = predictor.build(PredictorConfig.tiny())
+    torch.nn.init.normal_(model.head[-1].weight, 0.0, 0.05)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return checkpoint.save(path, model, PredictorConfig.tiny(), {"steps": 0})
+
+
+def test_predictor_checkpoint_drives_the_warp(photo, speech, detector, tmp_path, tiny_predictor):
+    from avtool.registry import sha256_file
+
+    options = TalkingHeadOptions(size=(128, 128), model=str(tiny_predictor))
+    first = render_file(photo, speech, tmp_path / "a.mp4", options, detector=detector)
+    assert abs(first.n_frames / 25.0 - 1.5) <= 1 / 25.0
+    assert probe(tmp_path / "a.mp4").width == 128
+    meta = json.loads((tmp_path / "a.mp4.json").read_text())
+    assert meta["model"]["family"] == "anyonenet" and meta["model"]["renderer"] == "facewarp"
+    assert meta["model"]["sha256"] == sha256_file(tiny_predictor)
+    assert meta["model"]["license"] == "unknown" and meta["model"]["kind"] == "predictor"
+    assert meta["input"]["drive"]["source"] == "anyonenet"
+    # The predicted motion moves the landmarks away from the photo's over the clip.
+    plan = plan_render(photo, speech, options, detector=detector)
+    assert np.abs(plan.landmarks - plan.renderer.photo_landmarks[None]).max() > 0.5
+    assert plan.motion.units == "frontal" and len(plan.motion.quaternions) == plan.n_frames
+    again = render_file(photo, speech, tmp_path / "b.mp4", options, detector=detector)
+    assert again.n_frames == first.n_frames
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+def test_predictor_still_keeps_the_photo_pose(photo, speech, detector, tiny_predictor):
+    options = TalkingHeadOptions(size=(128, 128), model=str(tiny_predictor), still=True)
+    plan = plan_render(photo, speech, options, detector=detector)
+    assert np.allclose(plan.motion.quaternions, plan.renderer.quaternion[None])
+
+
+def test_unet_renderer_checkpoint_draws_face_crops(photo, speech, detector, tmp_path):
+    import torch
+
+    from avtool.models.anyonenet import checkpoint, unet
+    from avtool.models.anyonenet.config import RendererConfig
+
+    torch.manual_seed(0)
+    path = checkpoint.save(tmp_path / "unet.pt", unet.build(RendererConfig.tiny()),
+                           RendererConfig.tiny())  # fmt: skip
+    out = tmp_path / "u.mp4"
+    options = TalkingHeadOptions(size=(128, 128), model=str(path))
+    result = render_file(photo, speech, out, options, detector=detector)
+    info = probe(out)
+    assert (info.width, info.height) == (32, 32) and result.size == (32, 32)
+    with VideoReader(out) as reader:
+        assert sum(1 for _ in reader) == result.n_frames
+    meta = json.loads((tmp_path / "u.mp4.json").read_text())
+    assert meta["model"]["renderer"] == "anyonenet-unet" and meta["model"]["kind"] == "renderer"
+
+
+def test_unknown_or_missing_model_is_a_model_error(tmp_path):
+    from avtool.errors import ModelError
+    from avtool.tasks.talkinghead import load_model
+
+    with pytest.raises(ModelError, match="nosuch"):
+        TalkingHeadOptions(model="nosuch").validated()
+    with pytest.raises(ModelError, match="no such"):
+        load_model(str(tmp_path / "absent.pt"))
+    bare = tmp_path / "bare.pt"
+    bare.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match=r"bare\.json"):
+        load_model(str(bare))
+
+
+def test_cli_unknown_model_exits_3(photo, speech, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from avtool.cli.main import app
+
+    monkeypatch.setenv("AVTOOL_ACCEPT_LICENSE", "1")
+    args = ["talkinghead", "--face", str(photo), "--audio", str(speech), "-o",
+            str(tmp_path / "x.mp4"), "--model", "nosuch"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_registered_anyonenet_predictor_on_a_held_out_s1_clip(photo, speech, detector, tmp_path):
+    """The shipped weights: sidecar provenance, and lip sync on an s1 test-split clip."""
+    from avtool.datasets.grid import s1_split
+    from avtool.models.anyonenet.data import extract_clip
+    from avtool.models.anyonenet.evaluate import evaluate_items
+    from avtool.registry import lookup
+    from avtool.tasks.talkinghead import ANYONENET_MODEL, load_model
+    from tests.conftest import shared_data_dir
+
+    entry = lookup(ANYONENET_MODEL)
+    options = TalkingHeadOptions(size=(128, 128), model="anyonenet")
+    render_file(photo, speech, tmp_path / "a.mp4", options, detector=detector,
+                accept_license=True)  # fmt: skip
+    meta = json.loads((tmp_path / "a.mp4.json").read_text())["model"]
+    assert meta["name"] == ANYONENET_MODEL and meta["sha256"] == entry.main.sha256
+    assert meta["license"] == entry.license and "GRID" in meta["license"]
+    clip = shared_data_dir() / "grid_s1" / "clips" / f"{sorted(s1_split()['test'])[0]}.mkv"
+    if not clip.is_file():
+        pytest.skip(f"GRID s1 clips not found at {clip.parent}")
+    model = load_model("anyonenet", accept_license=True)
+    result = evaluate_items(model.network, [extract_clip(clip, detector=detector)])
+    # Speaker-dependent weights on their own speaker: the lips follow the speech.
+    assert result["d_a_ratio"] < 0.8 and result["mean"]["predictor"]["area_corr"] > 0.5

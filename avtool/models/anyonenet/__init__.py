@@ -8,5 +8,9 @@
 * :mod:`.infer`: :func:`~.infer.predict_track` (the warping renderer's hook) and
   :func:`~.infer.render_frames`; :mod:`.checkpoint`: ``NAME.pt`` + ``NAME.json``.
 
-No trained AnyoneNet weights ship with avtool; ``recipes/talkinghead.mk`` trains them.
+* :mod:`.evaluate`: a predictor's lip-sync measures on extracted clips, without rendering.
+
+One trained predictor ships: ``anyonenet-predictor-grid-s1`` (``PredictorConfig.reduced()``,
+speaker-dependent, GRID speaker s1), which ``avtool talkinghead --model anyonenet`` runs through
+the warping renderer. No renderer (UNet) weights ship; ``recipes/talkinghead.mk`` trains both.
 """

@@ -59,8 +59,13 @@ def save(
     return path
 
 
-def resolve_weights(name_or_path: str | os.PathLike[str], task: str = "talkinghead") -> Path:
+def resolve_weights(
+    name_or_path: str | os.PathLike[str], task: str = "talkinghead", accept_license: bool = False
+) -> Path:
     """A local ``.pt`` path, or a registry name resolved (and verified) to its file.
+
+    ``accept_license`` accepts a non-commercial entry's licence (the registered GRID s1
+    predictor's targets are dlib iBUG 300-W landmarks).
 
     Raises:
         ModelError: unknown name, missing file or failed checksum.
@@ -72,11 +77,15 @@ def resolve_weights(name_or_path: str | os.PathLike[str], task: str = "talkinghe
         raise ModelError(f"{path}: no such checkpoint file")
     from avtool.registry import resolve
 
-    return resolve(str(name_or_path), task=task).path
+    return resolve(str(name_or_path), task=task, accept_license=accept_license).path
 
 
 def load(
-    path: str | os.PathLike[str], kind: str, device: str | torch.device = "cpu"
+    path: str | os.PathLike[str],
+    kind: str,
+    device: str | torch.device = "cpu",
+    *,
+    accept_license: bool = False,
 ) -> tuple[nn.Module, PredictorConfig | RendererConfig, dict[str, Any]]:
     """Load a checkpoint written by :func:`save` (in eval mode).
 
@@ -84,6 +93,7 @@ def load(
         path: the ``.pt`` file or a registry name.
         kind: ``"predictor"`` or ``"renderer"`` (the JSON's ``kind`` must match).
         device: where to put the model.
+        accept_license: for a non-commercial registry entry (see :func:`resolve_weights`).
 
     Returns:
         ``(model, config, meta)`` with ``meta`` the whole JSON.
@@ -94,7 +104,7 @@ def load(
     from avtool.io.features import MelSpec
     from avtool.models.anyonenet import predictor, unet
 
-    weights = resolve_weights(path)
+    weights = resolve_weights(path, accept_license=accept_license)
     meta_path = config_path(weights)
     cls = PredictorConfig if kind == "predictor" else RendererConfig
     try:

@@ -106,6 +106,23 @@ class PredictorConfig:
         return cls()
 
     @classmethod
+    def reduced(cls) -> PredictorConfig:
+        """A CPU-trainable size (≈ 1 M parameters) for one speaker (the shipped GRID s1 weights).
+
+        Same layout as the paper's, narrower: 128-wide encoders, convolutions and BiLSTM.
+        """
+        return cls(
+            audio_hidden=128,
+            landmark_hidden=64,
+            quaternion_hidden=16,
+            conv_channels=(128, 128, 128, 128, 128, 128),
+            kernel_size=5,
+            lstm_hidden=128,
+            mlp_hidden=128,
+            smoother_hidden=16,
+        )
+
+    @classmethod
     def tiny(cls) -> PredictorConfig:
         """A random-weight debug size for tests and smoke runs (a few thousand parameters)."""
         return cls(
@@ -163,6 +180,8 @@ class RendererConfig:
 def preset(kind: str, name: str) -> PredictorConfig | RendererConfig:
     """``preset("predictor"|"renderer", "paper"|"tiny")``, or a JSON config file's path.
 
+    The predictor also has ``"reduced"`` (:meth:`PredictorConfig.reduced`).
+
     Raises:
         ValueError: unknown kind or name, or a bad JSON file.
     """
@@ -171,12 +190,12 @@ def preset(kind: str, name: str) -> PredictorConfig | RendererConfig:
     )
     if kind not in ("predictor", "renderer"):
         raise ValueError(f"unknown config kind {kind!r}")
-    if name in ("paper", "tiny"):
+    if name in ("paper", "tiny") or (kind == "predictor" and name == "reduced"):
         return getattr(cls, name)()
     path = Path(name)
     if path.is_file():
         return load_config(path, cls)
-    raise ValueError(f"unknown {kind} config {name!r}: paper, tiny or a .json file")
+    raise ValueError(f"unknown {kind} config {name!r}: paper, reduced, tiny or a .json file")
 
 
 def config_dict(config: PredictorConfig | RendererConfig) -> dict[str, Any]:

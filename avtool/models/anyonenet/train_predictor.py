@@ -9,7 +9,9 @@ Output folder:
 
 * ``predictor.pt`` + ``predictor.json``: the newest weights and config (:mod:`.checkpoint`),
   what ``predict_track`` and ``--model`` take;
-* ``trainer.pt``: optimiser state and step, for ``--resume``;
+* ``best.pt`` + ``best.json``: the weights with the lowest held-out lip-landmark distance
+  (``heldout_mouth_dist``) seen at a log step so far (only with held-out items);
+* ``trainer.pt``: optimiser state, step and best held-out score, for ``--resume``;
 * ``train_log.jsonl``: ``step``, losses, held-out ``heldout_l2`` / ``heldout_dist`` /
   ``heldout_mouth_dist`` and the static-face baseline's (``static_*``), ``seconds``.
 
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 
 WEIGHTS = "predictor.pt"
 TRAINER = "trainer.pt"
+BEST = "best.pt"
+#: The held-out measure ``best.pt`` minimises: lip points are what the renderer is judged on.
+BEST_KEY = "heldout_mouth_dist"
 LOG = "train_log.jsonl"
 
 
@@ -143,6 +148,7 @@ def train(
     heldout: int = 1,
     train_ids: Sequence[str] | None = None,
     heldout_ids: Sequence[str] | None = None,
+    heldout_dir: str | os.PathLike[str] | None = None,
     log_every: int = 50,
     checkpoint_every: int = 500,
     max_seconds: float | None = None,
@@ -159,6 +165,8 @@ def train(
         resume: go on from ``out_dir``'s ``trainer.pt``.
         heldout: the last ``heldout`` items (by id) are held out, unless ids are given.
         train_ids, heldout_ids: explicit splits (e.g. ``avtool.datasets.grid.s1_split()``).
+        heldout_dir: where the held-out items are, when not in ``data_dir`` (all of its items
+            unless ``heldout_ids`` are given).
         log_every, checkpoint_every: in steps (a checkpoint is also written at the end).
         max_seconds: stop (with a checkpoint) after this much training time.
         device: torch device.
@@ -175,7 +183,10 @@ def train(
     weights, trainer_file = out / WEIGHTS, out / TRAINER
     if trainer_file.is_file() and not resume:
         raise InputError(f"{out} already holds a training run; pass --resume to go on")
-    if train_ids is not None:
+    if heldout_dir is not None:
+        train_items = load_items(data_dir, train_ids)
+        held = load_items(heldout_dir, heldout_ids)
+    elif train_ids is not None:
         train_items = load_items(data_dir, train_ids)
         held = load_items(data_dir, heldout_ids) if heldout_ids else []
     else:
@@ -186,6 +197,7 @@ def train(
             held, train_items = items[len(items) - heldout :], items[: len(items) - heldout]
     training = training or PredictorTraining()
     start_step = 0
+    best = float("inf")
     if resume and trainer_file.is_file():
         model, config, meta = checkpoint.load(weights, "predictor", device)
         training = PredictorTraining(**meta["training"])
@@ -202,6 +214,7 @@ def train(
         except (KeyError, ValueError) as exc:
             raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
         start_step = int(state["step"])
+        best = float(state.get("best", best))
     meta_extra = {
         "training": asdict(training),
         "data": str(data_dir),
@@ -243,15 +256,21 @@ def train(
                         for k, v in evaluate(model, held).items()
                     }
                 )
+                if record[BEST_KEY] < best:
+                    best = record[BEST_KEY]
+                    checkpoint.save(
+                        out / BEST, model, config, {**meta_extra, "steps": step, BEST_KEY: best}
+                    )
+                    record["best"] = True
             with open(out / LOG, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             log.info("step %d loss %.5f", step, loss.item())
         if step % checkpoint_every == 0 or step == steps or out_of_time:
-            _checkpoint(out, model, config, optimizer, step, meta_extra)
+            _checkpoint(out, model, config, optimizer, step, meta_extra, best)
         if out_of_time:
             break
     if step == start_step:
-        _checkpoint(out, model, config, optimizer, step, meta_extra)
+        _checkpoint(out, model, config, optimizer, step, meta_extra, best)
     return record
 
 
@@ -262,13 +281,14 @@ def _checkpoint(
     optimizer: torch.optim.Optimizer,
     step: int,
     extra: dict[str, Any],
+    best: float = float("inf"),
 ) -> None:
     from avtool.io.files import atomic_output
 
     checkpoint.save(out / WEIGHTS, model, config, {**extra, "steps": step})
     with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
         # A file object: torch would name the archive after the temporary file.
-        torch.save({"optimizer": optimizer.state_dict(), "step": step}, f)
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "best": best}, f)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,13 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="folder of extracted items")
     parser.add_argument("--out", required=True, help="checkpoint folder")
-    parser.add_argument("--config", default="paper", help="paper, tiny or a config .json")
+    parser.add_argument("--config", default="paper", help="paper, reduced, tiny or a config .json")
     parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
     parser.add_argument("--batch-size", type=int, default=PredictorTraining.batch_size)
     parser.add_argument("--segment-frames", type=int, default=PredictorTraining.segment_frames)
     parser.add_argument("--lr", type=float, default=PredictorTraining.learning_rate)
     parser.add_argument("--seed", type=int, default=PredictorTraining.seed)
     parser.add_argument("--heldout", type=int, default=1, help="last N items held out")
+    parser.add_argument(
+        "--heldout-data", default=None, help="folder of held-out items (e.g. the val split)"
+    )
     parser.add_argument(
         "--s1-split", action="store_true", help="train/val ids of avtool.datasets.grid.s1_split()"
     )
@@ -318,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             heldout=args.heldout,
             train_ids=train_ids,
             heldout_ids=heldout_ids,
+            heldout_dir=args.heldout_data,
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
             max_seconds=args.max_minutes * 60 if args.max_minutes else None,

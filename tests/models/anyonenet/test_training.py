@@ -140,3 +140,23 @@ def test_predict_seeded_output_is_deterministic():
     assert outputs[0][0].shape == (50, 68, 2) and outputs[0][1].shape == (50, 4)
     assert np.array_equal(outputs[0][0], outputs[1][0])
     assert np.abs(outputs[0][0]).max() > 0
+
+
+def test_best_on_heldout_checkpoint_and_heldout_folder(tmp_path):
+    items = _items(n=4)
+    data = _write(tmp_path / "train", items[:3])
+    val = _write(tmp_path / "val", items[3:])
+    settings = train_predictor.PredictorTraining(batch_size=2, segment_frames=32, seed=1)
+    kwargs = {"config": PredictorConfig.tiny(), "training": settings, "log_every": 2}
+    train_predictor.train(data, tmp_path / "run", steps=6, heldout_dir=val, **kwargs)
+    records = [
+        json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    ]
+    scores = [r["heldout_mouth_dist"] for r in records]
+    meta = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert meta["heldout_mouth_dist"] == min(scores) and meta["heldout_ids"] == ["c3"]
+    assert meta["steps"] == records[scores.index(min(scores))]["step"]
+    model, _, _ = checkpoint.load(tmp_path / "run" / "best.pt", "predictor")
+    assert isinstance(model, predictor.LandmarkPredictor)
+    state = torch.load(tmp_path / "run" / "trainer.pt", weights_only=True)
+    assert state["best"] == min(scores)
