@@ -28,7 +28,10 @@
 #
 # The predictor alone drives the warping renderer: avtool.models.anyonenet.infer.predict_track
 #   (checkpoint OUT/predictor/predictor.pt) returns the landmark track for a face and a speech
-#   file. No trained weights ship with avtool.
+#   file. avtool ships one: `anyonenet-predictor-grid-s1` (`--model anyonenet`), the reduced
+#   predictor trained on GRID s1 by the `s1` target below (2,500 steps, best on val, ~10 CPU
+#   minutes); speaker-dependent, and weaker than the viseme driver on unseen speakers (README).
+#   No trained renderer (UNet) ships: it needs a GPU and a large single-speaker set.
 #
 # Variables: DATA, OUT, DEVICE, STEPS, RENDER_STEPS, FRAME_SIZE, VGG, THREADS, SMOKE_STEPS.
 PYTHON ?= .venv/bin/python
@@ -42,7 +45,21 @@ VGG ?=
 THREADS ?= 1
 SMOKE_STEPS ?= 20
 
-.PHONY: smoke extract train train-predictor train-renderer face-voice
+S1_CACHE ?= data/grid_s1_cache
+
+.PHONY: smoke extract train train-predictor train-renderer face-voice s1
+
+# The shipped predictor: the GRID s1 cache (python -m avtool.datasets.grid) -> 80 Hz items per
+# split -> the reduced predictor, selected on val lip-point distance (OUT/s1/predictor/best.pt).
+s1:
+	for split in train val test; do \
+		$(PYTHON) -m avtool.models.anyonenet.data $(S1_CACHE) $(OUT)/s1/$$split --from-cache \
+			--split $$split || exit 1; done
+	$(PYTHON) -m avtool.models.anyonenet.train_predictor --data $(OUT)/s1/train \
+		--heldout-data $(OUT)/s1/val --out $(OUT)/s1/predictor --config reduced --steps 2500 \
+		--threads $(THREADS) --resume
+	$(PYTHON) -m avtool.models.anyonenet.evaluate --model $(OUT)/s1/predictor/best.pt \
+		--data $(OUT)/s1/test
 
 extract:
 	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.anyonenet.data $(DATA) $(OUT)/data \
