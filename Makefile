@@ -36,6 +36,12 @@ demo: install
 	AVTOOL_OFFLINE=1 $(BIN)/avtool vocode $(OUT)/demo.wav -o $(OUT)/demo.griffin-lim.wav --overwrite
 	AVTOOL_OFFLINE=1 $(BIN)/avtool music --bars 8 --key "G major" -o $(OUT)/chorale.mid \
 		--audio $(OUT)/chorale.wav --overwrite
+	# The talking head needs dlib's 68-point landmarks (iBUG 300-W: research use only); the demo
+	# accepts that licence for this run (AVTOOL_ACCEPT_LICENSE=1), as --accept-license would.
+	$(BIN)/python -c "import skimage.data, PIL.Image; PIL.Image.fromarray(skimage.data.astronaut()).save('$(OUT)/astronaut.png')"
+	AVTOOL_OFFLINE=1 AVTOOL_ACCEPT_LICENSE=1 $(BIN)/avtool tts "$(DEMO_TEXT)" \
+		--face $(OUT)/astronaut.png -o $(OUT)/demo.mp4 --overwrite
+	@echo "wrote $(OUT)/demo.mp4: a talking head of $(OUT)/astronaut.png (NASA, public domain)"
 	@echo "wrote $(OUT)/demo.wav (+ .json sidecar, demo.timings.json), its Griffin-Lim"
 	@echo "resynthesis demo.griffin-lim.wav, and an 8-bar chorale chorale.mid / chorale.wav"
 
@@ -55,6 +61,9 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_vocode --out bench-results
 	$(BIN)/python -m benchmarks.bench_music --out bench-results
 	$(BIN)/python -m benchmarks.bench_talkinghead --out bench-results
+	$(BIN)/python -m benchmarks.bench_talkinghead_speed --out bench-results
+	$(BIN)/python -m benchmarks.bench_lipread --out bench-results
+	$(BIN)/python -m benchmarks.bench_v2a --out bench-results
 
 clean:
 	rm -rf $(VENV) $(OUT) bench-results .pytest_cache .ruff_cache
