@@ -1,7 +1,8 @@
 """Benchmark of ``avtool lipread`` (run with ``make bench``; figures never live in tests).
 
 1. Seen speaker: the held-out GRID s1 test split (``avtool.datasets.grid.s1_split()["test"]``,
-   100 clips never trained on), read by the shipped ``lipnet-grid-s1``. The mouth crops come
+   100 clips never trained on), read by ``--model`` (default: the shipped ``lipread-grid-s1``;
+   ``--model lipnet-grid-s1`` for LipNet). The mouth crops come
    from the s1 cache when it exists (``--cache``, made by the same face-stage code as
    inference), else from the face stage run here.
 2. Unseen speakers: the six clips in ``../shared/data/grid`` (other GRID speakers), through
@@ -36,7 +37,7 @@ def shared_data() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
-    parser.add_argument("--model", default="lipnet-grid-s1")
+    parser.add_argument("--model", default="lipread-grid-s1")
     parser.add_argument("--cache", type=Path, default=REPO / "data" / "grid_s1_cache")
     parser.add_argument("--speed-clips", type=int, default=10)
     # One thread: torch threads slow down many times over when another process holds a core.

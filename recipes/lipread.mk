@@ -17,6 +17,24 @@
 #
 # Variables: DATA, CACHE, OUT, CONFIG (paper|reduced|debug), EPOCHS, MINUTES, SEED, THREADS,
 #   BATCH, LR, RESUME.
+#
+# The ResNet/BiGRU reader (avtool.models.lipread_resnet), shipped as the default
+# `lipread-grid-s1`: its video encoder starts from the v2a-grid-s1 weights (trained on the same
+# s1 train split; the shipped run used the earlier file with sha256 fb2b489c..., before v2a
+# gained its lip-landmark stream: pass V2A_INIT=that file to repeat it), objective CTC +
+# R_WORD_WEIGHT x per-frame GRID-word cross-entropy.
+#   make -f recipes/lipread.mk train-resnet   # R_EPOCHS (16) epochs, 1 thread, ~25 min on 2 cores
+#   make -f recipes/lipread.mk eval-resnet    # R_OUT/eval.json on the s1 test split
+#   make -f recipes/lipread.mk ship-resnet    # copy into avtool/weights/lipread + print hashes
+#   make -f recipes/lipread.mk smoke-resnet   # debug config on 20 clips, 5 steps
+R_OUT ?= data/lipread_runs/long
+R_CONFIG ?= reduced
+R_EPOCHS ?= 16
+R_BATCH ?= 8
+R_LR ?= 0.0015
+R_WORD_WEIGHT ?= 0.5
+R_MINUTES ?= 34
+V2A_INIT ?= avtool/weights/v2a/v2a-grid-s1.pt
 PYTHON ?= .venv/bin/python
 AVTOOL ?= .venv/bin/avtool
 DATA ?= ../shared/data/grid_s1
@@ -32,7 +50,7 @@ LR ?= 0.002
 RESUME ?=
 WEIGHTS := avtool/weights/lipread
 
-.PHONY: cache train eval ship smoke
+.PHONY: cache train eval ship smoke train-resnet eval-resnet ship-resnet smoke-resnet
 
 cache:
 	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
@@ -60,3 +78,28 @@ ship:
 smoke:
 	$(PYTHON) -m avtool.models.lipnet.train --cache $(CACHE) --out $(OUT)-smoke \
 		--config debug --epochs 1 --limit 20 --max-minutes 2
+
+train-resnet:
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipread_resnet.train \
+		--cache $(CACHE) --out $(R_OUT) --config $(R_CONFIG) --init-v2a $(V2A_INIT) \
+		--epochs $(R_EPOCHS) --batch-size $(R_BATCH) --lr $(R_LR) \
+		--word-weight $(R_WORD_WEIGHT) --max-minutes $(R_MINUTES) --seed $(SEED) \
+		--threads $(THREADS) $(if $(RESUME),--resume) 2>&1 | tee -a $(R_OUT).train.log
+
+eval-resnet:
+	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) --json eval lipread $(DATA) --split test \
+		--model $(R_OUT)/lipread.pt --cache $(CACHE) -o $(R_OUT)/eval.json > /dev/null
+	$(PYTHON) -c "import json; r = json.load(open('$(R_OUT)/eval.json')); \
+		print({d: (v['wer'], v['cer']) for d, v in r['decoders'].items()})"
+
+ship-resnet:
+	mkdir -p $(WEIGHTS)
+	cp $(R_OUT)/lipread.pt $(WEIGHTS)/lipread-grid-s1.pt
+	cp $(R_OUT)/lipread.pt.json $(WEIGHTS)/lipread-grid-s1.pt.json
+	@for f in $(WEIGHTS)/lipread-grid-s1.pt $(WEIGHTS)/lipread-grid-s1.pt.json; do \
+		echo "$$f sha256 = $$(sha256sum $$f | cut -d' ' -f1) size = $$(stat -c %s $$f)"; done
+	@echo "copy these into avtool/models.toml [models.lipread-grid-s1]"
+
+smoke-resnet:
+	$(PYTHON) -m avtool.models.lipread_resnet.train --cache $(CACHE) --out $(R_OUT)-smoke \
+		--config debug --epochs 1 --limit 20 --max-steps 5 --max-minutes 2

@@ -52,7 +52,8 @@ def lipread_command(
 ) -> None:
     """Read the lips in face videos (any frame rate; resampled to 25 fps).
 
-    The shipped model (lipnet-grid-s1) is speaker-dependent: trained on GRID speaker s1.
+    The shipped models (default lipread-grid-s1, a ResNet/BiGRU CTC reader; lipnet-grid-s1,
+    LipNet) are speaker-dependent: trained on GRID speaker s1 only.
     The face landmarks are licensed for non-commercial use: pass --accept-license.
 
     Examples:

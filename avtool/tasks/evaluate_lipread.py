@@ -1,6 +1,6 @@
 """Word and character error rates of a lip reader on real GRID clips (``avtool eval lipread``).
 
-Each clip is read once (face stage + LipNet, or the cached crops of
+Each clip is read once (face stage + network, or the cached crops of
 :mod:`avtool.datasets.grid`, which are made by the same code) and decoded with every decoder
 asked for; errors are summed over the corpus (total edits / total reference words or
 characters), as LipNet reports them. The reference of a clip is, in order: the ``transcript`` of
@@ -73,7 +73,7 @@ def select_split(clips: Sequence[Path], split: str | None) -> list[Path]:
 def evaluate_lipread(
     clips: Sequence[Path],
     *,
-    model: str = "lipnet-grid-s1",
+    model: str = "lipread-grid-s1",
     decoders: Sequence[str] = DECODERS,
     beam: int = 16,
     cache_dir: Path | None = None,
@@ -99,7 +99,7 @@ def evaluate_lipread(
         "failed": [{"clip", "error"}], "speed": {...}}``.
     """
     from avtool.eval.wer import character_errors, word_errors
-    from avtool.models.lipnet import ctc, infer
+    from avtool.models.lipnet import ctc
     from avtool.tasks.lipread import FPS, LipreadOptions, clip_log_probs, load_reader
 
     for name in decoders:
@@ -121,9 +121,9 @@ def evaluate_lipread(
                 import numpy as np
 
                 with np.load(cached) as data:
-                    crops = data["lipnet"]
+                    crops = data[reader.crop_preset]  # cache keys are the crop preset names
                 start = time.perf_counter()
-                log_probs = infer(reader.model, crops)
+                log_probs = reader.infer(reader.model, crops)
                 speed["network_s"] += time.perf_counter() - start
                 speed["cached_clips"] += 1
             else:

@@ -1,12 +1,14 @@
-"""Lip reading: silent (or any) face video to text with LipNet.
+"""Lip reading: silent (or any) face video to text with a CTC lip reader.
 
-Per video: the face stage (:func:`avtool.io.face.track_video`, any frame rate resampled to
-25 fps, short detection gaps interpolated, long ones reported with their frame numbers), the
-``lipnet`` mouth crops (:func:`avtool.io.face.mouth_crops`, exactly as the training cache
-made them), the network on windows of frames (bounded memory for long videos), and CTC
-decoding: ``greedy``, ``beam`` (prefix beam search) or ``grid`` (constrained to the GRID
-grammar). Output is the text, or JSON with per-word timings and confidences; every output gets
-a ``.json`` sidecar.
+Two model families: ``lipread-resnet`` (:mod:`avtool.models.lipread_resnet`, 3-D conv + ResNet
+front-end + BiGRU; the default ``lipread-grid-s1``) on ``gray88`` mouth crops, and ``lipnet``
+(:mod:`avtool.models.lipnet`, ``lipnet-grid-s1``) on ``lipnet`` crops. Per video: the face stage
+(:func:`avtool.io.face.track_video`, any frame rate resampled to 25 fps, short detection gaps
+interpolated, long ones reported with their frame numbers), the model's mouth crops
+(:func:`avtool.io.face.mouth_crops`, exactly as the training cache made them), the network on
+windows of frames (bounded memory for long videos), and CTC decoding: ``greedy``, ``beam`` (prefix
+beam search) or ``grid`` (constrained to the GRID grammar). Output is the text, or JSON with
+per-word timings and confidences; every output gets a ``.json`` sidecar.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 
 from avtool.errors import InputError
 
-DEFAULT_MODEL = "lipnet-grid-s1"
+DEFAULT_MODEL = "lipread-grid-s1"
+#: Registry ``family`` of the ResNet/BiGRU reader (:mod:`avtool.models.lipread_resnet`).
+RESNET_FAMILY = "lipread-resnet"
 DECODERS = ("greedy", "beam", "grid")
 FORMATS = ("text", "json")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
@@ -68,31 +72,71 @@ class LipreadOptions:
 
 @dataclass
 class Reader:
-    """A loaded lip-reading model plus the face detector."""
+    """A loaded lip-reading model plus the face detector.
 
-    model: Any  # LipNet
+    Attributes:
+        model: a LipNet or a ResNet/BiGRU LipReader (eval mode).
+        facts: sidecar facts of the model (name, sha256, licence, ...).
+        detector: the dlib face stage.
+        load_seconds: time spent loading both.
+        crop_preset: the :class:`avtool.io.face.MouthCrop` preset (and cache key) the model
+            reads: ``lipnet`` or ``gray88``.
+        infer: the family's ``infer(model, crops, chunk_frames=None) -> (T, 28) log-probs``.
+    """
+
+    model: Any
     facts: dict[str, Any]
     detector: Any  # FaceDetector
     load_seconds: float
+    crop_preset: str = "lipnet"
+    infer: Any = None
+
+    def __post_init__(self) -> None:
+        if self.infer is None:  # a Reader built around a LipNet by hand
+            from avtool.models.lipnet import infer
+
+            self.infer = infer
+
+
+def model_family(name_or_path: str) -> str:
+    """``lipread-resnet`` or ``lipnet``: the registry entry's family, or for a local ``.pt``
+    the shape of the ``.pt.json`` config beside it (the ResNet reader's nests an encoder)."""
+    import json
+
+    from avtool.registry import load_registry
+
+    entry = load_registry().get(str(name_or_path))
+    if entry is not None:
+        return RESNET_FAMILY if entry.family == RESNET_FAMILY else "lipnet"
+    beside = Path(str(name_or_path) + ".json")
+    try:
+        config = json.loads(beside.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "lipnet"  # the LipNet loader reports the missing or bad config
+    return RESNET_FAMILY if isinstance(config, dict) and "encoder" in config else "lipnet"
 
 
 def load_reader(
     options: LipreadOptions, *, device: str = "auto", accept_license: bool = False
 ) -> Reader:
-    """Load the LipNet model and the dlib face stage.
+    """Load the lip-reading model (either family) and the dlib face stage.
 
     Raises:
         ModelError: unknown/unverifiable model, or the landmark model's licence not accepted.
         SetupError: cuda asked for and absent.
     """
     from avtool.io.face import load_detector
-    from avtool.models import lipnet
     from avtool.runtime import resolve_device
 
     start = time.perf_counter()
-    model, facts = lipnet.load(options.model, resolve_device(device), accept_license=accept_license)
+    if model_family(options.model) == RESNET_FAMILY:
+        from avtool.models import lipread_resnet as family
+    else:
+        from avtool.models import lipnet as family  # type: ignore[no-redef]
+    model, facts = family.load(options.model, resolve_device(device), accept_license=accept_license)
+    preset = getattr(family, "CROP_PRESET", "lipnet")
     detector = load_detector(accept_license=accept_license)
-    return Reader(model, facts, detector, time.perf_counter() - start)
+    return Reader(model, facts, detector, time.perf_counter() - start, preset, family.infer)
 
 
 def _ranges(frames: Iterable[int], step: int = 1) -> str:
@@ -130,7 +174,7 @@ def check_frontal(landmarks, source: str, step: int = 5) -> float:  # (T, 68, 2)
 
 
 def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[str, Any]:
-    """Track the face, crop the mouth and run LipNet on one video (no decoding).
+    """Track the face, crop the mouth and run the network on one video (no decoding).
 
     Returns:
         ``{"log_probs": (T, 28) float32, "frames", "fps", "duration", "source_fps",
@@ -143,7 +187,6 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     """
     from avtool.io.face import MouthCrop, mouth_crops, track_video
     from avtool.io.video import VideoReader
-    from avtool.models.lipnet import infer
 
     start = time.perf_counter()
     track = track_video(
@@ -160,8 +203,8 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     tracked = time.perf_counter()
     with VideoReader(path, fps=FPS) as video:
         source_fps = video.info.fps
-        crops: Iterator = mouth_crops(video, track.landmarks, MouthCrop.preset("lipnet"))
-        log_probs = infer(reader.model, crops, chunk_frames=options.chunk_frames)
+        crops: Iterator = mouth_crops(video, track.landmarks, MouthCrop.preset(reader.crop_preset))
+        log_probs = reader.infer(reader.model, crops, chunk_frames=options.chunk_frames)
     if len(log_probs) == 0:
         raise InputError(f"{path}: the video has no frames")
     return {

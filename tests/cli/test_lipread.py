@@ -111,3 +111,14 @@ def test_eval_lipread_reports_wer_per_decoder(tiny_model: Path, grid_dir: Path, 
     data = json.loads(report.read_text())
     assert data["n_clips"] == 1 and set(data["decoders"]) == {"greedy"}
     assert json.loads(result.stdout)["decoders"]["greedy"]["words"] == 6
+
+
+def test_default_model_reads_a_real_s1_clip(grid_s1_dir: Path, tmp_path: Path):
+    """No --model: the shipped ResNet/BiGRU reader, named in the sidecar, reads a held-out clip."""
+    out = tmp_path / "clip.txt"
+    clip = grid_s1_dir / "clips" / "bgbh4n.mkv"  # s1 test split: never trained on
+    result = lipread(str(clip), "--grammar", "grid", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().split()) == 6
+    meta = json.loads((tmp_path / "clip.txt.json").read_text())
+    assert meta["model"]["name"] == "lipread-grid-s1"

@@ -1,0 +1,182 @@
+"""ResNet/BiGRU lip reader (3-D conv + 2-D ResNet front-end, BiGRU, CTC) for ``avtool lipread``.
+
+    model, facts = load("lipread-grid-s1")       # or a path to a .pt with its .pt.json
+    log_probs = infer(model, gray88)             # (T, 88, 88) uint8 -> (T, 28) log-probs
+    decoded = ctc.decode(log_probs, "grid")      # avtool.models.lipnet.ctc, unchanged
+
+A checkpoint is a plain state dict ``NAME.pt`` with its :class:`LipReaderConfig` as JSON in
+``NAME.pt.json`` beside it (:func:`save`), the same layout as LipNet's. The model reads the
+``gray88`` mouth crops of :func:`avtool.io.face.mouth_crops` (:data:`CROP_PRESET`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avtool.errors import ModelError
+from avtool.models.lipnet.model import VOCAB_SIZE
+from avtool.models.lipread_resnet.model import (
+    GRID_VOCAB,
+    N_WORD_CLASSES,
+    LipReader,
+    LipReaderConfig,
+    build,
+    transfer_encoder,
+)
+
+#: The :class:`avtool.io.face.MouthCrop` preset the model reads.
+CROP_PRESET = "gray88"
+#: Frames of context added on each side of a window in :func:`infer` (one second).
+CONTEXT_FRAMES = 25
+#: ``family`` of this model's registry entries.
+FAMILY = "lipread-resnet"
+
+__all__ = [
+    "CONTEXT_FRAMES", "CROP_PRESET", "FAMILY", "GRID_VOCAB", "N_WORD_CLASSES", "LipReader",
+    "LipReaderConfig", "build", "infer", "is_config", "load", "load_checkpoint", "save",
+    "transfer_encoder",
+]  # fmt: skip
+
+
+def is_config(data: Mapping) -> bool:
+    """Whether a checkpoint's JSON config describes this family (it nests an ``encoder``)."""
+    return "encoder" in data
+
+
+def save(
+    state: Mapping[str, torch.Tensor], config: LipReaderConfig, out: str | os.PathLike[str]
+) -> Path:
+    """Write a state dict to ``out`` and its config to ``out.json``, each atomically."""
+    from avtool.io.files import atomic_output
+
+    out = Path(out)
+    with atomic_output(out, suffix=".pt") as tmp:
+        torch.save(dict(state), tmp)
+    with atomic_output(out.with_name(out.name + ".json"), suffix=".json") as tmp:
+        tmp.write_text(config.to_json() + "\n", encoding="utf-8")
+    return out
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], config: LipReaderConfig | Mapping | None = None,
+    device: str = "cpu",
+) -> LipReader:  # fmt: skip
+    """Build a :class:`LipReader` from a state dict file, in eval mode.
+
+    Args:
+        path: the ``.pt`` state dict.
+        config: its architecture; None reads ``<path>.json``.
+        device: torch device.
+
+    Raises:
+        ModelError: no config, an unreadable file, or weights that do not fit the config.
+    """
+    path = Path(path)
+    if config is None:
+        beside = path.with_name(path.name + ".json")
+        if not beside.is_file():
+            raise ModelError(f"{path}: no lip reader config; expected {beside} beside it")
+        try:
+            config = json.loads(beside.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{beside}: not a readable JSON config ({exc})") from exc
+    if not isinstance(config, LipReaderConfig):
+        config = LipReaderConfig.from_dict(dict(config))  # type: ignore[arg-type]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    model = build(config)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelError(f"{path}: weights do not fit the lip reader config ({exc})") from exc
+    return model.to(device).eval()
+
+
+def infer(
+    model: LipReader, crops: np.ndarray | Iterable[np.ndarray], chunk_frames: int | None = None
+) -> np.ndarray:
+    """Per-frame character log-probabilities of one clip's gray mouth crops.
+
+    Args:
+        model: a loaded lip reader (eval mode).
+        crops: ``(T, 88, 88)`` uint8 ``gray88`` crops at 25 fps, or an iterable of ``(88, 88)``
+            crops (streamed: only one window is held in memory).
+        chunk_frames: run the network on windows of this many frames; None = the whole clip.
+            Windows get :data:`CONTEXT_FRAMES` of context on each side, whose outputs are
+            dropped, so frames near a seam see the same context as any other.
+
+    Returns:
+        ``(T, VOCAB_SIZE)`` float32 log-probabilities (``(0, VOCAB_SIZE)`` for no frames).
+    """
+    from avtool.models.v2a.model import prepare_crops
+
+    device = next(model.parameters()).device
+    chunk = chunk_frames or (1 << 62)
+    out: list[np.ndarray] = []
+    buffer: list[np.ndarray] = []  # crops from frame ``offset`` on
+    offset = emitted = 0
+
+    def run(stop: int, final: bool) -> None:
+        nonlocal buffer, offset, emitted
+        gray = torch.from_numpy(np.ascontiguousarray(np.stack(buffer)))[None].to(device)
+        with torch.no_grad():
+            log_probs, _ = model(prepare_crops(gray, model.config.crop_size))
+        values = log_probs[0].float().cpu().numpy()
+        keep_to = offset + len(buffer) if final else stop
+        out.append(values[emitted - offset : keep_to - offset])
+        emitted = keep_to
+        drop = max(0, emitted - CONTEXT_FRAMES - offset)  # keep the next window's left context
+        buffer, offset = buffer[drop:], offset + drop
+
+    for crop in crops:
+        buffer.append(crop)
+        if offset + len(buffer) >= emitted + chunk + CONTEXT_FRAMES:
+            run(emitted + chunk, final=False)
+    if offset + len(buffer) > emitted:
+        run(offset + len(buffer), final=True)
+    if not out:
+        return np.zeros((0, VOCAB_SIZE), np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def load(
+    name_or_path: str | os.PathLike[str], device: str = "cpu", *, accept_license: bool = False
+) -> tuple[LipReader, dict]:
+    """Resolve a registry name (or a local ``.pt``) and load it.
+
+    Returns:
+        The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
+        ``description``, ``config``.
+
+    Raises:
+        ModelError: unknown, unverifiable or unreadable model.
+    """
+    from avtool import registry
+
+    resolved = registry.resolve(name_or_path, task="lipread", accept_license=accept_license)
+    entry = resolved.entry
+    companion = resolved.path.name + ".json"
+    config: Mapping | None = None
+    if companion in resolved.files:
+        try:
+            config = json.loads(resolved.files[companion].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
+    elif entry.config:
+        config = dict(entry.config)
+    model = load_checkpoint(resolved.path, config, device)
+    return model, {
+        "name": entry.name,
+        "sha256": entry.main.sha256,
+        "license": entry.license,
+        "description": entry.description,
+        "config": model.config.to_dict(),
+    }

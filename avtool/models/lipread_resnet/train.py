@@ -1,0 +1,340 @@
+"""Train the ResNet/BiGRU lip reader on a GRID s1 cache: CTC + per-frame word cross-entropy.
+
+    python -m avtool.models.lipread_resnet.train --cache data/grid_s1_cache --out runs/lipread \\
+        --init-v2a avtool/weights/v2a/v2a-grid-s1.pt --epochs 12
+
+Splits: :func:`avtool.datasets.grid.s1_split` for a GRID s1 cache (train for training, val to pick
+the best epoch; the test ids are never read). The video encoder starts from a V2A checkpoint
+(``--init-v2a``; v2a-grid-s1 was trained on the same train split only, so the test split stays
+unseen).
+
+Objective: CTC over characters plus ``--word-weight`` x the cross-entropy of the auxiliary
+head's per-frame GRID word classes (51 words + silence, from the cache's ``words`` /
+``word_labels`` alignment). CTC alone gives a sparse signal that first settles on the sentence
+prior; the frame labels tell every frame what is being said, as v2a's dense mel targets do.
+Decoding uses the CTC output only. Augmentation: horizontal flips (p=0.5), frame drop /
+duplication (p=0.05 each, labels follow), and with ``--word-prob`` a clip is replaced by a run
+of 1-3 of its aligned words. The learning rate follows a cosine over a fixed step count, so
+the same cache, seed and options give the same weights (1 thread, deterministic algorithms).
+Outputs in ``--out``: ``lipread.pt`` + ``lipread.pt.json`` (best val CER), ``state.pt``
+(last epoch, for ``--resume``), ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avtool.models.lipnet.model import encode_text
+from avtool.models.lipread_resnet.model import (
+    GRID_VOCAB,
+    LipReader,
+    LipReaderConfig,
+    build,
+    transfer_encoder,
+)
+from avtool.models.v2a.model import prepare_crops
+
+Clip = tuple[torch.Tensor, torch.Tensor, str, list[tuple[int, int, str]]]
+
+
+def frame_labels(
+    n_frames: int, times: np.ndarray, labels: Sequence[str], fps: float = 25.0
+) -> tuple[torch.Tensor, list[tuple[int, int, str]]]:
+    """Per-frame word classes ``(T,)`` int64 and word spans ``[(first, end, word)]``.
+
+    Class ``GRID_VOCAB.index(word) + 1`` inside a word's span, 0 elsewhere (silence). GRID
+    alignments fall on frame boundaries, so times are rounded (float32 noise adds no frame).
+    """
+    classes = torch.zeros(n_frames, dtype=torch.long)
+    spans: list[tuple[int, int, str]] = []
+    for (a, b), word in zip(times, labels, strict=True):
+        first = min(n_frames - 1, round(float(a) * fps))
+        end = min(n_frames, max(first + 1, round(float(b) * fps)))
+        if word in GRID_VOCAB:
+            classes[first:end] = GRID_VOCAB.index(word) + 1
+        spans.append((first, end, word))
+    return classes, spans
+
+
+def load_clips(cache_dir: Path, ids: Sequence[str], crop_size: int) -> dict[str, Clip]:
+    """Cached clips present in ``cache_dir``: ``id -> (crops (T, S, S) float16, frame classes
+    (T,), text, word spans)``."""
+    clips: dict[str, Clip] = {}
+    for clip_id in ids:
+        path = cache_dir / f"{clip_id}.npz"
+        if not path.is_file():
+            continue
+        with np.load(path) as data:
+            gray = torch.from_numpy(data["gray88"])
+            text = str(data["text"])
+            times = data["words"] if "words" in data.files else np.zeros((0, 2))
+            labels = [str(w) for w in data["word_labels"]] if "word_labels" in data.files else []
+        crops = prepare_crops(gray[None], crop_size)[0].half()  # float16 halves the RAM
+        classes, spans = frame_labels(len(crops), times, labels)
+        clips[clip_id] = (crops, classes, text, spans)
+    return clips
+
+
+def augment(
+    crops: torch.Tensor, classes: torch.Tensor, generator: torch.Generator, jitter: float = 0.05
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror (p=0.5) and drop/duplicate frames (p=``jitter`` each); labels follow frames."""
+    if torch.rand((), generator=generator) < 0.5:
+        crops = crops.flip(-1)
+    draw = torch.rand(len(crops), generator=generator)
+    repeats = torch.ones(len(crops), dtype=torch.long)
+    repeats[draw < jitter] = 0
+    repeats[draw > 1 - jitter] = 2
+    return crops.repeat_interleave(repeats, 0), classes.repeat_interleave(repeats, 0)
+
+
+def sub_sentence(clip: Clip, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """A random run of 1-3 aligned words (2 frames of context each side) and its text."""
+    crops, classes, _, spans = clip
+    count = int(torch.randint(1, min(3, len(spans)) + 1, (), generator=generator))
+    first = int(torch.randint(0, len(spans) - count + 1, (), generator=generator))
+    chosen = spans[first : first + count]
+    start, stop = max(0, chosen[0][0] - 2), min(len(crops), chosen[-1][1] + 2)
+    return crops[start:stop], classes[start:stop], " ".join(w for _, _, w in chosen)
+
+
+def collate(
+    crops: Sequence[torch.Tensor], classes: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-pad in time: crops ``(B, T_max, S, S)`` float32, classes ``(B, T_max)`` (-100 on
+    padding, ignored by the loss) and lengths ``(B,)``."""
+    lengths = torch.tensor([len(c) for c in crops])
+    t_max = int(lengths.max())
+    batch = torch.zeros(len(crops), t_max, *crops[0].shape[1:])
+    labels = torch.full((len(crops), t_max), -100, dtype=torch.long)
+    for i, (c, k) in enumerate(zip(crops, classes, strict=True)):
+        batch[i, : len(c)] = c.float()
+        labels[i, : len(k)] = k
+    return batch, labels, lengths
+
+
+def evaluate(model: LipReader, clips: dict[str, Clip], ids: Sequence[str]) -> dict[str, float]:
+    """Greedy CER/WER and frame word accuracy on ``ids`` (eval mode, no augmentation)."""
+    from avtool.eval.wer import character_errors, word_errors
+    from avtool.models.lipnet.ctc import greedy
+
+    model.eval()
+    chars = words = char_total = word_total = correct = frames = 0
+    with torch.no_grad():
+        for clip_id in ids:
+            crops, classes, text, _ = clips[clip_id]
+            log_probs, word_logits = model(crops.float()[None])
+            hyp = greedy(log_probs[0].numpy())
+            edits, total = character_errors(text, hyp)
+            chars, char_total = chars + edits, char_total + total
+            edits, total = word_errors(text, hyp)
+            words, word_total = words + edits, word_total + total
+            if word_logits is not None:
+                correct += int((word_logits[0].argmax(-1) == classes).sum())
+                frames += len(classes)
+    return {
+        "cer": chars / max(1, char_total),
+        "wer": words / max(1, word_total),
+        "frame_acc": correct / max(1, frames),
+    }
+
+
+def train(
+    cache_dir: Path,
+    out_dir: Path,
+    *,
+    config: LipReaderConfig,
+    init_v2a: Path | None = None,
+    epochs: int = 12,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    word_weight: float = 0.5,
+    word_prob: float = 0.2,
+    seed: int = 0,
+    threads: int = 1,
+    max_minutes: float = 35.0,
+    resume: bool = False,
+    limit: int | None = None,
+    max_steps: int | None = None,
+    log: bool = True,
+) -> dict[str, float]:
+    """Train with a fixed step schedule, validating and checkpointing every epoch.
+
+    Args:
+        cache_dir: a GRID s1 cache (:mod:`avtool.datasets.grid`).
+        out_dir: where ``lipread.pt`` (+ ``.json``), ``state.pt`` and ``log.jsonl`` go.
+        config: architecture (ignored on resume: the saved one is used).
+        init_v2a: a V2A state dict whose video encoder initialises the front-end.
+        epochs: epochs in total; the learning rate follows a cosine over them (to 2% of ``lr``).
+        batch_size, lr: AdamW mini-batches and peak learning rate.
+        word_weight: weight of the per-frame word cross-entropy added to CTC (0 = CTC only).
+        word_prob: chance a training clip is replaced by 1-3 of its aligned words.
+        seed: seeds weights, shuffling, dropout and augmentation.
+        threads: torch CPU threads.
+        max_minutes: safety stop of this invocation (size ``epochs`` to end by itself).
+        resume: continue from ``out_dir/state.pt``.
+        limit: use at most this many train/val clips (smoke runs and tests).
+        max_steps: stop each epoch after this many steps (tests).
+        log: print one JSON line per epoch.
+
+    Returns:
+        The best validation metrics ``{"cer", "wer", "frame_acc", "epoch"}`` plus
+        ``first_loss``/``last_loss`` (mean training loss of the first and last epoch run).
+    """
+    from avtool.models.lipnet.train import splits_for
+    from avtool.models.lipread_resnet import save
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    state_path = out_dir / "state.pt"
+    state = torch.load(state_path, weights_only=False) if resume and state_path.is_file() else None
+    if state is not None:
+        config = LipReaderConfig.from_dict(state["config"])
+    torch.manual_seed(seed)
+    model = build(config)
+    if init_v2a is not None and state is None:
+        transfer_encoder(model, torch.load(init_v2a, map_location="cpu", weights_only=True))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    first_epoch = 0
+    best: dict[str, float] = {"cer": math.inf, "wer": math.inf, "frame_acc": 0.0, "epoch": -1}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_epoch, best = state["epoch"] + 1, state["best"]
+    split = splits_for(cache_dir)  # the s1 split for a GRID s1 cache, else a hash split
+    train_ids, val_ids = split["train"][:limit], split["val"][:limit]
+    clips = load_clips(cache_dir, train_ids, config.crop_size)
+    val = load_clips(cache_dir, val_ids, config.crop_size)
+    available = sorted(clips)
+    val_available = sorted(val) or available  # a tiny cache is scored on its training clips
+    val_clips = val or clips
+    steps_per_epoch = math.ceil(len(available) / batch_size)
+    total_steps = epochs * steps_per_epoch
+    step = first_epoch * steps_per_epoch
+    losses: list[float] = []
+    for epoch in range(first_epoch, epochs):
+        epoch_start = time.monotonic()
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = [available[i] for i in torch.randperm(len(available), generator=generator)]
+        torch.manual_seed(seed * 7919 + epoch)  # dropout masks
+        model.train()
+        total_loss = total_ctc = total_word = 0.0
+        batches = 0
+        out_of_time = False
+        for first in range(0, len(order), batch_size):
+            crops_list, classes_list, texts = [], [], []
+            for clip_id in order[first : first + batch_size]:
+                clip = clips[clip_id]
+                crops, classes, text = clip[0], clip[1], clip[2]
+                if clip[3] and float(torch.rand((), generator=generator)) < word_prob:
+                    crops, classes, text = sub_sentence(clip, generator)
+                crops, classes = augment(crops, classes, generator)
+                crops_list.append(crops)
+                classes_list.append(classes)
+                texts.append(text)
+            batch, labels, lengths = collate(crops_list, classes_list)
+            targets = [torch.tensor(encode_text(t)) for t in texts]
+            log_probs, word_logits = model(batch)
+            ctc = F.ctc_loss(
+                log_probs.transpose(0, 1), torch.cat(targets), lengths,
+                torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True,
+            )  # fmt: skip
+            loss = ctc
+            word = torch.zeros(())
+            if word_logits is not None and word_weight > 0:
+                word = F.cross_entropy(word_logits.transpose(1, 2), labels, ignore_index=-100)
+                loss = ctc + word_weight * word
+            # Cosine decay over the planned steps (counted, not timed: runs repeat exactly).
+            progress = min(1.0, step / max(1, total_steps))
+            step += 1
+            for group in optimizer.param_groups:
+                group["lr"] = lr * max(0.02, 0.5 * (1 + math.cos(math.pi * progress)))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            total_loss += float(loss.detach())
+            total_ctc += float(ctc.detach())
+            total_word += float(word.detach())
+            batches += 1
+            if max_steps is not None and batches >= max_steps:
+                break
+            if time.monotonic() - start > max_minutes * 60:
+                out_of_time = True
+                break
+        losses.append(total_loss / max(1, batches))
+        metrics = evaluate(model, val_clips, val_available)
+        seconds = time.monotonic() - epoch_start
+        record = {
+            "epoch": epoch, "loss": losses[-1], "ctc": total_ctc / max(1, batches),
+            "word_ce": total_word / max(1, batches), **metrics, "steps": step,
+            "train_clips": len(available), "val_clips": len(val),
+            "seconds": round(seconds, 1), "lr": optimizer.param_groups[0]["lr"],
+        }  # fmt: skip
+        if metrics["cer"] < best["cer"]:
+            best = {**metrics, "epoch": epoch}
+            save(model.state_dict(), config, out_dir / "lipread.pt")
+        with open(out_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if log:
+            print(json.dumps(record), flush=True)
+        _save_atomic(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+             "best": best, "config": config.to_dict()},
+            state_path,
+        )  # fmt: skip
+        if out_of_time:
+            break
+    return {**best, "first_loss": losses[0] if losses else math.nan,
+            "last_loss": losses[-1] if losses else math.nan}  # fmt: skip
+
+
+def _save_atomic(obj: object, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", default="reduced", help="reduced or debug")
+    parser.add_argument("--init-v2a", type=Path, help="V2A state dict for the video encoder")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--word-weight", type=float, default=0.5)
+    parser.add_argument("--word-prob", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-minutes", type=float, default=35.0)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    best = train(
+        args.cache, args.out, config=LipReaderConfig.preset(args.config),
+        init_v2a=args.init_v2a, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        word_weight=args.word_weight, word_prob=args.word_prob, seed=args.seed,
+        threads=args.threads, max_minutes=args.max_minutes, resume=args.resume,
+        limit=args.limit, max_steps=args.max_steps,
+    )  # fmt: skip
+    print(json.dumps({"best": best}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
