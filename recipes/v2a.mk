@@ -4,7 +4,9 @@
 #
 #   make -f recipes/v2a.mk cache      # face stage once per clip -> CACHE (shared with lipread)
 #   make -f recipes/v2a.mk train      # stage 1, V2A: reduced config, 1 CPU thread
-#   make -f recipes/v2a.mk train-av   # stage 2, AV2A from the V2A weights (modality dropout)
+#   make -f recipes/v2a.mk finetune   # stage 1b: warm restart of OUT/v2a/best.pt with the
+#                                     # lip-landmark stream added (what v2a-grid-s1 ships)
+#   make -f recipes/v2a.mk train-av   # stage 2, AV2A from the stage-1 V2A weights (modality dropout)
 #   make -f recipes/v2a.mk eval       # OUT/eval.json: STOI/ESTOI/PESQ/MCD/WER + AV ablation
 #   make -f recipes/v2a.mk ship       # copy weights into avtool/weights/v2a, print hashes
 #   make -f recipes/v2a.mk smoke      # debug config on 16 clips, < 1 min
@@ -16,8 +18,8 @@
 # like front-end, 2-layer BiGRU 256): a GPU job. The shipped weights are CONFIG=reduced trained
 # on the CPU (EPOCHS/MINUTES below), see README "avtool v2a".
 #
-# Variables: DATA, CACHE, OUT, CONFIG (full|reduced|debug), EPOCHS, MINUTES, AV_EPOCHS,
-#   AV_MINUTES, SEED, THREADS, BATCH, LR, AV_LR, UNSEEN.
+# Variables: DATA, CACHE, OUT, CONFIG (full|reduced|debug), EPOCHS, MINUTES, FT_EPOCHS,
+#   FT_MINUTES, FT_LR, AV_EPOCHS, AV_MINUTES, SEED, THREADS, BATCH, LR, AV_LR, UNSEEN.
 PYTHON ?= .venv/bin/python
 AVTOOL ?= .venv/bin/avtool
 DATA ?= ../shared/data/grid_s1
@@ -27,6 +29,9 @@ OUT ?= data/v2a_runs
 CONFIG ?= reduced
 EPOCHS ?= 14
 MINUTES ?= 40
+FT_EPOCHS ?= 9
+FT_MINUTES ?= 36
+FT_LR ?= 0.0007
 AV_EPOCHS ?= 2
 AV_MINUTES ?= 12
 SEED ?= 0
@@ -36,7 +41,7 @@ LR ?= 0.0015
 AV_LR ?= 0.0005
 WEIGHTS := avtool/weights/v2a
 
-.PHONY: cache train train-av eval ship smoke
+.PHONY: cache train finetune train-av eval ship smoke
 
 cache:
 	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
@@ -46,6 +51,12 @@ train:
 		--config $(CONFIG) --epochs $(EPOCHS) --max-minutes $(MINUTES) --seed $(SEED) \
 		--threads $(THREADS) --batch-size $(BATCH) --lr $(LR)
 
+finetune:
+	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/v2a-lips \
+		--config $(CONFIG) --init $(OUT)/v2a/best.pt --lip-landmarks --epochs $(FT_EPOCHS) \
+		--max-minutes $(FT_MINUTES) --seed $(SEED) --threads $(THREADS) \
+		--batch-size $(BATCH) --lr $(FT_LR)
+
 train-av:
 	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/av2a \
 		--stage av2a --init $(OUT)/v2a/best.pt --epochs $(AV_EPOCHS) \
@@ -53,7 +64,8 @@ train-av:
 		--batch-size $(BATCH) --lr $(AV_LR)
 
 eval:
-	cp $(OUT)/v2a/best.pt $(OUT)/v2a.pt && cp $(OUT)/v2a/config.json $(OUT)/v2a.pt.json
+	cp $(OUT)/v2a-lips/best.pt $(OUT)/v2a.pt
+	cp $(OUT)/v2a-lips/config.json $(OUT)/v2a.pt.json
 	cp $(OUT)/av2a/best.pt $(OUT)/av2a.pt && cp $(OUT)/av2a/config.json $(OUT)/av2a.pt.json
 	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) eval v2a --cache $(CACHE) --unseen $(UNSEEN) \
 		--model $(OUT)/v2a.pt --av-model $(OUT)/av2a.pt --ablation-limit 100 \
@@ -61,7 +73,7 @@ eval:
 
 ship:
 	mkdir -p $(WEIGHTS)
-	cp $(OUT)/v2a/best.pt $(WEIGHTS)/v2a-grid-s1.pt
+	cp $(OUT)/v2a-lips/best.pt $(WEIGHTS)/v2a-grid-s1.pt
 	cp $(OUT)/av2a/best.pt $(WEIGHTS)/av2a-grid-s1.pt
 	@for f in $(WEIGHTS)/v2a-grid-s1.pt $(WEIGHTS)/av2a-grid-s1.pt; do \
 		echo "$$f sha256 = $$(sha256sum $$f | cut -d' ' -f1) size = $$(stat -c %s $$f)"; done

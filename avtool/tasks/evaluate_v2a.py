@@ -31,12 +31,13 @@ MEASURES = ("stoi", "estoi", "pesq_wb", "mcd", "wer")
 @dataclass
 class Clip:
     """One evaluation clip: crops ``(T, 88, 88)`` uint8, real audio ``(S,)`` float32 at 22.05
-    kHz, transcript."""
+    kHz, transcript, the landmarks ``(T, 68, 2)`` the crops were cut with."""
 
     id: str
     crops: Any
     audio: Any
     text: str
+    landmarks: Any = None
 
 
 def seen_clips(cache: Path, ids: Sequence[str]) -> list[Clip]:
@@ -53,7 +54,7 @@ def seen_clips(cache: Path, ids: Sequence[str]) -> list[Clip]:
     for clip_id in ids:
         item = load_item(cache, clip_id)
         audio = item["audio"].astype(np.float32) / 32768.0
-        clips.append(Clip(clip_id, item["gray88"], audio, str(item["text"])))
+        clips.append(Clip(clip_id, item["gray88"], audio, str(item["text"]), item["landmarks"]))
     return clips
 
 
@@ -74,7 +75,7 @@ def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str
         crops = np.stack(list(stream_crops(path, track.landmarks, 88)))
         audio, _ = load_audio(path, sample_rate=22050)
         text = transcripts.get(path.name) or parse_grid_id(path.stem)
-        clips.append(Clip(path.stem, crops, audio, text))
+        clips.append(Clip(path.stem, crops, audio, text, track.landmarks))
     return clips
 
 
@@ -221,7 +222,7 @@ def evaluate_v2a(
             n_mel = spec.frames_for(round(len(clip.crops) * spec.sample_rate / FPS))
             variants: dict[str, Any] = {"resynth": vocode(real_mel(clip.audio, n_mel))}
             start = time.perf_counter()
-            mel = v2a_model.infer(v2a.model, clip.crops, n_mel).numpy()
+            mel = v2a_model.infer(v2a.model, clip.crops, n_mel, None, clip.landmarks).numpy()
             model_seconds += time.perf_counter() - start
             audio_seconds += len(clip.crops) / FPS
             variants["v2a"] = vocode(mel)

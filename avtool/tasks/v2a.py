@@ -184,6 +184,7 @@ def predict_mel(
     n_mel: int,
     noisy_mel: Any,
     options: V2AOptions,
+    landmarks: Any = None,
 ) -> Any:
     """Run the model window by window over streamed crops.
 
@@ -194,6 +195,8 @@ def predict_mel(
         n_mel: mel frames to produce.
         noisy_mel: ``(n_mels, n_mel)`` log mel of the noisy audio, or None (video only).
         options: chunking options.
+        landmarks: ``(n_video, 68, 2)`` face landmarks in pixels (used by models with
+            ``lip_landmarks``).
 
     Returns:
         ``(n_mels, n_mel)`` float32 numpy log mel.
@@ -216,7 +219,8 @@ def predict_mel(
         mel_a = round(win_a * ratio)
         mel_w = n_mel if win_b == n_video else round(win_b * ratio)
         noisy = None if noisy_mel is None else noisy_mel[:, mel_a:mel_w]
-        pred = v2a.infer(model, window, mel_w - mel_a, noisy).numpy()
+        marks = None if landmarks is None else landmarks[win_a:win_b]
+        pred = v2a.infer(model, window, mel_w - mel_a, noisy, marks).numpy()
         core_start = round(core_a * ratio)
         core_end = n_mel if core_b == n_video else round(core_b * ratio)
         out[:, core_start:core_end] = pred[:, core_start - mel_a : core_end - mel_a]
@@ -308,7 +312,7 @@ def v2a_file(
     if audio_source is not None:
         noisy = noisy_mel_for(audio_source, n_mel, spec)
     mel = predict_mel(model, stream_crops(video, track.landmarks, 88), n_video, n_mel, noisy,
-                      options)  # fmt: skip
+                      options, track.landmarks)  # fmt: skip
     model_s = time.perf_counter() - start - face_s
     wave = vocoder.run(torch.from_numpy(mel)[None], spec)
     samples = wave.reshape(-1).detach().cpu().numpy().astype(np.float32)

@@ -19,12 +19,13 @@ from avtool.models.v2a.model import (
     V2AModel,
     build,
     count_parameters,
+    lip_features,
     prepare_crops,
 )
 
 __all__ = [
     "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "build",
-    "count_parameters", "infer", "load", "prepare_crops",
+    "count_parameters", "infer", "lip_features", "load", "prepare_crops",
 ]  # fmt: skip
 
 
@@ -44,7 +45,9 @@ def load(state: dict[str, Any], config: V2AConfig, device: str = "cpu") -> V2AMo
     return model.to(device).eval()
 
 
-def infer(model: V2AModel, crops: Any, n_frames: int, noisy_mel: Any = None) -> Any:
+def infer(
+    model: V2AModel, crops: Any, n_frames: int, noisy_mel: Any = None, landmarks: Any = None
+) -> Any:
     """Predict a log mel from mouth crops.
 
     Args:
@@ -52,6 +55,8 @@ def infer(model: V2AModel, crops: Any, n_frames: int, noisy_mel: Any = None) -> 
         crops: ``(T, 88, 88)`` uint8 gray mouth crops (tensor or array) at ``config.fps``.
         n_frames: mel frames to produce (``MelSpec.frames_for(samples)``).
         noisy_mel: ``(n_mels, F)`` log mel of noisy speech (AV2A models), or None.
+        landmarks: ``(T, 68, 2)`` face landmarks in pixels, the ones the crops were cut with
+            (models with ``lip_landmarks``; ignored by others).
 
     Returns:
         ``(n_mels, n_frames)`` float32 log-mel tensor on the CPU.
@@ -62,4 +67,14 @@ def infer(model: V2AModel, crops: Any, n_frames: int, noisy_mel: Any = None) -> 
     with torch.no_grad():
         x = prepare_crops(torch.as_tensor(crops)[None].to(device), model.config.crop_size)
         noisy = None if noisy_mel is None else torch.as_tensor(noisy_mel)[None].float().to(device)
-        return model(x, n_frames, noisy)[0].float().cpu()
+        lips = None
+        if model.lips is not None:
+            if landmarks is None:
+                raise ValueError("this V2A model needs the face landmarks (lip_landmarks)")
+            if not isinstance(landmarks, torch.Tensor):
+                import numpy as np
+
+                # A copy: views such as reversed arrays have strides torch cannot take.
+                landmarks = torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32))
+            lips = lip_features(landmarks[None]).to(device)
+        return model(x, n_frames, noisy, lips=lips)[0].float().cpu()

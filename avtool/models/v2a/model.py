@@ -6,6 +6,10 @@ contract (80 bands, 22.05 kHz, hop 256: about 86.13 frames per second):
 1. **Video encoder**: a 3-D convolution stem over ``(T, H, W)`` gray mouth crops (so the first
    layer sees lip *motion*), then 2-D residual stages applied frame by frame and a global
    average pool: ``(B, T, 1, H, W)`` → ``(B, T, C)``.
+   With ``lip_landmarks`` a second stream adds the 20 dlib lip points per frame, normalised
+   for position, in-plane rotation and scale (:func:`lip_features`), through a small temporal
+   convolution whose output is added to the crop features (an explicit, cheap measure of mouth
+   opening and shape that the 44x44 crops only imply).
 2. **Audio encoder** (AV2A only): 1-D convolutions over the noisy input's log mel, pooled to the
    video frame rate and added to the video features.
 3. **Temporal module**: a bidirectional GRU at the video rate.
@@ -30,6 +34,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: dlib 68-point indices of the lips (outer 48-59, inner 60-67) and of each one's mirror image.
+LIP_POINTS = tuple(range(48, 68))
+LIP_MIRROR = (54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65)
+LIP_DIM = 2 * len(LIP_POINTS)
 
 #: Modality combinations; the index selects the batch-norm statistics.
 VIDEO, AUDIO, BOTH = 0, 1, 2
@@ -56,6 +65,8 @@ class V2AConfig:
         audio_encoder: build the AV2A audio encoder.
         audio_channels: channels of the audio encoder.
         dropout: dropout before the GRU and in the decoder.
+        lip_landmarks: add the lip-landmark stream (the model then needs ``(T, 68, 2)``
+            landmarks beside the crops).
         fps: video frame rate the model was trained on.
         mel_preset: the :class:`~avtool.io.features.MelSpec` preset of the output.
     """
@@ -74,6 +85,7 @@ class V2AConfig:
     audio_encoder: bool = False
     audio_channels: int = 256
     dropout: float = 0.1
+    lip_landmarks: bool = False
     fps: float = 25.0
     mel_preset: str = "hifigan-22k"
 
@@ -235,6 +247,55 @@ class VideoEncoder(nn.Module):
         return self.proj(x).reshape(b, t, -1)
 
 
+def lip_features(landmarks: torch.Tensor, mirror: bool = False) -> torch.Tensor:
+    """68-point landmarks ``(..., T, 68, 2)`` pixels → lip shape ``(..., T, 40)``.
+
+    The 20 lip points relative to their centroid, rotated so the eye line is horizontal and
+    divided by the inter-ocular distance: head position, roll and distance to the camera drop
+    out, mouth opening and shape remain. ``mirror`` gives the features of the left-right
+    mirrored face (used with mirrored crops during training).
+    """
+    pts = landmarks.float()
+    left, right = pts[..., 36:42, :].mean(-2), pts[..., 42:48, :].mean(-2)  # (..., T, 2)
+    eye = right - left
+    iod = eye.norm(dim=-1, keepdim=True).clamp_min(1e-3)
+    cos, sin = (eye / iod).unbind(-1)
+    lips = pts[..., list(LIP_POINTS), :]
+    lips = lips - lips.mean(-2, keepdim=True)
+    x, y = lips.unbind(-1)
+    # Rotate by minus the eye-line angle: (x, y) -> (x cos + y sin, -x sin + y cos).
+    rx = x * cos[..., None] + y * sin[..., None]
+    ry = -x * sin[..., None] + y * cos[..., None]
+    rot = torch.stack((rx, ry), -1) / iod[..., None]
+    if mirror:
+        order = [LIP_POINTS.index(i) for i in LIP_MIRROR]
+        rot = rot[..., order, :] * torch.tensor([-1.0, 1.0])
+    return rot.flatten(-2)
+
+
+class LipEncoder(nn.Module):
+    """Lip features ``(B, T, 40)`` → ``(B, T, hidden)``, added to the crop features.
+
+    Buffers ``mean``/``std`` ``(40,)`` hold the training set's feature statistics (the shape
+    changes of speech are small against the static lip outline, so each coordinate is
+    standardised). The output convolution starts at zero, so adding the stream to a trained
+    model leaves its predictions unchanged until training uses the new input.
+    """
+
+    def __init__(self, config: V2AConfig) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(LIP_DIM))
+        self.register_buffer("std", torch.ones(LIP_DIM))
+        self.conv1 = nn.Conv1d(LIP_DIM, config.hidden, 5, padding=2)
+        self.conv2 = nn.Conv1d(config.hidden, config.hidden, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, lips: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(((lips - self.mean) / self.std).transpose(1, 2)))
+        return self.conv2(x).transpose(1, 2)
+
+
 class AudioEncoder(nn.Module):
     """Noisy log mel ``(B, n_mels, F)`` (normalised) → features ``(B, F, hidden)``."""
 
@@ -265,6 +326,7 @@ class V2AModel(nn.Module):
         self.config = config
         self.video = VideoEncoder(config)
         self.audio = AudioEncoder(config) if config.audio_encoder else None
+        self.lips = LipEncoder(config) if config.lip_landmarks else None
         self.fuse_norm = ModalityBatchNorm1d(config.hidden)
         self.dropout = nn.Dropout(config.dropout)
         self.gru = nn.GRU(config.hidden, config.hidden, config.gru_layers, batch_first=True,
@@ -297,6 +359,7 @@ class V2AModel(nn.Module):
         n_frames: int,
         noisy_mel: torch.Tensor | None = None,
         mode: int | None = None,
+        lips: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the log mel.
 
@@ -307,6 +370,7 @@ class V2AModel(nn.Module):
             noisy_mel: ``(B, n_mels, F)`` log mel of the noisy audio (AV2A models only).
             mode: VIDEO, AUDIO or BOTH; default BOTH when ``noisy_mel`` is given, else VIDEO.
                 With AUDIO the video features are zeroed (audio-only inpainting).
+            lips: ``(B, T, 40)`` :func:`lip_features` (models with ``lip_landmarks`` only).
 
         Returns:
             ``(B, n_mels, F)`` log mel.
@@ -315,8 +379,13 @@ class V2AModel(nn.Module):
             mode = BOTH if noisy_mel is not None else VIDEO
         if mode != VIDEO and (self.audio is None or noisy_mel is None):
             raise ValueError("audio modes need an AV2A model and noisy_mel")
+        if (lips is None) != (self.lips is None):
+            raise ValueError("lips must be given exactly when the model has lip_landmarks")
         self.set_mode(mode)
         feats = self.video(crops)  # (B, T, H)
+        if self.lips is not None:
+            assert lips is not None
+            feats = feats + self.lips(lips)
         if mode == AUDIO:
             feats = torch.zeros_like(feats)
         if mode != VIDEO:

@@ -31,15 +31,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build, prepare_crops
+from avtool.models.v2a.model import (
+    AUDIO,
+    BOTH,
+    LIP_DIM,
+    VIDEO,
+    V2AConfig,
+    V2AModel,
+    build,
+    lip_features,
+    prepare_crops,
+)
 
 MODE_PROBS = (0.25, 0.25, 0.5)  # video, audio, both
+#: State-dict prefixes a ``--init`` checkpoint may lack (input streams added after it was trained).
+NEW_MODULES = ("lips.",)
 
 
 def load_split(
-    cache: Path, ids: Sequence[str], crop_size: int, *, with_audio: bool
+    cache: Path, ids: Sequence[str], crop_size: int, *, with_audio: bool, with_lips: bool = False
 ) -> list[dict[str, Any]]:
-    """Cache items as tensors: ``crops`` (T, S, S) float16, ``mel`` (80, F), ``audio`` (N,).
+    """Cache items as tensors: ``crops`` (T, S, S) float16, ``mel`` (80, F), ``audio`` (N,)
+    (``with_audio``), ``landmarks`` (T, 68, 2) float32 pixels (``with_lips``).
 
     Items missing from the cache are skipped (the caller reports the count).
     """
@@ -51,6 +64,8 @@ def load_split(
         with np.load(path) as data:
             crops = prepare_crops(torch.from_numpy(data["gray88"])[None], crop_size)[0]
             item = {"id": clip_id, "crops": crops.half(), "mel": torch.from_numpy(data["mel"])}
+            if with_lips:
+                item["landmarks"] = torch.from_numpy(data["landmarks"].astype(np.float32))
             if with_audio:
                 item["audio"] = torch.from_numpy(data["audio"].astype(np.float32) / 32768.0)
         items.append(item)
@@ -61,6 +76,12 @@ def mel_stats(items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-band mean and std ``(n_mels,)`` over all frames of the items."""
     mels = torch.cat([it["mel"] for it in items], dim=1)
     return mels.mean(dim=1), mels.std(dim=1).clamp_min(1e-3)
+
+
+def lip_stats(items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coordinate mean and std ``(40,)`` of the lip features over all frames of the items."""
+    feats = torch.cat([lip_features(it["landmarks"]) for it in items])
+    return feats.mean(dim=0), feats.std(dim=0).clamp_min(1e-4)
 
 
 def noisy_mels(
@@ -93,20 +114,25 @@ def add_noise(audio: torch.Tensor, snr_db: float, generator: torch.Generator) ->
 
 
 def collate(batch: list[dict[str, Any]], flip: torch.Tensor | None = None):
-    """Pad a batch: crops ``(B, T, S, S)``, mels ``(B, 80, F)``, mask ``(B, 1, F)``, F."""
+    """Pad a batch: crops ``(B, T, S, S)``, mels ``(B, 80, F)``, mask ``(B, 1, F)``, F, lip
+    features ``(B, T, 40)`` mirrored with the crops (None when the items have no landmarks)."""
     t_max = max(it["crops"].shape[0] for it in batch)
     f_max = max(it["mel"].shape[1] for it in batch)
     crops = torch.zeros(len(batch), t_max, *batch[0]["crops"].shape[1:])
+    lips = torch.zeros(len(batch), t_max, LIP_DIM) if "landmarks" in batch[0] else None
     mels = torch.zeros(len(batch), batch[0]["mel"].shape[0], f_max)
     mask = torch.zeros(len(batch), 1, f_max)
     for i, it in enumerate(batch):
         c = it["crops"].float()
-        if flip is not None and flip[i]:
+        mirror = bool(flip is not None and flip[i])
+        if mirror:
             c = c.flip(-1)  # mirror: mouths are near-symmetric, a cheap augmentation
         crops[i, : c.shape[0]] = c
+        if lips is not None:
+            lips[i, : c.shape[0]] = lip_features(it["landmarks"], mirror=mirror)
         mels[i, :, : it["mel"].shape[1]] = it["mel"]
         mask[i, :, : it["mel"].shape[1]] = 1.0
-    return crops, mels, mask, f_max
+    return crops, mels, mask, f_max, lips
 
 
 def pad_mels(mels: list[torch.Tensor], f_max: int) -> torch.Tensor:
@@ -118,11 +144,22 @@ def pad_mels(mels: list[torch.Tensor], f_max: int) -> torch.Tensor:
 
 
 def loss_fn(
-    model: V2AModel, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, sc: float
+    model: V2AModel,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    sc: float,
+    delta: float = 0.0,
 ) -> torch.Tensor:
-    """Masked L1 on normalised log mels (+ ``sc`` x spectral convergence on linear mels)."""
-    diff = (model.normalise(pred) - model.normalise(target)).abs() * mask
+    """Masked L1 on normalised log mels (+ ``sc`` x spectral convergence on linear mels, +
+    ``delta`` x L1 of the frame-to-frame differences, which penalises over-smoothed onsets)."""
+    norm_p, norm_t = model.normalise(pred), model.normalise(target)
+    diff = (norm_p - norm_t).abs() * mask
     loss = diff.sum() / (mask.sum() * pred.shape[1])
+    if delta > 0:
+        pair = mask[..., 1:] * mask[..., :-1]
+        d = (norm_p.diff(dim=-1) - norm_t.diff(dim=-1)).abs() * pair
+        loss = loss + delta * d.sum() / (pair.sum().clamp_min(1) * pred.shape[1])
     if sc > 0:
         lin_p, lin_t = pred.exp() * mask, target.exp() * mask
         loss = loss + sc * (torch.linalg.norm(lin_t - lin_p) / torch.linalg.norm(lin_t))
@@ -141,11 +178,11 @@ def evaluate(
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
-            crops, mels, mask, f_max = collate(batch)
+            crops, mels, mask, f_max, lips = collate(batch)
             noisy = None
             if mode != VIDEO:
                 noisy = pad_mels(noisy_mels(batch, generator, (0.0, 5.0)), f_max)
-            pred = model(crops, f_max, noisy, mode)
+            pred = model(crops, f_max, noisy, mode, lips)
             total += float(((pred - mels).abs() * mask).sum() / pred.shape[1])
             count += int(mask.sum())
     model.train()
@@ -168,12 +205,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", default="reduced", help="full, reduced or debug")
     p.add_argument("--stage", choices=("v2a", "av2a"), default="v2a")
-    p.add_argument("--init", type=Path, help="V2A state dict to start AV2A from")
+    p.add_argument(
+        "--init", type=Path, help="V2A state dict to start from (AV2A: required; V2A: warm restart)"
+    )
     p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--max-minutes", type=float, default=35.0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--sc-weight", type=float, default=0.0, help="spectral convergence weight")
+    p.add_argument(
+        "--delta-weight",
+        type=float,
+        default=0.0,
+        help="weight of the L1 on frame-to-frame mel differences",
+    )
+    p.add_argument(
+        "--lip-landmarks", action="store_true", help="add the lip-landmark input stream (V2A stage)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, help="use only the first N train clips (smoke runs)")
@@ -197,10 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if av and args.init is not None and (args.init.parent / "config.json").is_file():
         base = V2AConfig.from_dict(json.loads((args.init.parent / "config.json").read_text()))
     config = V2AConfig.from_dict({**base.to_dict(), "audio_encoder": av})
+    if args.lip_landmarks:
+        config = V2AConfig.from_dict({**config.to_dict(), "lip_landmarks": True})
     split = s1_split()
     train_ids = split["train"][: args.limit]
-    train = load_split(args.cache, train_ids, config.crop_size, with_audio=av)
-    val = load_split(args.cache, split["val"], config.crop_size, with_audio=av)
+    lips_in = config.lip_landmarks
+    train = load_split(args.cache, train_ids, config.crop_size, with_audio=av, with_lips=lips_in)
+    val = load_split(args.cache, split["val"], config.crop_size, with_audio=av, with_lips=lips_in)
     log(f"stage {args.stage}: {len(train)}/{len(train_ids)} train, {len(val)}/{len(split['val'])} "
         f"val clips from {args.cache}; config {config.to_dict()}")  # fmt: skip
     if not train or not val:
@@ -208,6 +259,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     model = build(config)
+    missing: list[str] = []
+    if not av and args.init is not None:
+        # Warm restart from trained V2A weights; the mel statistics come with them. Modules the
+        # checkpoint lacks (a new input stream) keep their fresh initialisation.
+        state = torch.load(args.init, map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(NEW_MODULES) for k in missing):
+            raise SystemExit(f"{args.init}: does not match the config ({missing}, {unexpected})")
+        log(f"initialised from {args.init} (fresh: {sorted(missing) or 'none'})")
+    elif not av:
+        mean, std = mel_stats(train)
+        model.mel_mean.copy_(mean)
+        model.mel_std.copy_(std)
+    if model.lips is not None and (args.init is None or "lips.mean" in missing):
+        mean, std = lip_stats(train)
+        model.lips.mean.copy_(mean)
+        model.lips.std.copy_(std)
     if av:
         if args.init is None:
             p.error("--stage av2a needs --init (the trained V2A state dict)")
@@ -218,10 +286,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for module in model.modules():
             if hasattr(module, "copy_stats"):
                 module.copy_stats(VIDEO, (AUDIO, BOTH))
-    else:
-        mean, std = mel_stats(train)
-        model.mel_mean.copy_(mean)
-        model.mel_std.copy_(std)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
@@ -258,14 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 group["lr"] = lr_at(step)
             batch = [train[i] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
             flip = torch.rand(len(batch), generator=generator) < 0.5
-            crops, mels, mask, f_max = collate(batch, flip)
+            crops, mels, mask, f_max, lips = collate(batch, flip)
             mode, noisy = VIDEO, None
             if av:
                 mode = int(torch.multinomial(torch.tensor(MODE_PROBS), 1, generator=generator))
                 if mode != VIDEO:
                     noisy = pad_mels(noisy_mels(batch, generator, (-5.0, 20.0)), f_max)
-            pred = model(crops, f_max, noisy, mode)
-            loss = loss_fn(model, pred, mels, mask, args.sc_weight)
+            pred = model(crops, f_max, noisy, mode, lips)
+            loss = loss_fn(model, pred, mels, mask, args.sc_weight, args.delta_weight)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -293,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
          "val_clips": len(val), "minutes": round((time.monotonic() - start_time) / 60, 2),
          "threads": args.threads, "seed": args.seed, "config": config.to_dict(),
          "epochs_planned": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-         "sc_weight": args.sc_weight, "f_loss": "masked L1 on normalised log mel"},
+         "sc_weight": args.sc_weight, "delta_weight": args.delta_weight,
+         "init": str(args.init) if args.init else None,
+         "f_loss": "masked L1 on normalised log mel"},
         indent=1))  # fmt: skip
     return 0
 

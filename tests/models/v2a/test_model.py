@@ -17,9 +17,11 @@ from avtool.models.v2a import (
     build,
     count_parameters,
     infer,
+    lip_features,
     load,
     prepare_crops,
 )
+from avtool.models.v2a.model import LIP_MIRROR
 
 
 def _model(audio: bool = False, seed: int = 0):
@@ -110,3 +112,62 @@ def test_load_refuses_mismatched_weights_and_is_deterministic() -> None:
     assert torch.equal(infer(model, crops, 31), infer(again, crops, 31))
     with pytest.raises(ModelError, match="do not match"):
         load(state, dataclasses.replace(model.config, hidden=8))
+
+
+def _face_landmarks(t: int, seed: int = 0) -> torch.Tensor:
+    """``(t, 68, 2)`` pixel landmarks: eyes 60 px apart, a moving mouth below them."""
+    g = torch.Generator().manual_seed(seed)
+    pts = torch.randn(t, 68, 2, generator=g) * 4 + torch.tensor([180.0, 140.0])
+    pts[:, 36:42] += torch.tensor([-30.0, 0.0])
+    pts[:, 42:48] += torch.tensor([30.0, 0.0])
+    pts[:, 48:68] += torch.tensor([0.0, 50.0])
+    return pts
+
+
+def test_lip_features_ignore_head_position_roll_and_scale() -> None:
+    pts = _face_landmarks(6)
+    angle = torch.tensor(0.4)
+    rot = torch.stack([torch.stack([angle.cos(), -angle.sin()]),
+                       torch.stack([angle.sin(), angle.cos()])])  # fmt: skip
+    moved = 1.7 * pts @ rot.T + torch.tensor([25.0, -40.0])
+    feats = lip_features(pts)
+    assert feats.shape == (6, 40)
+    assert torch.allclose(lip_features(moved), feats, atol=1e-4)
+    # Opening the mouth changes the features.
+    opened = pts.clone()
+    opened[:, 57, 1] += 10
+    assert (lip_features(opened) - feats).abs().max() > 0.05
+
+
+def test_lip_features_mirror_matches_a_mirrored_face() -> None:
+    pts = _face_landmarks(4, seed=2)
+    mirrored = pts.clone()
+    mirrored[..., 0] = 360 - mirrored[..., 0]
+    perm = list(range(68))
+    perm[36:42], perm[42:48] = range(42, 48), range(36, 42)
+    for a, b in zip(range(48, 68), LIP_MIRROR, strict=True):
+        perm[a] = b
+    assert torch.allclose(lip_features(mirrored[:, perm]), lip_features(pts, mirror=True),
+                          atol=1e-5)  # fmt: skip
+
+
+def test_lip_stream_starts_neutral_then_uses_the_landmarks() -> None:
+    base = _model(seed=3)
+    torch.manual_seed(4)
+    lipped = build(dataclasses.replace(base.config, lip_landmarks=True)).eval()
+    missing, unexpected = lipped.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("lips.") for k in missing)
+    crops = torch.randint(0, 256, (9, 88, 88), dtype=torch.uint8, generator=torch.Generator())
+    marks = _face_landmarks(9)
+    # A zero output layer: a trained model gains the stream without changing its predictions.
+    assert torch.equal(infer(base, crops, 31), infer(lipped, crops, 31, landmarks=marks))
+    with torch.no_grad():
+        lipped.lips.conv2.weight.normal_()
+    opened = marks.clone()
+    opened[:, 57, 1] += 12
+    assert not torch.allclose(infer(lipped, crops, 31, landmarks=marks),
+                              infer(lipped, crops, 31, landmarks=opened))  # fmt: skip
+    with pytest.raises(ValueError, match="landmarks"):
+        infer(lipped, crops, 31)
+    with pytest.raises(ValueError, match="lips"):
+        base(prepare_crops(crops[None], 22), 31, lips=lip_features(marks)[None])

@@ -28,7 +28,14 @@ def _write_cache(folder: Path, ids: list[str], seed: int = 0) -> None:
         per_frame = np.interp(np.linspace(0, t - 1, n_mel), np.arange(t), brightness)
         mel = (np.log(1e-3) + 4 * per_frame)[None].repeat(80, 0).astype(np.float32)
         audio = (rng.standard_normal(12 * 882) * 3000).astype(np.int16)
-        np.savez(folder / f"{clip_id}.npz", gray88=gray, mel=mel, audio=audio)
+        # Eyes 60 px apart, the lips below them moving with the brightness.
+        marks = rng.normal(0, 3, (t, 68, 2)) + np.array([180.0, 140.0])
+        marks[:, 36:42, 0] -= 30
+        marks[:, 42:48, 0] += 30
+        marks[:, 48:68, 1] += 50
+        marks[:, 57, 1] += 20 * brightness
+        np.savez(folder / f"{clip_id}.npz", gray88=gray, mel=mel, audio=audio,
+                 landmarks=marks.astype(np.float32))  # fmt: skip
 
 
 @pytest.fixture
@@ -92,3 +99,34 @@ def test_add_noise_hits_the_snr() -> None:
     noise = noisy - audio
     snr = 10 * torch.log10(audio.pow(2).mean() / noise.pow(2).mean())
     assert abs(float(snr) - 5.0) < 0.01
+
+
+def test_warm_restart_adds_the_lip_stream_to_trained_weights(cache: Path, tmp_path: Path) -> None:
+    _run(cache, tmp_path / "v2a", "--epochs", "1")
+    start = torch.load(tmp_path / "v2a" / "best.pt", weights_only=True)
+    summary = _run(cache, tmp_path / "lips", "--init", str(tmp_path / "v2a" / "best.pt"),
+                   "--lip-landmarks", "--delta-weight", "0.5", "--epochs", "1")  # fmt: skip
+    assert summary["config"]["lip_landmarks"] is True and summary["delta_weight"] == 0.5
+    log = (tmp_path / "lips" / "train.log").read_text()
+    assert "initialised from" in log and "lips.conv1.weight" in log
+    out = torch.load(tmp_path / "lips" / "best.pt", weights_only=True)
+    assert torch.equal(out["mel_mean"], start["mel_mean"])  # statistics came with the weights
+    # The lip statistics were taken from the training clips' landmarks (features ~±0.5).
+    assert float(out["lips.std"].min()) > 1e-3 and float(out["lips.mean"].abs().max()) < 1.0
+    assert float(out["lips.conv2.weight"].abs().sum()) > 0  # the zero layer was trained
+    # A checkpoint with the stream cannot start a model without it.
+    with pytest.raises(SystemExit, match="does not match"):
+        _run(cache, tmp_path / "back", "--init", str(tmp_path / "lips" / "best.pt"))
+
+
+def test_delta_loss_penalises_a_smoothed_mel() -> None:
+    from avtool.models.v2a import V2AConfig, build
+
+    model = build(V2AConfig.debug())
+    target = torch.zeros(1, 80, 40)
+    target[..., 10:20] = 3.0  # a sharp onset and offset
+    mask = torch.ones(1, 1, 40)
+    smooth = torch.nn.functional.avg_pool1d(target, 7, 1, 3, count_include_pad=False)
+    assert train.loss_fn(model, target, target, mask, 0.0, 1.0) == 0
+    plain = train.loss_fn(model, smooth, target, mask, 0.0, 0.0)
+    assert train.loss_fn(model, smooth, target, mask, 0.0, 1.0) > plain > 0
