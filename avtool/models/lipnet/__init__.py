@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from avtool.errors import ModelError
+from avtool.models import state_dict
 from avtool.models.lipnet.model import (
     ALPHABET,
     BLANK,
@@ -51,14 +52,7 @@ def save(
     state: Mapping[str, torch.Tensor], config: LipNetConfig, out: str | os.PathLike[str]
 ) -> Path:
     """Write a state dict to ``out`` and its config to ``out.json``, each atomically."""
-    from avtool.io.files import atomic_output
-
-    out = Path(out)
-    with atomic_output(out, suffix=".pt") as tmp:
-        torch.save(dict(state), tmp)
-    with atomic_output(out.with_name(out.name + ".json"), suffix=".json") as tmp:
-        tmp.write_text(config.to_json() + "\n", encoding="utf-8")
-    return out
+    return state_dict.save(state, config.to_json(), out)
 
 
 def load_checkpoint(
@@ -75,27 +69,11 @@ def load_checkpoint(
     Raises:
         ModelError: no config, an unreadable file, or weights that do not fit the config.
     """
-    path = Path(path)
     if config is None:
-        beside = path.with_name(path.name + ".json")
-        if not beside.is_file():
-            raise ModelError(f"{path}: no LipNet config; expected {beside} beside it")
-        try:
-            config = json.loads(beside.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{beside}: not a readable JSON config ({exc})") from exc
+        config = state_dict.read_config(path, "LipNet")
     if not isinstance(config, LipNetConfig):
         config = LipNetConfig.from_dict(dict(config))  # type: ignore[arg-type]
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
-    model = build(config)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError) as exc:
-        raise ModelError(f"{path}: weights do not fit the LipNet config ({exc})") from exc
-    return model.to(device).eval()
+    return state_dict.load_into(build(config), path, "LipNet", device)
 
 
 def load(

@@ -1,0 +1,71 @@
+"""Checkpoints as a state dict ``NAME.pt`` with its architecture in ``NAME.pt.json`` beside it.
+
+The layout of the lip readers (and piper's voice + config JSON): the weights file holds tensors
+only (``torch.load(weights_only=True)``), the JSON the config that rebuilds the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from avtool.errors import ModelError
+
+Module = TypeVar("Module", bound=torch.nn.Module)
+
+
+def config_path(path: str | os.PathLike[str]) -> Path:
+    """``NAME.pt`` -> ``NAME.pt.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def save(state: Mapping[str, torch.Tensor], config_json: str, out: str | os.PathLike[str]) -> Path:
+    """Write a state dict to ``out`` and ``config_json`` to ``out.json``, each atomically."""
+    from avtool.io.files import atomic_output
+
+    out = Path(out)
+    with atomic_output(out, suffix=".pt") as tmp:
+        torch.save(dict(state), tmp)
+    with atomic_output(config_path(out), suffix=".json") as tmp:
+        tmp.write_text(config_json + "\n", encoding="utf-8")
+    return out
+
+
+def read_config(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The JSON config beside the weights file ``path``.
+
+    Raises:
+        ModelError: missing or unreadable, naming the expected file.
+    """
+    beside = config_path(path)
+    if not beside.is_file():
+        raise ModelError(f"{path}: no {what} config; expected {beside} beside it")
+    try:
+        return json.loads(beside.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{beside}: not a readable JSON config ({exc})") from exc
+
+
+def load_into(
+    model: Module, path: str | os.PathLike[str], what: str, device: str = "cpu"
+) -> Module:
+    """Load the state dict file ``path`` into ``model``; returned on ``device`` in eval mode.
+
+    Raises:
+        ModelError: an unreadable file, or weights that do not fit the model.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelError(f"{path}: weights do not fit the {what} config ({exc})") from exc
+    return model.to(device).eval()
