@@ -91,6 +91,40 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def manifest_file_specs(
+    manifest: Path,
+    path_columns: Sequence[str] = ("input",),
+    columns: Sequence[str] = ("id", "output"),
+) -> list[dict[str, Any]]:
+    """Rows of a file-to-file manifest: ``input`` (and other path columns) plus plain columns.
+
+    Relative paths are taken from the manifest's folder; empty cells count as absent.
+
+    Returns:
+        One dict per row: ``path`` (from ``input``), the other path columns as :class:`Path`,
+        the plain columns as given, and ``origin`` (``manifest:line``).
+
+    Raises:
+        InputError: an unknown column or a row without ``input``, naming file and line.
+    """
+    allowed = [*path_columns, *columns]
+    specs = []
+    for row in read_manifest(manifest):
+        origin = f"{manifest}:{row['_line']}"
+        if set(row) - {*allowed, "_line"} or not row.get("input"):
+            raise InputError(f"{origin}: columns are {', '.join(allowed)}")
+        spec: dict[str, Any] = {"origin": origin}
+        for key in path_columns:
+            if row.get(key):
+                value = Path(row[key])
+                spec["path" if key == "input" else key] = (
+                    value if value.is_absolute() else manifest.parent / value
+                )
+        spec.update({k: row[k] for k in columns if row.get(k)})
+        specs.append(spec)
+    return specs
+
+
 def expand_paths(specs: Iterable[str], extensions: Sequence[str] = ()) -> list[Path]:
     """Files named by paths, folders (their matching files, sorted) and glob patterns.
 

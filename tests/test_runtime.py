@@ -119,3 +119,17 @@ def test_skip_existing_does_not_rerun(tmp_path: Path):
     out.write_bytes(b"old")
     summary = run_batch([BatchItem(0, "a", "good", out)], _writer, policy="skip", quiet=True)
     assert summary.results[0].status == "skipped" and out.read_bytes() == b"old"
+
+
+def test_manifest_file_specs_resolve_paths_and_name_bad_rows(tmp_path):
+    from avtool.runtime import manifest_file_specs
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("input,id,output,audio\nclips/a.mp4,first,,noisy/a.wav\n/abs/b.mp4,,o.wav,\n")
+    first, second = manifest_file_specs(manifest, path_columns=("input", "audio"))
+    assert first["path"] == tmp_path / "clips/a.mp4" and first["audio"] == tmp_path / "noisy/a.wav"
+    assert first["id"] == "first" and "output" not in first and first["origin"] == f"{manifest}:2"
+    assert second["path"] == Path("/abs/b.mp4") and second["output"] == "o.wav"
+    assert "audio" not in second and "id" not in second
+    with pytest.raises(InputError, match=r"m\.csv:2: columns are input, id, output$"):
+        manifest_file_specs(manifest)

@@ -304,25 +304,19 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import BatchItem, expand_paths, format_output, read_manifest, unique_ids
+    from avtool.runtime import (
+        BatchItem,
+        expand_paths,
+        format_output,
+        manifest_file_specs,
+        unique_ids,
+    )
 
     specs: list[dict[str, Any]] = [
         {"path": p, "origin": str(p)} for p in expand_paths(inputs, VIDEO_SUFFIXES)
     ]
     if manifest is not None:
-        for row in read_manifest(manifest):
-            origin = f"{manifest}:{row['_line']}"
-            unknown = set(row) - {"input", "id", "output", "_line"}
-            if unknown or "input" not in row:
-                raise InputError(f"{origin}: columns are input, id, output")
-            path = Path(row["input"])
-            specs.append(
-                {
-                    "path": path if path.is_absolute() else manifest.parent / path,
-                    "origin": origin,
-                    **{k: row[k] for k in ("id", "output") if k in row},
-                }
-            )
+        specs += manifest_file_specs(manifest)
     if not specs:
         raise InputError("nothing to read: give video files, folders or --manifest")
     if output_template == "-" and len(specs) > 1:

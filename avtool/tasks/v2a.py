@@ -362,27 +362,20 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import BatchItem, expand_paths, format_output, read_manifest, unique_ids
+    from avtool.runtime import (
+        BatchItem,
+        expand_paths,
+        format_output,
+        manifest_file_specs,
+        unique_ids,
+    )
 
     specs: list[dict[str, Any]] = [
         {"path": p, "origin": str(p), **({"audio": audio} if audio else {})}
         for p in expand_paths(inputs, VIDEO_SUFFIXES)
     ]
     if manifest is not None:
-        for row in read_manifest(manifest):
-            origin = f"{manifest}:{row['_line']}"
-            unknown = set(row) - {"input", "id", "output", "audio", "_line"}
-            if unknown or "input" not in row:
-                raise InputError(f"{origin}: columns are input, id, output, audio")
-            spec: dict[str, Any] = {"origin": origin}
-            for key in ("input", "audio"):
-                if row.get(key):
-                    value = Path(row[key])
-                    spec["path" if key == "input" else key] = (
-                        value if value.is_absolute() else manifest.parent / value
-                    )
-            spec.update({k: row[k] for k in ("id", "output") if row.get(k)})
-            specs.append(spec)
+        specs += manifest_file_specs(manifest, path_columns=("input", "audio"))
     if not specs:
         raise InputError("nothing to do: give video files or --manifest")
     ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])

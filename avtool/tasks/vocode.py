@@ -215,25 +215,19 @@ def build_items(inputs: list[str], manifest: Path | None, output_template: str) 
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import BatchItem, expand_paths, format_output, read_manifest, unique_ids
+    from avtool.runtime import (
+        BatchItem,
+        expand_paths,
+        format_output,
+        manifest_file_specs,
+        unique_ids,
+    )
 
     specs: list[dict[str, Any]] = [
         {"path": p, "origin": str(p)} for p in expand_paths(inputs, MEL_SUFFIXES + MEDIA_SUFFIXES)
     ]
     if manifest is not None:
-        for row in read_manifest(manifest):
-            origin = f"{manifest}:{row['_line']}"
-            unknown = set(row) - {"input", "id", "output", "_line"}
-            if unknown or "input" not in row:
-                raise InputError(f"{origin}: columns are input, id, output")
-            path = Path(row["input"])
-            specs.append(
-                {
-                    "path": path if path.is_absolute() else manifest.parent / path,
-                    "origin": origin,
-                    **{k: row[k] for k in ("id", "output") if k in row},
-                }
-            )
+        specs += manifest_file_specs(manifest)
     if not specs:
         raise InputError("nothing to vocode: give mel files, audio/video files or --manifest")
     ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
