@@ -125,7 +125,9 @@ def test_manifest_file_specs_resolve_paths_and_name_bad_rows(tmp_path):
     from avtool.runtime import manifest_file_specs
 
     manifest = tmp_path / "m.csv"
-    manifest.write_text("input,id,output,audio\nclips/a.mp4,first,,noisy/a.wav\n/abs/b.mp4,,o.wav,\n")
+    manifest.write_text(
+        "input,id,output,audio\nclips/a.mp4,first,,noisy/a.wav\n/abs/b.mp4,,o.wav,\n"
+    )
     first, second = manifest_file_specs(manifest, path_columns=("input", "audio"))
     assert first["path"] == tmp_path / "clips/a.mp4" and first["audio"] == tmp_path / "noisy/a.wav"
     assert first["id"] == "first" and "output" not in first and first["origin"] == f"{manifest}:2"
