@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,3 +69,46 @@ def load_into(
     except (RuntimeError, TypeError) as exc:
         raise ModelError(f"{path}: weights do not fit the {what} config ({exc})") from exc
     return model.to(device).eval()
+
+
+def load_registered(
+    name_or_path: str | os.PathLike[str],
+    task: str,
+    load_checkpoint: Callable[[Path, Mapping | None, str], Module],
+    device: str = "cpu",
+    *,
+    accept_license: bool = False,
+) -> tuple[Module, dict[str, Any]]:
+    """Resolve a registry name (or a local ``.pt``) and build its model with ``load_checkpoint``.
+
+    The config comes from the entry's ``NAME.pt.json`` companion file, else its ``[config]``
+    table, else (for a local path) ``load_checkpoint`` reads the JSON beside the weights.
+
+    Returns:
+        The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
+        ``description``, ``config``.
+
+    Raises:
+        ModelError: unknown, unverifiable or unreadable model.
+    """
+    from avtool import registry
+
+    resolved = registry.resolve(name_or_path, task=task, accept_license=accept_license)
+    entry = resolved.entry
+    companion = config_path(resolved.path).name
+    config: Mapping | None = None
+    if companion in resolved.files:
+        try:
+            config = json.loads(resolved.files[companion].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
+    elif entry.config:
+        config = dict(entry.config)
+    model = load_checkpoint(resolved.path, config, device)
+    return model, {
+        "name": entry.name,
+        "sha256": entry.main.sha256,
+        "license": entry.license,
+        "description": entry.description,
+        "config": model.config.to_dict(),
+    }

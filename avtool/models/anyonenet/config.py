@@ -22,22 +22,8 @@ from avtool.io.features import MelSpec
 
 #: The predictor's mel: 16 kHz, 50 ms window (800 samples), 12.5 ms hop (200) → 80 frames/s.
 #: The window is zero-padded to a 1024-point FFT; the rest follows the HiFi-GAN convention.
-PREDICTOR_MEL = MelSpec(
-    sample_rate=16000,
-    n_fft=1024,
-    win_length=800,
-    hop_length=200,
-    n_mels=80,
-    fmin=0.0,
-    fmax=8000.0,
-    mel_scale="slaney",
-    norm="slaney",
-    power=1.0,
-    log="ln",
-    clip_floor=1e-5,
-    magnitude_eps=1e-9,
-    center=False,
-    pad_mode="reflect",
+PREDICTOR_MEL = dataclasses.replace(
+    MelSpec.hifigan_22k(), sample_rate=16000, win_length=800, hop_length=200
 )
 #: Mel frames per second of :data:`PREDICTOR_MEL` (the rate the predictor works at).
 MEL_RATE = PREDICTOR_MEL.sample_rate / PREDICTOR_MEL.hop_length

@@ -11,7 +11,6 @@ A checkpoint is a plain state dict ``NAME.pt`` with its :class:`LipReaderConfig`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avtool.errors import ModelError
 from avtool.models import state_dict
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet.model import (
@@ -137,24 +135,6 @@ def load(
     Raises:
         ModelError: unknown, unverifiable or unreadable model.
     """
-    from avtool import registry
-
-    resolved = registry.resolve(name_or_path, task="lipread", accept_license=accept_license)
-    entry = resolved.entry
-    companion = resolved.path.name + ".json"
-    config: Mapping | None = None
-    if companion in resolved.files:
-        try:
-            config = json.loads(resolved.files[companion].read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
-    elif entry.config:
-        config = dict(entry.config)
-    model = load_checkpoint(resolved.path, config, device)
-    return model, {
-        "name": entry.name,
-        "sha256": entry.main.sha256,
-        "license": entry.license,
-        "description": entry.description,
-        "config": model.config.to_dict(),
-    }
+    return state_dict.load_registered(
+        name_or_path, "lipread", load_checkpoint, device, accept_license=accept_license
+    )
