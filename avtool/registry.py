@@ -4,7 +4,8 @@ Entries live in ``avtool/models.toml`` plus any files named in ``$AVTOOL_REGISTR
 source is an https URL (downloaded once into :func:`cache_dir`), ``package:<pkg>/<path>`` (a file
 inside an installed Python package, used in place) or a local path. Every file has a full sha256
 and a size; nothing reaches a loader until both match, and a download is renamed into place only
-after it passed both checks.
+after it passed both checks. The one exception: an https file whose publisher states only a
+digest (no size) may omit ``size``; it is then checked by sha256 alone (``FileSpec.size`` None).
 
 Hashing a 63 MB voice on every run would slow every command, so a verified file is recorded in
 ``cache_dir()/verified.json`` (path -> size, mtime_ns, sha256) and trusted while its size and
@@ -47,8 +48,9 @@ log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Model names become cache folder names, so keep them to one safe path component.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_REQUIRED = ("task", "family", "license", "commercial", "source", "sha256", "size")
-_OPTIONAL = ("description", "sample_rate", "fps", "homepage", "config", "files")
+_REQUIRED = ("task", "family", "license", "commercial", "source", "sha256")
+# `size` may be left out only for https sources (see _parse_file).
+_OPTIONAL = ("size", "description", "sample_rate", "fps", "homepage", "config", "files")
 _ALLOWED = ", ".join(_REQUIRED + _OPTIONAL)
 _FILE_KEYS = ("source", "sha256", "size")
 _CHUNK = 1 << 20
@@ -63,13 +65,14 @@ class FileSpec:
         name: file name (in the cache, and the key of :attr:`ResolvedModel.files`).
         source: https URL, ``package:<pkg>/<path>``, or an absolute local path.
         sha256: expected lowercase hex digest.
-        size: expected size in bytes.
+        size: expected size in bytes; None for a URL whose publisher gave only the digest
+            (the file is then checked by sha256 alone).
     """
 
     name: str
     source: str
     sha256: str
-    size: int
+    size: int | None
 
     @property
     def kind(self) -> str:
@@ -101,9 +104,10 @@ class ModelEntry:
         return self.files[0]
 
     @property
-    def size(self) -> int:
-        """Total bytes of all files."""
-        return sum(f.size for f in self.files)
+    def size(self) -> int | None:
+        """Total bytes of all files; None when a file's size is not known."""
+        sizes = [f.size for f in self.files]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
 
 
 @dataclass(frozen=True)
@@ -196,8 +200,10 @@ def _parse_entry(name: str, raw: Any, toml_path: Path) -> ModelEntry:
     files = [main]
     for fname, spec in companions.items():
         fwhere = f"{where}.files.{fname}"
-        if not isinstance(spec, dict) or set(spec) != set(_FILE_KEYS):
-            raise ModelError(f"{fwhere}: needs exactly source, sha256 and size")
+        if not isinstance(spec, dict) or not {"source", "sha256"} <= set(spec) <= set(_FILE_KEYS):
+            raise ModelError(
+                f"{fwhere}: takes source, sha256 and size (size may be left out for https)"
+            )
         if Path(fname).name != fname or fname in (".", "..") or fname == main.name:
             raise ModelError(f"{fwhere}: must be a plain file name other than {main.name!r}")
         files.append(_parse_file(fname, spec, toml_path.parent, fwhere))
@@ -221,12 +227,19 @@ def _positive_int(value: Any) -> bool:
 
 
 def _parse_file(name: str | None, raw: Mapping[str, Any], base: Path, where: str) -> FileSpec:
-    source, sha256, size = raw["source"], raw["sha256"], raw["size"]
+    source, sha256, size = raw["source"], raw["sha256"], raw.get("size")
     if not isinstance(source, str) or not source:
         raise ModelError(f"{where}: source must be a non-empty string")
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256.lower()):
         raise ModelError(f"{where}: sha256 must be 64 hex characters, got {sha256!r}")
-    if not _positive_int(size):
+    if size is None and not source.startswith(("https://", "http://")):
+        # Files we ship or the user points at can always be measured: only a publisher's URL
+        # that states a digest but no size may go without one.
+        raise ModelError(
+            f"{where}: missing size (only an https source may omit it, to be checked by "
+            "sha256 alone)"
+        )
+    if size is not None and not _positive_int(size):
         raise ModelError(f"{where}: size must be a positive number of bytes, got {size!r}")
     if source.startswith(("https://", "http://")):
         basename = urllib.parse.unquote(urllib.parse.urlsplit(source).path).rsplit("/", 1)[-1]
@@ -350,7 +363,7 @@ def _check(path: Path, spec: FileSpec, stamps: dict[str, Any], force: bool) -> s
         return f"{path}: missing"
     if not path.is_file():
         return f"{path}: not a file"
-    if st.st_size != spec.size:
+    if spec.size is not None and st.st_size != spec.size:
         return f"{path}: expected {spec.size} bytes, got {st.st_size}"
     if not force and _stamped(stamps, path, st, spec.sha256):
         return None
@@ -367,6 +380,8 @@ def model_status(entry: ModelEntry) -> str:
     Returns:
         ``"corrupt"`` (a file has the wrong size), ``"missing"`` (a file is absent),
         ``"installed"`` (present, not yet verified at this size and mtime) or ``"verified"``.
+        A file without a registered size is never ``"corrupt"`` here: only hashing
+        (:func:`verify`) can tell.
     """
     stamps, states = _load_stamps(), set()
     for spec in entry.files:
@@ -376,7 +391,7 @@ def model_status(entry: ModelEntry) -> str:
         except (ModelError, OSError):
             states.add("missing")
             continue
-        if st.st_size != spec.size:
+        if spec.size is not None and st.st_size != spec.size:
             states.add("corrupt")
         else:
             states.add("verified" if _stamped(stamps, path, st, spec.sha256) else "installed")
@@ -483,7 +498,7 @@ def resolve(
             why = "AVTOOL_OFFLINE is set" if offline else "this command does not download"
             raise ModelError(
                 f"model {entry.name}: {what} and {why}, so it was not downloaded. "
-                f"Expected {path} with sha256 {spec.sha256} ({spec.size} bytes) from "
+                f"Expected {path} with sha256 {spec.sha256} ({_size_note(spec.size)}) from "
                 f"{spec.source}; run `avtool models pull {entry.name}` where the network is "
                 "reachable, or copy the file there."
             )
@@ -567,7 +582,7 @@ def _download(spec: FileSpec, dest: Path, *, quiet: bool) -> str:
             raise ModelError(
                 f"{url}: got an HTML page (a login or error page?) instead of the weights"
             )
-        if got != spec.size:
+        if spec.size is not None and got != spec.size:
             raise ModelError(f"{url}: expected {spec.size} bytes, got {got}")
         actual = digest.hexdigest()
         if actual != spec.sha256:
@@ -579,8 +594,11 @@ def _download(spec: FileSpec, dest: Path, *, quiet: bool) -> str:
 
 
 @contextlib.contextmanager
-def _progress(total: int, label: str, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A byte-progress bar on stderr, or a no-op when quiet or stderr is not a terminal."""
+def _progress(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A byte-progress bar on stderr, or a no-op when quiet or stderr is not a terminal.
+
+    ``total`` None (size not registered) shows bytes so far without a percentage.
+    """
     if quiet or not sys.stderr.isatty():
         yield lambda n: None
         return
@@ -595,8 +613,14 @@ def _progress(total: int, label: str, quiet: bool) -> Iterator[Callable[[int], N
         yield lambda n: progress.advance(task, n)
 
 
-def human_size(size: int) -> str:
-    """Decimal units for people: ``63201294`` -> ``"63.2 MB"``."""
+def _size_note(size: int | None) -> str:
+    return f"{size} bytes" if size is not None else "size not published"
+
+
+def human_size(size: int | None) -> str:
+    """Decimal units for people: ``63201294`` -> ``"63.2 MB"``; None -> ``"unknown"``."""
+    if size is None:
+        return "unknown"
     if size < 1000:
         return f"{size} B"
     value, units = size / 1000, ["kB", "MB", "GB", "TB"]

@@ -375,3 +375,91 @@ def test_package_not_installed(tmp_path: Path, monkeypatch) -> None:
 
 def test_human_size() -> None:
     assert [registry.human_size(n) for n in (512, 4794, 63201294)] == ["512 B", "4.8 kB", "63.2 MB"]
+
+
+# --- optional size: https files whose publisher states only a digest ------------------------------
+
+
+def without_size(table: str) -> str:
+    return "\n".join(line for line in table.splitlines() if not line.startswith("size =")) + "\n"
+
+
+def test_url_entry_without_size_parses_and_lists(tmp_path: Path, monkeypatch) -> None:
+    src = "https://example.org/weights/w.pth.tar"
+    use_registry(monkeypatch, tmp_path / "r.toml", without_size(toml_entry("sized-not", src, b"w")))
+    entry = registry.lookup("sized-not")
+    assert entry.main.size is None and entry.size is None
+    assert registry.model_status(entry) == "missing"
+    assert registry.human_size(entry.size) == "unknown"
+    # The packaged fan-2d-68 entry is such a file.
+    fan = registry.lookup("fan-2d-68")
+    assert fan.main.kind == "url" and fan.main.size is None and not fan.commercial
+
+    from typer.testing import CliRunner
+
+    from avtool.cli.main import app
+
+    listing = CliRunner().invoke(app, ["models", "list", "--task", "face"])
+    assert listing.exit_code == 0 and "fan-2d-68" in listing.output and "unknown" in listing.output
+    shown = CliRunner().invoke(app, ["models", "show", "sized-not"])
+    assert shown.exit_code == 0 and "checked by sha256 only" in shown.output
+    as_json = CliRunner().invoke(app, ["--json", "models", "show", "fan-2d-68"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["files"][0]["size"] is None
+
+
+@pytest.mark.parametrize("source", ["package:avtool/weights/w.bin", "w.bin"])
+def test_package_or_local_entry_without_size_is_refused(
+    tmp_path: Path, monkeypatch, source: str
+) -> None:
+    table = without_size(toml_entry("x", source, b"w"))
+    path = use_registry(monkeypatch, tmp_path / "r.toml", table)
+    with pytest.raises(ModelError) as err:
+        registry.load_registry()
+    assert str(path) in str(err.value) and "models.x" in str(err.value)
+    assert "missing size" in str(err.value) and "https" in str(err.value)
+    companion = toml_entry("y", "https://example.org/y.bin", b"y") + (
+        f'[models.y.files."y.json"]\nsource = "package:avtool/y.json"\nsha256 = "{"0" * 64}"\n'
+    )
+    use_registry(monkeypatch, tmp_path / "c.toml", companion)
+    with pytest.raises(ModelError, match=r"models\.y\.files\.y\.json: missing size"):
+        registry.load_registry()
+
+
+def test_file_without_size_is_verified_by_sha256(tmp_path: Path, monkeypatch, isolated_cache):
+    src = "https://example.org/weights/w.pth.tar"
+    table = without_size(toml_entry("nosize", src, WEIGHTS))
+    use_registry(monkeypatch, tmp_path / "r.toml", table)
+    entry = registry.lookup("nosize")
+    cached = isolated_cache / "nosize" / "w.pth.tar"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(WEIGHTS)  # copied into the cache by hand, as the offline error says
+    assert registry.model_status(entry) == "installed"
+    assert registry.verify(entry) == []
+    assert registry.model_status(entry) == "verified"
+    assert registry.resolve("nosize", offline=True).path == cached
+
+    cached.write_bytes(WEIGHTS[:-1])  # another size: no size to compare, the hash catches it
+    assert registry.model_status(entry) == "installed"
+    problems = registry.verify(entry)
+    assert len(problems) == 1 and "expected sha256" in problems[0]
+    with pytest.raises(ModelError, match="expected sha256"):
+        registry.resolve("nosize", offline=True)
+    cached.unlink()
+    with pytest.raises(ModelError, match=r"size not published\) from https://example.org"):
+        registry.resolve("nosize", offline=True)
+
+
+def test_download_without_size_is_sha256_checked(server: Server, tmp_path: Path, monkeypatch):
+    server.routes["/w/fan.pth"] = (200, WEIGHTS)
+    server.routes["/w/other.pth"] = (200, WEIGHTS[::-1])
+    tables = without_size(toml_entry("fan-like", f"{server.url}/w/fan.pth", WEIGHTS))
+    tables += without_size(toml_entry("tampered", f"{server.url}/w/other.pth", WEIGHTS))
+    use_registry(monkeypatch, tmp_path / "r.toml", tables)
+    model = registry.resolve("fan-like", quiet=True)
+    assert model.path.read_bytes() == WEIGHTS
+    assert registry.model_status(model.entry) == "verified"
+    with pytest.raises(ModelError, match="expected sha256"):
+        registry.resolve("tampered", quiet=True)
+    assert not (registry.cache_dir() / "tampered").exists() or not any(
+        (registry.cache_dir() / "tampered").iterdir()
+    )

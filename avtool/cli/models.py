@@ -106,7 +106,10 @@ def show_command(ctx: typer.Context, name: str = typer.Argument(..., help="Model
     for f in info["files"]:
         typer.echo(f"file         {f['name']}")
         for key in ("source", "sha256", "size", "path"):
-            typer.echo(f"  {key:10} {f[key]}")
+            value = f[key]
+            if key == "size" and value is None:
+                value = "not published (checked by sha256 only)"
+            typer.echo(f"  {key:10} {value}")
 
 
 @app.command("pull")

@@ -38,6 +38,12 @@ def talkinghead_command(
     preview: Path = typer.Option(
         None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG."
     ),
+    landmarks: str = typer.Option(
+        _DEFAULTS.landmarks,
+        "--landmarks",
+        help="68-point model in dlib's face box: dlib (shipped) or fan (2D-FAN, fan-2d-68: "
+        "downloaded once, sha256-checked; non-commercial).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line."),
@@ -55,6 +61,8 @@ def talkinghead_command(
         --size 512x512 --preview me.png
 
       avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --model anyonenet
+
+      avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --landmarks fan
     """
     from avtool.runtime import print_summary
     from avtool.tasks import talkinghead
@@ -71,6 +79,7 @@ def talkinghead_command(
         model=model,
         seed=opts.seed,
         preview=str(preview) if preview else None,
+        landmarks=landmarks,
     ).validated()
     summary = talkinghead.run(
         face,

@@ -59,6 +59,9 @@ def tts_command(
     still: bool = typer.Option(False, "--still", help="With --face: no head motion, no blinks."),
     fps: float = typer.Option(25.0, "--fps", help="With --face: video frames per second."),
     size: str = typer.Option(None, "--size", help="With --face: video WIDTHxHEIGHT (even)."),
+    landmarks: str = typer.Option(
+        "dlib", "--landmarks", help="With --face: dlib (shipped) or fan (2D-FAN, downloaded once)."
+    ),
 ) -> None:
     """Speak text with an offline neural voice (Piper VITS by default).
 
@@ -86,7 +89,8 @@ def tts_command(
         video = tts.FaceVideo(
             face,
             TalkingHeadOptions(fps=fps, size=parse_size(size), still=still,
-                               face_index=face_index, box=box, seed=opts.seed).validated(),
+                               face_index=face_index, box=box, seed=opts.seed,
+                               landmarks=landmarks).validated(),
         )  # fmt: skip
     items = tts.build_items(text or [], text_file, manifest, output)
     options = TTSOptions(

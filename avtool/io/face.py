@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,6 +41,9 @@ INNER_LIPS = slice(60, 68)
 MOUTH = slice(48, 68)
 
 LANDMARK_MODEL = "dlib-landmarks-68"
+FAN_LANDMARK_MODEL = "fan-2d-68"
+#: ``--landmarks`` choices -> the registry entry fitting the 68 points in the detector's box.
+LANDMARK_BACKENDS = {"dlib": LANDMARK_MODEL, "fan": FAN_LANDMARK_MODEL}
 MAX_IMAGE_PIXELS = 200_000_000
 MIN_IMAGE_SIDE = 24
 DETECT_MAX_SIDE = 1024
@@ -227,6 +230,19 @@ def _dlib_descriptor(model_path: str) -> Any:
     return dlib.face_recognition_model_v1(model_path)
 
 
+class Landmarker(Protocol):
+    """A 68-point model other than dlib's (e.g. :class:`avtool.models.fan.FanLandmarker`).
+
+    Called with an ``(H, W, 3)`` uint8 image and a :class:`Box`, it returns ``(68, 2)`` float32
+    ``(x, y)`` pixels in the iBUG order; ``name`` is its registry name, ``path`` its weights.
+    """
+
+    name: str
+    path: Path
+
+    def __call__(self, image: np.ndarray, box: Box) -> np.ndarray: ...
+
+
 class FaceDetector:
     """dlib HOG face detection plus 68-point landmarks.
 
@@ -237,16 +253,33 @@ class FaceDetector:
     Args:
         predictor_path: a dlib 68-point ``.dat``; None uses face-recognition-models' file
             (resolve ``dlib-landmarks-68`` through the registry to apply its licence gate).
+        landmarker: fit the 68 points with this model instead of dlib's predictor (detection
+            and :meth:`descriptor` stay with dlib).
     """
 
-    def __init__(self, predictor_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        predictor_path: str | os.PathLike[str] | None = None,
+        landmarker: Landmarker | None = None,
+    ) -> None:
         path = (
             Path(predictor_path)
             if predictor_path
             else face_model_dir() / ("shape_predictor_68_face_landmarks.dat")
         )
         self.predictor_path = path
+        self.landmarker = landmarker
         self._detector, self._predictor = _dlib_models(str(path))
+
+    @property
+    def landmark_model(self) -> str:
+        """Registry name of the model that fits the landmarks."""
+        return self.landmarker.name if self.landmarker is not None else LANDMARK_MODEL
+
+    @property
+    def landmark_path(self) -> Path:
+        """Weights file of the model that fits the landmarks."""
+        return self.landmarker.path if self.landmarker is not None else self.predictor_path
 
     def detect(
         self, image: np.ndarray, min_face: int = MIN_FACE, exhaustive: bool = True
@@ -293,6 +326,8 @@ class FaceDetector:
 
     def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
         """The 68 landmarks ``(68, 2)`` float32 of the face in ``box``."""
+        if self.landmarker is not None:
+            return np.asarray(self.landmarker(image, box), dtype=np.float32)
         import dlib
 
         rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
@@ -310,17 +345,32 @@ class FaceDetector:
         return np.array(model.compute_face_descriptor(image, shape), dtype=np.float32)
 
 
-def load_detector(accept_license: bool = False) -> FaceDetector:
-    """A :class:`FaceDetector` with the registered 68-point model (``dlib-landmarks-68``).
+def load_detector(accept_license: bool = False, landmarks: str = "dlib") -> FaceDetector:
+    """A :class:`FaceDetector` with a registered 68-point model.
 
-    Its iBUG 300-W training data allows research use only, so the registry's licence gate
-    applies: pass ``--accept-license`` (or set ``AVTOOL_ACCEPT_LICENSE=1``).
+    Both models are trained on iBUG 300-W images (``fan``: 300W-LP, derived from them), which
+    allow research use only, so the registry's licence gate applies: pass
+    ``--accept-license`` (or set ``AVTOOL_ACCEPT_LICENSE=1``).
+
+    Args:
+        accept_license: accept the landmark model's non-commercial licence.
+        landmarks: ``"dlib"`` (``dlib-landmarks-68``, shipped, the offline default) or
+            ``"fan"`` (``fan-2d-68``, 2D-FAN; downloaded once from its publisher and
+            sha256-checked; fitted in dlib's face box).
 
     Raises:
-        ModelError: licence not accepted, or the file fails its checksum.
+        InputError: an unknown ``landmarks`` choice.
+        ModelError: licence not accepted, the file fails its checksum, or (``fan``) it is not
+            in the cache while offline or its download fails.
     """
     from avtool.registry import resolve
 
+    if landmarks not in LANDMARK_BACKENDS:
+        raise InputError(f"--landmarks {landmarks!r}: choose one of {', '.join(LANDMARK_BACKENDS)}")
+    if landmarks == "fan":
+        from avtool.models.fan import load as load_fan
+
+        return FaceDetector(landmarker=load_fan(FAN_LANDMARK_MODEL, accept_license=accept_license))
     model = resolve(LANDMARK_MODEL, task="face", accept_license=accept_license)
     return FaceDetector(model.path)
 

@@ -67,6 +67,8 @@ class TalkingHeadOptions:
             predictor drives it) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
         seed: seed of head motion and blinks.
         preview: also write the frame with the widest mouth opening to this PNG/JPEG.
+        landmarks: the 68-point model fitted in dlib's face box: ``"dlib"`` (shipped) or
+            ``"fan"`` (2D-FAN, ``fan-2d-68``: downloaded once, sha256-checked).
     """
 
     fps: float = 25.0
@@ -77,6 +79,7 @@ class TalkingHeadOptions:
     model: str = "warp"
     seed: int = 0
     preview: str | None = None
+    landmarks: str = "dlib"
 
     def validated(self) -> TalkingHeadOptions:
         """Self, after range checks.
@@ -103,6 +106,12 @@ class TalkingHeadOptions:
             )
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: must be >= 0")
+        from avtool.io.face import LANDMARK_BACKENDS
+
+        if self.landmarks not in LANDMARK_BACKENDS:
+            raise InputError(
+                f"--landmarks {self.landmarks!r}: choose one of {', '.join(LANDMARK_BACKENDS)}"
+            )
         return self
 
 
@@ -388,7 +397,7 @@ def find_face(
     else:
         source = str(face)
         image = load_image(face)
-    detector = detector or load_detector(accept_license)
+    detector = detector or load_detector(accept_license, landmarks=options.landmarks)
     box = Box.parse(options.box) if options.box else None
     found = detect_face(
         image, face_index=options.face_index, box=box, detector=detector, source=source
@@ -612,7 +621,7 @@ def render_file(
         ModelError: ``options.model`` cannot be loaded.
     """
 
-    from avtool.io.face import LANDMARK_MODEL
+    from avtool.io.face import LANDMARK_BACKENDS
     from avtool.io.video import VideoWriter
     from avtool.registry import sha256_file
     from avtool.runtime import sidecar_path, versions, write_json
@@ -661,14 +670,15 @@ def render_file(
         round(plan.duration / timings["render_s"], 3) if timings["render_s"] else None
     )
     timings = {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()}
-    predictor = getattr(detector, "predictor_path", None)
+    predictor = getattr(detector, "landmark_path", None)
     from avtool import registry
 
-    entry = registry.lookup(LANDMARK_MODEL)
+    landmark_name = getattr(detector, "landmark_model", LANDMARK_BACKENDS[options.landmarks])
+    entry = registry.load_registry().get(landmark_name)
     meta: dict[str, Any] = {
         "task": "talkinghead",
         "output": str(output),
-        "model": _model_summary(plan, options, _landmark_model(entry, predictor)),
+        "model": _model_summary(plan, options, _landmark_model(landmark_name, entry, predictor)),
         "seed": options.seed,
         "options": asdict(options),
         "input": {
@@ -714,10 +724,8 @@ def render_file(
     )
 
 
-def _landmark_model(entry: Any, predictor: Any) -> dict[str, Any]:
-    from avtool.io.face import LANDMARK_MODEL
-
-    info: dict[str, Any] = {"name": LANDMARK_MODEL}
+def _landmark_model(name: str, entry: Any, predictor: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"name": name}
     if entry is not None:
         info.update(sha256=entry.files[0].sha256, license=entry.license)
     if predictor is not None:
@@ -779,7 +787,7 @@ def run(
     check_outputs([item], policy)
     # A bad --model fails (exit 3) before any work.
     model = load_model(options.model, accept_license=accept_license)
-    detector = load_detector(accept_license)
+    detector = load_detector(accept_license, landmarks=options.landmarks)
     check_audio(audio)
     find_face(face, options, detector)  # no face: exit 2 here, before the audio work
 

@@ -731,6 +731,6 @@ def _check_face(items: list, face: FaceVideo, accept_license: bool) -> Any:
                 f"use one of {', '.join(VIDEO_SUFFIXES)}"
             )
     face.options.validated()
-    detector = load_detector(accept_license)
+    detector = load_detector(accept_license, landmarks=face.options.landmarks)
     find_face(face.face, face.options, detector)
     return detector
