@@ -107,7 +107,7 @@ def load_model(name_or_path: str, *, device: str = "auto") -> LoadedV2A:
     if config_data is None:
         raise ModelError(f"{resolved.path}: no V2A config (put it in {resolved.path.name}.json)")
     try:
-        config = v2a.V2AConfig.from_dict(config_data)
+        config = v2a.config_from_dict(config_data)
         state = torch.load(resolved.path, map_location="cpu", weights_only=True)
     except (ValueError, TypeError) as exc:
         raise ModelError(f"{resolved.path}: bad V2A config ({exc})") from exc

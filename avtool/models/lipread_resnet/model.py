@@ -165,11 +165,16 @@ class LipReader(nn.Module):
             ``(B, T, VOCAB_SIZE)`` log-softmax over blank + 27 characters, and
             ``(B, T, N_WORD_CLASSES)`` word logits (None without a word head).
         """
+        x = self.hidden(crops)
+        log_probs = F.log_softmax(self.out(x), dim=-1)
+        return log_probs, (self.words(x) if self.words is not None else None)
+
+    def hidden(self, crops: torch.Tensor) -> torch.Tensor:
+        """The BiGRU output the heads read: ``(B, T, 2 * hidden)`` for ``(B, T, S, S)`` crops."""
         x = self.video(crops)  # (B, T, F)
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         x, _ = self.gru(self.dropout(x))  # (B, T, 2H)
-        log_probs = F.log_softmax(self.out(x), dim=-1)
-        return log_probs, (self.words(x) if self.words is not None else None)
+        return x
 
 
 def build(config: LipReaderConfig) -> LipReader:

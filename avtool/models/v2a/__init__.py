@@ -25,19 +25,38 @@ from avtool.models.v2a.model import (
 
 __all__ = [
     "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "build",
-    "count_parameters", "infer", "lip_features", "load", "prepare_crops",
+    "config_from_dict", "count_parameters", "infer", "lip_features", "load", "prepare_crops",
 ]  # fmt: skip
 
 
-def load(state: dict[str, Any], config: V2AConfig, device: str = "cpu") -> V2AModel:
-    """A model in eval mode from a state dict.
+def config_from_dict(data: dict[str, Any]) -> Any:
+    """A checkpoint's config JSON → :class:`V2AConfig`, or a
+    :class:`~avtool.models.v2a.content.ContentV2AConfig` when tagged ``kind = "content"``.
+
+    Raises:
+        ValueError: unknown fields or inconsistent values.
+    """
+    from avtool.models.v2a import content
+
+    if content.is_content_config(data):
+        return content.ContentV2AConfig.from_dict(data)
+    return V2AConfig.from_dict(data)
+
+
+def load(state: dict[str, Any], config: Any, device: str = "cpu") -> Any:
+    """A model in eval mode from a state dict: a :class:`V2AModel` for a :class:`V2AConfig`,
+    a :class:`~avtool.models.v2a.content.ContentV2A` for its config.
 
     Raises:
         ModelError: the state dict does not fit the config.
     """
     from avtool.errors import ModelError
+    from avtool.models.v2a import content
 
-    model = build(config)
+    if isinstance(config, content.ContentV2AConfig):
+        model = content.ContentV2A(config)
+    else:
+        model = build(config)
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
@@ -51,7 +70,7 @@ def infer(
     """Predict a log mel from mouth crops.
 
     Args:
-        model: a loaded :class:`V2AModel`.
+        model: a loaded :class:`V2AModel` or content model.
         crops: ``(T, 88, 88)`` uint8 gray mouth crops (tensor or array) at ``config.fps``.
         n_frames: mel frames to produce (``MelSpec.frames_for(samples)``).
         noisy_mel: ``(n_mels, F)`` log mel of noisy speech (AV2A models), or None.

@@ -375,6 +375,25 @@ class V2AModel(nn.Module):
         Returns:
             ``(B, n_mels, F)`` log mel.
         """
+        x = self.encode(crops, noisy_mel, mode, lips)
+        x = F.interpolate(x.transpose(1, 2), size=n_frames, mode="linear", align_corners=False)
+        for i in range(0, len(self.decoder), 2):
+            x = self.dropout(F.relu(self.decoder[i + 1](self.decoder[i](x))))
+        y = self.out(x)
+        return y * self.mel_std[:, None] + self.mel_mean[:, None]
+
+    def encode(
+        self,
+        crops: torch.Tensor,
+        noisy_mel: torch.Tensor | None = None,
+        mode: int | None = None,
+        lips: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The temporal module's output at the video rate: ``(B, T, 2 * hidden)``.
+
+        Arguments as for :meth:`forward`; :class:`avtool.models.v2a.content.ContentV2A` reads
+        these features from a trained model.
+        """
         if mode is None:
             mode = BOTH if noisy_mel is not None else VIDEO
         if mode != VIDEO and (self.audio is None or noisy_mel is None):
@@ -396,11 +415,7 @@ class V2AModel(nn.Module):
             feats = feats + audio.transpose(1, 2)
         x = self.fuse_norm(feats.transpose(1, 2)).transpose(1, 2)
         x, _ = self.gru(self.dropout(x))  # (B, T, 2H)
-        x = F.interpolate(x.transpose(1, 2), size=n_frames, mode="linear", align_corners=False)
-        for i in range(0, len(self.decoder), 2):
-            x = self.dropout(F.relu(self.decoder[i + 1](self.decoder[i](x))))
-        y = self.out(x)
-        return y * self.mel_std[:, None] + self.mel_mean[:, None]
+        return x
 
 
 def prepare_crops(gray88: torch.Tensor, crop_size: int) -> torch.Tensor:
