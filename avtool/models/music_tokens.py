@@ -84,6 +84,8 @@ __all__ = [
     "VOCAB_SIZE",
     "VOICE_TOKENS",
     "ConditionEmbedding",
+    "StepDecoder",
+    "TokenLanguageModel",
     "VoiceState",
     "check_vocabulary",
     "condition",
@@ -544,14 +546,9 @@ def load_family_checkpoint(
     Raises:
         ModelError: unreadable file, another family or vocabulary, mismatching weights.
     """
-    import os
+    from avtool.models.weightnorm import load_weights, open_checkpoint
 
-    from avtool.models.weightnorm import load_weights, read_checkpoint
-
-    if isinstance(checkpoint, Mapping):
-        data, source = checkpoint, f"{what} checkpoint"
-    else:
-        data, source = read_checkpoint(checkpoint), os.fspath(checkpoint)
+    data, source = open_checkpoint(checkpoint, f"{what} checkpoint")
     if not isinstance(data, Mapping) or data.get("format") != format_tag:
         found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
         raise ModelError(f"{source}: not a {what} checkpoint (format {found!r})")
@@ -559,3 +556,59 @@ def load_family_checkpoint(
     model = build(config_type.from_dict(data.get("config") or {}))
     load_weights(model, data["state_dict"], source=source, what=what)
     return model.to(device).eval()
+
+
+class TokenLanguageModel(nn.Module):
+    """Base of the neural families (LSTM, Transformer): scoring a whole piece.
+
+    A subclass is called as ``model(tokens (B, L), next_cond (B, L, COND_SIZE))`` and returns
+    ``(B, L, VOCAB_SIZE)`` logits (or a tuple starting with them).
+    """
+
+    def log_probs(self, tokens: np.ndarray | torch.Tensor, cond: np.ndarray | torch.Tensor):
+        """Log-likelihood of each token of one piece given the ones before it.
+
+        Args:
+            tokens: ``(N,)`` an encoded piece (:func:`encode`).
+            cond: ``(N, COND_SIZE)`` its conditioning.
+
+        Returns:
+            ``(N,)`` float64 numpy natural-log probabilities; NaN at position 0 and at PAD.
+        """
+        return score_sequence(self, tokens, cond)
+
+
+class StepDecoder:
+    """Base of the neural families' step-by-step decoders (see :mod:`music_generate`).
+
+    Feeds one token per call (all rows at once) and returns next-token logits; a subclass
+    implements :meth:`_step` and keeps whatever state carries over between positions.
+
+    Attributes:
+        model: the network.
+        batch: rows decoded together.
+    """
+
+    def __init__(self, model: nn.Module, batch: int):
+        self.model = model
+        self.batch = batch
+
+    def feed(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Take the tokens at the current position; predict the next ones.
+
+        Args:
+            tokens: ``(B,)`` int64.
+            cond: ``(B, COND_SIZE)`` conditioning of the next position.
+
+        Returns:
+            ``(B, VOCAB_SIZE)`` float32 logits on the CPU.
+        """
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            logits = self._step(tokens.to(device)[:, None], cond.to(device)[:, None])
+        return logits[:, 0].float().cpu()
+
+    def _step(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``(B, 1)`` tokens and ``(B, 1, COND_SIZE)`` conditioning on the model's device ->
+        ``(B, 1, VOCAB_SIZE)`` logits, advancing the decoder by one position."""
+        raise NotImplementedError

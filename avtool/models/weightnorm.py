@@ -135,6 +135,29 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         ) from exc
 
 
+def open_checkpoint(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any], what: str
+) -> tuple[Any, str]:
+    """A checkpoint's contents and the name error messages give it.
+
+    Loaders take a file or the dict already read from one (e.g. to load one file into two
+    models); either way their errors should say where the weights came from.
+
+    Args:
+        checkpoint: a path (read with :func:`read_checkpoint`) or the loaded object.
+        what: names an in-memory checkpoint in messages (``"HiFi-GAN checkpoint"``).
+
+    Returns:
+        ``(contents, source)``: ``source`` is the path, or ``what`` for a dict.
+
+    Raises:
+        ModelError: the file cannot be read (see :func:`read_checkpoint`).
+    """
+    if isinstance(checkpoint, Mapping):
+        return checkpoint, what
+    return read_checkpoint(checkpoint), os.fspath(checkpoint)
+
+
 def _listed(items: list[str]) -> str:
     shown = ", ".join(items[:MAX_LISTED_KEYS])
     more = len(items) - MAX_LISTED_KEYS

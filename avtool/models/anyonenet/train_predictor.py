@@ -23,8 +23,6 @@ the segments of step ``s`` depend only on ``(seed, s)``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import time
@@ -36,9 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.errors import ModelError
 from avtool.io.face import MOUTH
 from avtool.models.anyonenet import checkpoint, predictor
+from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import PredictorConfig, preset
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import predictor_loss
@@ -46,11 +45,11 @@ from avtool.models.anyonenet.losses import predictor_loss
 log = logging.getLogger(__name__)
 
 WEIGHTS = "predictor.pt"
-TRAINER = "trainer.pt"
+TRAINER = run.TRAINER
 BEST = "best.pt"
 #: The held-out measure ``best.pt`` minimises: lip points are what the renderer is judged on.
 BEST_KEY = "heldout_mouth_dist"
-LOG = "train_log.jsonl"
+LOG = run.LOG
 
 
 @dataclass(frozen=True)
@@ -178,11 +177,7 @@ def train(
         InputError: no data, or ``out_dir`` already trained without ``resume``.
         ModelError: a checkpoint that does not fit, or a non-finite loss.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    weights, trainer_file = out / WEIGHTS, out / TRAINER
-    if trainer_file.is_file() and not resume:
-        raise InputError(f"{out} already holds a training run; pass --resume to go on")
+    out, trainer_file, resuming = run.open_run(out_dir, resume)
     if heldout_dir is not None:
         train_items = load_items(data_dir, train_ids)
         held = load_items(heldout_dir, heldout_ids)
@@ -195,24 +190,20 @@ def train(
             held, train_items = [], items
         else:
             held, train_items = items[len(items) - heldout :], items[: len(items) - heldout]
-    training = training or PredictorTraining()
+    model, config, training = run.start_network(
+        "predictor",
+        out / WEIGHTS,
+        resuming,
+        config=config or PredictorConfig.paper(),
+        training=training or PredictorTraining(),
+        build=predictor.build,
+        device=device,
+    )
     start_step = 0
     best = float("inf")
-    if resume and trainer_file.is_file():
-        model, config, meta = checkpoint.load(weights, "predictor", device)
-        training = PredictorTraining(**meta["training"])
-        model.train()
-    else:
-        config = config or PredictorConfig.paper()
-        torch.manual_seed(training.seed)
-        model = predictor.build(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
-    if resume and trainer_file.is_file():
-        state = torch.load(trainer_file, map_location="cpu", weights_only=True)
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-        except (KeyError, ValueError) as exc:
-            raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
+    if resuming:
+        state = run.load_trainer_state(trainer_file, {"optimizer": optimizer})
         start_step = int(state["step"])
         best = float(state.get("best", best))
     meta_extra = {
@@ -262,8 +253,7 @@ def train(
                         out / BEST, model, config, {**meta_extra, "steps": step, BEST_KEY: best}
                     )
                     record["best"] = True
-            with open(out / LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            run.append_log(out, record)
             log.info("step %d loss %.5f", step, loss.item())
         if step % checkpoint_every == 0 or step == steps or out_of_time:
             _checkpoint(out, model, config, optimizer, step, meta_extra, best)
@@ -283,25 +273,19 @@ def _checkpoint(
     extra: dict[str, Any],
     best: float = float("inf"),
 ) -> None:
-    from avtool.io.files import atomic_output
-
-    checkpoint.save(out / WEIGHTS, model, config, {**extra, "steps": step})
-    with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
-        # A file object: torch would name the archive after the temporary file.
-        torch.save({"optimizer": optimizer.state_dict(), "step": step, "best": best}, f)
+    state = {"optimizer": optimizer.state_dict(), "step": step, "best": best}
+    run.save_run(out, WEIGHTS, model, config, extra, state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m avtool.models.anyonenet.train_predictor``; returns the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="folder of extracted items")
-    parser.add_argument("--out", required=True, help="checkpoint folder")
-    parser.add_argument("--config", default="paper", help="paper, reduced, tiny or a config .json")
-    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
-    parser.add_argument("--batch-size", type=int, default=PredictorTraining.batch_size)
+    parser = run.trainer_parser(
+        __doc__.split("\n\n")[0],
+        data_help="folder of extracted items",
+        config_help="paper, reduced, tiny or a config .json",
+        defaults=PredictorTraining,
+    )
     parser.add_argument("--segment-frames", type=int, default=PredictorTraining.segment_frames)
-    parser.add_argument("--lr", type=float, default=PredictorTraining.learning_rate)
-    parser.add_argument("--seed", type=int, default=PredictorTraining.seed)
     parser.add_argument("--heldout", type=int, default=1, help="last N items held out")
     parser.add_argument(
         "--heldout-data", default=None, help="folder of held-out items (e.g. the val split)"
@@ -309,24 +293,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--s1-split", action="store_true", help="train/val ids of avtool.datasets.grid.s1_split()"
     )
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--max-minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     train_ids = heldout_ids = None
     if args.s1_split:
         from avtool.datasets.grid import s1_split
 
         split = s1_split()
         train_ids, heldout_ids = split["train"], split["val"]
-    try:
-        record = train(
+    return run.run_main(
+        args,
+        lambda: train(
             args.data,
             args.out,
             config=preset("predictor", args.config),  # type: ignore[arg-type]
@@ -346,15 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             max_seconds=args.max_minutes * 60 if args.max_minutes else None,
             device=args.device,
-        )
-    except AvtoolError as exc:
-        print(f"error: {exc}")
-        return int(exc.exit_code)
-    except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(json.dumps(record))
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ optimisers, step; for ``--resume``) and ``train_log.jsonl``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import time
@@ -30,8 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avtool.errors import AvtoolError, InputError, ModelError
-from avtool.models.anyonenet import checkpoint, discriminator, unet
+from avtool.errors import InputError, ModelError
+from avtool.models.anyonenet import discriminator, unet
+from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import RendererConfig, preset
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import (
@@ -46,8 +45,8 @@ from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
 log = logging.getLogger(__name__)
 
 WEIGHTS = "renderer.pt"
-TRAINER = "trainer.pt"
-LOG = "train_log.jsonl"
+TRAINER = run.TRAINER
+LOG = run.LOG
 
 
 @dataclass(frozen=True)
@@ -135,38 +134,27 @@ def train(
         InputError: no items with frames, or an existing run without ``resume``.
         ModelError: bad checkpoint or VGG file, or a non-finite loss.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    weights, trainer_file = out / WEIGHTS, out / TRAINER
-    if trainer_file.is_file() and not resume:
-        raise InputError(f"{out} already holds a training run; pass --resume to go on")
+    out, trainer_file, resuming = run.open_run(out_dir, resume)
     items = [i for i in load_items(data_dir) if "frames" in i]
     if not items:
         raise InputError(f"{data_dir}: no items with face frames; extract with --frame-size")
-    training = training or RendererTraining()
-    resuming = resume and trainer_file.is_file()
-    if resuming:
-        generator, config, meta = checkpoint.load(weights, "renderer", device)
-        training = RendererTraining(**meta["training"])
-        generator.train()
-    else:
-        config = config or RendererConfig.paper()
-        torch.manual_seed(training.seed)
-        generator = unet.build(config).to(device)
+    generator, config, training = run.start_network(
+        "renderer",
+        out / WEIGHTS,
+        resuming,
+        config=config or RendererConfig.paper(),
+        training=training or RendererTraining(),
+        build=unet.build,
+        device=device,
+    )
     disc = discriminator.build(config).to(device)
     betas = (0.5, 0.999)
     optim_g = torch.optim.Adam(generator.parameters(), lr=training.learning_rate, betas=betas)
     optim_d = torch.optim.Adam(disc.parameters(), lr=training.learning_rate, betas=betas)
     start_step = 0
     if resuming:
-        state = torch.load(trainer_file, map_location="cpu", weights_only=True)
-        try:
-            disc.load_state_dict(state["discriminator"])
-            optim_g.load_state_dict(state["optim_g"])
-            optim_d.load_state_dict(state["optim_d"])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
-        start_step = int(state["step"])
+        parts = {"discriminator": disc, "optim_g": optim_g, "optim_d": optim_d}
+        start_step = int(run.load_trainer_state(trainer_file, parts)["step"])
     vgg = VGG19Features.load(vgg_path).to(device) if vgg_path else None
     kind = "vgg19" if vgg is not None else "feature-matching"
     if vgg is None:
@@ -218,8 +206,7 @@ def train(
                 "perceptual_kind": kind,
                 "seconds": round(time.monotonic() - began, 2),
             }
-            with open(out / LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            run.append_log(out, record)
             log.info("step %d G %.4f D %.4f", step, loss_g.item(), loss_d.item())
         if step % checkpoint_every == 0 or step == steps:
             _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra)
@@ -238,42 +225,28 @@ def _checkpoint(
     step: int,
     extra: dict[str, Any],
 ) -> None:
-    from avtool.io.files import atomic_output
-
-    checkpoint.save(out / WEIGHTS, generator, config, {**extra, "steps": step})
     state = {
         "discriminator": disc.state_dict(),
         "optim_g": optim_g.state_dict(),
         "optim_d": optim_d.state_dict(),
         "step": step,
     }
-    with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
-        # A file object: torch would name the archive after the temporary file.
-        torch.save(state, f)
+    run.save_run(out, WEIGHTS, generator, config, extra, state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m avtool.models.anyonenet.train_renderer``; returns the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="folder of extracted items with frames")
-    parser.add_argument("--out", required=True, help="checkpoint folder")
-    parser.add_argument("--config", default="paper", help="paper, tiny or a config .json")
-    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
-    parser.add_argument("--batch-size", type=int, default=RendererTraining.batch_size)
-    parser.add_argument("--lr", type=float, default=RendererTraining.learning_rate)
-    parser.add_argument("--seed", type=int, default=RendererTraining.seed)
+    parser = run.trainer_parser(
+        __doc__.split("\n\n")[0],
+        data_help="folder of extracted items with frames",
+        config_help="paper, tiny or a config .json",
+        defaults=RendererTraining,
+    )
     parser.add_argument("--vgg", default=None, help="torchvision VGG-19 state dict (.pth)")
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        record = train(
+    return run.run_main(
+        args,
+        lambda: train(
             args.data,
             args.out,
             config=preset("renderer", args.config),  # type: ignore[arg-type]
@@ -286,15 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
             device=args.device,
-        )
-    except AvtoolError as exc:
-        print(f"error: {exc}")
-        return int(exc.exit_code)
-    except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(json.dumps(record))
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

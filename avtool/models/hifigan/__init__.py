@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ import torch
 from avtool.errors import InputError, ModelError
 from avtool.io.features import MelSpec
 from avtool.models.hifigan.generator import HiFiGANGenerator
-from avtool.models.weightnorm import load_weights, read_checkpoint, to_model_keys
+from avtool.models.presets import PresetConfig
+from avtool.models.weightnorm import load_weights, open_checkpoint, to_model_keys
 
 __all__ = [
     "HiFiGANConfig",
@@ -58,7 +59,7 @@ def _ints(value: Any) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class HiFiGANConfig:
+class HiFiGANConfig(PresetConfig):
     """A HiFi-GAN generator architecture; field names and meaning as the official JSON.
 
     Attributes:
@@ -74,6 +75,9 @@ class HiFiGANConfig:
         mel: the mel contract the model was trained on; its ``n_mels`` and ``hop_length``
             must agree with ``num_mels`` and ``upsample_rates``.
     """
+
+    presets: ClassVar[tuple[str, ...]] = PRESETS
+    family_name: ClassVar[str] = "HiFi-GAN"
 
     resblock: str
     upsample_rates: tuple[int, ...]
@@ -167,17 +171,6 @@ class HiFiGANConfig:
             resblock_dilation_sizes=((1, 3, 5), (1, 3, 5)),
         )
 
-    @classmethod
-    def preset(cls, name: str) -> HiFiGANConfig:
-        """The preset called ``name`` (one of :data:`PRESETS`).
-
-        Raises:
-            ModelError: unknown name.
-        """
-        if name not in PRESETS:
-            raise ModelError(f"unknown HiFi-GAN preset {name!r} (known: {', '.join(PRESETS)})")
-        return getattr(cls, name)()
-
     # --- derived values and (de)serialisation -----------------------------------------------
 
     @property
@@ -212,18 +205,10 @@ class HiFiGANConfig:
         Raises:
             ModelError: a required field is missing or a value is invalid.
         """
-        names = {f.name for f in fields(cls)}
-        chosen = {k: v for k, v in data.items() if k in names}
         try:
-            if "preset" in data:
-                base = cls.preset(str(data["preset"]))
-                chosen = {**{f.name: getattr(base, f.name) for f in fields(base)}, **chosen}
+            chosen = cls._fields_from(data)
             chosen["mel"] = _mel_from(data, chosen.get("mel"))
-            required = [f.name for f in fields(cls) if MISSING is f.default is f.default_factory]
-            missing = [name for name in required if name not in chosen]
-            if missing:
-                raise ModelError(f"HiFi-GAN config lacks {', '.join(missing)}")
-            return cls(**chosen)
+            return cls._complete(chosen)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"invalid HiFi-GAN config: {exc}") from exc
 
@@ -331,10 +316,7 @@ def load(
             cannot be told, or missing/unexpected keys or shape mismatches (naming the file
             and the first few keys).
     """
-    if isinstance(checkpoint, Mapping):
-        data, source = checkpoint, "HiFi-GAN checkpoint"
-    else:
-        data, source = read_checkpoint(checkpoint), os.fspath(checkpoint)
+    data, source = open_checkpoint(checkpoint, "HiFi-GAN checkpoint")
     state = _generator_state(data, source)
     if config is None and isinstance(data.get("config"), Mapping):
         config = HiFiGANConfig.from_dict(data["config"])

@@ -19,8 +19,8 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,12 +29,13 @@ from torch import nn
 
 from avtool.errors import InputError, ModelError
 from avtool.io.features import MelSpec
+from avtool.models.presets import PresetConfig
 from avtool.models.weightnorm import (
     WNConv1d,
     WNConvTranspose1d,
     fold_weight_norm,
     load_weights,
-    read_checkpoint,
+    open_checkpoint,
     to_model_keys,
 )
 
@@ -58,7 +59,7 @@ _SHORTCUT = re.compile(r"model\.(\d+)\.shortcut\.weight(?:_v)?")
 
 
 @dataclass(frozen=True)
-class MelGANConfig:
+class MelGANConfig(PresetConfig):
     """A MelGAN generator architecture (the reference ``Generator``'s arguments).
 
     Attributes:
@@ -70,6 +71,9 @@ class MelGANConfig:
         mel: the mel contract the model was trained on; its ``n_mels`` and ``hop_length``
             must agree with ``n_mel_channels`` and ``ratios``.
     """
+
+    presets: ClassVar[tuple[str, ...]] = PRESETS
+    family_name: ClassVar[str] = "MelGAN"
 
     n_mel_channels: int
     ngf: int
@@ -107,17 +111,6 @@ class MelGANConfig:
         """Tiny random-weight look-alike (ngf 2): same hop, mel and key pattern."""
         return cls(n_mel_channels=80, ngf=2, n_residual_layers=2)
 
-    @classmethod
-    def preset(cls, name: str) -> MelGANConfig:
-        """The preset called ``name`` (one of :data:`PRESETS`).
-
-        Raises:
-            ModelError: unknown name.
-        """
-        if name not in PRESETS:
-            raise ModelError(f"unknown MelGAN preset {name!r} (known: {', '.join(PRESETS)})")
-        return getattr(cls, name)()
-
     @property
     def hop_length(self) -> int:
         """Output samples per mel frame: the product of ``ratios``."""
@@ -151,22 +144,14 @@ class MelGANConfig:
         Raises:
             ModelError: a required field is missing or a value is invalid.
         """
-        names = {f.name for f in fields(cls)}
-        chosen = {k: v for k, v in data.items() if k in names}
         try:
-            if "preset" in data:
-                base = cls.preset(str(data["preset"]))
-                chosen = {**{f.name: getattr(base, f.name) for f in fields(base)}, **chosen}
+            chosen = cls._fields_from(data)
             mel = chosen.get("mel")
             if isinstance(mel, str):
                 chosen["mel"] = MelSpec.preset(mel)
             elif isinstance(mel, Mapping):
                 chosen["mel"] = MelSpec.from_dict(dict(mel))
-            required = [f.name for f in fields(cls) if MISSING is f.default is f.default_factory]
-            missing = [name for name in required if name not in chosen]
-            if missing:
-                raise ModelError(f"MelGAN config lacks {', '.join(missing)}")
-            return cls(**chosen)
+            return cls._complete(chosen)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"invalid MelGAN config: {exc}") from exc
 
@@ -336,10 +321,7 @@ def load(
         ModelError: unreadable or truncated file, not a state dict, or missing/unexpected
             keys or shape mismatches (naming the file and the first few keys).
     """
-    if isinstance(checkpoint, Mapping):
-        state, source = checkpoint, "MelGAN checkpoint"
-    else:
-        state, source = read_checkpoint(checkpoint), os.fspath(checkpoint)
+    state, source = open_checkpoint(checkpoint, "MelGAN checkpoint")
     if not isinstance(state, Mapping):
         raise ModelError(f"{source}: expected a state dict, got a {type(state).__name__}")
     if "generator" in state and isinstance(state["generator"], Mapping):

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,11 +28,13 @@ from avtool.models.music_tokens import (
     PAD,
     VOCAB_SIZE,
     ConditionEmbedding,
+    StepDecoder,
+    TokenLanguageModel,
     family_checkpoint,
     load_family_checkpoint,
     next_token_log_probs,
-    score_sequence,
 )
+from avtool.models.presets import PresetConfig
 
 __all__ = [
     "PRESETS",
@@ -51,7 +52,7 @@ FORMAT = "avtool-music-lstm-1"
 
 
 @dataclass(frozen=True)
-class MusicLSTMConfig:
+class MusicLSTMConfig(PresetConfig):
     """An LSTM token model.
 
     Attributes:
@@ -60,6 +61,9 @@ class MusicLSTMConfig:
         num_layers: stacked LSTM layers.
         dropout: dropout on the embeddings, between layers and before the output layer.
     """
+
+    presets: ClassVar[tuple[str, ...]] = PRESETS
+    family_name: ClassVar[str] = "music LSTM"
 
     embed_dim: int = 128
     hidden_size: int = 256
@@ -82,32 +86,11 @@ class MusicLSTMConfig:
         """One layer of 32 units (20 k parameters): for tests."""
         return cls(embed_dim=16, hidden_size=32, num_layers=1, dropout=0.0)
 
-    @classmethod
-    def preset(cls, name: str) -> MusicLSTMConfig:
-        """The preset called ``name`` (one of :data:`PRESETS`).
-
-        Raises:
-            ModelError: unknown name.
-        """
-        if name not in PRESETS:
-            raise ModelError(f"unknown music LSTM preset {name!r} (known: {', '.join(PRESETS)})")
-        return getattr(cls, name)()
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MusicLSTMConfig:
-        """A config from :func:`dataclasses.asdict` output or ``{"preset": name, ...}``."""
-        names = {f.name for f in fields(cls)}
-        base = cls.preset(str(data["preset"])) if "preset" in data else cls()
-        try:
-            return replace(base, **{k: v for k, v in data.items() if k in names})
-        except TypeError as exc:
-            raise ModelError(f"invalid music LSTM config: {exc}") from exc
-
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
-class MusicLSTM(nn.Module):
+class MusicLSTM(TokenLanguageModel):
     """Token embedding + conditioning -> LSTM -> next-token logits."""
 
     def __init__(self, config: MusicLSTMConfig):
@@ -146,47 +129,21 @@ class MusicLSTM(nn.Module):
         y, state = self.lstm(x, state)
         return self.out(self.dropout(y)), state
 
-    def log_probs(self, tokens: np.ndarray | torch.Tensor, cond: np.ndarray | torch.Tensor):
-        """Log-likelihood of each token of one piece given the ones before it.
-
-        Args:
-            tokens: ``(N,)`` an encoded piece (:func:`music_tokens.encode`).
-            cond: ``(N, COND_SIZE)`` its conditioning.
-
-        Returns:
-            ``(N,)`` float64 numpy natural-log probabilities; NaN at position 0 and at PAD.
-        """
-        return score_sequence(self, tokens, cond)
-
     def decoder(self, batch: int) -> _LSTMDecoder:
         """A step-by-step decoder for ``batch`` pieces (see :mod:`music_generate`)."""
         return _LSTMDecoder(self, batch)
 
 
-class _LSTMDecoder:
-    """Feeds one token per call (all rows at once) and returns next-token logits."""
+class _LSTMDecoder(StepDecoder):
+    """Carries the LSTM state from one position to the next."""
 
     def __init__(self, model: MusicLSTM, batch: int):
-        self.model = model
-        self.batch = batch
+        super().__init__(model, batch)
         self.state: LSTMState | None = None
 
-    def feed(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Take the tokens at the current position; predict the next ones.
-
-        Args:
-            tokens: ``(B,)`` int64.
-            cond: ``(B, COND_SIZE)`` conditioning of the next position.
-
-        Returns:
-            ``(B, VOCAB_SIZE)`` float32 logits.
-        """
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            logits, self.state = self.model(
-                tokens.to(device)[:, None], cond.to(device)[:, None], self.state
-            )
-        return logits[:, 0].float().cpu()
+    def _step(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        logits, self.state = self.model(tokens, cond, self.state)
+        return logits
 
 
 def build(config: MusicLSTMConfig) -> MusicLSTM:

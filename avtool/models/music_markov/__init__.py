@@ -36,9 +36,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ from avtool.models.music_tokens import (
     VOCAB_SIZE,
     VOICE_TOKENS,
 )
+from avtool.models.presets import PresetConfig
 
 __all__ = ["PRESETS", "MarkovConfig", "MarkovModel", "fit", "load", "save"]
 
@@ -73,13 +74,16 @@ _VOICE_TOKENS = np.arange(VOICE_TOKENS.start, VOICE_TOKENS.stop)
 
 
 @dataclass(frozen=True)
-class MarkovConfig:
+class MarkovConfig(PresetConfig):
     """An n-gram baseline.
 
     Attributes:
         order: n; the voice's own ``order - 1`` previous tokens are in the context (1..4).
         discount: absolute discount ``D`` in (0, 1).
     """
+
+    presets: ClassVar[tuple[str, ...]] = PRESETS
+    family_name: ClassVar[str] = "Markov"
 
     order: int = 2
     discount: float = 0.7
@@ -100,23 +104,6 @@ class MarkovConfig:
     def debug(cls) -> MarkovConfig:
         """Bigram contexts: for tests (training keeps the order)."""
         return cls(order=2)
-
-    @classmethod
-    def preset(cls, name: str) -> MarkovConfig:
-        """The preset called ``name`` (one of :data:`PRESETS`).
-
-        Raises:
-            ModelError: unknown name.
-        """
-        if name not in PRESETS:
-            raise ModelError(f"unknown Markov preset {name!r} (known: {', '.join(PRESETS)})")
-        return getattr(cls, name)()
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MarkovConfig:
-        """A config from :func:`dataclasses.asdict` output (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def _levels(voice: int, order: int) -> list[tuple[str, ...]]:

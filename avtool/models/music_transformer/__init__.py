@@ -28,10 +28,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,11 +41,13 @@ from avtool.models.music_tokens import (
     PREFIX_LENGTH,
     VOCAB_SIZE,
     ConditionEmbedding,
+    StepDecoder,
+    TokenLanguageModel,
     family_checkpoint,
     load_family_checkpoint,
     next_token_log_probs,
-    score_sequence,
 )
+from avtool.models.presets import PresetConfig
 
 __all__ = [
     "PRESETS",
@@ -67,7 +68,7 @@ FORMAT = "avtool-music-transformer-1"
 
 
 @dataclass(frozen=True)
-class MusicTransformerConfig:
+class MusicTransformerConfig(PresetConfig):
     """A decoder-only Transformer token model.
 
     Attributes:
@@ -79,6 +80,9 @@ class MusicTransformerConfig:
         window: tokens a position attends to (itself and the ``window - 1`` before it), plus
             the BOS and key tokens; also the longest training crop. 256 tokens = 4 bars of 4/4.
     """
+
+    presets: ClassVar[tuple[str, ...]] = PRESETS
+    family_name: ClassVar[str] = "music Transformer"
 
     d_model: int = 128
     num_heads: int = 4
@@ -111,29 +115,6 @@ class MusicTransformerConfig:
     def debug(cls) -> MusicTransformerConfig:
         """2 layers of width 32, a 16-token window (41 k parameters): for tests."""
         return cls(d_model=32, num_heads=2, num_layers=2, ff_dim=64, dropout=0.0, window=16)
-
-    @classmethod
-    def preset(cls, name: str) -> MusicTransformerConfig:
-        """The preset called ``name`` (one of :data:`PRESETS`).
-
-        Raises:
-            ModelError: unknown name.
-        """
-        if name not in PRESETS:
-            raise ModelError(
-                f"unknown music Transformer preset {name!r} (known: {', '.join(PRESETS)})"
-            )
-        return getattr(cls, name)()
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MusicTransformerConfig:
-        """A config from :func:`dataclasses.asdict` output or ``{"preset": name, ...}``."""
-        names = {f.name for f in fields(cls)}
-        base = cls.preset(str(data["preset"])) if "preset" in data else cls()
-        try:
-            return replace(base, **{k: v for k, v in data.items() if k in names})
-        except TypeError as exc:
-            raise ModelError(f"invalid music Transformer config: {exc}") from exc
 
 
 def attention_mask(length: int, window: int, device: torch.device | None = None) -> torch.Tensor:
@@ -277,7 +258,7 @@ class _Block(nn.Module):
         return x + self.ff(self.norm2(x))
 
 
-class MusicTransformer(nn.Module):
+class MusicTransformer(TokenLanguageModel):
     """Token embedding + conditioning -> pre-norm relative-attention blocks -> logits."""
 
     def __init__(self, config: MusicTransformerConfig):
@@ -321,51 +302,26 @@ class MusicTransformer(nn.Module):
             x = block(x, allowed)
         return self.out(self.norm(x))
 
-    def log_probs(self, tokens: np.ndarray | torch.Tensor, cond: np.ndarray | torch.Tensor):
-        """Log-likelihood of each token of one piece given the ones before it.
-
-        Args:
-            tokens: ``(N,)`` an encoded piece (:func:`music_tokens.encode`).
-            cond: ``(N, COND_SIZE)`` its conditioning.
-
-        Returns:
-            ``(N,)`` float64 numpy natural-log probabilities; NaN at position 0 and at PAD.
-        """
-        return score_sequence(self, tokens, cond)
-
     def decoder(self, batch: int) -> _TransformerDecoder:
         """A step-by-step decoder with a key/value cache (see :mod:`music_generate`)."""
         return _TransformerDecoder(self, batch)
 
 
-class _TransformerDecoder:
-    """Feeds one token per call (all rows at once) and returns next-token logits."""
+class _TransformerDecoder(StepDecoder):
+    """Carries each block's key/value cache and the position from one step to the next."""
 
     def __init__(self, model: MusicTransformer, batch: int):
-        self.model = model
-        self.batch = batch
+        super().__init__(model, batch)
         self.position = 0
         self.caches: list[dict[str, torch.Tensor]] = [{} for _ in model.blocks]
 
-    def feed(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Take the tokens at the current position; predict the next ones.
-
-        Args:
-            tokens: ``(B,)`` int64.
-            cond: ``(B, COND_SIZE)`` conditioning of the next position.
-
-        Returns:
-            ``(B, VOCAB_SIZE)`` float32 logits.
-        """
+    def _step(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         model = self.model
-        device = next(model.parameters()).device
-        with torch.inference_mode():
-            x = model._input(tokens.to(device)[:, None], cond.to(device)[:, None])
-            for block, cache in zip(model.blocks, self.caches, strict=True):
-                x = block.step(x, cache, self.position, model.config.window)
-            logits = model.out(model.norm(x))[:, 0]
+        x = model._input(tokens, cond)
+        for block, cache in zip(model.blocks, self.caches, strict=True):
+            x = block.step(x, cache, self.position, model.config.window)
         self.position += 1
-        return logits.float().cpu()
+        return model.out(model.norm(x))
 
 
 def build(config: MusicTransformerConfig) -> MusicTransformer:

@@ -1,0 +1,200 @@
+"""Run plumbing shared by AnyoneNet's trainers (:mod:`.train_predictor`, :mod:`.train_renderer`).
+
+A run folder holds the newest weights (``NAME.pt`` + ``NAME.json``, :mod:`.checkpoint`),
+``trainer.pt`` (optimiser states, step and whatever else a trainer needs to resume) and
+``train_log.jsonl`` (one JSON record per log step). Both trainers start, resume, log and save
+the same way; only their networks, batches and losses differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.models.anyonenet import checkpoint
+from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
+
+TRAINER = "trainer.pt"
+LOG = "train_log.jsonl"
+
+_Config = TypeVar("_Config", PredictorConfig, RendererConfig)
+_Training = TypeVar("_Training")
+
+
+def open_run(out_dir: str | os.PathLike[str], resume: bool) -> tuple[Path, Path, bool]:
+    """Create the run folder and tell whether this call resumes a run in it.
+
+    Args:
+        out_dir: the run folder (created).
+        resume: the caller asked to go on from ``trainer.pt``.
+
+    Returns:
+        ``(out, trainer_file, resuming)``; ``resuming`` is True only when ``resume`` is set
+        and ``trainer.pt`` exists (resuming an empty folder starts a fresh run).
+
+    Raises:
+        InputError: the folder already holds a run and ``resume`` is not set (it would be
+            overwritten).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer_file = out / TRAINER
+    if trainer_file.is_file() and not resume:
+        raise InputError(f"{out} already holds a training run; pass --resume to go on")
+    return out, trainer_file, resume and trainer_file.is_file()
+
+
+def start_network(
+    kind: str,
+    weights: Path,
+    resuming: bool,
+    *,
+    config: _Config,
+    training: _Training,
+    build: Callable[[_Config], nn.Module],
+    device: str,
+) -> tuple[nn.Module, _Config, _Training]:
+    """The network a run trains: the saved one when resuming, else a freshly seeded one.
+
+    On resume the saved architecture and training settings win over the ones given, so a
+    resumed run goes on exactly as it started.
+
+    Args:
+        kind: ``"predictor"`` or ``"renderer"`` (:func:`.checkpoint.load`).
+        weights: the run's ``NAME.pt``.
+        resuming: from :func:`open_run`.
+        config: the architecture of a fresh run.
+        training: the settings of a fresh run (a dataclass with a ``seed``).
+        build: makes a network from a config (torch's global RNG, seeded here first).
+        device: torch device.
+
+    Returns:
+        ``(network, config, training)`` with the network in training mode on ``device``.
+
+    Raises:
+        ModelError: a saved checkpoint that cannot be read.
+    """
+    if resuming:
+        network, config, meta = checkpoint.load(weights, kind, device)
+        training = type(training)(**meta["training"])
+        return network.train(), config, training
+    torch.manual_seed(training.seed)  # type: ignore[attr-defined]
+    return build(config).to(device), config, training
+
+
+def load_trainer_state(trainer_file: Path, parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Read ``trainer.pt`` and restore ``parts`` (optimisers, discriminator) from it.
+
+    Args:
+        trainer_file: the run's ``trainer.pt``.
+        parts: ``{key: object with load_state_dict}``, each restored from ``state[key]``.
+
+    Returns:
+        The whole saved dict (``step`` and any other entries the trainer wrote).
+
+    Raises:
+        ModelError: a saved state that does not fit the objects (another architecture).
+    """
+    state = torch.load(trainer_file, map_location="cpu", weights_only=True)
+    try:
+        for key, part in parts.items():
+            part.load_state_dict(state[key])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
+    return state
+
+
+def save_run(
+    out: Path,
+    weights_name: str,
+    network: nn.Module,
+    config: PredictorConfig | RendererConfig,
+    extra: Mapping[str, Any],
+    trainer_state: Mapping[str, Any],
+) -> None:
+    """Write the newest weights (with ``steps``) and ``trainer.pt``, each atomically.
+
+    Args:
+        out: the run folder.
+        weights_name: ``predictor.pt`` or ``renderer.pt``.
+        network: the trained network.
+        config: its architecture.
+        extra: JSON keys for the weights' config file (``training``, ``data``...).
+        trainer_state: what resuming needs; must hold ``step``.
+    """
+    from avtool.io.files import atomic_output
+
+    step = trainer_state["step"]
+    checkpoint.save(out / weights_name, network, config, {**extra, "steps": step})
+    with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
+        # A file object: torch would name the archive after the temporary file.
+        torch.save(dict(trainer_state), f)
+
+
+def append_log(out: Path, record: Mapping[str, Any]) -> None:
+    """Add one JSON line to the run's ``train_log.jsonl``."""
+    with open(out / LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def trainer_parser(
+    description: str, *, data_help: str, config_help: str, defaults: Any
+) -> argparse.ArgumentParser:
+    """The command-line options every trainer takes; a trainer adds its own after them.
+
+    Args:
+        description: the ``--help`` headline.
+        data_help: what ``--data`` holds.
+        config_help: the presets ``--config`` accepts.
+        defaults: the trainer's settings dataclass (``batch_size``, ``learning_rate`` and
+            ``seed`` defaults are read from it, so they have one definition).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", required=True, help=data_help)
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument("--config", default="paper", help=config_help)
+    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resume", action="store_true")
+    return parser
+
+
+def run_main(args: argparse.Namespace, train: Callable[[], Mapping[str, Any]]) -> int:
+    """Run a trainer from the command line: set up logging and threads, map errors to codes.
+
+    Args:
+        args: parsed options with ``threads``.
+        train: runs the training with the parsed options; returns the last log record.
+
+    Returns:
+        The exit code: 0 (the record is printed as JSON), an :class:`AvtoolError`'s code, or
+        2 for a bad value.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        record = train()
+    except AvtoolError as exc:
+        print(f"error: {exc}")
+        return int(exc.exit_code)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(json.dumps(record))
+    return 0
