@@ -154,6 +154,54 @@ def expand_paths(specs: Iterable[str], extensions: Sequence[str] = ()) -> list[P
     return list(dict.fromkeys(found))
 
 
+def file_items(
+    inputs: Iterable[str],
+    suffixes: Sequence[str],
+    manifest: Path | None,
+    output_template: str | None,
+    *,
+    path_columns: Sequence[str] = ("input",),
+    item_options: Sequence[str] = (),
+    input_options: Mapping[str, Any] | None = None,
+    nothing: str = "nothing to do: give input files or --manifest",
+) -> list[BatchItem]:
+    """Batch items of a file-to-file command: inputs (files, folders, globs, ``-`` = paths on
+    stdin) then manifest rows (columns ``path_columns`` + ``id``, ``output``).
+
+    Ids are the manifest ``id`` or the input's stem, made unique; the output is the row's
+    ``output``, else ``output_template`` filled in (:func:`format_output`), or None (stdout)
+    when the template is None or ``-``. Keys named in ``item_options`` (e.g. a manifest's
+    ``audio`` column) become the item's per-item options; ``input_options`` are the options
+    of every command-line input (a manifest row gives its own).
+
+    Raises:
+        InputError: no inputs (``nothing`` is the message), a missing file, a bad manifest row.
+    """
+    specs: list[dict[str, Any]] = [
+        {"path": p, "origin": str(p), **(input_options or {})}
+        for p in expand_paths(inputs, suffixes)
+    ]
+    if manifest is not None:
+        specs += manifest_file_specs(manifest, path_columns=path_columns)
+    if not specs:
+        raise InputError(nothing)
+    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
+    items = []
+    for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True)):
+        if "output" in spec:
+            output: Path | None = Path(spec["output"])
+        elif output_template in (None, STDIO):
+            output = None
+        else:
+            output = format_output(output_template, item_id=item_id, index=i, source=spec["path"])
+        options = {k: spec[k] for k in item_options if spec.get(k)}
+        items.append(
+            BatchItem(index=i, id=item_id, input=str(spec["path"]), output=output,
+                      options=options, origin=spec["origin"], source=spec["path"])
+        )  # fmt: skip
+    return items
+
+
 def slugify(text: str, max_words: int = 6) -> str:
     """A file-name-safe id from the first words of a text: ``"Hello there!"`` -> ``hello-there``."""
     words = re.findall(r"[a-z0-9]+", text.lower())[:max_words]

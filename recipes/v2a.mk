@@ -7,6 +7,9 @@
 #   make -f recipes/v2a.mk finetune   # stage 1b: warm restart of OUT/v2a/best.pt with the
 #                                     # lip-landmark stream added (what v2a-grid-s1 ships)
 #   make -f recipes/v2a.mk train-av   # stage 2, AV2A from the stage-1 V2A weights (modality dropout)
+#   make -f recipes/v2a.mk train-content  # stage 3: a new mel decoder over the frozen stage-1b V2A
+#                                     # and the lip reader (READER, trained on the same split):
+#                                     # what `v2a-content-grid-s1`, the default, ships
 #   make -f recipes/v2a.mk eval       # OUT/eval.json: STOI/ESTOI/PESQ/MCD/WER + AV ablation
 #   make -f recipes/v2a.mk ship       # copy weights into avtool/weights/v2a, print hashes
 #   make -f recipes/v2a.mk smoke      # debug config on 16 clips, < 1 min
@@ -39,9 +42,14 @@ THREADS ?= 1
 BATCH ?= 8
 LR ?= 0.0015
 AV_LR ?= 0.0005
+# The shipped content model read data/lipread_runs/long5/lipread.pt (lipread-grid-s1 after its
+# third warm restart, sha256 in avtool/weights/v2a/v2a-content-grid-s1.train.json).
+READER ?= avtool/weights/lipread/lipread-grid-s1.pt
+C_EPOCHS ?= 40
+C_MINUTES ?= 60
 WEIGHTS := avtool/weights/v2a
 
-.PHONY: cache train finetune train-av eval ship smoke
+.PHONY: cache train finetune train-av train-content eval ship smoke
 
 cache:
 	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
@@ -63,6 +71,12 @@ train-av:
 		--max-minutes $(AV_MINUTES) --seed $(SEED) --threads $(THREADS) \
 		--batch-size $(BATCH) --lr $(AV_LR)
 
+train-content:
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.v2a.train_content \
+		--cache $(CACHE) --out $(OUT)/content --acoustic $(OUT)/v2a-lips/best.pt \
+		--reader $(READER) --epochs $(C_EPOCHS) --max-minutes $(C_MINUTES) --seed $(SEED) \
+		--threads $(THREADS)
+
 eval:
 	cp $(OUT)/v2a-lips/best.pt $(OUT)/v2a.pt
 	cp $(OUT)/v2a-lips/config.json $(OUT)/v2a.pt.json
@@ -70,12 +84,18 @@ eval:
 	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) eval v2a --cache $(CACHE) --unseen $(UNSEEN) \
 		--model $(OUT)/v2a.pt --av-model $(OUT)/av2a.pt --ablation-limit 100 \
 		-o $(OUT)/eval.json
+	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) eval v2a --cache $(CACHE) --unseen $(UNSEEN) \
+		--model $(OUT)/content/v2a.pt -o $(OUT)/eval-content.json
 
 ship:
 	mkdir -p $(WEIGHTS)
 	cp $(OUT)/v2a-lips/best.pt $(WEIGHTS)/v2a-grid-s1.pt
 	cp $(OUT)/av2a/best.pt $(WEIGHTS)/av2a-grid-s1.pt
-	@for f in $(WEIGHTS)/v2a-grid-s1.pt $(WEIGHTS)/av2a-grid-s1.pt; do \
+	cp $(OUT)/content/v2a.pt $(WEIGHTS)/v2a-content-grid-s1.pt
+	cp $(OUT)/content/v2a.pt.json $(WEIGHTS)/v2a-content-grid-s1.pt.json
+	cp $(OUT)/content/summary.json $(WEIGHTS)/v2a-content-grid-s1.train.json
+	@for f in $(WEIGHTS)/v2a-grid-s1.pt $(WEIGHTS)/av2a-grid-s1.pt \
+		$(WEIGHTS)/v2a-content-grid-s1.pt $(WEIGHTS)/v2a-content-grid-s1.pt.json; do \
 		echo "$$f sha256 = $$(sha256sum $$f | cut -d' ' -f1) size = $$(stat -c %s $$f)"; done
 	@echo "copy these (and OUT/*/config.json as the entries' config) into avtool/models.toml"
 

@@ -304,37 +304,13 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import (
-        BatchItem,
-        expand_paths,
-        format_output,
-        manifest_file_specs,
-        unique_ids,
-    )
+    from avtool.runtime import STDIO, file_items
 
-    specs: list[dict[str, Any]] = [
-        {"path": p, "origin": str(p)} for p in expand_paths(inputs, VIDEO_SUFFIXES)
-    ]
-    if manifest is not None:
-        specs += manifest_file_specs(manifest)
-    if not specs:
-        raise InputError("nothing to read: give video files, folders or --manifest")
-    if output_template == "-" and len(specs) > 1:
-        raise InputError("-o - (stdout) takes one input; use a template such as '{stem}.txt'")
     template = output_template or ("{stem}.json" if fmt == "json" else "{stem}.txt")
-    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
-    items = []
-    for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True)):
-        if "output" in spec:
-            output: Path | None = Path(spec["output"])
-        elif template == "-":
-            output = None
-        else:
-            output = format_output(template, item_id=item_id, index=i, source=spec["path"])
-        items.append(
-            BatchItem(index=i, id=item_id, input=str(spec["path"]), output=output,
-                      origin=spec["origin"], source=spec["path"])
-        )  # fmt: skip
+    nothing = "nothing to read: give video files, folders or --manifest"
+    items = file_items(inputs, VIDEO_SUFFIXES, manifest, template, nothing=nothing)
+    if template == STDIO and len(items) > 1:
+        raise InputError("-o - (stdout) takes one input; use a template such as '{stem}.txt'")
     return items
 
 

@@ -362,36 +362,13 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import (
-        BatchItem,
-        expand_paths,
-        format_output,
-        manifest_file_specs,
-        unique_ids,
-    )
+    from avtool.runtime import file_items
 
-    specs: list[dict[str, Any]] = [
-        {"path": p, "origin": str(p), **({"audio": audio} if audio else {})}
-        for p in expand_paths(inputs, VIDEO_SUFFIXES)
-    ]
-    if manifest is not None:
-        specs += manifest_file_specs(manifest, path_columns=("input", "audio"))
-    if not specs:
-        raise InputError("nothing to do: give video files or --manifest")
-    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
-    return [
-        BatchItem(
-            index=i,
-            id=item_id,
-            input=str(spec["path"]),
-            output=Path(spec["output"]) if "output" in spec else format_output(
-                output_template, item_id=item_id, index=i, source=spec["path"]),
-            options={"audio": spec["audio"]} if spec.get("audio") else {},
-            origin=spec["origin"],
-            source=spec["path"],
-        )
-        for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True))
-    ]  # fmt: skip
+    return file_items(
+        inputs, VIDEO_SUFFIXES, manifest, output_template, path_columns=("input", "audio"),
+        item_options=("audio",), input_options={"audio": audio} if audio else None,
+        nothing="nothing to do: give video files or --manifest",
+    )  # fmt: skip
 
 
 def run(

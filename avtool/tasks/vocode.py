@@ -215,34 +215,12 @@ def build_items(inputs: list[str], manifest: Path | None, output_template: str) 
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import (
-        BatchItem,
-        expand_paths,
-        format_output,
-        manifest_file_specs,
-        unique_ids,
-    )
+    from avtool.runtime import file_items
 
-    specs: list[dict[str, Any]] = [
-        {"path": p, "origin": str(p)} for p in expand_paths(inputs, MEL_SUFFIXES + MEDIA_SUFFIXES)
-    ]
-    if manifest is not None:
-        specs += manifest_file_specs(manifest)
-    if not specs:
-        raise InputError("nothing to vocode: give mel files, audio/video files or --manifest")
-    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
-    return [
-        BatchItem(
-            index=i,
-            id=item_id,
-            input=str(spec["path"]),
-            output=Path(spec["output"]) if "output" in spec else format_output(
-                output_template, item_id=item_id, index=i, source=spec["path"]),
-            origin=spec["origin"],
-            source=spec["path"],
-        )
-        for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True))
-    ]  # fmt: skip
+    return file_items(
+        inputs, MEL_SUFFIXES + MEDIA_SUFFIXES, manifest, output_template,
+        nothing="nothing to vocode: give mel files, audio/video files or --manifest",
+    )  # fmt: skip
 
 
 def run(
