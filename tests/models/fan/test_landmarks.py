@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from avtool.io.face import frontal_template
@@ -18,14 +17,6 @@ from avtool.models.fan import (
     decode_heatmaps,
     mirror_heatmaps,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gaussian_maps(points: np.ndarray, size: int = 64, sigma: float = 1.5) -> np.ndarray:

@@ -17,14 +17,6 @@ from avtool.models.fan import FaceCrop, FanConfig, FanLandmarker, build, load
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def published_layout_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random (seeded) weights saved as the published file is: a bare FAN(4) state dict."""

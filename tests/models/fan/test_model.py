@@ -23,14 +23,6 @@ def layout_fingerprint(state: dict[str, torch.Tensor]) -> tuple[int, str]:
     return len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_default_config_has_the_published_state_dict_layout() -> None:
     state = build(FanConfig()).state_dict()
     assert layout_fingerprint(state) == (PUBLISHED_TENSORS, PUBLISHED_LAYOUT_SHA256)
