@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from avtool.cli.common import global_options, handle_errors
+from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
 from avtool.tasks.vocode import GRIFFIN_LIM
 
 app = typer.Typer(help="Measure models on real recordings.", no_args_is_help=True)
@@ -201,8 +202,8 @@ def eval_v2a_command(
     cache: str = typer.Option(None, "--cache", help="GRID s1 cache folder (seen set)."),
     seen: str = typer.Option(None, "--seen", help="GRID s1 folder (seen set, without cache)."),
     unseen: str = typer.Option(None, "--unseen", help="Folder of other speakers' GRID videos."),
-    model: str = typer.Option("v2a-grid-s1", "--model", help="Video-only model (name/path)."),
-    av_model: str = typer.Option("av2a-grid-s1", "--av-model", help="AV2A model; '' skips."),
+    model: str = typer.Option(V2A_MODEL, "--model", help="Video-only model (name/path)."),
+    av_model: str = typer.Option(AV2A_MODEL, "--av-model", help="AV2A model; '' skips."),
     limit: int = typer.Option(None, "--limit", help="First N s1 test clips only."),
     ablation_limit: int = typer.Option(30, "--ablation-limit", help="Clips in the AV ablation."),
     output: str = typer.Option(None, "--output", "-o", help="Write all results as JSON."),

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import global_options, handle_errors, overwrite_policy
-from avtool.tasks.v2a import V2AOptions
+from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL, V2AOptions
 
 _DEFAULTS = V2AOptions()
 
@@ -32,7 +32,7 @@ def v2a_command(
         None, "--mel", help="Also write the predicted mel (.npz with its contract; template)."
     ),
     model: str = typer.Option(
-        None, "--model", help="v2a-grid-s1 (video) / av2a-grid-s1 (with audio), or a .pt path."
+        None, "--model", help=f"{V2A_MODEL} (video) / {AV2A_MODEL} (with audio), or a .pt path."
     ),
     vocoder: str = typer.Option(
         _DEFAULTS.vocoder, "--vocoder", help="griffin-lim, or a registered vocoder name/path."

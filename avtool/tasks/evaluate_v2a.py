@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from avtool.errors import InputError
+from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
 
 MEASURES = ("stoi", "estoi", "pesq_wb", "mcd", "wer")
 
@@ -121,8 +122,8 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
 
 def evaluate_v2a(
     *,
-    model: str = "v2a-grid-s1",
-    av_model: str | None = "av2a-grid-s1",
+    model: str = V2A_MODEL,
+    av_model: str | None = AV2A_MODEL,
     cache: Path | None = None,
     seen_dir: Path | None = None,
     unseen_dir: Path | None = None,

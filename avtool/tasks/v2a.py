@@ -32,7 +32,8 @@ from avtool.errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 
-V2A_MODEL = "v2a-grid-s1"
+#: The default video-only model: V2A plus the lip reader's content stream.
+V2A_MODEL = "v2a-content-grid-s1"
 AV2A_MODEL = "av2a-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
 FPS = 25.0
@@ -43,8 +44,8 @@ class V2AOptions:
     """Run-time options of ``avtool v2a``; the CLI reads its defaults from here.
 
     Attributes:
-        model: registry name or weights path; None = ``v2a-grid-s1`` for video only,
-            ``av2a-grid-s1`` when audio is given.
+        model: registry name or weights path; None = :data:`V2A_MODEL` for video only,
+            :data:`AV2A_MODEL` when audio is given.
         vocoder: ``griffin-lim``, a registered vocoder name or a checkpoint path.
         iters: Griffin-Lim iterations (None = its default).
         seed: Griffin-Lim initial-phase seed.
