@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 ANCHORS = {
     "svts_grid_seen": {"stoi": 0.705, "pesq_wb": 1.97, "wer": 0.024},
@@ -39,15 +41,16 @@ def shared_data() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def speed(clips: list[Path], threads: int) -> dict:
-    """End-to-end ``avtool v2a`` timings from each clip's sidecar."""
+def speed(clips: list[Path], threads: int, model: str | None = None) -> dict:
+    """End-to-end ``avtool v2a`` timings of ``model`` (None = the default) from each clip's
+    sidecar."""
     from avtool.tasks import v2a
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         items = v2a.build_items([str(c) for c in clips], None, str(Path(tmp) / "{stem}.wav"))
         start = time.perf_counter()
-        summary = v2a.run(items, v2a.V2AOptions(), accept_license=True, quiet=True)
+        summary = v2a.run(items, v2a.V2AOptions(model=model), accept_license=True, quiet=True)
         wall = time.perf_counter() - start
         for item in items:
             meta = json.loads(Path(str(item.output) + ".json").read_text())
@@ -55,6 +58,7 @@ def speed(clips: list[Path], threads: int) -> dict:
     seconds = sum(r["duration"] for r in rows)
     total = {k: sum(r[k] for r in rows) for k in ("face_s", "model_s", "total_s")}
     return {
+        "model": model or v2a.V2A_MODEL,
         "clips": len(rows),
         "failed": len(summary.failed),
         "threads": threads,
@@ -74,12 +78,17 @@ def speed(clips: list[Path], threads: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
-    parser.add_argument("--model", default="v2a-grid-s1")
-    parser.add_argument("--av-model", default="av2a-grid-s1")
+    parser.add_argument("--model", default=V2A_MODEL)
+    parser.add_argument("--av-model", default=AV2A_MODEL)
     parser.add_argument("--cache", type=Path, default=REPO / "data" / "grid_s1_cache")
     parser.add_argument("--ablation-clips", type=int, default=100)
     parser.add_argument("--speed-clips", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--speed-models", nargs="+", default=[V2A_MODEL, "v2a-grid-s1"],
+        help="models timed side by side in this run (the default and the acoustic-only V2A)",
+    )  # fmt: skip
+    parser.add_argument("--speed-only", action="store_true", help="skip the quality measures")
     args = parser.parse_args(argv)
 
     import torch
@@ -94,28 +103,29 @@ def main(argv: list[str] | None = None) -> int:
     grid = data / "grid"
     results: dict = {"anchors": ANCHORS, "threads": args.threads, "cpu_count": os.cpu_count()}
     cache = args.cache if (args.cache / "index.json").is_file() else None
-    quality = evaluate_v2a(
-        model=args.model,
-        av_model=args.av_model or None,
-        cache=cache,
-        seen_dir=s1 if cache is None and (s1 / "clips").is_dir() else None,
-        unseen_dir=grid if (grid / "manifest.csv").is_file() else None,
-        ablation_limit=args.ablation_clips,
-        accept_license=True,
-    )
-    results["quality"] = quality["sets"]
-    results["models"] = quality["models"]
-    results["crops_from"] = "cache" if cache else "face stage"
-    seen = quality["sets"].get("seen (s1 test)", {}).get("v2a")
-    if seen:
-        target = ANCHORS["target_s1_test"]
-        results["target_met"] = {
-            "stoi": seen["stoi"] >= target["stoi_min"],
-            "wer": seen["wer"] <= target["wer_max"],
-        }
+    if not args.speed_only:
+        quality = evaluate_v2a(
+            model=args.model,
+            av_model=args.av_model or None,
+            cache=cache,
+            seen_dir=s1 if cache is None and (s1 / "clips").is_dir() else None,
+            unseen_dir=grid if (grid / "manifest.csv").is_file() else None,
+            ablation_limit=args.ablation_clips,
+            accept_license=True,
+        )
+        results["quality"] = quality["sets"]
+        results["models"] = quality["models"]
+        results["crops_from"] = "cache" if cache else "face stage"
+        seen = quality["sets"].get("seen (s1 test)", {}).get("v2a")
+        if seen:
+            target = ANCHORS["target_s1_test"]
+            results["target_met"] = {
+                "stoi": seen["stoi"] >= target["stoi_min"],
+                "wer": seen["wer"] <= target["wer_max"],
+            }
     if (s1 / "clips").is_dir():
         clips = [s1 / "clips" / f"{i}.mkv" for i in s1_split()["test"][: args.speed_clips]]
-        results["speed"] = speed(clips, args.threads)
+        results["speed"] = [speed(clips, args.threads, m) for m in args.speed_models]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "v2a.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

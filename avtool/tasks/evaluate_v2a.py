@@ -229,17 +229,19 @@ def evaluate_v2a(
             variants["v2a"] = vocode(mel)
             in_ablation = ablation_limit is None or index < ablation_limit
             if av is not None and set_name.startswith("seen") and in_ablation:
-                variants["av2a video-only"] = vocode(_av_infer(av.model, clip.crops, n_mel,
-                                                               None, VIDEO))  # fmt: skip
+                variants["av2a video-only"] = vocode(
+                    _av_infer(av.model, clip.crops, n_mel, None, VIDEO, clip.landmarks)
+                )
                 for snr in snrs:
                     noisy = add_noise(clip.audio, snr, zlib.crc32(clip.id.encode()) + int(snr))
                     noisy_mel = real_mel(noisy, n_mel)
                     variants[f"noisy input {snr:g} dB"] = noisy
                     variants[f"av2a audio-only {snr:g} dB"] = vocode(
-                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, AUDIO)
+                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, AUDIO, clip.landmarks)
                     )
                     variants[f"av2a audio-visual {snr:g} dB"] = vocode(
-                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, BOTH))  # fmt: skip
+                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, BOTH,
+                                  clip.landmarks))  # fmt: skip
             per_clip[clip.id] = {}
             for name, wave in variants.items():
                 row = score(clip.audio, wave, clip.text, recogniser)
@@ -256,15 +258,24 @@ def evaluate_v2a(
     return results
 
 
-def _av_infer(model: Any, crops: Any, n_mel: int, noisy_mel: Any, mode: int) -> Any:
-    """AV2A inference in a given modality mode; ``(n_mels, n_mel)`` numpy log mel."""
+def _av_infer(
+    model: Any, crops: Any, n_mel: int, noisy_mel: Any, mode: int, landmarks: Any = None
+) -> Any:
+    """AV2A inference in a given modality mode; ``(n_mels, n_mel)`` numpy log mel.
+
+    ``landmarks`` ``(T, 68, 2)`` feed the lip stream of models that have one.
+    """
+    import numpy as np
     import torch
 
-    from avtool.models.v2a import prepare_crops
+    from avtool.models.v2a import lip_features, prepare_crops
 
     with torch.no_grad():
         x = prepare_crops(torch.as_tensor(crops)[None], model.config.crop_size)
         noisy = None if noisy_mel is None else torch.as_tensor(noisy_mel)[None].float()
-        if noisy is None:  # video-only through the AV model: its audio path is skipped
-            return model(x, n_mel, None, mode)[0].numpy()
-        return model(x, n_mel, noisy, mode)[0].numpy()
+        lips = None
+        if model.lips is not None:
+            marks = torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32))
+            lips = lip_features(marks[None])
+        # Video-only through the AV model (noisy None): its audio path is skipped.
+        return model(x, n_mel, noisy, mode, lips)[0].numpy()
