@@ -6,7 +6,7 @@
 #   make -f recipes/v2a.mk train      # stage 1, V2A: reduced config, 1 CPU thread
 #   make -f recipes/v2a.mk finetune   # stage 1b: warm restart of OUT/v2a/best.pt with the
 #                                     # lip-landmark stream added (what v2a-grid-s1 ships)
-#   make -f recipes/v2a.mk train-av   # stage 2, AV2A from the stage-1 V2A weights (modality dropout)
+#   make -f recipes/v2a.mk train-av   # stage 2, AV2A from the stage-1b V2A weights (modality dropout)
 #   make -f recipes/v2a.mk train-content  # stage 3: a new mel decoder over the frozen stage-1b V2A
 #                                     # and the lip reader (READER, trained on the same split):
 #                                     # what `v2a-content-grid-s1`, the default, ships
@@ -35,7 +35,7 @@ MINUTES ?= 40
 FT_EPOCHS ?= 9
 FT_MINUTES ?= 36
 FT_LR ?= 0.0007
-AV_EPOCHS ?= 2
+AV_EPOCHS ?= 3
 AV_MINUTES ?= 12
 SEED ?= 0
 THREADS ?= 1
@@ -67,7 +67,7 @@ finetune:
 
 train-av:
 	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/av2a \
-		--stage av2a --init $(OUT)/v2a/best.pt --epochs $(AV_EPOCHS) \
+		--stage av2a --init $(OUT)/v2a-lips/best.pt --epochs $(AV_EPOCHS) \
 		--max-minutes $(AV_MINUTES) --seed $(SEED) --threads $(THREADS) \
 		--batch-size $(BATCH) --lr $(AV_LR)
 
