@@ -27,6 +27,7 @@
 #   make -f recipes/lipread.mk eval-resnet    # R_OUT/eval.json on the s1 test split
 #   make -f recipes/lipread.mk ship-resnet    # copy into avtool/weights/lipread + print hashes
 #   make -f recipes/lipread.mk smoke-resnet   # debug config on 20 clips, 5 steps
+#   make -f recipes/lipread.mk finetune-lips  # add the lip-landmark stream to L_INIT by warm start
 R_OUT ?= data/lipread_runs/long
 R_CONFIG ?= reduced
 R_EPOCHS ?= 16
@@ -34,6 +35,13 @@ R_BATCH ?= 8
 R_LR ?= 0.0015
 R_WORD_WEIGHT ?= 0.5
 R_MINUTES ?= 34
+# finetune-lips: warm start from a trained reader (the run behind the shipped weights) with the
+# lip-landmark stream added (zero-initialised, so it starts from the same predictions).
+L_INIT ?= data/lipread_runs/long6/lipread.pt
+L_OUT ?= data/lipread_runs/lips1
+L_EPOCHS ?= 14
+L_LR ?= 0.001
+L_MINUTES ?= 25
 # The shipped lipread-grid-s1 started from the first v2a-grid-s1 (sha256 fb2b489c..., before v2a's
 # lip-landmark stream): `git show f92e9f5:avtool/weights/v2a/v2a-grid-s1.pt > v2a-init.pt` and
 # pass V2A_INIT=v2a-init.pt to repeat it; the current v2a weights fit the encoder as well.
@@ -54,7 +62,7 @@ RESUME ?=
 WEIGHTS := avtool/weights/lipread
 
 .PHONY: cache train eval ship smoke train-resnet finetune-resnet eval-resnet ship-resnet \
-	smoke-resnet
+	smoke-resnet finetune-lips
 
 cache:
 	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
@@ -101,6 +109,17 @@ finetune-resnet:
 			--epochs $$epochs --batch-size $(R_BATCH) --lr $(R_LR) \
 			--word-weight $(R_WORD_WEIGHT) --max-minutes $(R_MINUTES) --seed $(SEED) \
 			--threads $(THREADS) --resume 2>&1 | tee -a $(R_OUT).train.log || exit 1; done
+
+# The lip-landmark stream (lips.*: v2a's LipEncoder over lip_features of the cache landmarks)
+# added to L_INIT: every other tensor is loaded from it, lips.mean/std come from the training
+# clips, fresh AdamW and cosine schedule (peak L_LR, about half the original peak, as for v2a).
+# Best by val greedy CER -> L_OUT/lipread.pt; evaluate with `make eval-resnet R_OUT=$(L_OUT)`.
+finetune-lips:
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipread_resnet.train \
+		--cache $(CACHE) --out $(L_OUT) --init-reader $(L_INIT) --lip-landmarks \
+		--epochs $(L_EPOCHS) --batch-size $(R_BATCH) --lr $(L_LR) \
+		--word-weight $(R_WORD_WEIGHT) --max-minutes $(L_MINUTES) --seed $(SEED) \
+		--threads $(THREADS) 2>&1 | tee -a $(L_OUT).train.log
 
 eval-resnet:
 	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) --json eval lipread $(DATA) --split test \

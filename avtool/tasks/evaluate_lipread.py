@@ -122,8 +122,11 @@ def evaluate_lipread(
 
                 with np.load(cached) as data:
                     crops = data[reader.crop_preset]  # cache keys are the crop preset names
+                    if reader.needs_landmarks and "landmarks" not in data.files:
+                        raise InputError(f"{cached}: no 'landmarks' (the model reads them)")
+                    landmarks = data["landmarks"] if reader.needs_landmarks else None
                 start = time.perf_counter()
-                log_probs = reader.infer(reader.model, crops)
+                log_probs = reader.log_probs(crops, landmarks)
                 speed["network_s"] += time.perf_counter() - start
                 speed["cached_clips"] += 1
             else:

@@ -81,7 +81,8 @@ class Reader:
         load_seconds: time spent loading both.
         crop_preset: the :class:`avtool.io.face.MouthCrop` preset (and cache key) the model
             reads: ``lipnet`` or ``gray88``.
-        infer: the family's ``infer(model, crops, chunk_frames=None) -> (T, 28) log-probs``.
+        infer: the family's ``infer(model, crops, chunk_frames=None) -> (T, 28) log-probs``
+            (``landmarks=`` too for a model with the lip-landmark stream).
     """
 
     model: Any
@@ -96,6 +97,19 @@ class Reader:
             from avtool.models.lipnet import infer
 
             self.infer = infer
+
+    @property
+    def needs_landmarks(self) -> bool:
+        """Whether the model reads the face landmarks beside the crops (a ResNet/BiGRU reader
+        with the lip-landmark stream)."""
+        return getattr(self.model, "lips", None) is not None
+
+    def log_probs(self, crops: Any, landmarks: Any, chunk_frames: int | None = None) -> Any:
+        """``(T, 28)`` log-probabilities of a clip's crops; ``landmarks`` ``(T, 68, 2)`` (the
+        ones the crops were cut with) are passed on only to a model that reads them."""
+        if self.needs_landmarks:
+            return self.infer(self.model, crops, chunk_frames=chunk_frames, landmarks=landmarks)
+        return self.infer(self.model, crops, chunk_frames=chunk_frames)
 
 
 def model_family(name_or_path: str) -> str:
@@ -204,7 +218,7 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     with VideoReader(path, fps=FPS) as video:
         source_fps = video.info.fps
         crops: Iterator = mouth_crops(video, track.landmarks, MouthCrop.preset(reader.crop_preset))
-        log_probs = reader.infer(reader.model, crops, chunk_frames=options.chunk_frames)
+        log_probs = reader.log_probs(crops, track.landmarks, chunk_frames=options.chunk_frames)
     if len(log_probs) == 0:
         raise InputError(f"{path}: the video has no frames")
     return {

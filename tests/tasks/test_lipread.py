@@ -16,9 +16,9 @@ from avtool.tasks import lipread
 from avtool.tasks.lipread import LipreadOptions, Reader, check_frontal, lipread_file
 
 # The shipped default (lipread-grid-s1) on the first five held-out s1 test clips, GRID grammar,
-# read from the videos: measured WER 0.167 (5 of 30 words; mostly letters that look alike on the
-# lips, e.g. b/p, u/q). A model stuck at the sentence prior scores about 0.8 here (lipnet-grid-s1:
-# 0.77), so this bound is a real quality check with margin.
+# read from the videos: measured WER 0.167 before the lip stream (5 of 30 words; mostly letters
+# that look alike on the lips, e.g. b/p, u/q). A model stuck at the sentence prior scores about
+# 0.8 here (lipnet-grid-s1: 0.77), so this bound is a real quality check with margin.
 SHIPPED_CLIPS = 5
 SHIPPED_WER_BOUND = 0.35
 
@@ -247,3 +247,62 @@ def test_evaluation_uses_the_cache_crops_of_the_model(tiny_resnet: Path, tmp_pat
     )
     assert results["n_clips"] == 1 and results["speed"]["cached_clips"] == 1
     assert results["decoders"]["greedy"]["words"] == 6
+
+
+@pytest.fixture(scope="session")
+def tiny_lips_resnet(tmp_path_factory) -> Path:
+    """A debug ResNet/BiGRU reader with the lip-landmark stream (its output weights non-zero,
+    so the landmarks change the result)."""
+    from avtool.models import lipread_resnet
+
+    torch.manual_seed(0)
+    config = replace(lipread_resnet.LipReaderConfig.debug(), lip_landmarks=True)
+    model = lipread_resnet.build(config)
+    torch.nn.init.normal_(model.lips.conv2.weight, std=0.3)
+    return lipread_resnet.save(model.state_dict(), config, tmp_path_factory.mktemp("l") / "l.pt")
+
+
+def test_lip_stream_reader_gets_the_track_landmarks(
+    tiny_lips_resnet: Path, grid_dir: Path, monkeypatch
+):
+    """The face track's landmarks reach the network with the crops, windowed the same way."""
+    from avtool.models import lipread_resnet
+
+    reader = lipread.load_reader(LipreadOptions(model=str(tiny_lips_resnet)), accept_license=True)
+    assert reader.needs_landmarks
+    seen: list = []
+
+    def spy(model, crops, chunk_frames=None, landmarks=None):
+        seen.append(landmarks)
+        return lipread_resnet.infer(model, crops, chunk_frames, landmarks=landmarks)
+
+    monkeypatch.setattr(reader, "infer", spy)
+    options = LipreadOptions(model=str(tiny_lips_resnet), decoder="greedy", chunk_frames=30)
+    result = lipread.clip_log_probs(reader, grid_dir / "bbaf2n.mpg", options)
+    assert result["frames"] == 75 and result["log_probs"].shape == (75, 28)
+    assert seen[0].shape == (75, 68, 2) and np.isfinite(result["log_probs"]).all()
+
+
+def test_evaluation_reads_cached_landmarks_for_a_lip_stream_model(
+    tiny_lips_resnet: Path, tmp_path: Path
+):
+    from avtool.tasks.evaluate_lipread import evaluate_lipread
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 255, (75, 88, 88), dtype=np.uint8)
+    marks = rng.normal(0, 2, (75, 68, 2)) + np.array([180.0, 140.0])
+    marks[:, 36:42, 0] -= 30
+    marks[:, 42:48, 0] += 30
+    np.savez(cache / "bbaf2n.npz", gray88=gray, landmarks=marks.astype(np.float32))
+    np.savez(cache / "bbaf3s.npz", gray88=gray)  # no landmarks: reported, not fatal
+    clips = [tmp_path / "bbaf2n.mpg", tmp_path / "bbaf3s.mpg"]
+    for clip in clips:
+        clip.write_bytes(b"")  # never opened: the cache has crops (and landmarks)
+    results = evaluate_lipread(
+        clips, model=str(tiny_lips_resnet), decoders=("greedy",), cache_dir=cache,
+        accept_license=True,
+    )  # fmt: skip
+    assert results["n_clips"] == 1 and results["speed"]["cached_clips"] == 1
+    assert len(results["failed"]) == 1 and "landmarks" in results["failed"][0]["error"]

@@ -3,6 +3,7 @@
     model, facts = load("lipread-grid-s1")       # or a path to a .pt with its .pt.json
     log_probs = infer(model, gray88)             # (T, 88, 88) uint8 -> (T, 28) log-probs
     decoded = ctc.decode(log_probs, "grid")      # avtool.models.lipnet.ctc, unchanged
+    log_probs = infer(model, gray88, landmarks=landmarks)  # models with the lip stream
 
 A checkpoint is a plain state dict ``NAME.pt`` with its :class:`LipReaderConfig` as JSON in
 ``NAME.pt.json`` beside it (:func:`save`), the same layout as LipNet's. The model reads the
@@ -77,7 +78,10 @@ def load_checkpoint(
 
 
 def infer(
-    model: LipReader, crops: np.ndarray | Iterable[np.ndarray], chunk_frames: int | None = None
+    model: LipReader,
+    crops: np.ndarray | Iterable[np.ndarray],
+    chunk_frames: int | None = None,
+    landmarks: np.ndarray | Iterable[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-frame character log-probabilities of one clip's gray mouth crops.
 
@@ -88,34 +92,59 @@ def infer(
         chunk_frames: run the network on windows of this many frames; None = the whole clip.
             Windows get :data:`CONTEXT_FRAMES` of context on each side, whose outputs are
             dropped, so frames near a seam see the same context as any other.
+        landmarks: ``(T, 68, 2)`` face landmarks in pixels (or an iterable of ``(68, 2)``), the
+            ones the crops were cut with; needed by models with the lip-landmark stream, ignored
+            by others. They are windowed exactly as the crops.
 
     Returns:
         ``(T, VOCAB_SIZE)`` float32 log-probabilities (``(0, VOCAB_SIZE)`` for no frames).
+
+    Raises:
+        ValueError: a lip-stream model without landmarks, or landmarks for fewer or more
+            frames than crops.
     """
-    from avtool.models.v2a.model import prepare_crops
+    from avtool.models.v2a.model import lip_features, prepare_crops
 
     device = next(model.parameters()).device
     chunk = chunk_frames or (1 << 62)
+    with_lips = model.lips is not None
+    if with_lips and landmarks is None:
+        raise ValueError("this lip reader needs the face landmarks (lip_landmarks)")
     out: list[np.ndarray] = []
     buffer: list[np.ndarray] = []  # crops from frame ``offset`` on
+    marks: list[np.ndarray] = []  # their landmarks (lip-stream models only)
     offset = emitted = 0
 
     def run(stop: int, final: bool) -> None:
-        nonlocal buffer, offset, emitted
+        nonlocal buffer, marks, offset, emitted
         gray = torch.from_numpy(np.ascontiguousarray(np.stack(buffer)))[None].to(device)
+        lips = None
+        if with_lips:
+            points = torch.from_numpy(np.stack(marks).astype(np.float32, copy=False))
+            lips = lip_features(points[None]).to(device)  # (1, T, 40)
         with torch.no_grad():
-            log_probs, _ = model(prepare_crops(gray, model.config.crop_size))
+            log_probs, _ = model(prepare_crops(gray, model.config.crop_size), lips)
         values = log_probs[0].float().cpu().numpy()
         keep_to = offset + len(buffer) if final else stop
         out.append(values[emitted - offset : keep_to - offset])
         emitted = keep_to
         drop = max(0, emitted - CONTEXT_FRAMES - offset)  # keep the next window's left context
-        buffer, offset = buffer[drop:], offset + drop
+        buffer, marks, offset = buffer[drop:], marks[drop:], offset + drop
 
-    for crop in crops:
-        buffer.append(crop)
-        if offset + len(buffer) >= emitted + chunk + CONTEXT_FRAMES:
-            run(emitted + chunk, final=False)
+    frames: Iterable = zip(crops, landmarks, strict=True) if with_lips else crops  # type: ignore[arg-type]
+    try:
+        for frame in frames:
+            if with_lips:
+                buffer.append(frame[0])
+                marks.append(np.asarray(frame[1]))
+            else:
+                buffer.append(frame)
+            if offset + len(buffer) >= emitted + chunk + CONTEXT_FRAMES:
+                run(emitted + chunk, final=False)
+    except ValueError as exc:
+        if "zip()" not in str(exc):
+            raise
+        raise ValueError("landmarks and crops cover different numbers of frames") from None
     if offset + len(buffer) > emitted:
         run(offset + len(buffer), final=True)
     if not out:

@@ -15,6 +15,12 @@ give per-frame log-probabilities over LipNet's vocabulary (blank 0, space 1, ``a
 A second linear head predicts, per frame, which GRID word is being spoken (51 words + silence);
 it only supplies a dense auxiliary loss during training (:mod:`.train`) and is never used to
 decode.
+
+With ``lip_landmarks`` a second input stream adds the 20 dlib lip points per frame
+(:func:`avtool.models.v2a.model.lip_features`, normalised for position, roll and scale) through
+v2a's :class:`~avtool.models.v2a.model.LipEncoder`, summed with the crop features before the
+normalisation. Its output convolution starts at zero, so the stream can be added to a trained
+reader (:mod:`.train` ``--init-reader``) without changing its predictions before training.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from torch import nn
 
 from avtool.errors import ModelError
 from avtool.models.lipnet.model import VOCAB_SIZE
-from avtool.models.v2a.model import V2AConfig, VideoEncoder
+from avtool.models.v2a.model import LipEncoder, V2AConfig, VideoEncoder
 
 #: The GRID vocabulary in a fixed order (command, colour, preposition, letter, digit, adverb);
 #: frame class ``i + 1`` is ``GRID_VOCAB[i]``, class 0 is silence / no word.
@@ -66,6 +72,8 @@ class LipReaderConfig:
         dropout: dropout on the encoder features and between GRU layers (training only).
         word_head: build the auxiliary per-frame GRID word classifier.
         fps: video frame rate the model was trained on.
+        lip_landmarks: add the lip-landmark stream (the model then needs ``(B, T, 40)``
+            :func:`~avtool.models.v2a.model.lip_features` beside the crops).
     """
 
     encoder: V2AConfig = field(default_factory=_reduced_encoder)
@@ -74,6 +82,7 @@ class LipReaderConfig:
     dropout: float = 0.2
     word_head: bool = True
     fps: float = 25.0
+    lip_landmarks: bool = False
 
     @property
     def crop_size(self) -> int:
@@ -153,25 +162,42 @@ class LipReader(nn.Module):
         )  # fmt: skip
         self.out = nn.Linear(2 * config.hidden, VOCAB_SIZE)
         self.words = nn.Linear(2 * config.hidden, N_WORD_CLASSES) if config.word_head else None
+        # Built last so the other modules draw the same random initial weights with or without
+        # the stream; it adds to the encoder features, so it needs their size.
+        self.lips = LipEncoder(config.encoder) if config.lip_landmarks else None
 
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, crops: torch.Tensor, lips: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the network.
 
         Args:
             crops: ``(B, T, S, S)`` float in [0, 1], ``S = config.crop_size``
                 (:func:`avtool.models.v2a.model.prepare_crops` of the 88x88 gray crops).
+            lips: ``(B, T, 40)`` :func:`~avtool.models.v2a.model.lip_features`, exactly when
+                the model has the lip-landmark stream.
 
         Returns:
             ``(B, T, VOCAB_SIZE)`` log-softmax over blank + 27 characters, and
             ``(B, T, N_WORD_CLASSES)`` word logits (None without a word head).
         """
-        x = self.hidden(crops)
+        x = self.hidden(crops, lips)
         log_probs = F.log_softmax(self.out(x), dim=-1)
         return log_probs, (self.words(x) if self.words is not None else None)
 
-    def hidden(self, crops: torch.Tensor) -> torch.Tensor:
-        """The BiGRU output the heads read: ``(B, T, 2 * hidden)`` for ``(B, T, S, S)`` crops."""
+    def hidden(self, crops: torch.Tensor, lips: torch.Tensor | None = None) -> torch.Tensor:
+        """The BiGRU output the heads read: ``(B, T, 2 * hidden)`` for ``(B, T, S, S)`` crops
+        (and ``(B, T, 40)`` lip features for a model with the lip stream).
+
+        Raises:
+            ValueError: ``lips`` given to a model without the stream or missing for one with it.
+        """
+        if (lips is None) != (self.lips is None):
+            raise ValueError("lips must be given exactly when the model has lip_landmarks")
         x = self.video(crops)  # (B, T, F)
+        if self.lips is not None:
+            assert lips is not None
+            x = x + self.lips(lips)
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         x, _ = self.gru(self.dropout(x))  # (B, T, 2H)
         return x

@@ -18,11 +18,22 @@ of 1-3 of its aligned words. The learning rate follows a cosine over a fixed ste
 the same cache, seed and options give the same weights (1 thread, deterministic algorithms).
 Outputs in ``--out``: ``lipread.pt`` + ``lipread.pt.json`` (best val CER), ``state.pt``
 (last epoch, for ``--resume``), ``log.jsonl``.
+
+Lip-landmark stream (``--lip-landmarks``): the cache's ``landmarks`` are read with the crops,
+turned into :func:`~avtool.models.v2a.model.lip_features` (mirrored with mirrored crops, sliced
+and frame-dropped/duplicated with them) and the stream's ``lips.mean``/``lips.std`` are set from
+the training clips. ``--init-reader PATH`` warm-starts from a trained lip reader (its config from
+``PATH.json``): every tensor is loaded, only the new ``lips.*`` may be missing, and the
+optimizer and learning-rate schedule start afresh:
+
+    python -m avtool.models.lipread_resnet.train --cache data/grid_s1_cache --out runs/lips \
+        --init-reader runs/lipread/lipread.pt --lip-landmarks --lr 1e-3 --epochs 14
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -33,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avtool.errors import ModelError
 from avtool.models.lipnet.model import encode_text
 from avtool.models.lipread_resnet.model import (
     GRID_VOCAB,
@@ -41,9 +53,11 @@ from avtool.models.lipread_resnet.model import (
     build,
     transfer_encoder,
 )
-from avtool.models.v2a.model import prepare_crops
+from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
 
-Clip = tuple[torch.Tensor, torch.Tensor, str, list[tuple[int, int, str]]]
+#: ``(crops (T, S, S) float16, frame classes (T,), text, word spans, landmarks (T, 68, 2)
+#: float32 pixels or None)``.
+Clip = tuple[torch.Tensor, torch.Tensor, str, list[tuple[int, int, str]], torch.Tensor | None]
 
 
 def frame_labels(
@@ -65,9 +79,15 @@ def frame_labels(
     return classes, spans
 
 
-def load_clips(cache_dir: Path, ids: Sequence[str], crop_size: int) -> dict[str, Clip]:
+def load_clips(
+    cache_dir: Path, ids: Sequence[str], crop_size: int, with_lips: bool = False
+) -> dict[str, Clip]:
     """Cached clips present in ``cache_dir``: ``id -> (crops (T, S, S) float16, frame classes
-    (T,), text, word spans)``."""
+    (T,), text, word spans, landmarks (T, 68, 2) float32 or None)``.
+
+    Raises:
+        ModelError: ``with_lips`` and a clip without ``landmarks`` (file named).
+    """
     clips: dict[str, Clip] = {}
     for clip_id in ids:
         path = cache_dir / f"{clip_id}.npz"
@@ -75,36 +95,70 @@ def load_clips(cache_dir: Path, ids: Sequence[str], crop_size: int) -> dict[str,
             continue
         with np.load(path) as data:
             gray = torch.from_numpy(data["gray88"])
+            marks = None
+            if with_lips:
+                if "landmarks" not in data.files:
+                    raise ModelError(f"{path}: no 'landmarks' for the lip-landmark stream")
+                marks = torch.from_numpy(data["landmarks"].astype(np.float32))
             text = str(data["text"])
             times = data["words"] if "words" in data.files else np.zeros((0, 2))
             labels = [str(w) for w in data["word_labels"]] if "word_labels" in data.files else []
         crops = prepare_crops(gray[None], crop_size)[0].half()  # float16 halves the RAM
         classes, spans = frame_labels(len(crops), times, labels)
-        clips[clip_id] = (crops, classes, text, spans)
+        clips[clip_id] = (crops, classes, text, spans, marks)
     return clips
+
+
+def lip_stats(clips: dict[str, Clip]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coordinate mean and std ``(40,)`` of the lip features over all frames of the clips."""
+    feats = torch.cat([lip_features(clip[4]) for clip in clips.values() if clip[4] is not None])
+    return feats.mean(0), feats.std(0).clamp_min(1e-4)
 
 
 def augment(
     crops: torch.Tensor, classes: torch.Tensor, generator: torch.Generator, jitter: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror (p=0.5) and drop/duplicate frames (p=``jitter`` each); labels follow frames."""
-    if torch.rand((), generator=generator) < 0.5:
+    crops, classes, _ = augment_clip(crops, classes, None, generator, jitter)
+    return crops, classes
+
+
+def augment_clip(
+    crops: torch.Tensor,
+    classes: torch.Tensor,
+    landmarks: torch.Tensor | None,
+    generator: torch.Generator,
+    jitter: float = 0.05,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`augment` that also carries the landmarks ``(T, 68, 2)``: returns the crops, the
+    classes and the lip features ``(T', 40)`` of the same frames, mirrored with the crops
+    (None without landmarks). Draws the same random numbers as :func:`augment`."""
+    mirror = bool(torch.rand((), generator=generator) < 0.5)
+    if mirror:
         crops = crops.flip(-1)
     draw = torch.rand(len(crops), generator=generator)
     repeats = torch.ones(len(crops), dtype=torch.long)
     repeats[draw < jitter] = 0
     repeats[draw > 1 - jitter] = 2
-    return crops.repeat_interleave(repeats, 0), classes.repeat_interleave(repeats, 0)
+    lips = None
+    if landmarks is not None:
+        lips = lip_features(landmarks, mirror=mirror).repeat_interleave(repeats, 0)
+    return crops.repeat_interleave(repeats, 0), classes.repeat_interleave(repeats, 0), lips
 
 
-def sub_sentence(clip: Clip, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """A random run of 1-3 aligned words (2 frames of context each side) and its text."""
-    crops, classes, _, spans = clip
+def sub_sentence(
+    clip: Clip, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, str, torch.Tensor | None]:
+    """A random run of 1-3 aligned words (2 frames of context each side): crops, classes, its
+    text and the same frames' landmarks (None when the clip has none)."""
+    crops, classes, _, spans, marks = clip
     count = int(torch.randint(1, min(3, len(spans)) + 1, (), generator=generator))
     first = int(torch.randint(0, len(spans) - count + 1, (), generator=generator))
     chosen = spans[first : first + count]
     start, stop = max(0, chosen[0][0] - 2), min(len(crops), chosen[-1][1] + 2)
-    return crops[start:stop], classes[start:stop], " ".join(w for _, _, w in chosen)
+    text = " ".join(w for _, _, w in chosen)
+    piece = None if marks is None else marks[start:stop]
+    return crops[start:stop], classes[start:stop], text, piece
 
 
 def collate(
@@ -122,6 +176,14 @@ def collate(
     return batch, labels, lengths
 
 
+def collate_lips(lips: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Zero-pad lip features ``(T_i, 40)`` in time to ``(B, T_max, 40)`` (as :func:`collate`)."""
+    batch = torch.zeros(len(lips), max(len(x) for x in lips), LIP_DIM)
+    for i, x in enumerate(lips):
+        batch[i, : len(x)] = x
+    return batch
+
+
 def evaluate(model: LipReader, clips: dict[str, Clip], ids: Sequence[str]) -> dict[str, float]:
     """Greedy CER/WER and frame word accuracy on ``ids`` (eval mode, no augmentation)."""
     from avtool.eval.wer import character_errors, word_errors
@@ -131,8 +193,9 @@ def evaluate(model: LipReader, clips: dict[str, Clip], ids: Sequence[str]) -> di
     chars = words = char_total = word_total = correct = frames = 0
     with torch.no_grad():
         for clip_id in ids:
-            crops, classes, text, _ = clips[clip_id]
-            log_probs, word_logits = model(crops.float()[None])
+            crops, classes, text, _, marks = clips[clip_id]
+            lips = lip_features(marks)[None] if model.lips is not None else None
+            log_probs, word_logits = model(crops.float()[None], lips)
             hyp = greedy(log_probs[0].numpy())
             edits, total = character_errors(text, hyp)
             chars, char_total = chars + edits, char_total + total
@@ -154,6 +217,7 @@ def train(
     *,
     config: LipReaderConfig,
     init_v2a: Path | None = None,
+    init_reader: Path | None = None,
     epochs: int = 12,
     batch_size: int = 8,
     lr: float = 1e-3,
@@ -174,6 +238,9 @@ def train(
         out_dir: where ``lipread.pt`` (+ ``.json``), ``state.pt`` and ``log.jsonl`` go.
         config: architecture (ignored on resume: the saved one is used).
         init_v2a: a V2A state dict whose video encoder initialises the front-end.
+        init_reader: a trained lip reader's state dict to start from (warm start: every
+            tensor must fit ``config``; only the lip stream's ``lips.*`` may be missing).
+            Ignored on resume.
         epochs: epochs in total; the learning rate follows a cosine over them (to 2% of ``lr``).
         batch_size, lr: AdamW mini-batches and peak learning rate.
         word_weight: weight of the per-frame word cross-entropy added to CTC (0 = CTC only).
@@ -203,8 +270,11 @@ def train(
         config = LipReaderConfig.from_dict(state["config"])
     torch.manual_seed(seed)
     model = build(config)
-    if init_v2a is not None and state is None:
+    if init_v2a is not None and state is None and init_reader is None:
         transfer_encoder(model, torch.load(init_v2a, map_location="cpu", weights_only=True))
+    missing: list[str] = []
+    if init_reader is not None and state is None:
+        missing = warm_start(model, torch.load(init_reader, map_location="cpu", weights_only=True))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     first_epoch = 0
     best: dict[str, float] = {"cer": math.inf, "wer": math.inf, "frame_acc": 0.0, "epoch": -1}
@@ -214,8 +284,13 @@ def train(
         first_epoch, best = state["epoch"] + 1, state["best"]
     split = splits_for(cache_dir)  # the s1 split for a GRID s1 cache, else a hash split
     train_ids, val_ids = split["train"][:limit], split["val"][:limit]
-    clips = load_clips(cache_dir, train_ids, config.crop_size)
-    val = load_clips(cache_dir, val_ids, config.crop_size)
+    with_lips = config.lip_landmarks
+    clips = load_clips(cache_dir, train_ids, config.crop_size, with_lips)
+    val = load_clips(cache_dir, val_ids, config.crop_size, with_lips)
+    if model.lips is not None and state is None and (init_reader is None or "lips.mean" in missing):
+        mean, std = lip_stats(clips)
+        model.lips.mean.copy_(mean)
+        model.lips.std.copy_(std)
     available = sorted(clips)
     val_available = sorted(val) or available  # a tiny cache is scored on its training clips
     val_clips = val or clips
@@ -233,19 +308,22 @@ def train(
         batches = 0
         out_of_time = False
         for first in range(0, len(order), batch_size):
-            crops_list, classes_list, texts = [], [], []
+            crops_list, classes_list, texts, lips_list = [], [], [], []
             for clip_id in order[first : first + batch_size]:
                 clip = clips[clip_id]
-                crops, classes, text = clip[0], clip[1], clip[2]
+                crops, classes, text, marks = clip[0], clip[1], clip[2], clip[4]
                 if clip[3] and float(torch.rand((), generator=generator)) < word_prob:
-                    crops, classes, text = sub_sentence(clip, generator)
-                crops, classes = augment(crops, classes, generator)
+                    crops, classes, text, marks = sub_sentence(clip, generator)
+                crops, classes, lips = augment_clip(crops, classes, marks, generator)
                 crops_list.append(crops)
                 classes_list.append(classes)
                 texts.append(text)
+                if lips is not None:
+                    lips_list.append(lips)
             batch, labels, lengths = collate(crops_list, classes_list)
+            lip_batch = collate_lips(lips_list) if model.lips is not None else None
             targets = [torch.tensor(encode_text(t)) for t in texts]
-            log_probs, word_logits = model(batch)
+            log_probs, word_logits = model(batch, lip_batch)
             ctc = F.ctc_loss(
                 log_probs.transpose(0, 1), torch.cat(targets), lengths,
                 torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True,
@@ -300,6 +378,29 @@ def train(
             "last_loss": losses[-1] if losses else math.nan}  # fmt: skip
 
 
+def warm_start(model: LipReader, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load a trained lip reader's weights into ``model``, which may add the lip stream.
+
+    Returns:
+        The keys ``model`` has that ``state`` lacks (all ``lips.*``).
+
+    Raises:
+        ModelError: a tensor that does not fit, an unexpected key, or a missing one outside
+            the lip stream.
+    """
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ModelError(f"the lip reader weights do not fit the config ({exc})") from exc
+    other = [k for k in result.missing_keys if not k.startswith("lips.")]
+    if other or result.unexpected_keys:
+        raise ModelError(
+            f"the lip reader weights do not fit the config (missing {other}, unexpected "
+            f"{list(result.unexpected_keys)})"
+        )
+    return list(result.missing_keys)
+
+
 def _save_atomic(obj: object, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".part")
     torch.save(obj, tmp)
@@ -313,6 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--config", default="reduced", help="reduced or debug")
     parser.add_argument("--init-v2a", type=Path, help="V2A state dict for the video encoder")
+    parser.add_argument(
+        "--init-reader", type=Path,
+        help="warm start from a lip reader .pt (its .pt.json config; overrides --config)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lip-landmarks", action="store_true", help="add the lip-landmark input stream"
+    )
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -325,9 +433,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    config = LipReaderConfig.preset(args.config)
+    if args.init_reader is not None:
+        from avtool.models import state_dict
+
+        config = LipReaderConfig.from_dict(state_dict.read_config(args.init_reader, "lip reader"))
+    if args.lip_landmarks:
+        config = dataclasses.replace(config, lip_landmarks=True)
     best = train(
-        args.cache, args.out, config=LipReaderConfig.preset(args.config),
-        init_v2a=args.init_v2a, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        args.cache, args.out, config=config, init_v2a=args.init_v2a,
+        init_reader=args.init_reader, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         word_weight=args.word_weight, word_prob=args.word_prob, seed=args.seed,
         threads=args.threads, max_minutes=args.max_minutes, resume=args.resume,
         limit=args.limit, max_steps=args.max_steps,

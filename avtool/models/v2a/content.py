@@ -89,7 +89,8 @@ class ContentV2AConfig:
 
     @property
     def lip_landmarks(self) -> bool:
-        return self.acoustic.lip_landmarks
+        """Whether either part reads the lip landmarks."""
+        return self.acoustic.lip_landmarks or self.reader.lip_landmarks
 
     @property
     def audio_encoder(self) -> bool:
@@ -178,8 +179,9 @@ class ContentV2A(nn.Module):
 
     @property
     def lips(self) -> nn.Module | None:
-        """The acoustic part's lip-landmark stream (the task code checks whether one exists)."""
-        return self.acoustic.lips
+        """A lip-landmark stream of either part (the task code passes lip features when there
+        is one); :meth:`features` gives them to each part that has its own."""
+        return self.acoustic.lips if self.acoustic.lips is not None else self.reader.lips
 
     def train(self, mode: bool = True) -> ContentV2A:
         """Switch the decoder's mode; the trained parts always stay in eval mode."""
@@ -198,10 +200,11 @@ class ContentV2A(nn.Module):
 
         Args:
             crops: ``(B, T, S, S)`` gray mouth crops in [0, 1].
-            lips: ``(B, T, 40)`` lip features (when the acoustic part has a lip stream).
+            lips: ``(B, T, 40)`` lip features (when either part has a lip stream).
         """
-        acoustic = self.acoustic.encode(crops, mode=VIDEO, lips=lips)
-        hidden = self.reader.hidden(crops)
+        acoustic_lips = lips if self.acoustic.lips is not None else None
+        acoustic = self.acoustic.encode(crops, mode=VIDEO, lips=acoustic_lips)
+        hidden = self.reader.hidden(crops, lips if self.reader.lips is not None else None)
         parts = [acoustic, hidden, F.log_softmax(self.reader.out(hidden), dim=-1)]
         if self.reader.words is not None:
             parts.append(F.log_softmax(self.reader.words(hidden), dim=-1))

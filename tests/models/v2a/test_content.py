@@ -146,3 +146,16 @@ def test_trainer_learns_is_deterministic_and_its_model_runs(tmp_path: Path) -> N
     marks = torch.randn(12, 68, 2) + 100
     mel = infer(loaded.model, crops, 41, landmarks=marks)
     assert mel.shape == (80, 41) and torch.isfinite(mel).all()
+
+
+def test_lip_features_reach_whichever_part_has_a_lip_stream() -> None:
+    crops, lips = _inputs()
+    for acoustic_lips, reader_lips in ((True, False), (False, True), (True, True)):
+        acoustic = dataclasses.replace(V2AConfig.debug(), lip_landmarks=acoustic_lips)
+        reader = dataclasses.replace(LipReaderConfig.debug(), lip_landmarks=reader_lips)
+        torch.manual_seed(0)
+        model = ContentV2A(ContentV2AConfig(acoustic, reader, 16, 1)).eval()
+        assert model.lips is not None and model.config.lip_landmarks
+        assert model(crops, 30, lips=lips).shape == (1, 80, 30)
+    plain = ContentV2A(_config(lips=False)).eval()
+    assert plain.lips is None and not plain.config.lip_landmarks
