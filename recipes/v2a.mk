@@ -42,8 +42,7 @@ THREADS ?= 1
 BATCH ?= 8
 LR ?= 0.0015
 AV_LR ?= 0.0005
-# The shipped content model read data/lipread_runs/long5/lipread.pt (lipread-grid-s1 after its
-# third warm restart, sha256 in avtool/weights/v2a/v2a-content-grid-s1.train.json).
+# The shipped content model reads the shipped lipread-grid-s1 (with its lip stream).
 READER ?= avtool/weights/lipread/lipread-grid-s1.pt
 C_EPOCHS ?= 40
 C_MINUTES ?= 60
