@@ -30,9 +30,9 @@ from avtool.models.lipread_resnet.train import (
 )
 from avtool.models.lipread_resnet.train import main as train_main
 from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
+from tests.models.lipread_resnet.test_model import write_tiny_cache
 
 LIPS = dataclasses.replace(LipReaderConfig.debug(), lip_landmarks=True)
-SENTENCES = ["bin blue at a one now", "lay red by b two soon", "set green in c three again"]
 
 
 def _landmarks(t: int, seed: int = 0) -> np.ndarray:
@@ -164,26 +164,10 @@ def test_augmentation_mirrors_and_drops_landmarks_with_the_frames():
         assert lips.shape == (len(out), LIP_DIM) and torch.allclose(lips, expected)
 
 
-def _write_cache(folder: Path, ids: list[str]) -> None:
-    """GRID-format cache items with landmarks whose crops depend on the sentence."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i, clip_id in enumerate(ids):
-        text = SENTENCES[i % 3]
-        gray = rng.integers(0, 60, (30, 88, 88), dtype=np.uint8)
-        gray[:, :, : 25 * (i % 3 + 1)] += 150
-        words = text.split()
-        times = np.array([(0.2 * k, 0.2 * k + 0.2) for k in range(len(words))], np.float32)
-        np.savez(
-            folder / f"{clip_id}.npz", gray88=gray, text=np.array(text), words=times,
-            word_labels=np.array(words), landmarks=_landmarks(30, i),
-        )  # fmt: skip
-
-
 def test_trainer_warm_starts_with_the_stream_deterministically(tmp_path: Path):
     cache = tmp_path / "cache"
     ids = [f"clip{i}" for i in range(6)]
-    _write_cache(cache, ids)
+    write_tiny_cache(cache, ids, _landmarks)
     torch.manual_seed(0)
     old = build(LipReaderConfig.debug())
     init = save(old.state_dict(), old.config, tmp_path / "init" / "lipread.pt")

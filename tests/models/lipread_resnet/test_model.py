@@ -1,6 +1,7 @@
 """The ResNet/BiGRU lip reader: shapes, encoder transfer, checkpoints, decoding, training."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -118,23 +119,31 @@ def test_frame_labels_follow_alignment_and_augmentation():
         assert classes[frame] == label  # labels travel with their frames
 
 
-@pytest.fixture
-def tiny_cache(tmp_path: Path) -> Path:
-    """Six GRID-format cache items whose gray crops depend on the sentence."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
+def write_tiny_cache(
+    folder: Path, ids: list[str], landmarks: Callable[[int, int], np.ndarray] | None = None
+) -> Path:
+    """GRID-format cache items whose gray crops depend on the sentence; ``landmarks(t, i)``
+    adds a ``(t, 68, 2)`` landmark track to item ``i``."""
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    for i in range(6):
+    for i, clip_id in enumerate(ids):
         text = SENTENCES[i % 3]
         gray = rng.integers(0, 60, (30, 88, 88), dtype=np.uint8)
         gray[:, :, : 25 * (i % 3 + 1)] += 150
         words = text.split()
         times = np.array([(0.2 * k, 0.2 * k + 0.2) for k in range(len(words))], np.float32)
+        extra = {"landmarks": landmarks(30, i)} if landmarks is not None else {}
         np.savez(
-            cache / f"clip{i}.npz", gray88=gray, text=np.array(text), words=times,
-            word_labels=np.array(words),
+            folder / f"{clip_id}.npz", gray88=gray, text=np.array(text), words=times,
+            word_labels=np.array(words), **extra,
         )  # fmt: skip
-    return cache
+    return folder
+
+
+@pytest.fixture
+def tiny_cache(tmp_path: Path) -> Path:
+    """Six GRID-format cache items whose gray crops depend on the sentence."""
+    return write_tiny_cache(tmp_path / "cache", [f"clip{i}" for i in range(6)])
 
 
 def test_training_reduces_loss_and_is_reproducible(tiny_cache: Path, tmp_path: Path):
