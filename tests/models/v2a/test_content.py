@@ -159,3 +159,26 @@ def test_lip_features_reach_whichever_part_has_a_lip_stream() -> None:
         assert model(crops, 30, lips=lips).shape == (1, 80, 30)
     plain = ContentV2A(_config(lips=False)).eval()
     assert plain.lips is None and not plain.config.lip_landmarks
+
+
+def test_envelope_correlation_loss_scores_shape_not_level() -> None:
+    from avtool.models.v2a.train_content import envelope_correlation_loss
+
+    model = ContentV2A(_config())
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 80, 96, generator=g)
+    mask = torch.ones(2, 1, 96)
+    same = envelope_correlation_loss(model, target, target, mask)
+    assert abs(float(same)) < 1e-4
+    # A louder copy (log amplitude + const in normalised units) has the same envelopes.
+    louder = target + 0.5 / model.mel_std[:, None]
+    assert abs(float(envelope_correlation_loss(model, louder, target, mask))) < 1e-4
+    flat = torch.zeros_like(target)  # no envelope at all
+    assert float(envelope_correlation_loss(model, flat, target, mask)) > 0.9
+    shuffled = target[..., torch.randperm(96, generator=g)]
+    assert float(envelope_correlation_loss(model, shuffled, target, mask)) > 0.5
+    # Segments reaching into padding do not count.
+    padded = mask.clone()
+    padded[..., 40:] = 0
+    garbage = torch.where(padded.bool(), target, -target)
+    assert abs(float(envelope_correlation_loss(model, garbage, target, padded))) < 1e-4
