@@ -48,6 +48,7 @@ that of the token stream); :class:`VoiceState` updates them while sampling, and
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -578,7 +579,7 @@ class TokenLanguageModel(nn.Module):
         return score_sequence(self, tokens, cond)
 
 
-class StepDecoder:
+class StepDecoder(abc.ABC):
     """Base of the neural families' step-by-step decoders (see :mod:`music_generate`).
 
     Feeds one token per call (all rows at once) and returns next-token logits; a subclass
@@ -608,7 +609,7 @@ class StepDecoder:
             logits = self._step(tokens.to(device)[:, None], cond.to(device)[:, None])
         return logits[:, 0].float().cpu()
 
+    @abc.abstractmethod
     def _step(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``(B, 1)`` tokens and ``(B, 1, COND_SIZE)`` conditioning on the model's device ->
         ``(B, 1, VOCAB_SIZE)`` logits, advancing the decoder by one position."""
-        raise NotImplementedError

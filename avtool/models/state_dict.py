@@ -25,13 +25,21 @@ def config_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file renamed into place: a killed run never leaves a half
+    checkpoint under the final name."""
+    from avtool.io.files import atomic_output
+
+    with atomic_output(path, suffix=".pt") as tmp:
+        torch.save(obj, tmp)
+
+
 def save(state: Mapping[str, torch.Tensor], config_json: str, out: str | os.PathLike[str]) -> Path:
     """Write a state dict to ``out`` and ``config_json`` to ``out.json``, each atomically."""
     from avtool.io.files import atomic_output
 
     out = Path(out)
-    with atomic_output(out, suffix=".pt") as tmp:
-        torch.save(dict(state), tmp)
+    save_atomic(dict(state), out)
     with atomic_output(config_path(out), suffix=".json") as tmp:
         tmp.write_text(config_json + "\n", encoding="utf-8")
     return out

@@ -24,11 +24,12 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from avtool.models.lipnet import save
+from avtool.models import state_dict
 from avtool.models.lipnet.ctc import greedy
 from avtool.models.lipnet.model import LipNet, LipNetConfig, build, encode_text, prepare_input
 
@@ -249,28 +250,49 @@ def train(
             "train_clips": len(available), "val_clips": len(val_available),
             "seconds": round(epoch_seconds[-1], 1), "lr": optimizer.param_groups[0]["lr"],
         }  # fmt: skip
-        if metrics["cer"] < best["cer"]:
-            best = {**metrics, "epoch": epoch}
-            save(model.state_dict(), config, out_dir / "lipnet.pt")
-        with open(out_dir / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if log:
-            print(json.dumps(record), flush=True)
-        _save_atomic(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-             "best": best, "config": config.to_dict()},
-            state_path,
-        )  # fmt: skip
+        best = end_epoch(out_dir, "lipnet.pt", record, metrics, best, model, optimizer, config,
+                         log=log)  # fmt: skip
         remaining = max_minutes * 60 - (time.monotonic() - start)
         if out_of_time or remaining < 0.5 * epoch_seconds[-1]:
             break
     return best
 
 
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def end_epoch(
+    out_dir: Path,
+    weights: str,
+    record: dict,
+    metrics: dict[str, float],
+    best: dict[str, float],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: Any,
+    *,
+    log: bool,
+) -> dict[str, float]:
+    """Close an epoch of a lip-reader run (LipNet and the ResNet/BiGRU reader share this).
+
+    Keeps the weights as ``out_dir/weights`` (+ config JSON) when the validation CER improved,
+    appends ``record`` to ``log.jsonl`` (and prints it with ``log``) and checkpoints model,
+    optimizer, epoch and best metrics in ``state.pt`` for ``--resume``.
+
+    Returns:
+        The best metrics so far (``metrics`` plus ``epoch`` when they improved).
+    """
+    epoch = record["epoch"]
+    if metrics["cer"] < best["cer"]:
+        best = {**metrics, "epoch": epoch}
+        state_dict.save(model.state_dict(), config.to_json(), out_dir / weights)
+    with open(out_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    if log:
+        print(json.dumps(record), flush=True)
+    state_dict.save_atomic(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+         "best": best, "config": config.to_dict()},
+        out_dir / "state.pt",
+    )  # fmt: skip
+    return best
 
 
 def main(argv: Sequence[str] | None = None) -> int:

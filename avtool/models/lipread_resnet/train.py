@@ -257,8 +257,7 @@ def train(
         The best validation metrics ``{"cer", "wer", "frame_acc", "epoch"}`` plus
         ``first_loss``/``last_loss`` (mean training loss of the first and last epoch run).
     """
-    from avtool.models.lipnet.train import splits_for
-    from avtool.models.lipread_resnet import save
+    from avtool.models.lipnet.train import end_epoch, splits_for
 
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -360,18 +359,8 @@ def train(
             "train_clips": len(available), "val_clips": len(val),
             "seconds": round(seconds, 1), "lr": optimizer.param_groups[0]["lr"],
         }  # fmt: skip
-        if metrics["cer"] < best["cer"]:
-            best = {**metrics, "epoch": epoch}
-            save(model.state_dict(), config, out_dir / "lipread.pt")
-        with open(out_dir / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if log:
-            print(json.dumps(record), flush=True)
-        _save_atomic(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-             "best": best, "config": config.to_dict()},
-            state_path,
-        )  # fmt: skip
+        best = end_epoch(out_dir, "lipread.pt", record, metrics, best, model, optimizer, config,
+                         log=log)  # fmt: skip
         if out_of_time:
             break
     return {**best, "first_loss": losses[0] if losses else math.nan,
@@ -399,12 +388,6 @@ def warm_start(model: LipReader, state: dict[str, torch.Tensor]) -> list[str]:
             f"{list(result.unexpected_keys)})"
         )
     return list(result.missing_keys)
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

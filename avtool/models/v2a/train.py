@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from avtool.models.state_dict import save_atomic
 from avtool.models.v2a.model import (
     AUDIO,
     BOTH,
@@ -187,13 +188,6 @@ def evaluate(
             count += int(mask.sum())
     model.train()
     return total / count
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temp file, then rename (a killed run never leaves a half checkpoint)."""
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
