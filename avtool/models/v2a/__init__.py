@@ -24,8 +24,9 @@ from avtool.models.v2a.model import (
 )
 
 __all__ = [
-    "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "build",
-    "config_from_dict", "count_parameters", "infer", "lip_features", "load", "prepare_crops",
+    "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "advance",
+    "build", "config_from_dict", "count_parameters", "infer", "lip_features", "load",
+    "prepare_crops",
 ]  # fmt: skip
 
 
@@ -64,6 +65,24 @@ def load(state: dict[str, Any], config: Any, device: str = "cpu") -> Any:
     return model.to(device).eval()
 
 
+def advance(mel: Any, frames: int) -> Any:
+    """Move a mel ``frames`` frames earlier, repeating its last frame at the end.
+
+    Args:
+        mel: ``(n_mels, F)`` tensor.
+        frames: frames to advance (0 returns ``mel`` itself).
+
+    Returns:
+        ``(n_mels, F)`` tensor: column ``j`` is ``mel[:, min(j + frames, F - 1)]``.
+    """
+    import torch
+
+    if frames <= 0 or mel.shape[-1] == 0:
+        return mel
+    index = torch.clamp(torch.arange(mel.shape[-1]) + frames, max=mel.shape[-1] - 1)
+    return mel[:, index]
+
+
 def infer(
     model: V2AModel, crops: Any, n_frames: int, noisy_mel: Any = None, landmarks: Any = None
 ) -> Any:
@@ -78,7 +97,8 @@ def infer(
             (models with ``lip_landmarks``; ignored by others).
 
     Returns:
-        ``(n_mels, n_frames)`` float32 log-mel tensor on the CPU.
+        ``(n_mels, n_frames)`` float32 log-mel tensor on the CPU, moved earlier by the
+        model's calibrated ``config.output_advance`` frames (:func:`advance`).
     """
     import torch
 
@@ -96,4 +116,5 @@ def infer(
                 # A copy: views such as reversed arrays have strides torch cannot take.
                 landmarks = torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32))
             lips = lip_features(landmarks[None]).to(device)
-        return model(x, n_frames, noisy, lips=lips)[0].float().cpu()
+        mel = model(x, n_frames, noisy, lips=lips)[0].float().cpu()
+    return advance(mel, model.config.output_advance)

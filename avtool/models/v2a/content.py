@@ -52,6 +52,8 @@ class ContentV2AConfig:
         decoder_layers: residual convolution blocks of the decoder.
         decoder_kernel: their kernel size in mel frames.
         dropout: dropout in the decoder blocks (training only).
+        output_advance: mel frames inference moves the prediction earlier (as
+            :attr:`V2AConfig.output_advance`, calibrated for this decoder).
     """
 
     acoustic: V2AConfig
@@ -60,8 +62,11 @@ class ContentV2AConfig:
     decoder_layers: int = 4
     decoder_kernel: int = 5
     dropout: float = 0.1
+    output_advance: int = 0
 
     def __post_init__(self) -> None:
+        if self.output_advance < 0:
+            raise ValueError(f"output_advance must be >= 0, got {self.output_advance}")
         if self.acoustic.crop_size != self.reader.crop_size:
             raise ValueError(
                 f"the V2A model reads {self.acoustic.crop_size}-pixel crops and the lip reader "

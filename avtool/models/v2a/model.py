@@ -69,6 +69,10 @@ class V2AConfig:
             landmarks beside the crops).
         fps: video frame rate the model was trained on.
         mel_preset: the :class:`~avtool.io.features.MelSpec` preset of the output.
+        output_advance: mel frames by which inference moves the predicted mel earlier
+            (:func:`avtool.models.v2a.advance`); set after training by
+            :mod:`avtool.models.v2a.calibrate` from validation STOI, since mel regression
+            from video leaves the speech about one frame late. 0 for AV2A (not calibrated).
     """
 
     crop_size: int = 88
@@ -88,6 +92,11 @@ class V2AConfig:
     lip_landmarks: bool = False
     fps: float = 25.0
     mel_preset: str = "hifigan-22k"
+    output_advance: int = 0
+
+    def __post_init__(self) -> None:
+        if self.output_advance < 0:
+            raise ValueError(f"output_advance must be >= 0, got {self.output_advance}")
 
     @classmethod
     def full(cls) -> V2AConfig:

@@ -14,6 +14,7 @@ from avtool.models.v2a import (
     VIDEO,
     ModalityBatchNorm1d,
     V2AConfig,
+    advance,
     build,
     count_parameters,
     infer,
@@ -90,10 +91,30 @@ def test_prepare_crops_pools_and_scales() -> None:
         prepare_crops(crops, 30)
 
 
+def test_advance_moves_the_mel_earlier_and_repeats_the_last_frame() -> None:
+    mel = torch.arange(10, dtype=torch.float32).reshape(2, 5)  # (n_mels, F)
+    assert advance(mel, 0) is mel
+    assert torch.equal(advance(mel, 2), torch.tensor([[2.0, 3, 4, 4, 4], [7, 8, 9, 9, 9]]))
+    assert torch.equal(advance(mel, 9), mel[:, [4, 4, 4, 4, 4]])
+    assert advance(torch.zeros(80, 0), 1).shape == (80, 0)
+
+
+def test_infer_applies_the_configured_output_advance() -> None:
+    model = _model()
+    crops = torch.randint(0, 256, (9, 88, 88), dtype=torch.uint8)
+    raw = infer(model, crops, 31)
+    model.config = dataclasses.replace(model.config, output_advance=2)
+    assert torch.equal(infer(model, crops, 31), advance(raw, 2))
+    with pytest.raises(ValueError, match="output_advance"):
+        dataclasses.replace(model.config, output_advance=-1)
+
+
 def test_config_round_trip_and_names() -> None:
     for name in ("full", "reduced", "debug"):
         config = V2AConfig.named(name)
         assert V2AConfig.from_dict(config.to_dict()) == config
+    shifted = dataclasses.replace(V2AConfig.reduced(), output_advance=1)
+    assert V2AConfig.from_dict(shifted.to_dict()).output_advance == 1
     with pytest.raises(ValueError, match="unknown"):
         V2AConfig.named("huge")
     with pytest.raises(ValueError, match="unknown V2AConfig fields"):
