@@ -180,12 +180,7 @@ def train(
     Returns:
         The best validation metrics ``{"cer", "wer", "epoch"}``.
     """
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    state_path = out_dir / "state.pt"
-    state = torch.load(state_path, weights_only=False) if resume and state_path.is_file() else None
+    state, start = begin_run(out_dir, threads, resume)
     if state is not None:
         config = LipNetConfig.from_dict(state["config"])
     torch.manual_seed(seed)
@@ -256,6 +251,23 @@ def train(
         if out_of_time or remaining < 0.5 * epoch_seconds[-1]:
             break
     return best
+
+
+def begin_run(out_dir: Path, threads: int, resume: bool) -> tuple[dict | None, float]:
+    """Start a lip-reader run (LipNet and the ResNet/BiGRU reader share this): ``threads``
+    torch threads, deterministic algorithms, ``out_dir`` created.
+
+    Returns:
+        ``out_dir/state.pt`` as saved by :func:`end_epoch` when ``resume`` and it exists (else
+        None), and the start time (``time.monotonic()``) for the run's time limit.
+    """
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    state_path = out_dir / "state.pt"
+    state = torch.load(state_path, weights_only=False) if resume and state_path.is_file() else None
+    return state, start
 
 
 def end_epoch(

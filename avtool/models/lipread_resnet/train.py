@@ -257,14 +257,9 @@ def train(
         The best validation metrics ``{"cer", "wer", "frame_acc", "epoch"}`` plus
         ``first_loss``/``last_loss`` (mean training loss of the first and last epoch run).
     """
-    from avtool.models.lipnet.train import end_epoch, splits_for
+    from avtool.models.lipnet.train import begin_run, end_epoch, splits_for
 
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    state_path = out_dir / "state.pt"
-    state = torch.load(state_path, weights_only=False) if resume and state_path.is_file() else None
+    state, start = begin_run(out_dir, threads, resume)
     if state is not None:
         config = LipReaderConfig.from_dict(state["config"])
     torch.manual_seed(seed)
