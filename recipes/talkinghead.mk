@@ -31,9 +31,17 @@
 #   file. avtool ships one: `anyonenet-predictor-grid-s1` (`--model anyonenet`), the reduced
 #   predictor trained on GRID s1 by the `s1` target below (2,500 steps, best on val, ~10 CPU
 #   minutes); speaker-dependent, and weaker than the viseme driver on unseen speakers (README).
-#   No trained renderer (UNet) ships: it needs a GPU and a large single-speaker set.
 #
-# Variables: DATA, OUT, DEVICE, STEPS, RENDER_STEPS, FRAME_SIZE, VGG, THREADS, SMOKE_STEPS.
+# It also ships one UNet renderer: `anyonenet-unet-grid-s1` (`--model anyonenet-unet`), the
+#   reduced renderer (RendererConfig.reduced(): 256x256, 16 base channels, 3.4 M parameters)
+#   trained on the CPU by the `s1-renderer` target below: face crops cut around the GRID s1
+#   cache's landmarks (no dlib run), 380 train clips (every 2nd of the split, every 4th frame),
+#   10 val clips, S1_RENDER_STEPS steps at batch 4 on one thread, best on val L1 (no VGG here,
+#   so the feature-matching loss). Speaker-dependent and reduced; the paper size needs a GPU.
+#   `make -f recipes/talkinghead.mk s1-renderer OUT=out` rebuilds out/s1-renderer as shipped.
+#
+# Variables: DATA, OUT, DEVICE, STEPS, RENDER_STEPS, FRAME_SIZE, VGG, THREADS, SMOKE_STEPS,
+#   S1_CACHE, S1_CLIPS, S1_RENDER_STEPS.
 PYTHON ?= .venv/bin/python
 DATA ?= ../shared/data/grid
 OUT ?= out/talkinghead
@@ -46,8 +54,10 @@ THREADS ?= 1
 SMOKE_STEPS ?= 20
 
 S1_CACHE ?= data/grid_s1_cache
+S1_CLIPS ?= ../shared/data/grid_s1/clips
+S1_RENDER_STEPS ?= 8000
 
-.PHONY: smoke extract train train-predictor train-renderer face-voice s1
+.PHONY: smoke extract train train-predictor train-renderer face-voice s1 s1-renderer
 
 # The shipped predictor: the GRID s1 cache (python -m avtool.datasets.grid) -> 80 Hz items per
 # split -> the reduced predictor, selected on val lip-point distance (OUT/s1/predictor/best.pt).
@@ -60,6 +70,24 @@ s1:
 		--threads $(THREADS) --resume
 	$(PYTHON) -m avtool.models.anyonenet.evaluate --model $(OUT)/s1/predictor/best.pt \
 		--data $(OUT)/s1/test
+
+# The shipped UNet: 256 px face crops from the s1 cache's landmarks and the clips' frames ->
+# the reduced renderer (seeded, resumable; best.pt = lowest val L1) -> image quality on 8
+# held-out test clips (benchmarks/bench_talkinghead_unet.py) and a preview PNG.
+s1-renderer:
+	$(PYTHON) -m avtool.models.anyonenet.data $(S1_CACHE) $(OUT)/s1-renderer/train --from-cache \
+		--clips $(S1_CLIPS) --split train --id-step 2 --frame-size 256 --frame-step 4
+	$(PYTHON) -m avtool.models.anyonenet.data $(S1_CACHE) $(OUT)/s1-renderer/val --from-cache \
+		--clips $(S1_CLIPS) --split val --id-step 4 --frame-size 256 --frame-step 4
+	$(PYTHON) -m avtool.models.anyonenet.train_renderer --data $(OUT)/s1-renderer/train \
+		--heldout-data $(OUT)/s1-renderer/val --out $(OUT)/s1-renderer/run --config reduced \
+		--steps $(S1_RENDER_STEPS) --batch-size 4 --seed 0 --log-every 250 \
+		--checkpoint-every 250 --threads $(THREADS) --resume
+	AVTOOL_ACCEPT_LICENSE=1 $(PYTHON) -m benchmarks.bench_talkinghead_unet \
+		--model $(OUT)/s1-renderer/run/best.pt --clips 8 --out $(OUT)/s1-renderer \
+		--preview $(OUT)/s1-renderer/preview.png
+	AVTOOL_ACCEPT_LICENSE=1 $(PYTHON) -m benchmarks.bench_talkinghead --s1-test 10 \
+		--compare $(OUT)/s1-renderer/run/best.pt --out $(OUT)/s1-renderer
 
 extract:
 	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.anyonenet.data $(DATA) $(OUT)/data \

@@ -33,7 +33,8 @@ def talkinghead_command(
         _DEFAULTS.model,
         "--model",
         help="warp (visemes, offline default), anyonenet (the registered AnyoneNet predictor "
-        "drives the warp; trained on one GRID speaker) or an AnyoneNet checkpoint .pt.",
+        "drives the warp), anyonenet-unet (the registered UNet renderer draws 256x256 face "
+        "crops); both trained on one GRID speaker; or an AnyoneNet checkpoint .pt.",
     ),
     preview: Path = typer.Option(
         None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG."

@@ -12,8 +12,10 @@ frontal landmarks and quaternions, or pixel landmarks); see :mod:`avtool.models.
 
 ``--model`` picks the driver and renderer (:func:`load_model`): ``warp`` (phones → visemes, the
 default), ``anyonenet`` (the registered AnyoneNet landmark predictor, trained on GRID speaker
-s1, driving the same warp), or a local AnyoneNet checkpoint ``.pt``: a predictor (drives the
-warp) or a UNet renderer (draws the face crops from the viseme-driven landmarks).
+s1, driving the same warp), ``anyonenet-unet`` (the registered reduced UNet renderer, trained
+on GRID speaker s1, drawing 256x256 face crops from the viseme-driven landmarks), or a local
+AnyoneNet checkpoint ``.pt``: a predictor (drives the warp) or a UNet renderer (draws the face
+crops from the viseme-driven landmarks).
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODELS = ("warp", "anyonenet")
+MODELS = ("warp", "anyonenet", "anyonenet-unet")
 #: The registry entry ``--model anyonenet`` runs: the predictor driving the warp renderer.
 ANYONENET_MODEL = "anyonenet-predictor-grid-s1"
+#: The registry entry ``--model anyonenet-unet`` runs: the UNet renderer drawing face crops.
+ANYONENET_UNET_MODEL = "anyonenet-unet-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_DEFAULT_SIDE = 1280
@@ -64,7 +68,8 @@ class TalkingHeadOptions:
         face_index: which face when the photo has several (0 = largest).
         box: ``"x,y,w,h"`` face box in photo pixels instead of detection.
         model: ``"warp"`` (visemes drive the warp), ``"anyonenet"`` (the registered AnyoneNet
-            predictor drives it) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
+            predictor drives it), ``"anyonenet-unet"`` (the registered UNet renderer draws face
+            crops) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
         seed: seed of head motion and blinks.
         preview: also write the frame with the widest mouth opening to this PNG/JPEG.
         landmarks: the 68-point model fitted in dlib's face box: ``"dlib"`` (shipped) or
@@ -162,12 +167,12 @@ def load_model(
     """Load ``--model``: None for ``warp``; the AnyoneNet network otherwise.
 
     Args:
-        model: ``"warp"``, ``"anyonenet"`` (the registry's :data:`ANYONENET_MODEL`) or an
-            AnyoneNet checkpoint path (its kind, predictor or renderer, is read from the JSON
-            beside it).
+        model: ``"warp"``, ``"anyonenet"`` (the registry's :data:`ANYONENET_MODEL`),
+            ``"anyonenet-unet"`` (:data:`ANYONENET_UNET_MODEL`) or an AnyoneNet checkpoint
+            path (its kind, predictor or renderer, is read from the JSON beside it).
         device: torch device.
         accept_license: accept a non-commercial registry entry's licence (the registered
-            predictor learned from dlib iBUG 300-W landmarks, as the face stage itself).
+            predictor and UNet learned from dlib iBUG 300-W landmarks, as the face stage).
 
     Raises:
         ModelError: unknown name, missing or corrupt checkpoint, failed checksum, licence not
@@ -180,13 +185,15 @@ def load_model(
     from avtool import registry
     from avtool.models.anyonenet import checkpoint
 
-    if model == "anyonenet":
-        resolved = registry.resolve(
-            ANYONENET_MODEL, task="talkinghead", accept_license=accept_license
-        )
-        path, license_, name = resolved.path, resolved.entry.license, ANYONENET_MODEL
+    registered = {
+        "anyonenet": (ANYONENET_MODEL, "predictor"),
+        "anyonenet-unet": (ANYONENET_UNET_MODEL, "renderer"),
+    }
+    if model in registered:
+        name, kind = registered[model]
+        resolved = registry.resolve(name, task="talkinghead", accept_license=accept_license)
+        path, license_ = resolved.path, resolved.entry.license
         sha256 = resolved.entry.main.sha256
-        kind = "predictor"
     else:
         path, license_, name = Path(model), "unknown", model
         if not path.is_file():

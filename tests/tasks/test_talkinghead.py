@@ -337,3 +337,63 @@ def test_registered_anyonenet_predictor_on_a_held_out_s1_clip(photo, speech, det
     result = evaluate_items(model.network, [extract_clip(clip, detector=detector)])
     # Speaker-dependent weights on their own speaker: the lips follow the speech.
     assert result["d_a_ratio"] < 0.8 and result["mean"]["predictor"]["area_corr"] > 0.5
+
+
+@pytest.fixture(scope="module")
+def registered_unet():
+    """The shipped reduced UNet (``--model anyonenet-unet``), loaded once."""
+    from avtool.tasks.talkinghead import load_model
+
+    return load_model("anyonenet-unet", accept_license=True)
+
+
+def test_registered_unet_loads_and_draws_256_crops_of_a_real_face(
+    photo, speech, detector, registered_unet
+):
+    """The packaged weights resolve (checksum, licence gate) and draw the photo's face."""
+    from avtool.errors import ModelError
+    from avtool.models.anyonenet.config import RendererConfig
+    from avtool.models.anyonenet.data import crop_box, crop_face
+    from avtool.registry import lookup
+    from avtool.tasks.talkinghead import ANYONENET_UNET_MODEL, load_model
+
+    with pytest.raises(ModelError, match="accept-license"):
+        load_model("anyonenet-unet")
+    entry, model = lookup(ANYONENET_UNET_MODEL), registered_unet
+    assert model.kind == "renderer" and model.name == ANYONENET_UNET_MODEL
+    assert model.network.config == RendererConfig.reduced()
+    assert model.sha256 == entry.main.sha256 and "GRID" in model.license
+    options = TalkingHeadOptions(model="anyonenet-unet", still=True)
+    plan = plan_render(photo, speech, options, detector=detector, model=model)
+    frames = list(render_frames(plan, 0, 3))
+    assert len(frames) == 3 and frames[0].shape == (256, 256, 3) and frames[0].dtype == np.uint8
+    # Trained weights draw the source face, not a grey blob: the first frame is close to the
+    # photo's crop (untrained weights are ~45 levels off), and far from its mean colour.
+    source, _ = crop_face(plan.renderer.image, crop_box(plan.renderer.photo_landmarks), 256)
+    error = np.abs(frames[0].astype(float) - source).mean()
+    blob = np.abs(source.astype(float) - source.mean(axis=(0, 1))).mean()
+    assert error < 0.5 * blob, (error, blob)
+
+
+def test_cli_registered_unet_renders_an_mp4_of_the_audio_duration(photo, speech, tmp_path):
+    from typer.testing import CliRunner
+
+    from avtool.cli.main import app
+    from avtool.registry import lookup
+    from avtool.tasks.talkinghead import ANYONENET_UNET_MODEL
+
+    out = tmp_path / "unet.mp4"
+    args = ["--accept-license", "talkinghead", "--face", str(photo), "--audio", str(speech),
+            "--model", "anyonenet-unet", "-o", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (256, 256, 25.0)
+    assert abs(info.duration - 1.5) <= 1 / 25.0 + 0.03  # AAC framing
+    meta = json.loads((tmp_path / "unet.mp4.json").read_text())["model"]
+    assert meta["name"] == ANYONENET_UNET_MODEL and meta["renderer"] == "anyonenet-unet"
+    assert meta["sha256"] == lookup(ANYONENET_UNET_MODEL).main.sha256
+    # Same seed and input: the same bytes.
+    again = tmp_path / "again.mp4"
+    assert CliRunner().invoke(app, [*args[:-1], str(again)]).exit_code == 0
+    assert again.read_bytes() == out.read_bytes()

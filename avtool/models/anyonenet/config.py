@@ -158,15 +158,25 @@ class RendererConfig:
         return cls()
 
     @classmethod
+    def reduced(cls) -> RendererConfig:
+        """A CPU-trainable size for one speaker (the shipped GRID s1 UNet).
+
+        Same layout as the paper's (256x256 frames, 8 levels down to 1x1, 70x70 patches),
+        a quarter of the width: 16 base channels (≈ 3.4 M UNet parameters instead of 54 M)
+        and a 16-channel discriminator.
+        """
+        return cls(base_channels=16, disc_channels=16)
+
+    @classmethod
     def tiny(cls) -> RendererConfig:
         """32x32 frames, 4 base channels, 3 levels: a debug size."""
         return cls(image_size=32, base_channels=4, depth=3, disc_channels=4, disc_layers=2)
 
 
 def preset(kind: str, name: str) -> PredictorConfig | RendererConfig:
-    """``preset("predictor"|"renderer", "paper"|"tiny")``, or a JSON config file's path.
+    """``preset("predictor"|"renderer", "paper"|"reduced"|"tiny")``, or a JSON config's path.
 
-    The predictor also has ``"reduced"`` (:meth:`PredictorConfig.reduced`).
+    ``"reduced"`` is :meth:`PredictorConfig.reduced` or :meth:`RendererConfig.reduced`.
 
     Raises:
         ValueError: unknown kind or name, or a bad JSON file.
@@ -176,7 +186,7 @@ def preset(kind: str, name: str) -> PredictorConfig | RendererConfig:
     )
     if kind not in ("predictor", "renderer"):
         raise ValueError(f"unknown config kind {kind!r}")
-    if name in ("paper", "tiny") or (kind == "predictor" and name == "reduced"):
+    if name in ("paper", "reduced", "tiny"):
         return getattr(cls, name)()
     path = Path(name)
     if path.is_file():

@@ -11,6 +11,8 @@ One ``.npz`` per clip (the *item*) holds:
 
     python -m avtool.models.anyonenet.data ../shared/data/grid data/anyonenet/grid --frame-size 256
     python -m avtool.models.anyonenet.data data/grid_s1_cache data/anyonenet/s1 --from-cache
+    python -m avtool.models.anyonenet.data data/grid_s1_cache out/s1-frames --from-cache \\
+        --clips ../shared/data/grid_s1/clips --frame-size 256 --frame-step 4
 """
 
 from __future__ import annotations
@@ -233,11 +235,24 @@ def _face_frames(
     }
 
 
-def from_grid_cache(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def from_grid_cache(
+    path: str | os.PathLike[str],
+    *,
+    video: str | os.PathLike[str] | None = None,
+    frame_size: int | None = None,
+    frame_step: int = 1,
+) -> dict[str, np.ndarray]:
     """An item from an ``avtool.datasets.grid`` cache item (no face detection needed).
 
+    Args:
+        path: the cache item ``<id>.npz``.
+        video: the clip it was made from; with ``frame_size`` its frames are cropped around
+            the cached landmarks (renderer data without running dlib again).
+        frame_size, frame_step: face crops as in :func:`extract_clip`.
+
     Raises:
-        InputError: the file lacks ``landmarks`` or ``audio``.
+        InputError: the file lacks ``landmarks`` or ``audio``; ``frame_size`` without a
+            readable ``video``.
     """
     with np.load(path) as data:
         if "landmarks" not in data.files or "audio" not in data.files:
@@ -247,7 +262,12 @@ def from_grid_cache(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     from avtool.datasets.grid import SAMPLE_RATE
 
     mel = audio_mel(audio.astype(np.float32) / 32768.0, SAMPLE_RATE)
-    return track_features(landmarks, mel, fps)
+    item = track_features(landmarks, mel, fps)
+    if frame_size:
+        if video is None or not Path(video).is_file():
+            raise InputError(f"{path}: face crops need the clip's video, {video} is missing")
+        item.update(_face_frames(video, landmarks, frame_size, frame_step))
+    return item
 
 
 def extract_folder(
@@ -259,6 +279,8 @@ def extract_folder(
     frame_step: int = 1,
     limit: int | None = None,
     ids: Sequence[str] | None = None,
+    id_step: int = 1,
+    clips_dir: str | os.PathLike[str] | None = None,
     on_item: Callable[[str, str | None], None] | None = None,
 ) -> dict[str, object]:
     """Extract every clip of a folder into ``out_dir/<id>.npz`` (+ ``index.json``).
@@ -272,6 +294,10 @@ def extract_folder(
         from_cache: read ``avtool.datasets.grid`` cache items instead of videos.
         frame_size, frame_step: face crops for the renderer (see :func:`extract_clip`).
         limit: first ``limit`` clips only; ids: only these clip ids.
+        id_step: every ``id_step``-th clip (by id, after ``ids``, before ``limit``): an
+            evenly spread subset.
+        clips_dir: with ``from_cache`` and ``frame_size``, the folder of the cached clips'
+            videos (``<id>.*``, or ``clips/<id>.*``) the face crops are cut from.
         on_item: called with ``(clip id, error or None)``.
 
     Returns:
@@ -288,9 +314,14 @@ def extract_folder(
     if ids is not None:
         wanted = set(ids)
         sources = [p for p in sources if p.stem in wanted]
-    sources = sources[:limit]
+    sources = sources[:: max(1, id_step)][:limit]
     if not sources:
         raise InputError(f"{source}: no clips to extract")
+    videos: dict[str, Path] = {}
+    if from_cache and frame_size:
+        if clips_dir is None:
+            raise InputError("face crops from a GRID cache need the clips' folder (--clips)")
+        videos = {p.stem: p for p in find_clips(clips_dir)}
     detector = None
     items, failed = [], {}
     for clip in sources:
@@ -299,7 +330,12 @@ def extract_folder(
         if not target.is_file():
             try:
                 if from_cache:
-                    item = from_grid_cache(clip)
+                    item = from_grid_cache(
+                        clip,
+                        video=videos.get(clip.stem),
+                        frame_size=frame_size,
+                        frame_step=frame_step,
+                    )
                 else:
                     if detector is None:
                         from avtool.io.face import FaceDetector
@@ -358,6 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frame-size", type=int, default=None, help="store face crops (px)")
     parser.add_argument("--frame-step", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--id-step", type=int, default=1, help="every N-th clip (by id)")
+    parser.add_argument(
+        "--clips", default=None, help="with --from-cache --frame-size: the clips' video folder"
+    )
     parser.add_argument(
         "--split",
         choices=("train", "val", "test"),
@@ -384,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             frame_step=args.frame_step,
             limit=args.limit,
             ids=ids,
+            id_step=args.id_step,
+            clips_dir=args.clips,
             on_item=report,
         )
     except InputError as exc:

@@ -9,7 +9,10 @@ torchvision ImageNet weights); without it the discriminator feature-matching los
 place and the log says so.
 
 Output folder: ``renderer.pt`` + ``renderer.json`` (the UNet), ``trainer.pt`` (discriminator,
-optimisers, step; for ``--resume``) and ``train_log.jsonl``.
+optimisers, step, best held-out score; for ``--resume``) and ``train_log.jsonl``. With held-out
+items (``--heldout-data``, e.g. the val split) every log step also measures the held-out L1 of
+whole-frame reconstructions, the source being each clip's first crop (as at inference), beside
+the static baseline (the source itself), and keeps the lowest as ``best.pt`` + ``best.json``.
 
     python -m avtool.models.anyonenet.train_renderer --data data/anyonenet/grid --out runs/r
 """
@@ -29,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from avtool.errors import InputError, ModelError
-from avtool.models.anyonenet import discriminator, unet
+from avtool.models.anyonenet import checkpoint, discriminator, unet
 from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import RendererConfig, preset
 from avtool.models.anyonenet.data import load_items
@@ -45,6 +48,11 @@ from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
 log = logging.getLogger(__name__)
 
 WEIGHTS = "renderer.pt"
+BEST = "best.pt"
+#: The held-out measure ``best.pt`` minimises (mean absolute error, images in [-1, 1]).
+BEST_KEY = "heldout_l1"
+#: Held-out target frames per clip (evenly spaced after the source), to bound the cost.
+HELDOUT_TARGETS = 6
 TRAINER = run.TRAINER
 LOG = run.LOG
 
@@ -99,6 +107,52 @@ def make_batch(
     return {k: torch.stack(v) for k, v in out.items()}
 
 
+def heldout_pairs(
+    items: Sequence[dict[str, Any]], size: int, per_item: int = HELDOUT_TARGETS
+) -> dict[str, torch.Tensor]:
+    """Fixed held-out pairs: each clip's first crop as the source, ``per_item`` later targets.
+
+    Returns:
+        ``sketch``, ``source``, ``target``: ``(N, 3, size, size)`` float32 in [-1, 1].
+    """
+    out: dict[str, list[torch.Tensor]] = {"sketch": [], "source": [], "target": []}
+    for item in items:
+        frames, points = _resized(item, size)
+        if len(frames) < 2:
+            continue
+        picks = np.unique(np.linspace(1, len(frames) - 1, per_item).round().astype(int))
+        for target in picks:
+            out["sketch"].append(to_tensor_image(draw_sketch(points[target], size)))
+            out["source"].append(to_tensor_image(frames[0]))
+            out["target"].append(to_tensor_image(frames[target]))
+    if not out["target"]:
+        raise InputError("held-out items need at least two face frames each")
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    generator: torch.nn.Module, pairs: dict[str, torch.Tensor], batch_size: int = 8
+) -> dict[str, float]:
+    """Held-out reconstruction error of :func:`heldout_pairs`.
+
+    Returns:
+        ``l1`` (the UNet's mean absolute error, images in [-1, 1]) and ``static_l1`` (the
+        source frame as the guess: what a renderer that ignores the landmarks would score).
+    """
+    generator.eval()
+    device = next(generator.parameters()).device
+    total = 0.0
+    for first in range(0, len(pairs["target"]), batch_size):
+        part = {k: v[first : first + batch_size].to(device) for k, v in pairs.items()}
+        fake = generator(torch.cat([part["sketch"], part["source"]], dim=1))
+        total += (fake - part["target"]).abs().mean(dim=(1, 2, 3)).sum().item()
+    generator.train()
+    count = len(pairs["target"])
+    static = (pairs["source"] - pairs["target"]).abs().mean().item()
+    return {"l1": total / count, "static_l1": static}
+
+
 def train(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -111,6 +165,8 @@ def train(
     log_every: int = 50,
     checkpoint_every: int = 500,
     device: str = "cpu",
+    heldout_dir: str | os.PathLike[str] | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) the renderer up to ``steps`` updates in total.
 
@@ -125,10 +181,13 @@ def train(
             to discriminator feature matching.
         log_every, checkpoint_every: in steps (a checkpoint is also written at the end).
         device: torch device.
+        heldout_dir: items with frames to measure at each log step (``heldout_l1``,
+            ``static_l1``); the best weights are kept as ``best.pt``.
+        max_seconds: stop (with a checkpoint) after this much training time.
 
     Returns:
         The last log record (``loss_d``, ``loss_g``, ``l1``, ``perceptual``, ``adversarial``,
-        ``perceptual_kind``).
+        ``perceptual_kind``, and ``heldout_l1`` / ``static_l1`` with held-out items).
 
     Raises:
         InputError: no items with frames, or an existing run without ``resume``.
@@ -152,9 +211,18 @@ def train(
     optim_g = torch.optim.Adam(generator.parameters(), lr=training.learning_rate, betas=betas)
     optim_d = torch.optim.Adam(disc.parameters(), lr=training.learning_rate, betas=betas)
     start_step = 0
+    best = float("inf")
     if resuming:
         parts = {"discriminator": disc, "optim_g": optim_g, "optim_d": optim_d}
-        start_step = int(run.load_trainer_state(trainer_file, parts)["step"])
+        state = run.load_trainer_state(trainer_file, parts)
+        start_step = int(state["step"])
+        best = float(state.get("best", best))
+    held = None
+    held_ids: list[str] = []
+    if heldout_dir is not None:
+        held_items = [i for i in load_items(heldout_dir) if "frames" in i]
+        held_ids = [i["id"] for i in held_items]
+        held = heldout_pairs(held_items, config.image_size)
     vgg = VGG19Features.load(vgg_path).to(device) if vgg_path else None
     kind = "vgg19" if vgg is not None else "feature-matching"
     if vgg is None:
@@ -164,7 +232,13 @@ def train(
         )
     for item in items:
         item["_frames"], item["_points"] = _resized(item, config.image_size)
-    extra = {"training": asdict(training), "data": str(data_dir), "perceptual": kind}
+    extra = {
+        "training": asdict(training),
+        "data": str(data_dir),
+        "perceptual": kind,
+        "train_ids": [i["id"] for i in items],
+        "heldout_ids": held_ids,
+    }
     began = time.monotonic()
     record: dict[str, Any] = {"step": start_step}
     step = start_step
@@ -195,7 +269,9 @@ def train(
         loss_g.backward()
         optim_g.step()
         step += 1
-        if step % log_every == 0 or step == steps:
+        elapsed = time.monotonic() - began
+        out_of_time = max_seconds is not None and elapsed >= max_seconds
+        if step % log_every == 0 or step == steps or out_of_time:
             record = {
                 "step": step,
                 "loss_d": loss_d.item(),
@@ -204,14 +280,25 @@ def train(
                 "perceptual": perceptual.item(),
                 "adversarial": adversarial.item(),
                 "perceptual_kind": kind,
-                "seconds": round(time.monotonic() - began, 2),
+                "seconds": round(elapsed, 2),
             }
+            if held is not None:
+                scores = evaluate(generator, held)
+                record.update(heldout_l1=scores["l1"], static_l1=scores["static_l1"])
+                if record[BEST_KEY] < best:
+                    best = record[BEST_KEY]
+                    checkpoint.save(
+                        out / BEST, generator, config, {**extra, "steps": step, BEST_KEY: best}
+                    )
+                    record["best"] = True
             run.append_log(out, record)
             log.info("step %d G %.4f D %.4f", step, loss_g.item(), loss_d.item())
-        if step % checkpoint_every == 0 or step == steps:
-            _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra)
+        if step % checkpoint_every == 0 or step == steps or out_of_time:
+            _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra, best)
+        if out_of_time:
+            break
     if step == start_step:
-        _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra)
+        _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra, best)
     return record
 
 
@@ -224,12 +311,14 @@ def _checkpoint(
     optim_d: torch.optim.Optimizer,
     step: int,
     extra: dict[str, Any],
+    best: float = float("inf"),
 ) -> None:
     state = {
         "discriminator": disc.state_dict(),
         "optim_g": optim_g.state_dict(),
         "optim_d": optim_d.state_dict(),
         "step": step,
+        "best": best,
     }
     run.save_run(out, WEIGHTS, generator, config, extra, state)
 
@@ -239,10 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = run.trainer_parser(
         __doc__.split("\n\n")[0],
         data_help="folder of extracted items with frames",
-        config_help="paper, tiny or a config .json",
+        config_help="paper, reduced, tiny or a config .json",
         defaults=RendererTraining,
     )
     parser.add_argument("--vgg", default=None, help="torchvision VGG-19 state dict (.pth)")
+    parser.add_argument(
+        "--heldout-data", default=None, help="held-out items with frames (keeps best.pt)"
+    )
+    parser.add_argument("--max-minutes", type=float, default=None, help="training time cap")
     args = parser.parse_args(argv)
     return run.run_main(
         args,
@@ -259,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
             device=args.device,
+            heldout_dir=args.heldout_data,
+            max_seconds=args.max_minutes * 60 if args.max_minutes else None,
         ),
     )
 

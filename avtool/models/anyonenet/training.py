@@ -25,6 +25,8 @@ from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
 
 TRAINER = "trainer.pt"
 LOG = "train_log.jsonl"
+#: Key of torch's global random state in ``trainer.pt``.
+TORCH_RNG = "torch_rng_state"
 
 _Config = TypeVar("_Config", PredictorConfig, RendererConfig)
 _Training = TypeVar("_Training")
@@ -98,6 +100,8 @@ def load_trainer_state(trainer_file: Path, parts: Mapping[str, Any]) -> dict[str
         trainer_file: the run's ``trainer.pt``.
         parts: ``{key: object with load_state_dict}``, each restored from ``state[key]``.
 
+    Also restores torch's global random state saved by :func:`save_run`.
+
     Returns:
         The whole saved dict (``step`` and any other entries the trainer wrote).
 
@@ -110,6 +114,10 @@ def load_trainer_state(trainer_file: Path, parts: Mapping[str, Any]) -> dict[str
             part.load_state_dict(state[key])
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{trainer_file}: does not fit this model ({exc})") from exc
+    if TORCH_RNG in state:
+        # Dropout draws from torch's global generator: without its state a resumed run
+        # would diverge from an uninterrupted one.
+        torch.set_rng_state(state[TORCH_RNG])
     return state
 
 
@@ -137,7 +145,7 @@ def save_run(
     checkpoint.save(out / weights_name, network, config, {**extra, "steps": step})
     with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
         # A file object: torch would name the archive after the temporary file.
-        torch.save(dict(trainer_state), f)
+        torch.save({**trainer_state, TORCH_RNG: torch.get_rng_state()}, f)
 
 
 def append_log(out: Path, record: Mapping[str, Any]) -> None:

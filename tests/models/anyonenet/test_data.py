@@ -62,3 +62,34 @@ def test_predict_track_on_real_audio(tmp_path, grid_dir, real_item):
     assert landmarks.shape == (74, 68, 2) and quats.shape == (74, 4)
     # An untrained predictor holds the source face: the track reprojects onto it.
     assert np.abs(landmarks - face).max() < 1.0
+
+
+def test_face_crops_from_a_grid_cache_item_reuse_its_landmarks(tmp_path, grid_dir, real_item):
+    """Renderer data without dlib: the cache's landmarks cut the same crops as extraction."""
+    from avtool.datasets.grid import SAMPLE_RATE
+    from avtool.errors import InputError
+    from avtool.io.audio import load_audio
+    from avtool.models.anyonenet.data import extract_folder, from_grid_cache
+
+    audio, _ = load_audio(grid_dir / "bbaf2n.mpg", sample_rate=SAMPLE_RATE)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("bbaf2n", "bbaf2n_b", "bbaf2n_c"):
+        np.savez(
+            cache / f"{name}.npz",
+            landmarks=real_item["landmarks"],
+            audio=(audio * 32767).astype(np.int16),
+            fps=np.float64(25.0),
+        )
+    video = grid_dir / "bbaf2n.mpg"
+    item = from_grid_cache(cache / "bbaf2n.npz", video=video, frame_size=64, frame_step=5)
+    assert item["frames"].shape == (15, 64, 64, 3)
+    np.testing.assert_allclose(item["frame_landmarks"], real_item["frame_landmarks"], atol=1e-4)
+    assert np.abs(item["frames"].astype(int) - real_item["frames"].astype(int)).mean() < 1
+    with pytest.raises(InputError, match="video"):
+        from_grid_cache(cache / "bbaf2n.npz", video=None, frame_size=64)
+    with pytest.raises(InputError, match="--clips"):
+        extract_folder(cache, tmp_path / "x", from_cache=True, frame_size=64)
+    # Every second cached clip (by id).
+    index = extract_folder(cache, tmp_path / "out", from_cache=True, id_step=2)
+    assert index["items"] == ["bbaf2n", "bbaf2n_c"] and not index["failed"]

@@ -47,6 +47,22 @@ def test_paper_renderer_shapes_and_size():
     assert logits.shape == (1, 1, 30, 30) and len(features) == 4
 
 
+def test_reduced_renderer_keeps_the_256_layout_at_a_quarter_width():
+    from avtool.models.anyonenet.config import preset
+
+    config = RendererConfig.reduced()
+    assert preset("renderer", "reduced") == config
+    assert (config.image_size, config.depth, config.disc_layers) == (256, 8, 3)
+    generator, disc = unet.build(config), discriminator.build(config)
+    assert count_parameters(generator) == 3_405_363  # 16 base channels: ~1/16 of the paper's
+    assert count_parameters(disc) == 176_081
+    with torch.no_grad():
+        frame = generator.eval()(torch.randn(2, 6, 256, 256))
+        logits, _ = disc(torch.randn(2, 3, 256, 256), frame)
+    assert frame.shape == (2, 3, 256, 256) and frame.abs().max() <= 1
+    assert logits.shape == (2, 1, 30, 30)
+
+
 def test_unet_refuses_wrong_size():
     with pytest.raises(ValueError, match="expected"):
         unet.build(RendererConfig.tiny())(torch.randn(1, 6, 64, 64))

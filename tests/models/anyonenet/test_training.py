@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from avtool.models.anyonenet import checkpoint, predictor, train_predictor, train_renderer
+from avtool.models.anyonenet import checkpoint, predictor, train_predictor, train_renderer, unet
 from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
 from avtool.models.anyonenet.infer import predict, project, render_frames
 from avtool.models.anyonenet.losses import predictor_loss
@@ -110,6 +110,22 @@ def test_renderer_training_runs_resumes_and_falls_back(tmp_path, caplog):
     assert all(np.array_equal(x, y) for x, y in zip(frames, again, strict=True))
 
 
+def test_renderer_with_dropout_resumes_bit_identically(tmp_path):
+    data = _write(tmp_path / "data", _items(n=2))
+    # Depth 5 reaches 8x the base width, so the inner up-steps have pix2pix's dropout.
+    config = RendererConfig(image_size=32, base_channels=2, depth=5, disc_channels=4,
+                            disc_layers=2)  # fmt: skip
+    assert any(isinstance(m, torch.nn.Dropout) for m in unet.build(config).modules())
+    kwargs = {"config": config, "training": train_renderer.RendererTraining(batch_size=2, seed=2),
+              "log_every": 1}  # fmt: skip
+    train_renderer.train(data, tmp_path / "a", steps=4, **kwargs)
+    train_renderer.train(data, tmp_path / "b", steps=2, **kwargs)
+    train_renderer.train(data, tmp_path / "b", steps=4, resume=True, **kwargs)
+    a = torch.load(tmp_path / "a" / "renderer.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "renderer.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_project_inverts_register():
     from avtool.io.face import estimate_pose, frontal_template, quaternion_from_euler, register
 
@@ -160,3 +176,34 @@ def test_best_on_heldout_checkpoint_and_heldout_folder(tmp_path):
     assert isinstance(model, predictor.LandmarkPredictor)
     state = torch.load(tmp_path / "run" / "trainer.pt", weights_only=True)
     assert state["best"] == min(scores)
+
+
+def test_renderer_keeps_the_best_heldout_l1_and_resumes_with_it(tmp_path):
+    items = _items(n=3)
+    data = _write(tmp_path / "train", items[:2])
+    val = _write(tmp_path / "val", items[2:])
+    settings = train_renderer.RendererTraining(batch_size=2, seed=2)
+    kwargs = {"config": RendererConfig.tiny(), "training": settings, "log_every": 2}
+    train_renderer.train(data, tmp_path / "run", steps=4, heldout_dir=val, **kwargs)
+    records = [
+        json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    ]
+    scores = [r["heldout_l1"] for r in records]
+    meta = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert meta["heldout_l1"] == min(scores) and meta["heldout_ids"] == ["c2"]
+    assert meta["steps"] == records[scores.index(min(scores))]["step"]
+    # The static baseline is the source frame itself: the same at every log step.
+    pairs = train_renderer.heldout_pairs(items[2:], 32)
+    static = (pairs["source"] - pairs["target"]).abs().mean().item()
+    assert all(r["static_l1"] == pytest.approx(static) for r in records)
+    assert pairs["target"].shape == (6, 3, 32, 32)  # 6 evenly spaced targets of 8 frames
+    model, _, _ = checkpoint.load(tmp_path / "run" / "best.pt", "renderer")
+    assert train_renderer.evaluate(model, pairs)["l1"] == pytest.approx(min(scores), rel=1e-5)
+    # Resuming goes on with the saved best score.
+    train_renderer.train(data, tmp_path / "run", steps=6, heldout_dir=val, resume=True, **kwargs)
+    state = torch.load(tmp_path / "run" / "trainer.pt", weights_only=True)
+    all_scores = [
+        json.loads(x)["heldout_l1"]
+        for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    ]
+    assert state["step"] == 6 and state["best"] == min(all_scores)
