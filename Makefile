@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_music --out bench-results
 	$(BIN)/python -m benchmarks.bench_talkinghead --out bench-results
 	$(BIN)/python -m benchmarks.bench_talkinghead_speed --out bench-results
+	$(BIN)/python -m benchmarks.bench_talkinghead_unet --out bench-results
 	$(BIN)/python -m benchmarks.bench_lipread --out bench-results
 	$(BIN)/python -m benchmarks.bench_v2a --out bench-results
 

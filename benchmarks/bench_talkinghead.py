@@ -45,15 +45,19 @@ def grid_folder() -> Path | None:
 
 
 def default_compare() -> list[str]:
-    """``["anyonenet"]`` when the registry has the trained predictor, else nothing."""
+    """The registered AnyoneNet drivers: ``anyonenet`` (predictor) and ``anyonenet-unet``
+    (renderer), each when the registry has its weights."""
     from avtool.registry import load_registry
-    from avtool.tasks.talkinghead import ANYONENET_MODEL
+    from avtool.tasks.talkinghead import ANYONENET_MODEL, ANYONENET_UNET_MODEL
 
-    return ["anyonenet"] if ANYONENET_MODEL in load_registry() else []
+    registry = load_registry()
+    pairs = (("anyonenet", ANYONENET_MODEL), ("anyonenet-unet", ANYONENET_UNET_MODEL))
+    return [name for name, entry in pairs if entry in registry]
 
 
-def s1_test_clips(count: int) -> list[Path]:
-    """The first ``count`` GRID s1 test-split clips present (by id), or [] without the data."""
+def s1_test_clips(count: int, *, spread: bool = False) -> list[Path]:
+    """``count`` GRID s1 test-split clips (by id): the first ones present, or with ``spread``
+    ids spread evenly over the split; [] without the data."""
     from avtool.datasets.grid import s1_split
 
     candidates = []
@@ -62,8 +66,12 @@ def s1_test_clips(count: int) -> list[Path]:
     candidates.append(REPO.parent / "shared" / "data" / "grid_s1" / "clips")
     for folder in candidates:
         if folder.is_dir():
-            paths = [folder / f"{i}.mkv" for i in sorted(s1_split()["test"])]
-            return [p for p in paths if p.is_file()][:count]
+            ids = sorted(s1_split()["test"])
+            if spread:
+                step = (len(ids) - 1) / max(count - 1, 1)
+                ids = [ids[i] for i in sorted({round(k * step) for k in range(count)})]
+            present = [p for p in (folder / f"{i}.mkv" for i in ids) if p.is_file()]
+            return present[:count]
     return []
 
 

@@ -42,25 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = ("unet.real_landmarks", "unet", "warp", "static")
 KEYS = ("l1", "psnr", "mouth_l1")
-
-
-def s1_test_clips(count: int) -> list[Path]:
-    """``count`` GRID s1 test-split clips spread over the split (by id), or []."""
-    from avtool.datasets.grid import s1_split
-
-    folders = []
-    if os.environ.get("AVTOOL_SHARED_DATA"):
-        folders.append(Path(os.environ["AVTOOL_SHARED_DATA"]) / "grid_s1" / "clips")
-    folders.append(REPO.parent / "shared" / "data" / "grid_s1" / "clips")
-    for folder in folders:
-        if folder.is_dir():
-            ids = sorted(s1_split()["test"])
-            picks = np.unique(np.linspace(0, len(ids) - 1, count).round().astype(int))
-            return [p for p in (folder / f"{ids[i]}.mkv" for i in picks) if p.is_file()]
-    return []
 
 
 def image_errors(generated: np.ndarray, real: np.ndarray, mouth: tuple[int, int, int, int]):
@@ -153,6 +136,7 @@ def main() -> None:
     from avtool.io.face import FaceDetector
     from avtool.runtime import write_json
     from avtool.tasks.talkinghead import load_model
+    from benchmarks.bench_talkinghead import s1_test_clips
 
     if args.folder is not None:
         from avtool.datasets.grid import find_clips
@@ -160,7 +144,7 @@ def main() -> None:
         clips = find_clips(args.folder) if args.folder.is_dir() else []
         name = f"talkinghead_unet_{args.folder.resolve().name}.json"
     else:
-        clips, name = s1_test_clips(args.clips), "talkinghead_unet.json"
+        clips, name = s1_test_clips(args.clips, spread=True), "talkinghead_unet.json"
     if not clips:
         print("GRID s1 clips not found; nothing to measure", file=sys.stderr)
         return
