@@ -45,14 +45,16 @@ def grid_folder() -> Path | None:
 
 
 def default_compare() -> list[str]:
-    """The registered AnyoneNet drivers: ``anyonenet`` (predictor) and ``anyonenet-unet``
-    (renderer), each when the registry has its weights."""
+    """The registered AnyoneNet systems: ``anyonenet`` (predictor), ``anyonenet-unet``
+    (renderer), each when the registry has its weights, and ``anyonenet-full`` (both)."""
     from avtool.registry import load_registry
     from avtool.tasks.talkinghead import ANYONENET_MODEL, ANYONENET_UNET_MODEL
 
     registry = load_registry()
     pairs = (("anyonenet", ANYONENET_MODEL), ("anyonenet-unet", ANYONENET_UNET_MODEL))
-    return [name for name, entry in pairs if entry in registry]
+    names = [name for name, entry in pairs if entry in registry]
+    # The paper's pipeline, the predictor drawn by the UNet, when both are there.
+    return [*names, "anyonenet-full"] if len(names) == 2 else names
 
 
 def s1_test_clips(count: int, *, spread: bool = False) -> list[Path]:

@@ -39,6 +39,7 @@
 #   10 val clips, S1_RENDER_STEPS steps at batch 4 on one thread, best on val L1 (no VGG here,
 #   so the feature-matching loss). Speaker-dependent and reduced; the paper size needs a GPU.
 #   `make -f recipes/talkinghead.mk s1-renderer OUT=out` rebuilds out/s1-renderer as shipped.
+#   `--model anyonenet-full` runs both shipped networks: the predictor's landmarks drawn by the UNet.
 #
 # Variables: DATA, OUT, DEVICE, STEPS, RENDER_STEPS, FRAME_SIZE, VGG, THREADS, SMOKE_STEPS,
 #   S1_CACHE, S1_CLIPS, S1_RENDER_STEPS.

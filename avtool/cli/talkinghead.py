@@ -34,7 +34,8 @@ def talkinghead_command(
         "--model",
         help="warp (visemes, offline default), anyonenet (the registered AnyoneNet predictor "
         "drives the warp), anyonenet-unet (the registered UNet renderer draws 256x256 face "
-        "crops); both trained on one GRID speaker; or an AnyoneNet checkpoint .pt.",
+        "crops), anyonenet-full (the predictor drives the UNet); trained on one GRID speaker; "
+        "or an AnyoneNet checkpoint .pt.",
     ),
     preview: Path = typer.Option(
         None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG."

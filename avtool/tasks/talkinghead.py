@@ -39,10 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODELS = ("warp", "anyonenet", "anyonenet-unet")
+MODELS = ("warp", "anyonenet", "anyonenet-unet", "anyonenet-full")
 #: The registry entry ``--model anyonenet`` runs: the predictor driving the warp renderer.
 ANYONENET_MODEL = "anyonenet-predictor-grid-s1"
 #: The registry entry ``--model anyonenet-unet`` runs: the UNet renderer drawing face crops.
+#: ``--model anyonenet-full`` runs both, as in the paper: the predictor drives the UNet.
 ANYONENET_UNET_MODEL = "anyonenet-unet-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -69,7 +70,8 @@ class TalkingHeadOptions:
         box: ``"x,y,w,h"`` face box in photo pixels instead of detection.
         model: ``"warp"`` (visemes drive the warp), ``"anyonenet"`` (the registered AnyoneNet
             predictor drives it), ``"anyonenet-unet"`` (the registered UNet renderer draws face
-            crops) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
+            crops from the viseme landmarks), ``"anyonenet-full"`` (the predictor drives the
+            UNet) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
         seed: seed of head motion and blinks.
         preview: also write the frame with the widest mouth opening to this PNG/JPEG.
         landmarks: the 68-point model fitted in dlib's face box: ``"dlib"`` (shipped) or
@@ -138,6 +140,7 @@ class LoadedModel:
         sha256: its checksum.
         license: its licence (``"unknown"`` for a local file).
         meta: the checkpoint's JSON (config, training steps, data).
+        driver: for a renderer, the predictor whose landmarks it draws (None: the visemes').
     """
 
     kind: str
@@ -147,6 +150,12 @@ class LoadedModel:
     sha256: str
     license: str
     meta: dict[str, Any]
+    driver: LoadedModel | None = None
+
+    @property
+    def predictor(self) -> LoadedModel | None:
+        """The predictor that drives the face: this model or its ``driver``, if any."""
+        return self if self.kind == "predictor" else self.driver
 
     def describe(self) -> dict[str, Any]:
         """The sidecar's record of this model."""
@@ -158,6 +167,7 @@ class LoadedModel:
             "sha256": self.sha256,
             "license": self.license,
             "steps": self.meta.get("steps"),
+            **({"driver": self.driver.describe()} if self.driver is not None else {}),
         }
 
 
@@ -168,8 +178,9 @@ def load_model(
 
     Args:
         model: ``"warp"``, ``"anyonenet"`` (the registry's :data:`ANYONENET_MODEL`),
-            ``"anyonenet-unet"`` (:data:`ANYONENET_UNET_MODEL`) or an AnyoneNet checkpoint
-            path (its kind, predictor or renderer, is read from the JSON beside it).
+            ``"anyonenet-unet"`` (:data:`ANYONENET_UNET_MODEL`), ``"anyonenet-full"`` (that
+            renderer with that predictor as its ``driver``) or an AnyoneNet checkpoint path
+            (its kind, predictor or renderer, is read from the JSON beside it).
         device: torch device.
         accept_license: accept a non-commercial registry entry's licence (the registered
             predictor and UNet learned from dlib iBUG 300-W landmarks, as the face stage).
@@ -178,10 +189,19 @@ def load_model(
         ModelError: unknown name, missing or corrupt checkpoint, failed checksum, licence not
             accepted (exit 3).
     """
-    import json
-
     if model == "warp":
         return None
+    if model == "anyonenet-full":
+        renderer = _load_network("anyonenet-unet", device, accept_license)
+        renderer.driver = _load_network("anyonenet", device, accept_license)
+        return renderer
+    return _load_network(model, device, accept_license)
+
+
+def _load_network(model: str, device: str, accept_license: bool) -> LoadedModel:
+    """One AnyoneNet network: a registered short name or a checkpoint path (see load_model)."""
+    import json
+
     from avtool import registry
     from avtool.models.anyonenet import checkpoint
 
@@ -497,10 +517,12 @@ def plan_render(
 
     drive = None
     start = time.perf_counter()
-    if motion is None and model is not None and model.kind == "predictor":
+    if motion is None and model is not None and model.predictor is not None:
         if audio is None:
             raise InputError("an audio file (or a motion) is needed to drive the face")
-        motion = predictor_motion(model.network, audio, renderer, options.fps, still=options.still)
+        motion = predictor_motion(
+            model.predictor.network, audio, renderer, options.fps, still=options.still
+        )
     elif motion is None:
         if audio is None:
             raise InputError("an audio file (or a motion) is needed to drive the face")
@@ -759,7 +781,7 @@ def _model_summary(
 def _drive_summary(plan: RenderPlan, audio: Any, external: bool) -> dict[str, Any]:
     from avtool.models.facewarp.phones import describe
 
-    if not external and plan.model is not None and plan.model.kind == "predictor":
+    if not external and plan.model is not None and plan.model.predictor is not None:
         return {"source": "anyonenet", "units": plan.motion.units, "frames": plan.n_frames}
     if external or plan.drive is None:
         return {"source": "motion", "units": plan.motion.units, "frames": plan.n_frames}

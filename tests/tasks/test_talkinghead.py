@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -397,3 +398,41 @@ def test_cli_registered_unet_renders_an_mp4_of_the_audio_duration(photo, speech,
     again = tmp_path / "again.mp4"
     assert CliRunner().invoke(app, [*args[:-1], str(again)]).exit_code == 0
     assert again.read_bytes() == out.read_bytes()
+
+
+def test_full_anyonenet_has_the_predictor_drive_the_unet(photo, speech, detector, tmp_path):
+    """``anyonenet-full``: the paper's pipeline, the registered predictor's landmarks drawn by
+    the registered UNet; both recorded in the sidecar."""
+    from typer.testing import CliRunner
+
+    from avtool.cli.main import app
+    from avtool.tasks.talkinghead import (
+        ANYONENET_MODEL,
+        ANYONENET_UNET_MODEL,
+        load_model,
+        predictor_motion,
+    )
+
+    model = load_model("anyonenet-full", accept_license=True)
+    assert model.kind == "renderer" and model.name == ANYONENET_UNET_MODEL
+    assert model.driver is not None and model.driver.name == ANYONENET_MODEL
+    options = TalkingHeadOptions(model="anyonenet-full", still=True)
+    plan = plan_render(photo, speech, options, detector=detector, model=model)
+    assert plan.motion.units == "frontal" and plan.drive is None
+    expected = predictor_motion(model.driver.network, speech, plan.renderer, 25.0, still=True)
+    np.testing.assert_allclose(plan.landmarks, plan.renderer.landmarks(expected))
+    unet_only = TalkingHeadOptions(model="anyonenet-unet", still=True)
+    without = dataclasses.replace(model, driver=None)
+    visemes = plan_render(photo, speech, unet_only, detector=detector, model=without)
+    assert not np.allclose(plan.landmarks, visemes.landmarks)
+
+    out = tmp_path / "full.mp4"
+    args = ["--accept-license", "talkinghead", "--face", str(photo), "--audio", str(speech),
+            "--model", "anyonenet-full", "--still", "-o", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (probe(out).width, probe(out).height) == (256, 256)
+    meta = json.loads((tmp_path / "full.mp4.json").read_text())
+    assert meta["model"]["name"] == ANYONENET_UNET_MODEL
+    assert meta["model"]["driver"]["name"] == ANYONENET_MODEL
+    assert meta["input"]["drive"]["source"] == "anyonenet"
