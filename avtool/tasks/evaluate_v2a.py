@@ -169,7 +169,7 @@ def evaluate_v2a(
     from avtool.io.features import MelSpec, mel_spectrogram
     from avtool.models import v2a as v2a_model
     from avtool.models.v2a import AUDIO, BOTH, VIDEO
-    from avtool.tasks.v2a import FPS, load_model
+    from avtool.tasks.v2a import FPS, load_model, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     if cache is None and seen_dir is None and unseen_dir is None:
@@ -182,10 +182,7 @@ def evaluate_v2a(
     detector = None
 
     def vocode(mel: Any) -> Any:
-        wave = vocoder.run(torch.from_numpy(np.ascontiguousarray(mel))[None], spec)
-        out = wave.reshape(-1).cpu().numpy().astype(np.float32)
-        peak = float(np.abs(out).max())
-        return out * (0.99 / peak) if peak > 0.99 else out
+        return speech_from_mel(vocoder, mel, spec)
 
     def real_mel(audio: Any, n_mel: int) -> Any:
         with torch.no_grad():

@@ -232,6 +232,29 @@ def predict_mel(
     return out
 
 
+def speech_from_mel(vocoder: Any, mel: Any, spec: Any) -> Any:
+    """The vocoder's waveform of a predicted mel, scaled into [-0.99, 0.99] if it overshoots.
+
+    Args:
+        vocoder: a loaded :class:`~avtool.tasks.vocode.Vocoder`.
+        mel: ``(n_mels, F)`` log mel (array or tensor) in the contract ``spec``.
+        spec: the :class:`~avtool.io.features.MelSpec` of the mel.
+
+    Returns:
+        ``(S,)`` float32 numpy samples at ``spec.sample_rate``.
+    """
+    import numpy as np
+    import torch
+
+    if not isinstance(mel, torch.Tensor):
+        mel = torch.from_numpy(np.ascontiguousarray(mel))
+    samples = vocoder.run(mel[None], spec).reshape(-1).detach().cpu().numpy().astype(np.float32)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > 0.99:  # Griffin-Lim of a predicted mel can overshoot; scale rather than clip
+        samples *= 0.99 / peak
+    return samples
+
+
 def noisy_mel_for(path: Path, n_mel: int, spec: Any) -> Any:
     """``(n_mels, n_mel)`` log mel of an audio file (or a video's audio track), cut/padded.
 
@@ -277,7 +300,6 @@ def v2a_file(
         InputError: see the module docstring; nothing is written then.
     """
     import numpy as np
-    import torch
 
     from avtool.io.audio import save_audio
     from avtool.io.face import track_video
@@ -315,11 +337,7 @@ def v2a_file(
     mel = predict_mel(model, stream_crops(video, track.landmarks, 88), n_video, n_mel, noisy,
                       options, track.landmarks)  # fmt: skip
     model_s = time.perf_counter() - start - face_s
-    wave = vocoder.run(torch.from_numpy(mel)[None], spec)
-    samples = wave.reshape(-1).detach().cpu().numpy().astype(np.float32)
-    peak = float(np.abs(samples).max()) if samples.size else 0.0
-    if peak > 0.99:  # Griffin-Lim of a predicted mel can overshoot; scale rather than clip
-        samples *= 0.99 / peak
+    samples = speech_from_mel(vocoder, mel, spec)
     if mel_output is not None:
         save_mel(mel_output, mel, spec)
     save_audio(output, samples, spec.sample_rate)

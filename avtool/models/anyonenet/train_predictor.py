@@ -36,7 +36,7 @@ import torch
 
 from avtool.errors import ModelError
 from avtool.io.face import MOUTH
-from avtool.models.anyonenet import checkpoint, predictor
+from avtool.models.anyonenet import predictor
 from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import PredictorConfig, preset
 from avtool.models.anyonenet.data import load_items
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 WEIGHTS = "predictor.pt"
 TRAINER = run.TRAINER
-BEST = "best.pt"
 #: The held-out measure ``best.pt`` minimises: lip points are what the renderer is judged on.
 BEST_KEY = "heldout_mouth_dist"
 LOG = run.LOG
@@ -247,12 +246,7 @@ def train(
                         for k, v in evaluate(model, held).items()
                     }
                 )
-                if record[BEST_KEY] < best:
-                    best = record[BEST_KEY]
-                    checkpoint.save(
-                        out / BEST, model, config, {**meta_extra, "steps": step, BEST_KEY: best}
-                    )
-                    record["best"] = True
+                best = run.keep_best(out, model, config, meta_extra, record, BEST_KEY, best)
             run.append_log(out, record)
             log.info("step %d loss %.5f", step, loss.item())
         if step % checkpoint_every == 0 or step == steps or out_of_time:

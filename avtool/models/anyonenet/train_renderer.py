@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from avtool.errors import InputError, ModelError
-from avtool.models.anyonenet import checkpoint, discriminator, unet
+from avtool.models.anyonenet import discriminator, unet
 from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import RendererConfig, preset
 from avtool.models.anyonenet.data import load_items
@@ -48,7 +48,6 @@ from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
 log = logging.getLogger(__name__)
 
 WEIGHTS = "renderer.pt"
-BEST = "best.pt"
 #: The held-out measure ``best.pt`` minimises (mean absolute error, images in [-1, 1]).
 BEST_KEY = "heldout_l1"
 #: Held-out target frames per clip (evenly spaced after the source), to bound the cost.
@@ -285,12 +284,7 @@ def train(
             if held is not None:
                 scores = evaluate(generator, held)
                 record.update(heldout_l1=scores["l1"], static_l1=scores["static_l1"])
-                if record[BEST_KEY] < best:
-                    best = record[BEST_KEY]
-                    checkpoint.save(
-                        out / BEST, generator, config, {**extra, "steps": step, BEST_KEY: best}
-                    )
-                    record["best"] = True
+                best = run.keep_best(out, generator, config, extra, record, BEST_KEY, best)
             run.append_log(out, record)
             log.info("step %d G %.4f D %.4f", step, loss_g.item(), loss_d.item())
         if step % checkpoint_every == 0 or step == steps or out_of_time:

@@ -25,6 +25,8 @@ from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
 
 TRAINER = "trainer.pt"
 LOG = "train_log.jsonl"
+#: The weights with the best held-out score so far (:func:`keep_best`).
+BEST = "best.pt"
 #: Key of torch's global random state in ``trainer.pt``.
 TORCH_RNG = "torch_rng_state"
 
@@ -146,6 +148,29 @@ def save_run(
     with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:
         # A file object: torch would name the archive after the temporary file.
         torch.save({**trainer_state, TORCH_RNG: torch.get_rng_state()}, f)
+
+
+def keep_best(
+    out: Path,
+    network: nn.Module,
+    config: PredictorConfig | RendererConfig,
+    extra: Mapping[str, Any],
+    record: dict[str, Any],
+    key: str,
+    best: float,
+) -> float:
+    """Save ``network`` as ``out/best.pt`` when the log ``record``'s held-out ``key`` beats
+    ``best`` (lower is better); such a record gets ``"best": True``.
+
+    Returns:
+        The best score so far.
+    """
+    if not record[key] < best:
+        return best
+    meta = {**extra, "steps": record["step"], key: record[key]}
+    checkpoint.save(out / BEST, network, config, meta)
+    record["best"] = True
+    return record[key]
 
 
 def append_log(out: Path, record: Mapping[str, Any]) -> None:

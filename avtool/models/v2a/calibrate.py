@@ -80,15 +80,14 @@ def stoi_by_advance(
 
     from avtool.eval.speech import stoi
     from avtool.models import v2a
+    from avtool.tasks.v2a import speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     vocoder = load_vocoder(VocodeOptions(iters=iters, seed=seed), device="cpu")
     scores: dict[int, list[float]] = {k: [] for k in range(max_advance + 1)}
     for mel, reference in zip(mels, references, strict=True):
         for k in scores:
-            wave = vocoder.run(v2a.advance(mel, k)[None], spec).reshape(-1).cpu().numpy()
-            peak = float(np.abs(wave).max())
-            wave = wave * (0.99 / peak) if peak > 0.99 else wave
+            wave = speech_from_mel(vocoder, v2a.advance(mel, k), spec)
             scores[k].append(stoi(reference, wave, spec.sample_rate))
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
