@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     import skimage.data
     from PIL import Image
 
-    from avtool.io.face import FaceDetector
     from avtool.io.video import VideoWriter
+    from avtool.models.face import FaceDetector
     from avtool.tasks.talkinghead import ENCODER, TalkingHeadOptions, plan_render, render_file
 
     with tempfile.TemporaryDirectory() as tmp:

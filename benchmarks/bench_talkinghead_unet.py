@@ -68,10 +68,10 @@ def mouth_box(points: np.ndarray, size: int) -> tuple[int, int, int, int]:
 def score_clip(clip: Path, model, detector, preview: list) -> dict:
     """Per-system mean ``l1``, ``psnr``, ``mouth_l1`` over one clip's frames 1..T-1."""
     from avtool.io.audio import load_audio, save_audio
-    from avtool.io.face import track_video
     from avtool.io.video import VideoReader
     from avtool.models.anyonenet.data import crop_box, crop_face
     from avtool.models.anyonenet.infer import render_frames as unet_frames
+    from avtool.models.face import track_video
     from avtool.tasks.talkinghead import TalkingHeadOptions, plan_render, render_frames
 
     size = int(model.network.config.image_size)
@@ -133,7 +133,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # two shared cores
-    from avtool.io.face import FaceDetector
+    from avtool.models.face import FaceDetector
     from avtool.runtime import write_json
     from avtool.tasks.talkinghead import load_model
     from benchmarks.bench_talkinghead import s1_test_clips

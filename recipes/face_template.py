@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avtool.io.face import LEFT_EYE, RIGHT_EYE, procrustes, track_video
+from avtool.io.face import LEFT_EYE, RIGHT_EYE, procrustes
+from avtool.models.face import track_video
 
 
 def depth_profile() -> np.ndarray:

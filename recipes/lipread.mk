@@ -65,7 +65,7 @@ WEIGHTS := avtool/weights/lipread
 	smoke-resnet finetune-lips
 
 cache:
-	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
+	$(PYTHON) -m avtool.training.grid_cache $(DATA) $(CACHE)
 
 train:
 	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipnet.train \

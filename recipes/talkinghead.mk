@@ -9,7 +9,7 @@
 #   registers it (frontal landmarks + head-pose quaternions), computes 80 Hz mels (16 kHz,
 #   50 ms window, 12.5 ms hop) and upsamples the track to them; with FRAME_SIZE it also stores
 #   face crops for the renderer. One OUT/data/<id>.npz per clip; failing clips are listed in
-#   OUT/data/index.json and the rest go on. A GRID cache (avtool.datasets.grid) can be used
+#   OUT/data/index.json and the rest go on. A GRID cache (avtool.training.grid_cache) can be used
 #   instead of videos: python -m avtool.models.anyonenet.data data/grid_s1_cache OUT --from-cache
 #
 # train: the paper-size predictor (32.5 M parameters) and renderer (UNet-256, 54.4 M; PatchGAN
@@ -60,7 +60,7 @@ S1_RENDER_STEPS ?= 8000
 
 .PHONY: smoke extract train train-predictor train-renderer face-voice s1 s1-renderer
 
-# The shipped predictor: the GRID s1 cache (python -m avtool.datasets.grid) -> 80 Hz items per
+# The shipped predictor: the GRID s1 cache (python -m avtool.training.grid_cache) -> 80 Hz items per
 # split -> the reduced predictor, selected on val lip-point distance (OUT/s1/predictor/best.pt).
 s1:
 	for split in train val test; do \

@@ -53,7 +53,7 @@ WEIGHTS := avtool/weights/v2a
 .PHONY: cache train finetune train-av train-content calibrate eval ship smoke
 
 cache:
-	$(PYTHON) -m avtool.datasets.grid $(DATA) $(CACHE)
+	$(PYTHON) -m avtool.training.grid_cache $(DATA) $(CACHE)
 
 train:
 	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/v2a \

@@ -80,7 +80,7 @@ def grid_s1_dir() -> Path:
 @pytest.fixture(scope="session")
 def face_detector():
     """The dlib detector + 68-point predictor, loaded once per session."""
-    from avtool.io.face import FaceDetector
+    from avtool.models.face import FaceDetector
 
     return FaceDetector()
 

@@ -1,9 +1,8 @@
-"""The face stage: detection, 68-point landmarks, tracking, registration, mouth crops.
+"""Face geometry without models: images, boxes, registration, head pose, tracks, mouth crops.
 
-Shared by ``talkinghead``, ``lipread``, ``v2a`` and ``separate``. The offline backend is dlib
-(HOG detector + the iBUG 300-W 68-point shape predictor shipped by ``face-recognition-models``);
-model files are found on disk without importing that package, whose ``__init__`` needs
-``pkg_resources``.
+Shared by ``talkinghead``, ``lipread``, ``v2a`` and ``separate``. Detection, landmark fitting and
+tracking (which run dlib or a registered model) live in :mod:`avtool.models.face`; everything
+here is plain numpy/PIL on images and landmark arrays.
 
 Conventions:
     * images are ``(H, W, 3)`` uint8 RGB; landmarks are ``(68, 2)`` float32 ``(x, y)`` pixels
@@ -17,18 +16,16 @@ Conventions:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
-from avtool.errors import InputError, ModelError, SetupError
+from avtool.errors import InputError
 
 N_LANDMARKS = 68
 JAW = slice(0, 17)
@@ -40,16 +37,8 @@ OUTER_LIPS = slice(48, 60)
 INNER_LIPS = slice(60, 68)
 MOUTH = slice(48, 68)
 
-LANDMARK_MODEL = "dlib-landmarks-68"
-FAN_LANDMARK_MODEL = "fan-2d-68"
-#: ``--landmarks`` choices -> the registry entry fitting the 68 points in the detector's box.
-LANDMARK_BACKENDS = {"dlib": LANDMARK_MODEL, "fan": FAN_LANDMARK_MODEL}
 MAX_IMAGE_PIXELS = 200_000_000
 MIN_IMAGE_SIDE = 24
-DETECT_MAX_SIDE = 1024
-HOG_MIN_FACE = 80  # dlib's HOG window: smallest face found without upsampling, in pixels
-MIN_FACE = 40
-DETECT_THRESHOLD = 0.3
 MAX_GAP_FRAMES = 12
 TEMPLATE_FILE = Path(__file__).with_name("face_template.json")
 
@@ -147,7 +136,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Boxes and the dlib backend
+# Boxes
 
 
 @dataclass(frozen=True)
@@ -190,252 +179,6 @@ class Box:
 
     def __str__(self) -> str:
         return f"{self.x},{self.y},{self.w},{self.h}"
-
-
-def face_model_dir() -> Path:
-    """The folder holding face-recognition-models' ``.dat`` files, found without importing it.
-
-    Raises:
-        SetupError: the package is not installed.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        folder = Path(location) / "models"
-        if (folder / "shape_predictor_68_face_landmarks.dat").is_file():
-            return folder
-    raise SetupError(
-        "the face models are missing: pip install face-recognition-models dlib-bin "
-        "(or run make install)"
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _dlib_models(predictor_path: str) -> tuple[Any, Any]:
-    try:
-        import dlib
-    except ImportError as exc:
-        raise SetupError("dlib is missing: pip install dlib-bin (or run make install)") from exc
-    try:
-        predictor = dlib.shape_predictor(predictor_path)
-    except RuntimeError as exc:
-        raise ModelError(f"{predictor_path}: not a dlib shape predictor ({exc})") from exc
-    return dlib.get_frontal_face_detector(), predictor
-
-
-@functools.lru_cache(maxsize=2)
-def _dlib_descriptor(model_path: str) -> Any:
-    import dlib
-
-    return dlib.face_recognition_model_v1(model_path)
-
-
-class Landmarker(Protocol):
-    """A 68-point model other than dlib's (e.g. :class:`avtool.models.fan.FanLandmarker`).
-
-    Called with an ``(H, W, 3)`` uint8 image and a :class:`Box`, it returns ``(68, 2)`` float32
-    ``(x, y)`` pixels in the iBUG order; ``name`` is its registry name, ``path`` its weights.
-    """
-
-    name: str
-    path: Path
-
-    def __call__(self, image: np.ndarray, box: Box) -> np.ndarray: ...
-
-
-class FaceDetector:
-    """dlib HOG face detection plus 68-point landmarks.
-
-    Large images are detected on a copy scaled to ``DETECT_MAX_SIDE``; small faces get dlib's
-    upsampling. Boxes come back largest first (ties broken top-to-bottom, left-to-right), so the
-    choice among several faces is deterministic.
-
-    Args:
-        predictor_path: a dlib 68-point ``.dat``; None uses face-recognition-models' file
-            (resolve ``dlib-landmarks-68`` through the registry to apply its licence gate).
-        landmarker: fit the 68 points with this model instead of dlib's predictor (detection
-            and :meth:`descriptor` stay with dlib).
-    """
-
-    def __init__(
-        self,
-        predictor_path: str | os.PathLike[str] | None = None,
-        landmarker: Landmarker | None = None,
-    ) -> None:
-        path = (
-            Path(predictor_path)
-            if predictor_path
-            else face_model_dir() / ("shape_predictor_68_face_landmarks.dat")
-        )
-        self.predictor_path = path
-        self.landmarker = landmarker
-        self._detector, self._predictor = _dlib_models(str(path))
-
-    @property
-    def landmark_model(self) -> str:
-        """Registry name of the model that fits the landmarks."""
-        return self.landmarker.name if self.landmarker is not None else LANDMARK_MODEL
-
-    @property
-    def landmark_path(self) -> Path:
-        """Weights file of the model that fits the landmarks."""
-        return self.landmarker.path if self.landmarker is not None else self.predictor_path
-
-    def detect(
-        self, image: np.ndarray, min_face: int = MIN_FACE, exhaustive: bool = True
-    ) -> list[Box]:
-        """Face boxes in ``image`` ``(H, W, 3)`` uint8, largest first.
-
-        Args:
-            image: the picture.
-            min_face: smallest face width in pixels to look for.
-            exhaustive: when nothing is found, keep upsampling for smaller faces (photos; video
-                frames skip it, since a lost face is reported, not hunted at 4x the cost).
-        """
-        height, width = image.shape[:2]
-        scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
-        small = resize_image(image, (round(width * scale), round(height * scale)))
-        # HOG finds faces down to ~80 px; each upsampling halves that, up to a ~2048 px image.
-        upsample = 0
-        while HOG_MIN_FACE >> upsample > min_face * scale and self._can_upsample(small, upsample):
-            upsample += 1
-        found = self._run_detector(small, upsample)
-        while exhaustive and not found and self._can_upsample(small, upsample):
-            upsample += 1
-            found = self._run_detector(small, upsample)
-        boxes = [
-            Box(
-                round(b.left() / scale),
-                round(b.top() / scale),
-                round(b.width() / scale),
-                round(b.height() / scale),
-            )
-            for b in found
-        ]
-        return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
-
-    @staticmethod
-    def _can_upsample(image: np.ndarray, upsample: int) -> bool:
-        return max(image.shape[:2]) << (upsample + 1) <= 2 * DETECT_MAX_SIDE
-
-    def _run_detector(self, image: np.ndarray, upsample: int) -> list[Any]:
-        # A threshold above dlib's 0 drops the weak hits it makes on clothing and badges.
-        # dlib misreads strided views (a crop of a frame) nondeterministically: copy first.
-        rects, _, _ = self._detector.run(np.ascontiguousarray(image), upsample, DETECT_THRESHOLD)
-        return list(rects)
-
-    def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
-        """The 68 landmarks ``(68, 2)`` float32 of the face in ``box``."""
-        if self.landmarker is not None:
-            return np.asarray(self.landmarker(image, box), dtype=np.float32)
-        import dlib
-
-        rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
-        shape = self._predictor(np.ascontiguousarray(image), rect)
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-
-    def descriptor(self, image: np.ndarray, box: Box) -> np.ndarray:
-        """dlib's 128-d face descriptor ``(128,)`` float32 of the face in ``box``."""
-        import dlib
-
-        weights = face_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"
-        model = _dlib_descriptor(str(weights))
-        rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
-        shape = self._predictor(image, rect)
-        return np.array(model.compute_face_descriptor(image, shape), dtype=np.float32)
-
-
-def load_detector(accept_license: bool = False, landmarks: str = "dlib") -> FaceDetector:
-    """A :class:`FaceDetector` with a registered 68-point model.
-
-    Both models are trained on iBUG 300-W images (``fan``: 300W-LP, derived from them), which
-    allow research use only, so the registry's licence gate applies: pass
-    ``--accept-license`` (or set ``AVTOOL_ACCEPT_LICENSE=1``).
-
-    Args:
-        accept_license: accept the landmark model's non-commercial licence.
-        landmarks: ``"dlib"`` (``dlib-landmarks-68``, shipped, the offline default) or
-            ``"fan"`` (``fan-2d-68``, 2D-FAN; downloaded once from its publisher and
-            sha256-checked; fitted in dlib's face box).
-
-    Raises:
-        InputError: an unknown ``landmarks`` choice.
-        ModelError: licence not accepted, the file fails its checksum, or (``fan``) it is not
-            in the cache while offline or its download fails.
-    """
-    from avtool.registry import resolve
-
-    if landmarks not in LANDMARK_BACKENDS:
-        raise InputError(f"--landmarks {landmarks!r}: choose one of {', '.join(LANDMARK_BACKENDS)}")
-    if landmarks == "fan":
-        from avtool.models.fan import load as load_fan
-
-        return FaceDetector(landmarker=load_fan(FAN_LANDMARK_MODEL, accept_license=accept_license))
-    model = resolve(LANDMARK_MODEL, task="face", accept_license=accept_license)
-    return FaceDetector(model.path)
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face: its box, 68 landmarks ``(68, 2)`` and how many faces were seen."""
-
-    box: Box
-    landmarks: np.ndarray
-    n_faces: int
-    pose: Pose
-
-
-def choose_box(boxes: list[Box], face_index: int, source: str) -> Box:
-    """Pick ``boxes[face_index]`` (boxes sorted largest first) with a clear error."""
-    if not boxes:
-        raise InputError(f"{source}: no face found (a frontal, unoccluded face is needed)")
-    if not 0 <= face_index < len(boxes):
-        raise InputError(
-            f"{source}: --face-index {face_index} asked for, but {len(boxes)} face(s) found "
-            f"(0 is the largest)"
-        )
-    return boxes[face_index]
-
-
-def detect_face(
-    image: np.ndarray,
-    *,
-    face_index: int = 0,
-    box: Box | None = None,
-    detector: FaceDetector | None = None,
-    source: str = "image",
-    max_yaw: float = 50.0,
-) -> Face:
-    """Find one face in a photo and its landmarks.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        face_index: which face when there are several (0 = largest).
-        box: use this box instead of detecting (``--box``); landmarks are still fitted.
-        detector: a loaded :class:`FaceDetector` (one is made otherwise).
-        source: the file name for error messages.
-        max_yaw: refuse faces turned further than this many degrees (a profile view).
-
-    Raises:
-        InputError: no face, a bad index or box, or a profile view.
-    """
-    detector = detector or FaceDetector()
-    height, width = image.shape[:2]
-    if box is not None:
-        if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
-            raise InputError(f"{source}: --box {box} lies outside the {width}x{height} image")
-        boxes = [box]
-    else:
-        boxes = detector.detect(image)
-        box = choose_box(boxes, face_index, source)
-    landmarks = detector.landmarks(image, box)
-    pose = estimate_pose(landmarks)
-    if abs(pose.yaw) > max_yaw:
-        raise InputError(
-            f"{source}: the face is turned {abs(pose.yaw):.0f} degrees (a profile view); "
-            "a frontal photo is needed"
-        )
-    return Face(box=box, landmarks=landmarks, n_faces=len(boxes), pose=pose)
 
 
 # --------------------------------------------------------------------------------------------
@@ -719,136 +462,6 @@ def smooth_landmarks(landmarks: np.ndarray, window: int = 5) -> np.ndarray:
     if window < 3 or len(landmarks) < window:
         return landmarks.copy()
     return savgol_filter(landmarks, window, 2, axis=0, mode="interp").astype(landmarks.dtype)
-
-
-def track_frames(
-    frames: Iterable[np.ndarray],
-    *,
-    detector: FaceDetector | None = None,
-    face_index: int = 0,
-    box: Box | None = None,
-    redetect_every: int = 5,
-    on_frame: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw per-frame landmarks of one face, followed from frame to frame.
-
-    The first frame with a face picks it (``box``, else ``face_index``). Between detections the
-    last detector box is moved with the landmarks' centre (the shape predictor only needs a
-    box of the detector's kind); every ``redetect_every`` frames the detector runs again in a
-    region around the face (and on the whole frame when that fails), taking the box that
-    overlaps the tracked one most, so the track stays on the same person.
-
-    Returns:
-        ``(landmarks (T, 68, 2) float32, detected (T,) bool)``, zeros where not detected.
-    """
-    detector = detector or FaceDetector()
-    out: list[np.ndarray] = []
-    found: list[bool] = []
-    tracked: Box | None = None  # the detector-style box of the face in the previous frame
-    detected_box: Box | None = None
-    anchor = np.zeros(2)
-    since_detection = 0
-    for index, frame in enumerate(frames):
-        chosen: Box | None = None
-        if tracked is None:
-            if box is not None and index == 0:
-                chosen = box
-            else:
-                boxes = detector.detect(frame, exhaustive=False)
-                if len(boxes) > face_index:
-                    chosen = boxes[face_index]
-            since_detection = 0
-        elif since_detection + 1 >= redetect_every:
-            chosen = _follow(detector, frame, tracked)
-            since_detection = 0
-        else:
-            chosen = tracked
-            since_detection += 1
-        if chosen is None:
-            out.append(np.zeros((N_LANDMARKS, 2), np.float32))
-            found.append(False)
-            tracked = None
-        else:
-            points = detector.landmarks(frame, chosen)
-            out.append(points)
-            found.append(True)
-            if since_detection == 0:
-                detected_box, anchor = chosen, _anchor(points)
-            tracked = _shifted(detected_box, _anchor(points) - anchor)
-        if on_frame is not None:
-            on_frame(index)
-    if not out:
-        return np.zeros((0, N_LANDMARKS, 2), np.float32), np.zeros(0, bool)
-    return np.stack(out), np.array(found)
-
-
-def _anchor(points: np.ndarray) -> np.ndarray:
-    # Eyes and nose move with the head but not with speech, unlike the jaw and lips.
-    return points[27:48].mean(axis=0)
-
-
-def _shifted(box: Box, shift: np.ndarray) -> Box:
-    return Box(round(float(box.x + shift[0])), round(float(box.y + shift[1])), box.w, box.h)
-
-
-def _follow(detector: FaceDetector, frame: np.ndarray, previous: Box) -> Box | None:
-    height, width = frame.shape[:2]
-    pad_x, pad_y = previous.w // 2, previous.h // 2
-    x0, y0 = max(0, previous.x - pad_x), max(0, previous.y - pad_y)
-    x1 = min(width, previous.x + previous.w + pad_x)
-    y1 = min(height, previous.y + previous.h + pad_y)
-    region = frame[y0:y1, x0:x1]
-    min_face = int(previous.w * 0.7)
-    boxes = [Box(b.x + x0, b.y + y0, b.w, b.h) for b in detector.detect(region, min_face)]
-    if not boxes:
-        boxes = detector.detect(frame, exhaustive=False)
-    best = max(boxes, key=previous.iou, default=None)
-    return best if best is not None and previous.iou(best) > 0.3 else None
-
-
-def track_video(
-    path: str | os.PathLike[str],
-    *,
-    fps: float | None = 25.0,
-    face_index: int = 0,
-    box: Box | None = None,
-    max_gap: int = MAX_GAP_FRAMES,
-    smooth_window: int = 5,
-    detector: FaceDetector | None = None,
-    on_frame: Callable[[int], None] | None = None,
-) -> FaceTrack:
-    """Track one face through a video: landmarks per frame, gaps filled, smoothed.
-
-    Streams frames (bounded memory); only the ``(T, 68, 2)`` track is kept.
-
-    Args:
-        path: any video ffmpeg reads; variable or non-25 frame rates are resampled to ``fps``.
-        fps: frame rate of the track (None keeps the file's).
-        face_index, box: which face (see :func:`detect_face`).
-        max_gap: longest run of frames without a face that is interpolated.
-        smooth_window: Savitzky-Golay window in frames (0 disables smoothing).
-        detector: a loaded :class:`FaceDetector`.
-        on_frame: called with each frame index (progress bars).
-
-    Raises:
-        InputError: no frames, no face in any frame, or a gap longer than ``max_gap``.
-    """
-    from avtool.io.video import VideoReader
-
-    reader = VideoReader(path, fps=fps)
-    with reader:
-        landmarks, detected = track_frames(
-            reader, detector=detector, face_index=face_index, box=box, on_frame=on_frame
-        )
-    if len(detected) == 0:
-        raise InputError(f"{path}: the video has no frames")
-    if not detected.any():
-        raise InputError(f"{path}: no face found (first failing frame: 0 of {len(detected)})")
-    filled = fill_gaps(landmarks, detected, max_gap, str(path))
-    width, height = reader.frame_shape[1], reader.frame_shape[0]
-    return FaceTrack(
-        smooth_landmarks(filled, smooth_window), detected, reader.fps, (width, height), str(path)
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 For each real clip (a GRID video, say) the clip's first frame is the face and its own audio is
 the drive. Three landmark tracks are compared with the real video's track, each found by the
-same dlib tracker (:func:`avtool.io.face.track_video`) so detector bias is shared:
+same dlib tracker (:func:`avtool.models.face.track_video`) so detector bias is shared:
 
 * ``renderer``: the video :func:`avtool.tasks.talkinghead.render_file` makes;
 * ``static``: the baseline, the first frame repeated for as many frames, encoded to H.264 the
@@ -127,7 +127,7 @@ def evaluate_clip(
     Args:
         clip: a real talking-face video with its speech.
         options: :class:`avtool.tasks.talkinghead.TalkingHeadOptions`.
-        detector: a loaded :class:`avtool.io.face.FaceDetector`.
+        detector: a loaded :class:`avtool.models.face.FaceDetector`.
         work_dir: where ``<stem>.wav``, ``<stem>.generated.mp4`` and ``<stem>.static.mp4`` go.
         models: loaded models by ``--model`` value (:func:`avtool.tasks.talkinghead.load_model`),
             so each is loaded once per run; missing ones are loaded per clip.
@@ -144,8 +144,8 @@ def evaluate_clip(
 
     from avtool.eval.landmarks import best_area_lag, lip_sync_metrics
     from avtool.io.audio import load_audio, save_audio
-    from avtool.io.face import track_video
     from avtool.io.video import probe
+    from avtool.models.face import track_video
     from avtool.tasks.talkinghead import load_model, render_file
 
     seconds: dict[str, float] = {}
@@ -272,7 +272,7 @@ def evaluate_talkinghead(
         options: :class:`~avtool.tasks.talkinghead.TalkingHeadOptions` (None = defaults).
         accept_license: accept the dlib 68-point model's non-commercial licence.
         keep_dir: keep the rendered, static and drive files here (None = a temp folder).
-        detector: a loaded :class:`~avtool.io.face.FaceDetector` (one is loaded otherwise).
+        detector: a loaded :class:`~avtool.models.face.FaceDetector` (one is loaded otherwise).
         on_clip: called with each clip before it is processed (progress).
         compare: more ``--model`` values to render and score side by side (see
             :func:`evaluate_clip`); ``options.model`` stays the ``renderer`` system.
@@ -287,7 +287,7 @@ def evaluate_talkinghead(
     """
     from dataclasses import asdict
 
-    from avtool.io.face import LANDMARK_MODEL, load_detector
+    from avtool.models.face import LANDMARK_MODEL, load_detector
     from avtool.runtime import versions
     from avtool.tasks.talkinghead import load_model
 

@@ -65,7 +65,7 @@ def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str
 
     from avtool.eval.grid import parse_grid_id
     from avtool.io.audio import load_audio
-    from avtool.io.face import track_video
+    from avtool.models.face import track_video
     from avtool.tasks.v2a import FPS, V2AOptions, check_pose, stream_crops
 
     options = V2AOptions()
@@ -165,9 +165,9 @@ def evaluate_v2a(
 
     from avtool.datasets.grid import find_clips, s1_split
     from avtool.eval.grid import GridRecognizer
-    from avtool.io.face import load_detector
     from avtool.io.features import MelSpec, mel_spectrogram
     from avtool.models import v2a as v2a_model
+    from avtool.models.face import load_detector
     from avtool.models.v2a import AUDIO, BOTH, VIDEO
     from avtool.tasks.v2a import FPS, load_model, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder

@@ -3,7 +3,7 @@
 Two model families: ``lipread-resnet`` (:mod:`avtool.models.lipread_resnet`, 3-D conv + ResNet
 front-end + BiGRU; the default ``lipread-grid-s1``) on ``gray88`` mouth crops, and ``lipnet``
 (:mod:`avtool.models.lipnet`, ``lipnet-grid-s1``) on ``lipnet`` crops. Per video: the face stage
-(:func:`avtool.io.face.track_video`, any frame rate resampled to 25 fps, short detection gaps
+(:func:`avtool.models.face.track_video`, any frame rate resampled to 25 fps, short detection gaps
 interpolated, long ones reported with their frame numbers), the model's mouth crops
 (:func:`avtool.io.face.mouth_crops`, exactly as the training cache made them), the network on
 windows of frames (bounded memory for long videos), and CTC decoding: ``greedy``, ``beam`` (prefix
@@ -139,7 +139,7 @@ def load_reader(
         ModelError: unknown/unverifiable model, or the landmark model's licence not accepted.
         SetupError: cuda asked for and absent.
     """
-    from avtool.io.face import load_detector
+    from avtool.models.face import load_detector
     from avtool.runtime import resolve_device
 
     start = time.perf_counter()
@@ -199,8 +199,9 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
         InputError: no frames, no face, a long gap or a profile view (file and frames named),
             or ``grid`` decoding asked for on a video longer than a sentence.
     """
-    from avtool.io.face import MouthCrop, mouth_crops, track_video
+    from avtool.io.face import MouthCrop, mouth_crops
     from avtool.io.video import VideoReader
+    from avtool.models.face import track_video
 
     start = time.perf_counter()
     track = track_video(

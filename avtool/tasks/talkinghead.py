@@ -32,7 +32,7 @@ from avtool.errors import InputError, ModelError
 if TYPE_CHECKING:
     import numpy as np
 
-    from avtool.io.face import Face, FaceDetector
+    from avtool.models.face import Face, FaceDetector
     from avtool.models.facewarp import FaceMotion, WarpRenderer
     from avtool.models.facewarp.phones import AudioDrive
     from avtool.models.facewarp.visemes import Phone
@@ -113,7 +113,7 @@ class TalkingHeadOptions:
             )
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: must be >= 0")
-        from avtool.io.face import LANDMARK_BACKENDS
+        from avtool.models.face import LANDMARK_BACKENDS
 
         if self.landmarks not in LANDMARK_BACKENDS:
             raise InputError(
@@ -416,7 +416,8 @@ def find_face(
     """
     import numpy as np
 
-    from avtool.io.face import Box, detect_face, load_detector, load_image, to_rgb_uint8
+    from avtool.io.face import Box, load_image, to_rgb_uint8
+    from avtool.models.face import detect_face, load_detector
 
     if isinstance(face, np.ndarray):
         source = "<array>"
@@ -650,8 +651,8 @@ def render_file(
         ModelError: ``options.model`` cannot be loaded.
     """
 
-    from avtool.io.face import LANDMARK_BACKENDS
     from avtool.io.video import VideoWriter
+    from avtool.models.face import LANDMARK_BACKENDS
     from avtool.registry import sha256_file
     from avtool.runtime import sidecar_path, versions, write_json
 
@@ -808,7 +809,7 @@ def run(
     The face is checked before anything else, so a photo without a face fails with exit 2
     before the audio is analysed.
     """
-    from avtool.io.face import load_detector
+    from avtool.models.face import load_detector
     from avtool.runtime import BatchItem, check_outputs, run_batch
 
     options = options.validated()

@@ -721,7 +721,7 @@ def _check_face(items: list, face: FaceVideo, accept_license: bool) -> Any:
     Returns:
         The loaded face detector, reused for every item.
     """
-    from avtool.io.face import load_detector
+    from avtool.models.face import load_detector
     from avtool.tasks.talkinghead import VIDEO_SUFFIXES, find_face
 
     for item in items:

@@ -3,7 +3,7 @@
 The pipeline for one video:
 
 1. **Face stage**, exactly as the training cache was made (:func:`avtool.datasets.grid.
-   prepare_clip`): :func:`avtool.io.face.track_video` at 25 fps (other and variable frame rates
+   prepare_clip`): :func:`avtool.models.face.track_video` at 25 fps (other and variable frame rates
    are resampled by ffmpeg's ``fps`` filter, with a warning), then 88x88 gray mouth crops from
    :func:`avtool.io.face.mouth_crops` on a second, streaming pass over the frames.
 2. **Checks** with clear errors naming the file and frames: no frames, no face, a face lost for
@@ -302,9 +302,9 @@ def v2a_file(
     import numpy as np
 
     from avtool.io.audio import save_audio
-    from avtool.io.face import track_video
     from avtool.io.features import MelSpec, assert_compatible, save_mel
     from avtool.io.video import probe
+    from avtool.models.face import track_video
     from avtool.registry import sha256_file
     from avtool.runtime import sidecar_path, versions, write_json
 
@@ -406,7 +406,7 @@ def run(
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
-    from avtool.io.face import load_detector
+    from avtool.models.face import load_detector
     from avtool.runtime import check_outputs, format_output, run_batch
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 

@@ -41,8 +41,8 @@ def short_clip(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_static_baseline_video_holds_the_first_frame(short_clip: Path, tmp_path: Path, licensed):
     from avtool.eval.landmarks import lip_sync_metrics
-    from avtool.io.face import load_detector, track_video
     from avtool.io.video import probe
+    from avtool.models.face import load_detector, track_video
 
     face = evt.first_frame(short_clip, 25.0)
     assert face.shape == (288, 360, 3) and face.dtype == np.uint8

@@ -11,8 +11,8 @@ from PIL import Image
 
 from avtool.errors import InputError
 from avtool.io.audio import load_audio, save_audio
-from avtool.io.face import FaceDetector
 from avtool.io.video import VideoReader, probe
+from avtool.models.face import FaceDetector
 from avtool.models.facewarp import FaceMotion
 from avtool.tasks.talkinghead import (
     TalkingHeadOptions,

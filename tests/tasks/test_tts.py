@@ -190,8 +190,8 @@ def test_speak_with_face_lip_synced_video_is_reproducible(piper_voice, tmp_path:
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
 
-    from avtool.io.face import load_detector
     from avtool.io.video import probe
+    from avtool.models.face import load_detector
     from avtool.tasks.talkinghead import TalkingHeadOptions
     from avtool.tasks.tts import FaceVideo, speak_with_face
 

@@ -196,12 +196,12 @@ def extract_clip(
         path: a video with an audio stream.
         frame_size: also store face crops of this side (renderer data); None skips them.
         frame_step: keep every ``frame_step``-th crop.
-        detector: a loaded :class:`avtool.io.face.FaceDetector`.
+        detector: a loaded :class:`avtool.models.face.FaceDetector`.
 
     Raises:
         InputError: no audio, no face, a long tracking gap (frames named).
     """
-    from avtool.io.face import track_video
+    from avtool.models.face import track_video
 
     track = track_video(path, fps=VIDEO_FPS, detector=detector)  # type: ignore[arg-type]
     item = track_features(track.landmarks, load_audio_mel(path), VIDEO_FPS)
@@ -338,7 +338,7 @@ def extract_folder(
                     )
                 else:
                     if detector is None:
-                        from avtool.io.face import FaceDetector
+                        from avtool.models.face import FaceDetector
 
                         detector = FaceDetector()
                     item = extract_clip(

@@ -1,6 +1,6 @@
 """Face-conditioned voice: a face photo → a speaker embedding (AnyoneNet's face encoder idea).
 
-A *student* maps dlib's 128-d face descriptor (:meth:`avtool.io.face.FaceDetector.descriptor`)
+A *student* maps dlib's 128-d face descriptor (:meth:`avtool.models.face.FaceDetector.descriptor`)
 through an MLP to the 256-d GE2E speaker embedding that the *teacher* (resemblyzer's speaker
 encoder) gives the same person's speech; trained with a cosine loss on talking-face videos
 (:mod:`.train`), evaluated by the held-out cosine similarity against the mean-voice baseline.

@@ -40,8 +40,8 @@ def extract_pairs(
     """
     from avtool.datasets.grid import find_clips
     from avtool.io.audio import load_audio
-    from avtool.io.face import FaceDetector, choose_box
     from avtool.io.video import VideoReader
+    from avtool.models.face import FaceDetector, choose_box
     from avtool.models.face_voice.teacher import TEACHER_SAMPLE_RATE, speaker_embedding
 
     detector = FaceDetector()

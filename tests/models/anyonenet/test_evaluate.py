@@ -15,8 +15,8 @@ from avtool.models.anyonenet.evaluate import clip_tracks, evaluate_items
 
 @pytest.fixture(scope="module")
 def item(grid_dir):
-    from avtool.io.face import FaceDetector
     from avtool.models.anyonenet.data import extract_clip
+    from avtool.models.face import FaceDetector
 
     return {"id": "bbaf2n", **extract_clip(grid_dir / "bbaf2n.mpg", detector=FaceDetector())}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avtool.io.face import FaceDetector, detect_face, inter_ocular, register
+from avtool.io.face import inter_ocular, register
+from avtool.models.face import FaceDetector, detect_face
 from avtool.models.facewarp import FaceMotion, WarpRenderer
 from avtool.models.facewarp.mesh import N_FOREHEAD, FaceMesh
 from avtool.models.facewarp.motion import blink_track, head_motion, rest_shape

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from avtool.errors import InputError, ModelError
-from avtool.io.face import FAN_LANDMARK_MODEL, load_detector
+from avtool.models.face import FAN_LANDMARK_MODEL, load_detector
 from avtool.models.fan import FaceCrop, FanConfig, FanLandmarker, build, load
 
 runner = CliRunner()

@@ -11,6 +11,7 @@ import pytest
 from avtool.errors import InputError, ModelError
 from avtool.io import face as F
 from avtool.io.video import VideoReader, VideoWriter
+from avtool.models import face as MF
 
 
 def _template_projection(yaw: float, pitch: float, roll: float, scale=50.0, shift=(200, 150)):
@@ -82,7 +83,7 @@ def test_small_faces_get_an_upsampled_pass(astronaut, face_detector):
 
 
 def test_detect_face_on_a_real_photo(astronaut, face_detector):
-    face = F.detect_face(astronaut, detector=face_detector)
+    face = MF.detect_face(astronaut, detector=face_detector)
     assert face.n_faces == 1
     inside = (face.landmarks[:, 0] >= face.box.x - 10) & (
         face.landmarks[:, 0] <= face.box.x + face.box.w + 10
@@ -99,22 +100,22 @@ def test_several_faces_largest_first_and_face_index(astronaut, face_detector):
     canvas[100:356, 530:786] = F.resize_image(astronaut, (256, 256))
     boxes = face_detector.detect(canvas)
     assert len(boxes) == 2 and boxes[0].area > boxes[1].area and boxes[0].x < 512
-    second = F.detect_face(canvas, face_index=1, detector=face_detector)
+    second = MF.detect_face(canvas, face_index=1, detector=face_detector)
     assert second.box.x > 512 and second.n_faces == 2
     with pytest.raises(InputError, match="--face-index 2 asked for, but 2 face"):
-        F.detect_face(canvas, face_index=2, detector=face_detector, source="two.png")
+        MF.detect_face(canvas, face_index=2, detector=face_detector, source="two.png")
 
 
 def test_no_face_and_bad_boxes(astronaut, face_detector):
     with pytest.raises(InputError, match=r"wall\.png: no face found"):
-        F.detect_face(
+        MF.detect_face(
             np.full((200, 200, 3), 128, np.uint8), detector=face_detector, source="wall.png"
         )
     box = face_detector.detect(astronaut)[0]
-    face = F.detect_face(astronaut, box=box, detector=face_detector)
+    face = MF.detect_face(astronaut, box=box, detector=face_detector)
     assert face.box == box
     with pytest.raises(InputError, match="lies outside"):
-        F.detect_face(astronaut, box=F.Box(400, 400, 300, 300), detector=face_detector)
+        MF.detect_face(astronaut, box=F.Box(400, 400, 300, 300), detector=face_detector)
     assert F.Box.parse("1,2,30,40") == F.Box(1, 2, 30, 40)
     for text in ("1,2,3", "a,b,c,d", "0,0,0,10"):
         with pytest.raises(InputError, match="--box"):
@@ -123,8 +124,8 @@ def test_no_face_and_bad_boxes(astronaut, face_detector):
 
 def test_landmark_model_needs_the_licence():
     with pytest.raises(ModelError, match="--accept-license"):
-        F.load_detector(accept_license=False)
-    detector = F.load_detector(accept_license=True)
+        MF.load_detector(accept_license=False)
+    detector = MF.load_detector(accept_license=True)
     assert detector.predictor_path.name.endswith("68_face_landmarks.dat")
 
 
@@ -155,7 +156,7 @@ def test_profile_faces_are_refused(monkeypatch, astronaut, face_detector):
     profile = _template_projection(70, 0, 0)
     monkeypatch.setattr(face_detector, "landmarks", lambda image, box: profile)
     with pytest.raises(InputError, match=r"side\.png: the face is turned 70 degrees"):
-        F.detect_face(astronaut, detector=face_detector, source="side.png")
+        MF.detect_face(astronaut, detector=face_detector, source="side.png")
 
 
 def test_procrustes_and_register_remove_pose():
@@ -216,13 +217,13 @@ def real_clip(grid_dir: Path) -> Path:
 
 
 def test_track_video_on_real_grid_clip(real_clip, face_detector):
-    track = F.track_video(real_clip, detector=face_detector)
+    track = MF.track_video(real_clip, detector=face_detector)
     assert track.landmarks.shape == (75, 68, 2) and track.detected.all()
     assert track.fps == 25.0 and track.size == (360, 288)
     # following the face between detections stays within a few pixels of detecting every frame
     with VideoReader(real_clip, fps=25) as reader:
-        every, _ = F.track_frames(reader, detector=face_detector, redetect_every=1)
-    raw = F.track_video(real_clip, detector=face_detector, smooth_window=0).landmarks
+        every, _ = MF.track_frames(reader, detector=face_detector, redetect_every=1)
+    raw = MF.track_video(real_clip, detector=face_detector, smooth_window=0).landmarks
     assert np.abs(raw - every).mean() < 1.0
     # the speaker talks: the inner-mouth area varies a lot over the clip
     area = F.mouth_area(track.landmarks)
@@ -230,7 +231,7 @@ def test_track_video_on_real_grid_clip(real_clip, face_detector):
 
 
 def test_track_round_trips_through_npz(real_clip, face_detector, tmp_path):
-    track = F.track_video(real_clip, detector=face_detector)
+    track = MF.track_video(real_clip, detector=face_detector)
     track.save(tmp_path / "t.npz")
     again = F.FaceTrack.load(tmp_path / "t.npz")
     assert np.array_equal(again.landmarks, track.landmarks) and again.fps == track.fps
@@ -250,26 +251,26 @@ def test_track_video_reports_lost_faces_with_frames(real_clip, face_detector, tm
     blank = np.full_like(frames[0], 90)
     gap = frames[:10] + [blank] * 20 + frames[30:]
     with pytest.raises(InputError, match=r"lost\.mp4: the face is lost .* at frames 10-29"):
-        F.track_video(_write_video(tmp_path / "lost.mp4", gap), detector=face_detector)
+        MF.track_video(_write_video(tmp_path / "lost.mp4", gap), detector=face_detector)
     short = frames[:10] + [blank] * 3 + frames[13:]
-    track = F.track_video(_write_video(tmp_path / "short.mp4", short), detector=face_detector)
+    track = MF.track_video(_write_video(tmp_path / "short.mp4", short), detector=face_detector)
     assert not track.detected[10:13].any() and track.detected[:10].all()
     assert np.abs(track.landmarks[11] - track.landmarks[9]).mean() < 5
     with pytest.raises(InputError, match=r"wall\.mp4: no face found \(first failing frame: 0"):
-        F.track_video(_write_video(tmp_path / "wall.mp4", [blank] * 5), detector=face_detector)
+        MF.track_video(_write_video(tmp_path / "wall.mp4", [blank] * 5), detector=face_detector)
 
 
 def test_track_video_resamples_other_frame_rates(real_clip, face_detector, tmp_path):
     with VideoReader(real_clip) as reader:
         frames = list(reader)[:25]
     path = _write_video(tmp_path / "fast.mp4", frames, fps=50.0)  # 0.5 s at 50 fps
-    track = F.track_video(path, detector=face_detector)
+    track = MF.track_video(path, detector=face_detector)
     assert track.fps == 25.0 and abs(track.n_frames - 13) <= 1
 
 
 @pytest.mark.parametrize("preset,shape", [("lipnet", (50, 100, 3)), ("gray88", (88, 88))])
 def test_mouth_crops_are_centred_and_sized(real_clip, face_detector, preset, shape):
-    track = F.track_video(real_clip, detector=face_detector)
+    track = MF.track_video(real_clip, detector=face_detector)
     crop = F.MouthCrop.preset(preset)
     with VideoReader(real_clip) as reader:
         crops = np.stack(list(F.mouth_crops(reader, track.landmarks, crop)))
@@ -297,6 +298,6 @@ def test_detection_on_a_crop_view_is_deterministic(real_clip, face_detector):
 
 
 def test_track_video_is_deterministic(real_clip, face_detector):
-    first = F.track_video(real_clip, detector=face_detector)
-    second = F.track_video(real_clip, detector=face_detector)
+    first = MF.track_video(real_clip, detector=face_detector)
+    second = MF.track_video(real_clip, detector=face_detector)
     assert np.array_equal(first.landmarks, second.landmarks)
