@@ -57,6 +57,8 @@ format: install
 	$(BIN)/ruff format avtool tests benchmarks
 
 bench: install
+	# Seeded outputs of the seven subcommands against the hashes recorded before the refactor.
+	$(BIN)/python -m benchmarks.check_identity --out bench-results/identity
 	$(BIN)/python -m benchmarks.bench_tts --out bench-results
 	$(BIN)/python -m benchmarks.bench_vocode --out bench-results
 	$(BIN)/python -m benchmarks.bench_music --out bench-results
