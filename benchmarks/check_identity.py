@@ -34,8 +34,16 @@ def commands(out: Path, clip: Path) -> dict[str, tuple[list[str], list[Path]]]:
     return {
         "tts": (["tts", TEXT, "--voice", "piper-joe-medium", "-o", str(speech)], [speech]),
         "tts-face": (
-            ["tts", TEXT, "--voice", "piper-joe-medium", "--face", str(face)]
-            + ["-o", str(out / "tts-face.mp4")],
+            [
+                "tts",
+                TEXT,
+                "--voice",
+                "piper-joe-medium",
+                "--face",
+                str(face),
+                "-o",
+                str(out / "tts-face.mp4"),
+            ],
             [out / "tts-face.mp4"],
         ),
         "vocode": (
@@ -47,8 +55,17 @@ def commands(out: Path, clip: Path) -> dict[str, tuple[list[str], list[Path]]]:
             [out / "music.mid"],
         ),
         "talkinghead": (
-            ["talkinghead", "--face", str(face), "--audio", str(speech), "--model", "warp"]
-            + ["-o", str(out / "talkinghead.mp4")],
+            [
+                "talkinghead",
+                "--face",
+                str(face),
+                "--audio",
+                str(speech),
+                "--model",
+                "warp",
+                "-o",
+                str(out / "talkinghead.mp4"),
+            ],
             [out / "talkinghead.mp4"],
         ),
         "lipread": (
@@ -56,8 +73,16 @@ def commands(out: Path, clip: Path) -> dict[str, tuple[list[str], list[Path]]]:
             [out / "lipread.json"],
         ),
         "v2a": (
-            ["v2a", str(clip), "--model", "v2a-content-grid-s1", "--vocoder", "griffin-lim"]
-            + ["-o", str(out / "v2a.wav")],
+            [
+                "v2a",
+                str(clip),
+                "--model",
+                "v2a-content-grid-s1",
+                "--vocoder",
+                "griffin-lim",
+                "-o",
+                str(out / "v2a.wav"),
+            ],
             [out / "v2a.wav"],
         ),
     }
