@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from avtool.errors import AvtoolError, ExitCode, InputError, SetupError
+from avtool.io.console import stderr_console
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +429,6 @@ def run_batch(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from avtool.cli.common import stderr_console
 
     results: list[ItemResult] = []
     report_file = None
@@ -496,7 +496,6 @@ def _non_empty(path: Path) -> bool:
 
 def print_summary(summary: BatchSummary, *, as_json: bool, quiet: bool) -> None:
     """Print the JSON summary on stdout (``--json``) or a one-line summary on stderr."""
-    from avtool.cli.common import stderr_console
 
     if as_json:
         print(json.dumps(summary.to_json(), indent=2, default=str))

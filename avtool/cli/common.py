@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import typer
 
 from avtool.errors import AvtoolError, ExitCode
+from avtool.io.console import stderr_console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,13 +53,6 @@ def overwrite_policy(overwrite: bool, skip_existing: bool) -> str:
     if overwrite and skip_existing:
         raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
     return "overwrite" if overwrite else "skip" if skip_existing else "refuse"
-
-
-def stderr_console(quiet: bool = False):  # -> rich.console.Console
-    """A rich console on stderr: stdout is kept for data (``-o -``) and ``--json``."""
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
 
 
 class _LevelFormatter(logging.Formatter):

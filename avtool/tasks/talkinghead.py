@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avtool.errors import InputError, ModelError
+from avtool.io.console import stderr_console
 
 if TYPE_CHECKING:
     import numpy as np
@@ -847,7 +848,6 @@ class _progress_bar:
             return None
         from rich.progress import Progress
 
-        from avtool.cli.common import stderr_console
 
         self._bar = Progress(console=stderr_console(), transient=True)
         self._bar.__enter__()

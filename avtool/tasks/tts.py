@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from avtool.errors import InputError, ModelError, SetupError
+from avtool.io.console import stderr_console
 from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
 from avtool.registry import sha256_file
 from avtool.runtime import sidecar_path, versions, write_json
@@ -350,7 +351,6 @@ def _with_progress(
     """Pass blocks through while a progress bar on stderr counts synthesized chunks."""
     from rich.progress import Progress
 
-    from avtool.cli.common import stderr_console
 
     with Progress(console=stderr_console(), transient=True) as bar:
         task = bar.add_task(f"tts {output or 'stdout'}", total=chunks)
