@@ -293,20 +293,6 @@ def check_outputs(items: Sequence[BatchItem], policy: str) -> None:
             )
 
 
-def sidecar_path(output: Path) -> Path:
-    """Where the metadata of ``output`` goes: ``out.wav`` -> ``out.wav.json``."""
-    return output.with_name(output.name + ".json")
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    """Write JSON atomically (temp file + rename), UTF-8, indented."""
-    from avtool.io.files import atomic_output
-
-    with atomic_output(path, suffix=".json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    return path
-
-
 def versions() -> dict[str, str]:
     """Versions that can change an output: avtool, Python, platform and numerical libraries."""
     from importlib import metadata
@@ -428,7 +414,6 @@ def run_batch(
         The results; an item whose declared outputs are missing or empty counts as failed.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
 
     results: list[ItemResult] = []
     report_file = None

@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from avtool.errors import InputError
-from avtool.io.files import atomic_output
-from avtool.runtime import sidecar_path, write_json
+from avtool.io.files import atomic_output, sidecar_path, write_json
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from avtool.errors import SetupError
 
@@ -58,3 +60,15 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def sidecar_path(output: Path) -> Path:
+    """Where the metadata of ``output`` goes: ``out.wav`` -> ``out.wav.json``."""
+    return output.with_name(output.name + ".json")
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write JSON atomically (temp file + rename), UTF-8, indented."""
+    with atomic_output(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path
