@@ -25,6 +25,10 @@ from typing import Any
 from avtool.errors import AvtoolError, ExitCode, InputError, SetupError
 from avtool.io.console import stderr_console
 
+# Re-exported: the tasks write their sidecars through runtime, which owns the batch conventions.
+from avtool.io.files import sidecar_path as sidecar_path
+from avtool.io.files import write_json as write_json
+
 log = logging.getLogger(__name__)
 
 STDIO = "-"
