@@ -4,7 +4,7 @@
    the fixed test split, in one run; statistics of 20 sampled 16-bar pieces per model against
    the held-out chorales (pitch-class and interval histogram distances, range violations,
    parallel fifths/octaves per bar, valid MIDI), with and without ``avoid_parallels``
-   (``python -m avtool.models.music_train --eval`` on a copy of the shipped weights).
+   (``python -m avtool.training.music --eval`` on a copy of the shipped weights).
 2. Speed: model load + one 16-bar four-voice piece in process (target < 2 s on the CPU), and
    the whole ``avtool music`` command (interpreter and torch import included).
 """
@@ -54,7 +54,7 @@ def likelihood_and_statistics(pieces: int) -> dict:
             path = registry.resolve(name, task="music").path
             shutil.copy(path, Path(tmp) / path.name)
         subprocess.run(
-            [sys.executable, "-m", "avtool.models.music_train", "--eval", "--out", tmp,
+            [sys.executable, "-m", "avtool.training.music", "--eval", "--out", tmp,
              "--pieces", str(pieces), "--threads", "1"],
             check=True, capture_output=True,
         )  # fmt: skip

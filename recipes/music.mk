@@ -1,4 +1,4 @@
-# Train the symbolic music models (avtool.models.music_train) on music21's Bach chorales and
+# Train the symbolic music models (avtool.training.music) on music21's Bach chorales and
 # score them on the held-out chorales.
 #
 #   make -f recipes/music.mk train       # Markov + LSTM + Transformer, ~12 min on 2 CPU cores
@@ -32,13 +32,13 @@ PIECES ?= 20
 CACHE ?=
 
 CACHE_ARG = $(if $(CACHE),--cache $(CACHE))
-TRAIN = OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.music_train --out $(OUT) \
+TRAIN = OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.training.music --out $(OUT) \
 	--seed $(SEED) --device $(DEVICE) --threads $(THREADS) --preset $(PRESET) $(CACHE_ARG)
 
 .PHONY: data train markov lstm transformer eval smoke
 
 data:
-	$(PYTHON) -c 'import sys; from pathlib import Path; from avtool.io.chorales import load_chorales; \
+	$(PYTHON) -c 'import sys; from pathlib import Path; from avtool.datasets.chorales import load_chorales; \
 		print(len(load_chorales(Path(sys.argv[1]) if sys.argv[1:] else None, progress=True)), "chorales")' $(CACHE)
 
 train: data
@@ -55,7 +55,7 @@ transformer:
 	$(TRAIN) --family transformer --minutes $(TRANSFORMER_MINUTES)
 
 eval:
-	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.music_train --eval --out $(OUT) \
+	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.training.music --eval --out $(OUT) \
 		--pieces $(PIECES) --seed $(SEED) --threads $(THREADS) $(CACHE_ARG)
 
 smoke: data

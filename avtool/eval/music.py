@@ -1,6 +1,6 @@
 """Statistics of generated four-voice chorales against held-out ones.
 
-Pieces are ``(4, T)`` voice grids as in :mod:`avtool.io.chorales` (rows S, A, T, B; MIDI pitch
+Pieces are ``(4, T)`` voice grids as in :mod:`avtool.datasets.chorales` (rows S, A, T, B; MIDI pitch
 at an onset, HOLD while held, REST while silent; one column per sixteenth note).
 
 * **Pitch-class histogram distance**: note onsets counted by pitch class (relative to each
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from avtool.datasets.chorales import HOLD, REST, VOICE_RANGES, VOICES
 from avtool.errors import InputError
-from avtool.io.chorales import HOLD, REST, VOICE_RANGES, VOICES
 
 __all__ = [
     "MAX_INTERVAL",
@@ -131,7 +131,7 @@ def perfect_parallel(upper_before: Any, lower_before: Any, upper: Any, lower: An
     """Whether two voices move in parallel fifths or octaves (elementwise).
 
     Works on numbers, numpy arrays and torch tensors alike (broadcasting), so the sampler
-    (:func:`avtool.models.music_generate.generate` with ``avoid_parallels``) uses the same
+    (:func:`avtool.models.music.generate.generate` with ``avoid_parallels``) uses the same
     rule as :func:`parallel_motion`.
 
     Args:
@@ -181,16 +181,11 @@ def is_valid(piece: Any) -> bool:
     """Whether a piece is playable as four-voice MIDI (see the module docstring).
 
     Args:
-        piece: a ``(4, T)`` voice grid, or a token sequence (decoded with
-            :func:`avtool.models.music_tokens.decode`).
+        piece: a ``(4, T)`` voice grid (token sequences are decoded by the caller, with
+            :func:`avtool.models.music.tokens.decode`: metrics sit below the models).
     """
     try:
-        voices = np.asarray(piece)
-        if voices.ndim == 1:
-            from avtool.models.music_tokens import decode
-
-            voices = decode(voices)
-        voices = _grid(voices)
+        voices = _grid(np.asarray(piece))
     except InputError:
         return False
     if voices.shape[1] == 0:

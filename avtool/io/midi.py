@@ -31,8 +31,15 @@ from types import MappingProxyType
 
 import numpy as np
 
+from avtool.datasets.chorales import (
+    HOLD,
+    REST,
+    STEPS_PER_QUARTER,
+    VOICES,
+    notes_to_row,
+    row_to_notes,
+)
 from avtool.errors import InputError
-from avtool.io.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICES, notes_to_row, row_to_notes
 from avtool.io.files import atomic_output
 
 logger = logging.getLogger("avtool.io.midi")

@@ -26,8 +26,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from avtool.datasets.chorales import STEPS_PER_QUARTER, row_to_notes
 from avtool.errors import InputError, SetupError
-from avtool.io.chorales import STEPS_PER_QUARTER, row_to_notes
 from avtool.io.midi import FERMATA_STRETCH, build_midi, gm_program
 
 logger = logging.getLogger("avtool.io.synth")

@@ -60,8 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avtool.datasets.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICES, notes_to_row
 from avtool.errors import InputError, ModelError
-from avtool.io.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICES, notes_to_row
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from avtool.errors import InputError, ModelError
-from avtool.models.music_options import SamplingOptions
+from avtool.models.music.options import SamplingOptions
 
 DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -50,7 +50,7 @@ class MusicOptions:
         Raises:
             InputError: zero bars, bad tempo/count/temperature/top-k, unknown key string.
         """
-        from avtool.io.chorales import parse_key
+        from avtool.datasets.chorales import parse_key
 
         s = self.sampling
         if s.bars < 1:
@@ -71,7 +71,7 @@ def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
     """
     import numpy as np
 
-    from avtool.io.chorales import HOLD, REST
+    from avtool.datasets.chorales import HOLD, REST
 
     histogram = np.zeros(12)
     for row in np.asarray(voices):
@@ -125,7 +125,7 @@ def load_music_model(name_or_path: str, *, accept_license: bool = False) -> Load
         ModelError: unknown, unverifiable or unreadable model.
     """
     from avtool import registry
-    from avtool.models.music_generate import FAMILIES, load_model
+    from avtool.models.music.generate import FAMILIES, load_model
 
     start = time.perf_counter()
     resolved = registry.resolve(name_or_path, task="music", accept_license=accept_license)
@@ -155,9 +155,9 @@ def compose(
     Returns:
         ``(pieces, (tonic, mode), details)`` where pieces is ``(count, 4, T)``.
     """
-    from avtool.io.chorales import REST, parse_key
-    from avtool.models.music_generate import generate_batch
-    from avtool.models.music_tokens import parse_time_signature
+    from avtool.datasets.chorales import REST, parse_key
+    from avtool.models.music.generate import generate_batch
+    from avtool.models.music.tokens import parse_time_signature
 
     s = options.sampling
     steps_per_bar = parse_time_signature(s.time_signature)
@@ -309,6 +309,6 @@ def run(
 
 
 def _steps_per_bar(options: MusicOptions) -> int:
-    from avtool.models.music_tokens import parse_time_signature
+    from avtool.models.music.tokens import parse_time_signature
 
     return parse_time_signature(options.sampling.time_signature)

@@ -87,8 +87,10 @@ class Voice:
     family: str
     sha256: str
     license: str
-    model: Any  # PiperModel | HibariModel
+    model: Any  # PiperModel | HibariModel | KokoroModel
     load_seconds: float
+    #: Extra sidecar fields of the model (a Kokoro voice's blend and pack hashes).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sample_rate(self) -> int:
@@ -105,6 +107,10 @@ def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool 
     from avtool import registry
     from avtool.runtime import resolve_device
 
+    from avtool.models import kokoro
+
+    if kokoro.looks_like_kokoro(name_or_path):
+        return load_kokoro(name_or_path, device=device)
     start = time.perf_counter()
     resolved = registry.resolve(name_or_path, task="tts", accept_license=accept_license)
     entry = resolved.entry
@@ -139,6 +145,56 @@ def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool 
         license=entry.license,
         model=model,
         load_seconds=time.perf_counter() - start,
+    )
+
+
+def kokoro_voice_names() -> list[str]:
+    """The Kokoro voices in the registry (``af_heart``, ...), sorted."""
+    from avtool import registry
+    from avtool.models import kokoro
+
+    return sorted(
+        name.removeprefix(kokoro.ENTRY_PREFIX)
+        for name, entry in registry.load_registry().items()
+        if entry.family == "kokoro" and name != kokoro.ENGINE_ENTRY
+    )
+
+
+def load_kokoro(spec: str, *, device: str = "auto", british: bool | None = None) -> Voice:
+    """A Kokoro voice or blend (``am_adam``, ``af_heart:0.6,am_adam:0.4``): the engine entry
+    plus one registry entry per voice pack, every file sha256-checked before use.
+
+    Raises:
+        InputError: a malformed blend or an unknown voice (close names listed).
+        ModelError: a file missing or failing its checks, a pack of the wrong shape.
+    """
+    from avtool import registry
+    from avtool.models import kokoro
+    from avtool.runtime import resolve_device
+
+    start = time.perf_counter()
+    blend = kokoro.parse_blend(spec, kokoro_voice_names())
+    engine = registry.resolve(kokoro.ENGINE_ENTRY, task="tts")
+    packs = {name: registry.resolve(kokoro.ENTRY_PREFIX + name, task="tts") for name, _ in blend}
+    graph = kokoro.timed_graph(engine.path, engine.entry.main.sha256, registry.cache_dir() / "derived")
+    model = kokoro.load(
+        engine.path, engine.files["vocab.json"], {n: r.path for n, r in packs.items()}, blend,
+        british=british, device=resolve_device(device, engine="onnx"), graph_path=graph,
+    )  # fmt: skip
+    label = kokoro.blend_label(blend)
+    return Voice(
+        name=kokoro.ENTRY_PREFIX + label if len(blend) == 1 else kokoro.ENGINE_ENTRY,
+        family="kokoro",
+        sha256=engine.entry.main.sha256,
+        license=engine.entry.license,
+        model=model,
+        load_seconds=time.perf_counter() - start,
+        details={
+            "voice": label,
+            "blend": [{"voice": n, "weight": round(w, 6)} for n, w in blend],
+            "packs_sha256": {n: r.entry.main.sha256 for n, r in packs.items()},
+            "g2p": "hibari (British)" if model.british else "hibari (US)",
+        },
     )
 
 
@@ -399,6 +455,7 @@ def synthesize_to_file(
     """
     options = options.validated()
     start = time.perf_counter()
+    warned = len(getattr(voice.model, "warnings", ()))  # a Kokoro model collects warnings
     chunks = plan_chunks(voice, text)
     rate_out = options.sample_rate or voice.sample_rate
     timings = Timings() if timings_path is not None else None
@@ -438,6 +495,7 @@ def synthesize_to_file(
             "family": voice.family,
             "sha256": voice.sha256,
             "license": voice.license,
+            **voice.details,
         },
         "seed": options.seed,
         "options": asdict(options),
@@ -456,6 +514,8 @@ def synthesize_to_file(
         },
         "versions": versions(),
     }
+    if getattr(voice.model, "warnings", ())[warned:]:
+        meta["warnings"] = list(voice.model.warnings[warned:])
     if timings is not None and timings_path is not None:
         if not timings.aligned:
             log.warning("%s: voice %s gives sentence timings only", timings_path, voice.name)

@@ -9,7 +9,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from avtool.cli.main import app
-from avtool.io.chorales import HOLD, REST, VOICE_RANGES, VOICES
+from avtool.datasets.chorales import HOLD, REST, VOICE_RANGES, VOICES
 from avtool.io.midi import read_midi, write_midi
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import mido
 import numpy as np
 import pytest
 
+from avtool.datasets.chorales import HOLD, REST
 from avtool.errors import InputError
-from avtool.io.chorales import HOLD, REST
 from avtool.io.midi import (
     FERMATA_STRETCH,
     GM_PROGRAMS,

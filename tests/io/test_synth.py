@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
+from avtool.datasets.chorales import HOLD, REST
 from avtool.errors import InputError, SetupError
 from avtool.io import synth
-from avtool.io.chorales import HOLD, REST
 from avtool.io.synth import PEAK_DBFS, RELEASE_TAIL_S, find_soundfont, render, renderer_name
 
 H, R = HOLD, REST

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from avtool.datasets.chorales import HOLD, REST, row_to_notes
 from avtool.errors import InputError, ModelError
-from avtool.io.chorales import HOLD, REST, row_to_notes
 from avtool.io.synth import render
 from avtool.models import basic_pitch as bp
 from avtool.models.basic_pitch import Note

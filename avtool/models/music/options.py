@@ -12,7 +12,7 @@ class SamplingOptions:
 
     Attributes:
         bars: length of a sampled piece in bars.
-        key: the key, as :func:`avtool.io.chorales.parse_key` reads it.
+        key: the key, as :func:`avtool.datasets.chorales.parse_key` reads it.
         time_signature: ``"N/D"``; bars of up to 24 sixteenths.
         temperature: logits are divided by it; 0 picks the most likely token.
         top_k: sample among the k most likely tokens only; 0 keeps all.

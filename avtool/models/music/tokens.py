@@ -1,6 +1,6 @@
 """The token stream shared by the symbolic music models (Markov, LSTM, Transformer).
 
-A four-voice chorale on the sixteenth-note grid of :mod:`avtool.io.chorales` becomes one flat
+A four-voice chorale on the sixteenth-note grid of :mod:`avtool.datasets.chorales` becomes one flat
 sequence, DeepBach-like: every step contributes four tokens in the order soprano, alto, tenor,
 bass, so a model predicting the bass of step ``t`` has already seen the soprano, alto and tenor
 of that step (which is what makes soprano-given harmonisation possible left to right)::
@@ -57,8 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avtool.datasets.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICE_RANGES, VOICES
 from avtool.errors import InputError, ModelError
-from avtool.io.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICE_RANGES, VOICES
 
 __all__ = [
     "BOS",
@@ -333,7 +333,7 @@ def sequence(
 
 
 def encode(chorale: Any, *, eos: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens and conditioning of a :class:`avtool.io.chorales.Chorale`.
+    """Tokens and conditioning of a :class:`avtool.datasets.chorales.Chorale`.
 
     Returns:
         ``tokens`` ``(N,)`` and ``cond`` ``(N, COND_SIZE)``, int64; see :func:`sequence`.

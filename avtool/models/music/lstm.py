@@ -1,9 +1,9 @@
 """LSTM language model over the chorale token stream (the survey's RNN-based symbolic models).
 
 Input at position ``i``: the embedding of token ``i`` plus the conditioning embedding
-(:class:`~avtool.models.music_tokens.ConditionEmbedding`: beat, fermata, voice) of position
+(:class:`~avtool.models.music.tokens.ConditionEmbedding`: beat, fermata, voice) of position
 ``i + 1``, the token to predict. A stack of LSTM layers and a linear layer give the logits of
-token ``i + 1`` over :data:`~avtool.models.music_tokens.VOCAB_SIZE` tokens.
+token ``i + 1`` over :data:`~avtool.models.music.tokens.VOCAB_SIZE` tokens.
 
     model = build(MusicLSTMConfig.small())              # or load("music_lstm.pt")
     logits, state = model(tokens[:, :-1], cond[:, 1:])  # (B, L, V)
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from avtool.errors import ModelError
-from avtool.models.music_tokens import (
+from avtool.models.music.tokens import (
     PAD,
     VOCAB_SIZE,
     ConditionEmbedding,

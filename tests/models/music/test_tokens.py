@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from avtool.datasets.chorales import HOLD, REST, VOICE_RANGES, Chorale
 from avtool.errors import InputError
-from avtool.io.chorales import HOLD, REST, VOICE_RANGES, Chorale
-from avtool.models import music_tokens as mt
+from avtool.models.music import tokens as mt
 
 
 def make_chorale(steps: int = 32, shift: int = 0) -> Chorale:

@@ -1,4 +1,4 @@
-"""Markov (n-gram) baseline over the chorale token stream of :mod:`avtool.models.music_tokens`.
+"""Markov (n-gram) baseline over the chorale token stream of :mod:`avtool.models.music.tokens`.
 
 Each voice token (S, A, T, B of a step) is predicted from a context of
 
@@ -45,7 +45,7 @@ import torch
 
 from avtool.errors import ModelError
 from avtool.io.files import atomic_output
-from avtool.models.music_tokens import (
+from avtool.models.music.tokens import (
     BOS,
     COND_BEAT,
     COND_FERMATA,

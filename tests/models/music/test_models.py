@@ -7,17 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from avtool.datasets.chorales import HOLD, REST, VOICE_RANGES, VOICES
 from avtool.errors import InputError, ModelError
-from avtool.io.chorales import HOLD, REST, VOICE_RANGES, VOICES
-from avtool.models import music_lstm, music_markov, music_transformer
-from avtool.models import music_tokens as mt
-from avtool.models.music_generate import (
+from avtool.models.music import lstm as music_lstm
+from avtool.models.music import markov as music_markov
+from avtool.models.music import transformer as music_transformer
+from avtool.models.music import tokens as mt
+from avtool.models.music.generate import (
     generate,
     generate_batch,
     load_model,
     phrase_fermatas,
 )
-from tests.models.test_music_tokens import make_chorale
+from tests.models.music.test_tokens import make_chorale
 
 torch.set_num_threads(1)
 
@@ -256,7 +258,7 @@ def test_phrase_fermatas_follow_the_chorale_norm():
 
 
 def test_training_loop_writes_loadable_checkpoints(tmp_path):
-    from avtool.models.music_train import TrainConfig, score, train
+    from avtool.training.music import TrainConfig, score, train
 
     pieces = [mt.encode(make_chorale(40, shift)) for shift in range(-2, 3)]
     data = {

@@ -52,7 +52,7 @@ import numpy as np
 from avtool.errors import InputError
 from avtool.io.files import atomic_output
 
-logger = logging.getLogger("avtool.io.chorales")
+logger = logging.getLogger("avtool.datasets.chorales")
 
 HOLD = -1  # the voice continues its previous note
 REST = -2

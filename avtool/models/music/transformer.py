@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
-from avtool.models.music_tokens import (
+from avtool.models.music.tokens import (
     PAD,
     PREFIX_LENGTH,
     VOCAB_SIZE,

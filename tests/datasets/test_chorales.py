@@ -9,9 +9,8 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from avtool.errors import InputError
-from avtool.io import chorales as ch
-from avtool.io.chorales import (
+from avtool.datasets import chorales as ch
+from avtool.datasets.chorales import (
     HOLD,
     REST,
     SPLIT_FILE,
@@ -28,6 +27,7 @@ from avtool.io.chorales import (
     row_to_notes,
     split,
 )
+from avtool.errors import InputError
 
 NAMES = (
     "bwv66.6",  # f# minor, one-crotchet pickup
@@ -232,7 +232,7 @@ def test_split_places_chorales_and_their_transpositions(chorales, caplog):
     names = read_split_file()
     stray = _chorale([[60], [55], [50], [40]], name="bwv9999")
     items = [a for c in chorales.values() for a in augment(c)] + [stray]
-    with caplog.at_level(logging.WARNING, logger="avtool.io.chorales"):
+    with caplog.at_level(logging.WARNING, logger="avtool.datasets.chorales"):
         out = split(items)
     assert "bwv9999" in caplog.text
     assert sum(len(v) for v in out.values()) == len(items) - 1

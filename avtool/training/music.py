@@ -1,8 +1,8 @@
 """Train and evaluate the symbolic music families on the Bach chorales.
 
-Data: :func:`avtool.io.chorales.load_chorales` and its fixed train/valid/test split. Training
+Data: :func:`avtool.datasets.chorales.load_chorales` and its fixed train/valid/test split. Training
 pieces are augmented with every transposition of up to ``max_shift`` semitones that keeps
-all voices in range (:func:`avtool.io.chorales.augment`, about 7 copies per chorale); the
+all voices in range (:func:`avtool.datasets.chorales.augment`, about 7 copies per chorale); the
 valid and test pieces are scored as written. All figures are negative log-likelihood in nats
 per voice token (S, A, T and B of every sixteenth step; BOS, key and EOS are not scored),
 micro-averaged over the pieces.
@@ -31,9 +31,9 @@ Output folder (``--out``):
   test chorales (:func:`avtool.eval.music.compare`), and the time to load a model and sample
   16 bars.
 
-    python -m avtool.models.music_train --family lstm --preset small --out weights-music \\
+    python -m avtool.training.music --family lstm --preset small --out weights-music \\
         --minutes 5 --seed 0
-    python -m avtool.models.music_train --eval --out weights-music
+    python -m avtool.training.music --eval --out weights-music
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avtool.datasets.chorales import VOICES, augment, load_chorales, split
 from avtool.errors import AvtoolError, InputError
-from avtool.io.chorales import VOICES, augment, load_chorales, split
 from avtool.io.files import atomic_output
-from avtool.models.music_generate import FAMILIES, generate_batch, load_model
-from avtool.models.music_tokens import (
+from avtool.models.music.generate import FAMILIES, generate_batch, load_model
+from avtool.models.music.tokens import (
     COND_VOICE,
     NO_BEAT,
     NO_VOICE,
@@ -227,26 +227,26 @@ def _crop_batch(
 
 def _build(config: TrainConfig) -> torch.nn.Module:
     if config.family == "lstm":
-        from avtool.models import music_lstm
+        from avtool.models.music import lstm as music_lstm
 
         return music_lstm.build(music_lstm.MusicLSTMConfig.preset(config.preset))
-    from avtool.models import music_transformer
+    from avtool.models.music import transformer as music_transformer
 
     return music_transformer.build(music_transformer.MusicTransformerConfig.preset(config.preset))
 
 
 def _to_checkpoint(model: torch.nn.Module, family: str) -> dict[str, Any]:
     if family == "lstm":
-        from avtool.models import music_lstm
+        from avtool.models.music import lstm as music_lstm
 
         return music_lstm.to_checkpoint(model)
-    from avtool.models import music_transformer
+    from avtool.models.music import transformer as music_transformer
 
     return music_transformer.to_checkpoint(model)
 
 
 def _train_markov(config: TrainConfig, data: dict[str, Any], out: Path) -> dict[str, Any]:
-    from avtool.models import music_markov
+    from avtool.models.music import markov as music_markov
 
     start = time.monotonic()
     # The debug preset keeps its order; otherwise the order is selected on valid too.
@@ -543,9 +543,9 @@ def _table(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avtool.models.music_train``; see the module docstring."""
+    """``python -m avtool.training.music``; see the module docstring."""
     parser = argparse.ArgumentParser(
-        prog="python -m avtool.models.music_train", description=__doc__.split("\n\n")[0]
+        prog="python -m avtool.training.music", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--family", choices=FAMILIES, help="what to train")
     parser.add_argument("--preset", default=TrainConfig.preset)

@@ -3,7 +3,7 @@
 A family only has to provide ``model.decoder(batch)``, an object whose
 ``feed(tokens (B,), next_cond (B, COND_SIZE)) -> logits (B, VOCAB_SIZE)`` takes the tokens at
 one position and returns the scores of the next one. :func:`generate` walks the token layout of
-:mod:`avtool.models.music_tokens` (``BOS KEY S0 A0 T0 B0 S1 ...``) and at every position either
+:mod:`avtool.models.music.tokens` (``BOS KEY S0 A0 T0 B0 S1 ...``) and at every position either
 forces a token (BOS, the key, a prompt step, a given soprano note) or samples one:
 
 * the key is the conditioning token after BOS (pieces are sampled in the asked key);
@@ -11,9 +11,9 @@ forces a token (BOS, the key, a prompt step, a given soprano note) or samples on
   ``steps_per_bar`` sixteenths from the first step, shifted by ``start_beat`` for pickups)
   and a fermata flag, from :func:`phrase_fermatas` unless given;
 * the voice-state conditioning columns (what each voice sounds) are updated as tokens are
-  placed (:class:`~avtool.models.music_tokens.VoiceState`), exactly as ``encode`` computes
+  placed (:class:`~avtool.models.music.tokens.VoiceState`), exactly as ``encode`` computes
   them for the finished piece;
-* tokens outside the voice's range (:data:`avtool.io.chorales.VOICE_RANGES`), special and key
+* tokens outside the voice's range (:data:`avtool.datasets.chorales.VOICE_RANGES`), special and key
   tokens are masked to ``-inf``; HOLD is allowed only while the voice sounds a note; with
   ``avoid_parallels``, so are notes that would move in parallel fifths or octaves with a
   voice above (already placed in this step);
@@ -48,10 +48,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from avtool.datasets.chorales import REST, STEPS_PER_QUARTER, VOICE_RANGES
 from avtool.errors import InputError, ModelError
-from avtool.io.chorales import REST, STEPS_PER_QUARTER, VOICE_RANGES
-from avtool.models.music_options import SamplingOptions
-from avtool.models.music_tokens import (
+from avtool.models.music.options import SamplingOptions
+from avtool.models.music.tokens import (
     BOS,
     COND_SOUNDING,
     HOLD_TOKEN,
@@ -136,15 +136,15 @@ def load_model(
     """
     family = family or detect_family(path)
     if family == "markov":
-        from avtool.models import music_markov
+        from avtool.models.music import markov as music_markov
 
         return music_markov.load(path)
     if family == "lstm":
-        from avtool.models import music_lstm
+        from avtool.models.music import lstm as music_lstm
 
         return music_lstm.load(path, device)
     if family == "transformer":
-        from avtool.models import music_transformer
+        from avtool.models.music import transformer as music_transformer
 
         return music_transformer.load(path, device)
     raise ModelError(f"unknown music family {family!r} (known: {', '.join(FAMILIES)})")
