@@ -68,7 +68,7 @@ cache:
 	$(PYTHON) -m avtool.training.grid_cache $(DATA) $(CACHE)
 
 train:
-	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipnet.train \
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.training.lipnet \
 		--cache $(CACHE) --out $(OUT) --config $(CONFIG) --epochs $(EPOCHS) \
 		--max-minutes $(MINUTES) --seed $(SEED) --threads $(THREADS) --batch-size $(BATCH) \
 		--lr $(LR) $(if $(RESUME),--resume) 2>&1 | tee -a $(OUT).train.log
@@ -88,11 +88,11 @@ ship:
 	@echo "copy these into avtool/models.toml [models.lipnet-grid-s1]"
 
 smoke:
-	$(PYTHON) -m avtool.models.lipnet.train --cache $(CACHE) --out $(OUT)-smoke \
+	$(PYTHON) -m avtool.training.lipnet --cache $(CACHE) --out $(OUT)-smoke \
 		--config debug --epochs 1 --limit 20 --max-minutes 2
 
 train-resnet:
-	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipread_resnet.train \
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.training.lipread_resnet \
 		--cache $(CACHE) --out $(R_OUT) --config $(R_CONFIG) --init-v2a $(V2A_INIT) \
 		--epochs $(R_EPOCHS) --batch-size $(R_BATCH) --lr $(R_LR) \
 		--word-weight $(R_WORD_WEIGHT) --max-minutes $(R_MINUTES) --seed $(SEED) \
@@ -104,7 +104,7 @@ train-resnet:
 # ~7-15 min each with one thread on the shared 2-core machine.
 finetune-resnet:
 	for epochs in 26 36 46 56 66; do \
-		OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipread_resnet.train \
+		OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.training.lipread_resnet \
 			--cache $(CACHE) --out $(R_OUT) --config $(R_CONFIG) --init-v2a $(V2A_INIT) \
 			--epochs $$epochs --batch-size $(R_BATCH) --lr $(R_LR) \
 			--word-weight $(R_WORD_WEIGHT) --max-minutes $(R_MINUTES) --seed $(SEED) \
@@ -115,7 +115,7 @@ finetune-resnet:
 # clips, fresh AdamW and cosine schedule (peak L_LR, about half the original peak, as for v2a).
 # Best by val greedy CER -> L_OUT/lipread.pt; evaluate with `make eval-resnet R_OUT=$(L_OUT)`.
 finetune-lips:
-	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.lipread_resnet.train \
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.training.lipread_resnet \
 		--cache $(CACHE) --out $(L_OUT) --init-reader $(L_INIT) --lip-landmarks \
 		--epochs $(L_EPOCHS) --batch-size $(R_BATCH) --lr $(L_LR) \
 		--word-weight $(R_WORD_WEIGHT) --max-minutes $(L_MINUTES) --seed $(SEED) \
@@ -136,5 +136,5 @@ ship-resnet:
 	@echo "copy these into avtool/models.toml [models.lipread-grid-s1]"
 
 smoke-resnet:
-	$(PYTHON) -m avtool.models.lipread_resnet.train --cache $(CACHE) --out $(R_OUT)-smoke \
+	$(PYTHON) -m avtool.training.lipread_resnet --cache $(CACHE) --out $(R_OUT)-smoke \
 		--config debug --epochs 1 --limit 20 --max-steps 5 --max-minutes 2

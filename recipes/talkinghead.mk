@@ -66,10 +66,10 @@ s1:
 	for split in train val test; do \
 		$(PYTHON) -m avtool.models.anyonenet.data $(S1_CACHE) $(OUT)/s1/$$split --from-cache \
 			--split $$split || exit 1; done
-	$(PYTHON) -m avtool.models.anyonenet.train_predictor --data $(OUT)/s1/train \
+	$(PYTHON) -m avtool.training.anyonenet.predictor --data $(OUT)/s1/train \
 		--heldout-data $(OUT)/s1/val --out $(OUT)/s1/predictor --config reduced --steps 2500 \
 		--threads $(THREADS) --resume
-	$(PYTHON) -m avtool.models.anyonenet.evaluate --model $(OUT)/s1/predictor/best.pt \
+	$(PYTHON) -m avtool.training.anyonenet.evaluate --model $(OUT)/s1/predictor/best.pt \
 		--data $(OUT)/s1/test
 
 # The shipped UNet: 256 px face crops from the s1 cache's landmarks and the clips' frames ->
@@ -80,7 +80,7 @@ s1-renderer:
 		--clips $(S1_CLIPS) --split train --id-step 2 --frame-size 256 --frame-step 4
 	$(PYTHON) -m avtool.models.anyonenet.data $(S1_CACHE) $(OUT)/s1-renderer/val --from-cache \
 		--clips $(S1_CLIPS) --split val --id-step 4 --frame-size 256 --frame-step 4
-	$(PYTHON) -m avtool.models.anyonenet.train_renderer --data $(OUT)/s1-renderer/train \
+	$(PYTHON) -m avtool.training.anyonenet.renderer --data $(OUT)/s1-renderer/train \
 		--heldout-data $(OUT)/s1-renderer/val --out $(OUT)/s1-renderer/run --config reduced \
 		--steps $(S1_RENDER_STEPS) --batch-size 4 --seed 0 --log-every 250 \
 		--checkpoint-every 250 --threads $(THREADS) --resume
@@ -95,11 +95,11 @@ extract:
 		--frame-size $(FRAME_SIZE)
 
 train-predictor: extract
-	$(PYTHON) -m avtool.models.anyonenet.train_predictor --data $(OUT)/data \
+	$(PYTHON) -m avtool.training.anyonenet.predictor --data $(OUT)/data \
 		--out $(OUT)/predictor --config paper --steps $(STEPS) --device $(DEVICE) --resume
 
 train-renderer: extract
-	$(PYTHON) -m avtool.models.anyonenet.train_renderer --data $(OUT)/data \
+	$(PYTHON) -m avtool.training.anyonenet.renderer --data $(OUT)/data \
 		--out $(OUT)/renderer --config paper --steps $(RENDER_STEPS) --device $(DEVICE) \
 		$(if $(VGG),--vgg $(VGG)) --resume
 
@@ -109,10 +109,10 @@ train: train-predictor train-renderer
 smoke:
 	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.anyonenet.data $(DATA) \
 		$(OUT)/smoke-data --frame-size 32 --frame-step 5
-	$(PYTHON) -m avtool.models.anyonenet.train_predictor --data $(OUT)/smoke-data \
+	$(PYTHON) -m avtool.training.anyonenet.predictor --data $(OUT)/smoke-data \
 		--out $(OUT)/smoke-predictor --config tiny --steps $(SMOKE_STEPS) --log-every 5 \
 		--threads $(THREADS) --resume
-	$(PYTHON) -m avtool.models.anyonenet.train_renderer --data $(OUT)/smoke-data \
+	$(PYTHON) -m avtool.training.anyonenet.renderer --data $(OUT)/smoke-data \
 		--out $(OUT)/smoke-renderer --config tiny --steps $(SMOKE_STEPS) --batch-size 2 \
 		--log-every 5 --threads $(THREADS) $(if $(VGG),--vgg $(VGG)) --resume
 	@echo "logs: $(OUT)/smoke-predictor/train_log.jsonl $(OUT)/smoke-renderer/train_log.jsonl"

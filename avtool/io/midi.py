@@ -1,4 +1,4 @@
-"""Standard MIDI files to and from the four-voice sixteenth-note grid of :mod:`.chorales`.
+"""Standard MIDI files to and from the four-voice sixteenth-note grid (:mod:`.voice_grid`).
 
 Writing: a type-1 file at 480 ticks per quarter, a conductor track (tempo, time signature)
 and one track per voice on its own channel (soprano on channel 1, ...). Writing is atomic.
@@ -31,7 +31,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from avtool.datasets.chorales import (
+from avtool.errors import InputError
+from avtool.io.files import atomic_output
+from avtool.io.voice_grid import (
     HOLD,
     REST,
     STEPS_PER_QUARTER,
@@ -39,8 +41,6 @@ from avtool.datasets.chorales import (
     notes_to_row,
     row_to_notes,
 )
-from avtool.errors import InputError
-from avtool.io.files import atomic_output
 
 logger = logging.getLogger("avtool.io.midi")
 

@@ -26,9 +26,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from avtool.datasets.chorales import STEPS_PER_QUARTER, row_to_notes
 from avtool.errors import InputError, SetupError
 from avtool.io.midi import FERMATA_STRETCH, build_midi, gm_program
+from avtool.io.voice_grid import STEPS_PER_QUARTER, row_to_notes
 
 logger = logging.getLogger("avtool.io.synth")
 

@@ -319,9 +319,9 @@ def test_registered_anyonenet_predictor_on_a_held_out_s1_clip(photo, speech, det
     """The shipped weights: sidecar provenance, and lip sync on an s1 test-split clip."""
     from avtool.datasets.grid import s1_split
     from avtool.models.anyonenet.data import extract_clip
-    from avtool.models.anyonenet.evaluate import evaluate_items
     from avtool.registry import lookup
     from avtool.tasks.talkinghead import ANYONENET_MODEL, load_model
+    from avtool.training.anyonenet.evaluate import evaluate_items
     from tests.conftest import shared_data_dir
 
     entry = lookup(ANYONENET_MODEL)

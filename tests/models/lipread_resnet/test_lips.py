@@ -21,15 +21,15 @@ from avtool.models.lipread_resnet import (
     load_checkpoint,
     save,
 )
-from avtool.models.lipread_resnet.train import (
+from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
+from avtool.training.lipread_resnet import (
     augment,
     augment_clip,
     lip_stats,
     load_clips,
     warm_start,
 )
-from avtool.models.lipread_resnet.train import main as train_main
-from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
+from avtool.training.lipread_resnet import main as train_main
 from tests.models.lipread_resnet.test_model import write_tiny_cache
 
 LIPS = dataclasses.replace(LipReaderConfig.debug(), lip_landmarks=True)

@@ -21,9 +21,9 @@ from avtool.models.lipread_resnet import (
     save,
     transfer_encoder,
 )
-from avtool.models.lipread_resnet.train import augment, frame_labels, train
 from avtool.models.v2a.model import V2AConfig
 from avtool.models.v2a.model import build as build_v2a
+from avtool.training.lipread_resnet import augment, frame_labels, train
 
 SENTENCES = ["bin blue at a one now", "lay red by b two soon", "set green in c three again"]
 

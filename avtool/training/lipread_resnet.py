@@ -1,6 +1,6 @@
 """Train the ResNet/BiGRU lip reader on a GRID s1 cache: CTC + per-frame word cross-entropy.
 
-    python -m avtool.models.lipread_resnet.train --cache data/grid_s1_cache --out runs/lipread \\
+    python -m avtool.training.lipread_resnet --cache data/grid_s1_cache --out runs/lipread \\
         --init-v2a avtool/weights/v2a/v2a-grid-s1.pt --epochs 12
 
 Splits: :func:`avtool.datasets.grid.s1_split` for a GRID s1 cache (train for training, val to pick
@@ -26,7 +26,7 @@ the training clips. ``--init-reader PATH`` warm-starts from a trained lip reader
 ``PATH.json``): every tensor is loaded, only the new ``lips.*`` may be missing, and the
 optimizer and learning-rate schedule start afresh:
 
-    python -m avtool.models.lipread_resnet.train --cache data/grid_s1_cache --out runs/lips \
+    python -m avtool.training.lipread_resnet --cache data/grid_s1_cache --out runs/lips \
         --init-reader runs/lipread/lipread.pt --lip-landmarks --lr 1e-3 --epochs 14
 """
 
@@ -257,7 +257,7 @@ def train(
         The best validation metrics ``{"cer", "wer", "frame_acc", "epoch"}`` plus
         ``first_loss``/``last_loss`` (mean training loss of the first and last epoch run).
     """
-    from avtool.models.lipnet.train import begin_run, end_epoch, splits_for
+    from avtool.training.lipnet import begin_run, end_epoch, splits_for
 
     state, start = begin_run(out_dir, threads, resume)
     if state is not None:

@@ -15,7 +15,7 @@ Output folder:
 * ``train_log.jsonl``: ``step``, losses, held-out ``heldout_l2`` / ``heldout_dist`` /
   ``heldout_mouth_dist`` and the static-face baseline's (``static_*``), ``seconds``.
 
-    python -m avtool.models.anyonenet.train_predictor --data data/anyonenet/grid --out runs/p
+    python -m avtool.training.anyonenet.predictor --data data/anyonenet/grid --out runs/p
 
 On the CPU a run is bit-for-bit reproducible for a seed and thread count, resumed or not:
 the segments of step ``s`` depend only on ``(seed, s)``.
@@ -37,10 +37,10 @@ import torch
 from avtool.errors import ModelError
 from avtool.io.face import MOUTH
 from avtool.models.anyonenet import predictor
-from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import PredictorConfig, preset
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import predictor_loss
+from avtool.training.anyonenet import common as run
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def _checkpoint(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avtool.models.anyonenet.train_predictor``; returns the exit code."""
+    """``python -m avtool.training.anyonenet.predictor``; returns the exit code."""
     parser = run.trainer_parser(
         __doc__.split("\n\n")[0],
         data_help="folder of extracted items",

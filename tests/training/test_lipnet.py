@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avtool.models.lipnet import load_checkpoint
-from avtool.models.lipnet.train import (
+from avtool.training.lipnet import (
     ClipStore,
     augment,
     collate,

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from avtool.models.anyonenet import checkpoint, predictor, train_predictor, train_renderer, unet
+from avtool.models.anyonenet import checkpoint, predictor, unet
 from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
 from avtool.models.anyonenet.infer import predict, project, render_frames
 from avtool.models.anyonenet.losses import predictor_loss
+from avtool.training.anyonenet import predictor as train_predictor
+from avtool.training.anyonenet import renderer as train_renderer
 
 
 def _items(n=3, frames=60, seed=0, size=32):

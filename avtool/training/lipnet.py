@@ -1,6 +1,6 @@
 """Train LipNet on a GRID cache (:mod:`avtool.datasets.grid`) with CTC.
 
-    python -m avtool.models.lipnet.train --cache data/grid_s1_cache --out runs/lipnet \\
+    python -m avtool.training.lipnet --cache data/grid_s1_cache --out runs/lipnet \\
         --config reduced --max-minutes 40
 
 Splits come from :func:`avtool.datasets.grid.s1_split` when the cache holds GRID s1 (any clip

@@ -9,7 +9,7 @@ the inner-mouth area correlation), next to the static baseline (the first frame 
 ``frontal_*`` are the trainer's held-out measures (:func:`.train_predictor.evaluate`, 80 Hz,
 template units, all 68 points and the 20 lip points).
 
-    python -m avtool.models.anyonenet.evaluate --model runs/p/best.pt \\
+    python -m avtool.training.anyonenet.evaluate --model runs/p/best.pt \\
         --data data/anyonenet/s1_test --out bench-results/anyonenet_s1_test.json
 """
 
@@ -77,7 +77,7 @@ def evaluate_items(model: LandmarkPredictor, items: Sequence[dict[str, Any]]) ->
         "d_ll_ratio", "frontal": {...}}`` (ratios: predictor over static).
     """
     from avtool.eval.landmarks import MEASURES, lip_sync_metrics
-    from avtool.models.anyonenet.train_predictor import evaluate as frontal_evaluate
+    from avtool.training.anyonenet.predictor import evaluate as frontal_evaluate
 
     scores: dict[str, list[dict[str, float]]] = {s: [] for s in SYSTEMS}
     for item in items:
@@ -102,7 +102,7 @@ def evaluate_items(model: LandmarkPredictor, items: Sequence[dict[str, Any]]) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avtool.models.anyonenet.evaluate --model CKPT --data ITEMS [--out JSON]``."""
+    """``python -m avtool.training.anyonenet.evaluate --model CKPT --data ITEMS [--out JSON]``."""
     import argparse
 
     import torch

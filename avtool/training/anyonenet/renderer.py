@@ -14,7 +14,7 @@ items (``--heldout-data``, e.g. the val split) every log step also measures the 
 whole-frame reconstructions, the source being each clip's first crop (as at inference), beside
 the static baseline (the source itself), and keeps the lowest as ``best.pt`` + ``best.json``.
 
-    python -m avtool.models.anyonenet.train_renderer --data data/anyonenet/grid --out runs/r
+    python -m avtool.training.anyonenet.renderer --data data/anyonenet/grid --out runs/r
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import torch.nn.functional as F
 
 from avtool.errors import InputError, ModelError
 from avtool.models.anyonenet import discriminator, unet
-from avtool.models.anyonenet import training as run
 from avtool.models.anyonenet.config import RendererConfig, preset
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import (
@@ -44,6 +43,7 @@ from avtool.models.anyonenet.losses import (
     perceptual_loss,
 )
 from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
+from avtool.training.anyonenet import common as run
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ def _checkpoint(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avtool.models.anyonenet.train_renderer``; returns the exit code."""
+    """``python -m avtool.training.anyonenet.renderer``; returns the exit code."""
     parser = run.trainer_parser(
         __doc__.split("\n\n")[0],
         data_help="folder of extracted items with frames",

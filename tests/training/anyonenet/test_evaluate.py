@@ -10,7 +10,7 @@ import torch
 
 from avtool.models.anyonenet import predictor
 from avtool.models.anyonenet.config import PredictorConfig
-from avtool.models.anyonenet.evaluate import clip_tracks, evaluate_items
+from avtool.training.anyonenet.evaluate import clip_tracks, evaluate_items
 
 
 @pytest.fixture(scope="module")
