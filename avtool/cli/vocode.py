@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import global_options, handle_errors, overwrite_policy
-from avtool.tasks.vocode import GRIFFIN_LIM, VocodeOptions
+from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
 _DEFAULTS = VocodeOptions()
 
@@ -23,7 +23,11 @@ def vocode_command(
         "{stem}.wav", "--output", "-o", help="Output path or template ({id} {stem} {index})."
     ),
     model: str = typer.Option(
-        GRIFFIN_LIM, "--model", help="griffin-lim, a registry name, or a checkpoint path."
+        _DEFAULTS.model,
+        "--model",
+        help=f"{GRIFFIN_LIM}, a registry name, or a checkpoint path [default: {DEFAULT_NEURAL} "
+        f"for {DEFAULT_NEURAL}'s mel contract (hifigan-22k) and for audio/video, else "
+        f"{GRIFFIN_LIM}].",
     ),
     iters: int = typer.Option(None, "--iters", help="Griffin-Lim iterations (default 32)."),
     momentum: float = typer.Option(None, "--momentum", help="Fast Griffin-Lim momentum (0.99)."),
@@ -39,7 +43,9 @@ def vocode_command(
 
     Examples:
 
-      avtool vocode speech.npz -o speech.wav
+      avtool vocode speech.npz -o speech.wav      # HiFi-GAN V1 universal (hifigan-22k mel)
+
+      avtool vocode speech.npz -o speech.wav --model griffin-lim
 
       avtool vocode clips/ -o 'resynth/{stem}.wav' --iters 64
     """

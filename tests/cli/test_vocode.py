@@ -42,16 +42,30 @@ def test_mel_file_to_wav_exact_length_and_sidecar(mel_file: Path, tmp_path: Path
     frames = np.load(mel_file)["mel"].shape[1]
     assert rate == 22050 and audio.size == frames * 256
     side = json.loads(Path(f"{out}.json").read_text())
-    assert side["model"]["name"] == "griffin-lim" and side["input"]["kind"] == "mel"
+    # No --model: a hifigan-22k mel goes to the shipped HiFi-GAN V1 universal generator.
+    assert side["model"]["name"] == "hifigan-v1-universal" and side["input"]["kind"] == "mel"
+    assert side["model"]["family"] == "hifigan" and len(side["model"]["sha256"]) == 64
     assert side["input"]["melspec"]["hop_length"] == 256
+
+
+def test_mel_of_another_contract_defaults_to_griffin_lim(tmp_path: Path):
+    spec = MelSpec.melgan_22k()
+    mel = mel_spectrogram(_speechlike(0.5), spec)[0].numpy()
+    path = save_mel(tmp_path / "melgan.npz", mel, spec)
+    out = tmp_path / "out.wav"
+    result = vocode(str(path), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(Path(f"{out}.json").read_text())["model"]["name"] == "griffin-lim"
 
 
 def test_griffin_lim_seed_is_byte_identical(mel_file: Path, tmp_path: Path):
     outs = [tmp_path / f"{i}.wav" for i in range(3)]
     for out, seed in zip(outs, ("1", "1", "2"), strict=True):
         result = runner.invoke(
-            app, ["--quiet", "--seed", seed, "vocode", str(mel_file), "-o", str(out)]
-        )
+            app,
+            ["--quiet", "--seed", seed, "vocode", str(mel_file), "-o", str(out),
+             "--model", "griffin-lim"],
+        )  # fmt: skip
         assert result.exit_code == 0
     assert outs[0].read_bytes() == outs[1].read_bytes() != outs[2].read_bytes()
 
