@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import torch
 
 from avtool.errors import ModelError
+from avtool.registry import ResolvedModel, resolve
 
 Module = TypeVar("Module", bound=torch.nn.Module)
 
@@ -79,6 +80,23 @@ def load_into(
     return model.to(device).eval()
 
 
+def entry_config(resolved: ResolvedModel) -> Mapping | None:
+    """The architecture config of a resolved entry: its ``NAME.pt.json`` companion file, else
+    its ``[config]`` table; None when it has neither (a local ``.pt`` is read with the JSON
+    beside it by the family's ``load_checkpoint``).
+
+    Raises:
+        ModelError: an unreadable companion file.
+    """
+    companion = config_path(resolved.path).name
+    if companion in resolved.files:
+        try:
+            return json.loads(resolved.files[companion].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
+    return dict(resolved.entry.config) or None
+
+
 def load_registered(
     name_or_path: str | os.PathLike[str],
     task: str,
@@ -89,8 +107,8 @@ def load_registered(
 ) -> tuple[Module, dict[str, Any]]:
     """Resolve a registry name (or a local ``.pt``) and build its model with ``load_checkpoint``.
 
-    The config comes from the entry's ``NAME.pt.json`` companion file, else its ``[config]``
-    table, else (for a local path) ``load_checkpoint`` reads the JSON beside the weights.
+    The config comes from :func:`entry_config`, else (for a local path) ``load_checkpoint``
+    reads the JSON beside the weights.
 
     Returns:
         The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
@@ -99,20 +117,9 @@ def load_registered(
     Raises:
         ModelError: unknown, unverifiable or unreadable model.
     """
-    from avtool import registry
-
-    resolved = registry.resolve(name_or_path, task=task, accept_license=accept_license)
+    resolved = resolve(name_or_path, task=task, accept_license=accept_license)
     entry = resolved.entry
-    companion = config_path(resolved.path).name
-    config: Mapping | None = None
-    if companion in resolved.files:
-        try:
-            config = json.loads(resolved.files[companion].read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
-    elif entry.config:
-        config = dict(entry.config)
-    model = load_checkpoint(resolved.path, config, device)
+    model = load_checkpoint(resolved.path, entry_config(resolved), device)
     return model, {
         "name": entry.name,
         "sha256": entry.main.sha256,

@@ -17,9 +17,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from avtool.errors import InputError
+from avtool.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from avtool.registry import ResolvedModel
 
 DEFAULT_MODEL = "lipread-grid-s1"
 #: Registry ``family`` of the ResNet/BiGRU reader (:mod:`avtool.models.lipread_resnet`).
@@ -112,45 +115,51 @@ class Reader:
         return self.infer(self.model, crops, chunk_frames=chunk_frames)
 
 
-def model_family(name_or_path: str) -> str:
-    """``lipread-resnet`` or ``lipnet``: the registry entry's family, or for a local ``.pt``
-    the shape of the ``.pt.json`` config beside it (the ResNet reader's nests an encoder)."""
-    import json
+def detect_family(resolved: ResolvedModel) -> str:
+    """The family of a local lip-reader ``.pt`` (no registry entry): the ResNet reader's
+    config JSON beside it nests an ``encoder``; anything else is read as LipNet (whose loader
+    reports a missing or bad config)."""
+    from avtool.models import state_dict
 
-    from avtool.registry import load_registry
-
-    entry = load_registry().get(str(name_or_path))
-    if entry is not None:
-        return RESNET_FAMILY if entry.family == RESNET_FAMILY else "lipnet"
-    beside = Path(str(name_or_path) + ".json")
     try:
-        config = json.loads(beside.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "lipnet"  # the LipNet loader reports the missing or bad config
+        config = state_dict.entry_config(resolved)
+    except ModelError:
+        return "lipnet"
     return RESNET_FAMILY if isinstance(config, dict) and "encoder" in config else "lipnet"
 
 
 def load_reader(
     options: LipreadOptions, *, device: str = "auto", accept_license: bool = False
 ) -> Reader:
-    """Load the lip-reading model (either family) and the dlib face stage.
+    """Load the lip-reading model (either family, through :func:`avtool.models.loading.load`)
+    and the dlib face stage.
 
     Raises:
         ModelError: unknown/unverifiable model, or the landmark model's licence not accepted.
         SetupError: cuda asked for and absent.
     """
+    # Imported here: the CLI reads LipreadOptions from this module while building `--help`.
     from avtool.models.face import load_detector
+    from avtool.models.loading import family_module, load
     from avtool.runtime import resolve_device
 
     start = time.perf_counter()
-    if model_family(options.model) == RESNET_FAMILY:
-        from avtool.models import lipread_resnet as family
-    else:
-        from avtool.models import lipnet as family  # type: ignore[no-redef]
-    model, facts = family.load(options.model, resolve_device(device), accept_license=accept_license)
+    loaded = load(
+        options.model,
+        task="lipread",
+        device=resolve_device(device),
+        accept_license=accept_license,
+        detect=detect_family,
+    )
+    family = family_module(loaded.family)
+    facts = {
+        **loaded.facts(),
+        "description": loaded.description,
+        "config": loaded.module.config.to_dict(),
+    }
     preset = getattr(family, "CROP_PRESET", "lipnet")
     detector = load_detector(accept_license=accept_license)
-    return Reader(model, facts, detector, time.perf_counter() - start, preset, family.infer)
+    return Reader(loaded.module, facts, detector, time.perf_counter() - start, preset, family.infer)
 
 
 def _ranges(frames: Iterable[int], step: int = 1) -> str:

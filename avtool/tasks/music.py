@@ -7,10 +7,13 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from avtool.errors import InputError, ModelError
+from avtool.errors import InputError
 from avtool.models.music.options import SamplingOptions
+
+if TYPE_CHECKING:
+    from avtool.models.loading import Loaded
 
 DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -106,45 +109,29 @@ def read_prompt(path: Path, tempo: float):  # -> (4, T) grid
     return basic_pitch.transcribe_file(path, tempo, min_velocity=0.5)
 
 
-@dataclass
-class LoadedMusicModel:
-    """A loaded model with what the sidecar needs to name it."""
-
-    name: str
-    family: str
-    sha256: str
-    license: str
-    model: Any
-    load_seconds: float
-
-
-def load_music_model(name_or_path: str, *, accept_license: bool = False) -> LoadedMusicModel:
-    """Resolve a music model in the registry (or a local checkpoint) and load it.
+def load_music_model(name_or_path: str, *, accept_license: bool = False) -> Loaded:
+    """A music model through the front door (:func:`avtool.models.loading.load`); a local
+    checkpoint's family is told from the file (``.npz`` Markov table, or the format tag of a
+    torch checkpoint).
 
     Raises:
         ModelError: unknown, unverifiable or unreadable model.
     """
-    from avtool import registry
-    from avtool.models.music.generate import FAMILIES, load_model
+    # Imported here: the CLI reads MusicOptions from this module while building `--help`,
+    # which must not import torch.
+    from avtool.models.loading import load
+    from avtool.models.music.generate import detect_family
 
-    start = time.perf_counter()
-    resolved = registry.resolve(name_or_path, task="music", accept_license=accept_license)
-    family = resolved.entry.family.removeprefix("music_") or None
-    if family is not None and family not in FAMILIES:
-        raise ModelError(f"{name_or_path}: family {resolved.entry.family!r} is not a music model")
-    model = load_model(resolved.path, family)
-    return LoadedMusicModel(
-        name=resolved.entry.name,
-        family=family or type(model).__name__,
-        sha256=resolved.entry.files[0].sha256,
-        license=resolved.entry.license,
-        model=model,
-        load_seconds=time.perf_counter() - start,
+    return load(
+        name_or_path,
+        task="music",
+        accept_license=accept_license,
+        detect=lambda resolved: f"music_{detect_family(resolved.path)}",
     )
 
 
 def compose(
-    loaded: LoadedMusicModel,
+    loaded: Loaded,
     options: MusicOptions,
     *,
     prompt: Path | None = None,
@@ -183,7 +170,7 @@ def compose(
         key = estimate_key(source)
         details["key_estimated"] = True
     pieces = generate_batch(
-        loaded.model,
+        loaded.module,
         options.count,
         steps=steps,
         key_tonic=key[0],
@@ -290,8 +277,7 @@ def run(
     def process(item: BatchItem) -> list[Path]:
         meta = {
             "task": "music",
-            "model": {"name": loaded.name, "family": loaded.family, "sha256": loaded.sha256,
-                      "license": loaded.license},
+            "model": loaded.facts(),
             "seed": options.sampling.seed + item.index,
             "options": asdict(options),
             "key": key_name(key),

@@ -210,11 +210,13 @@ def tiny_resnet(tmp_path_factory) -> Path:
 
 
 def test_family_is_chosen_from_registry_or_config(tiny_model: Path, tiny_resnet: Path):
+    from avtool.registry import load_registry, resolve
+
     assert lipread.DEFAULT_MODEL == "lipread-grid-s1"
-    assert lipread.model_family("lipread-grid-s1") == "lipread-resnet"
-    assert lipread.model_family("lipnet-grid-s1") == "lipnet"
-    assert lipread.model_family(str(tiny_resnet)) == "lipread-resnet"
-    assert lipread.model_family(str(tiny_model)) == "lipnet"
+    assert load_registry()["lipread-grid-s1"].family == "lipread-resnet"
+    assert load_registry()["lipnet-grid-s1"].family == "lipnet"
+    assert lipread.detect_family(resolve(str(tiny_resnet), task="lipread")) == "lipread-resnet"
+    assert lipread.detect_family(resolve(str(tiny_model), task="lipread")) == "lipnet"
 
 
 def test_resnet_reader_runs_the_pipeline_on_gray88_crops(

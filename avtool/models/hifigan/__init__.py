@@ -15,6 +15,7 @@ Long inputs: ``apply_chunked(lambda m: infer(model, m), mel, hop_length=model.ho
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from avtool.io.features import MelSpec
 from avtool.models.hifigan.generator import HiFiGANGenerator
 from avtool.models.presets import PresetConfig
 from avtool.models.weightnorm import load_weights, open_checkpoint, to_model_keys
+from avtool.registry import ResolvedModel
 
 __all__ = [
     "HiFiGANConfig",
@@ -366,3 +368,17 @@ def infer(model: HiFiGANGenerator, mel: torch.Tensor | np.ndarray) -> torch.Tens
         return torch.zeros(mel.shape[0], 0, dtype=param.dtype, device=param.device)
     with torch.inference_mode():
         return model(mel.to(device=param.device, dtype=param.dtype)).squeeze(1)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> HiFiGANGenerator:
+    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's
+    generator. The architecture is the entry's ``[config]`` table, else the ``config.json``
+    published beside the generator (the official repository's layout), else the checkpoint's
+    own ``config`` or the preset its keys and shapes fit.
+    """
+    config_data = dict(resolved.entry.config) or None
+    beside = resolved.path.parent / "config.json"
+    if config_data is None and beside.is_file():
+        config_data = json.loads(beside.read_text(encoding="utf-8"))
+    config = HiFiGANConfig.from_dict(config_data) if config_data else None
+    return load(resolved.path, config, device)

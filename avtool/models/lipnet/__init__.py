@@ -27,6 +27,7 @@ from avtool.models.lipnet.model import (
     build,
     prepare_input,
 )
+from avtool.registry import ResolvedModel
 
 #: Frames of context added on each side of a window in :func:`infer` (one second).
 CONTEXT_FRAMES = 25
@@ -137,3 +138,9 @@ def infer(
     if not out:
         return np.zeros((0, VOCAB_SIZE), np.float32)
     return np.concatenate(out).astype(np.float32)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> LipNet:
+    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's state
+    dict, with the config of its companion JSON or ``[config]`` table, in eval mode."""
+    return load_checkpoint(resolved.path, state_dict.entry_config(resolved), device)

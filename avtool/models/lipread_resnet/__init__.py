@@ -29,6 +29,7 @@ from avtool.models.lipread_resnet.model import (
     build,
     transfer_encoder,
 )
+from avtool.registry import ResolvedModel
 
 #: The :class:`avtool.io.face.MouthCrop` preset the model reads.
 CROP_PRESET = "gray88"
@@ -167,3 +168,9 @@ def load(
     return state_dict.load_registered(
         name_or_path, "lipread", load_checkpoint, device, accept_license=accept_license
     )
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> LipReader:
+    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's state
+    dict, with the config of its companion JSON or ``[config]`` table, in eval mode."""
+    return load_checkpoint(resolved.path, state_dict.entry_config(resolved), device)

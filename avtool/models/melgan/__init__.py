@@ -38,6 +38,7 @@ from avtool.models.weightnorm import (
     open_checkpoint,
     to_model_keys,
 )
+from avtool.registry import ResolvedModel
 
 __all__ = [
     "MelGANConfig",
@@ -375,3 +376,9 @@ def infer(model: MelGANGenerator, mel: torch.Tensor | np.ndarray) -> torch.Tenso
         mel = F.pad(mel, (0, short), mode="replicate")
     with torch.inference_mode():
         return model(mel).squeeze(1)[:, : frames * model.hop_length]
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MelGANGenerator:
+    """The front door's hook (:func:`avtool.models.loading.load`): the published state dict
+    of a verified entry, architecture told from its keys and shapes."""
+    return load(resolved.path, None, device)

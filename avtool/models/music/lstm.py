@@ -35,6 +35,7 @@ from avtool.models.music.tokens import (
     next_token_log_probs,
 )
 from avtool.models.presets import PresetConfig
+from avtool.registry import ResolvedModel
 
 __all__ = [
     "PRESETS",
@@ -186,3 +187,9 @@ def load(
         build=build,
         device=device,
     )
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MusicLSTM:
+    """The front door's hook (:func:`avtool.models.loading.load`): the checkpoint carries its
+    config."""
+    return load(resolved.path, device)

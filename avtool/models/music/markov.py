@@ -60,6 +60,7 @@ from avtool.models.music.tokens import (
     VOICE_TOKENS,
 )
 from avtool.models.presets import PresetConfig
+from avtool.registry import ResolvedModel
 
 __all__ = ["PRESETS", "MarkovConfig", "MarkovModel", "fit", "load", "save"]
 
@@ -414,3 +415,9 @@ def load(path: str | os.PathLike[str]) -> MarkovModel:
     if set(tables) != expected:
         raise ModelError(f"{path}: count tables do not match order {config.order}")
     return MarkovModel(config, tables)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MarkovModel:
+    """The front door's hook (:func:`avtool.models.loading.load`); a table model, so the
+    device is not used."""
+    return load(resolved.path)

@@ -7,8 +7,12 @@ AV2A additions are described in :mod:`avtool.models.v2a.model`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import torch
+
+from avtool.errors import ModelError
 from avtool.models.v2a.model import (
     AUDIO,
     BOTH,
@@ -22,6 +26,7 @@ from avtool.models.v2a.model import (
     lip_features,
     prepare_crops,
 )
+from avtool.registry import ResolvedModel
 
 __all__ = [
     "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "advance",
@@ -118,3 +123,30 @@ def infer(
             lips = lip_features(landmarks[None]).to(device)
         mel = model(x, n_frames, noisy, lips=lips)[0].float().cpu()
     return advance(mel, model.config.output_advance)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> Any:
+    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's state
+    dict with its config from the entry's ``[config]`` table, else ``<file>.json`` or
+    ``config.json`` beside the weights.
+
+    Raises:
+        ModelError: no or a bad config, an unreadable file, or weights not matching it.
+    """
+    config_data: dict[str, Any] | None = dict(resolved.entry.config) or None
+    path = resolved.path
+    if config_data is None:
+        for candidate in (path.with_name(path.name + ".json"), path.parent / "config.json"):
+            if candidate.is_file():
+                config_data = json.loads(candidate.read_text(encoding="utf-8"))
+                break
+    if config_data is None:
+        raise ModelError(f"{path}: no V2A config (put it in {path.name}.json)")
+    try:
+        config = config_from_dict(config_data)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: bad V2A config ({exc})") from exc
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    return load(state, config, device)
