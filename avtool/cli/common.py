@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
 import sys
 from collections.abc import Callable
@@ -21,7 +23,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class GlobalOptions:
-    """Options given before the subcommand (``avtool --seed 3 tts ...``)."""
+    """Options every command takes, before or after the subcommand (``avtool --seed 3 tts ...``
+    and ``avtool tts ... --seed 3`` mean the same). Each default is defined here, once."""
 
     device: str = "auto"
     quiet: bool = False
@@ -35,6 +38,119 @@ class GlobalOptions:
         from avtool.runtime import environment_flag
 
         return environment_flag("AVTOOL_OFFLINE")
+
+
+@dataclass(frozen=True)
+class _GlobalSpec:
+    """How one :class:`GlobalOptions` field is spelt on the command line."""
+
+    field: str
+    flags: tuple[str, ...]
+    help: str
+    envvar: str | None = None
+
+
+# One definition of each global option; the root command and every subcommand are given the
+# same flags from this table (see :func:`with_global_options`).
+_GLOBAL_SPECS = (
+    _GlobalSpec("device", ("--device",), "auto, cpu or cuda (cuda fails when CUDA is absent)."),
+    _GlobalSpec("quiet", ("--quiet", "-q"), "No progress bars, info logs or 'wrote' lines."),
+    _GlobalSpec("verbose", ("--verbose", "-v"), "Debug logs."),
+    _GlobalSpec("seed", ("--seed",), "Random seed; same seed + inputs = same bytes."),
+    _GlobalSpec("json", ("--json",), "Print a machine-readable JSON summary on stdout."),
+    _GlobalSpec(
+        "accept_license",
+        ("--accept-license",),
+        "Accept non-commercial model licences (the face landmarks need it).",
+        envvar="AVTOOL_ACCEPT_LICENSE",
+    ),
+)
+_PREFIX = "global_"
+
+
+def _global_parameters(root: bool) -> list[inspect.Parameter]:
+    """Keyword-only typer parameters for the global options.
+
+    On the root they carry :class:`GlobalOptions`' defaults; after a subcommand they default to
+    "not given" (``None``, or ``False`` for flags) so that they only override what was given
+    before the subcommand.
+    """
+    defaults = GlobalOptions()
+    params = []
+    for spec in _GLOBAL_SPECS:
+        default = getattr(defaults, spec.field)
+        kind = type(default)
+        given = default if root or kind is bool else None
+        option = typer.Option(
+            given,
+            *spec.flags,
+            help=spec.help,
+            envvar=spec.envvar,
+            show_default=root,
+            rich_help_panel=None if root else "Global options (also before the subcommand)",
+        )
+        params.append(
+            inspect.Parameter(
+                _PREFIX + spec.field,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=option,
+                annotation=kind if root or kind is bool else kind | None,
+            )
+        )
+    return params
+
+
+def _validated(options: GlobalOptions) -> GlobalOptions:
+    if options.device not in DEVICE_CHOICES:
+        raise typer.BadParameter(
+            f"{options.device!r} is not one of {', '.join(DEVICE_CHOICES)}", param_hint="--device"
+        )
+    return options
+
+
+def with_global_options(func: F, *, root: bool = False) -> F:
+    """Give a command the global options (``--seed``, ``--json``, ...) as its own flags.
+
+    The wrapped command takes them after its own arguments; their values are merged into the
+    root context's :class:`GlobalOptions` (a value given after the subcommand wins over one
+    given before it), which :func:`global_options` then returns. ``root=True`` is for the root
+    callback: it creates the :class:`GlobalOptions` from its flags.
+    """
+    signature = inspect.signature(func, eval_str=True)
+    extra = _global_parameters(root)
+    # typer hands the context to the one parameter annotated typer.Context: reuse the
+    # command's own, or add one.
+    ctx_name = next(
+        (p.name for p in signature.parameters.values() if p.annotation is typer.Context), None
+    )
+    if ctx_name is None:
+        ctx_name = _PREFIX + "ctx"
+        extra.append(
+            inspect.Parameter(ctx_name, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        )
+    own_ctx = ctx_name in signature.parameters
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {spec.field: kwargs.pop(_PREFIX + spec.field) for spec in _GLOBAL_SPECS}
+        ctx = kwargs[ctx_name] if own_ctx else kwargs.pop(ctx_name)
+        top = ctx.find_root()
+        if root:
+            options = _validated(GlobalOptions(**given))
+        else:
+            current = top.obj if isinstance(top.obj, GlobalOptions) else GlobalOptions()
+            changes = {k: v for k, v in given.items() if v is not None and v is not False}
+            options = _validated(dataclasses.replace(current, **changes))
+        if root or options.quiet != GlobalOptions().quiet or options.verbose:
+            configure_logging(options.quiet, options.verbose)
+        top.obj = options
+        ctx.obj = options
+        return func(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *extra]
+    )
+    return wrapper  # type: ignore[return-value]
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:

@@ -7,7 +7,7 @@ import typer
 from avtool import __version__
 from avtool.cli import doctor, evaluate, lipread, models, music, tts, v2a, vocode
 from avtool.cli import talkinghead as talkinghead_cli
-from avtool.cli.common import DEVICE_CHOICES, GlobalOptions, configure_logging, handle_errors
+from avtool.cli.common import handle_errors, with_global_options
 
 app = typer.Typer(
     name="avtool",
@@ -26,42 +26,20 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-@handle_errors
 def root(
     ctx: typer.Context,
-    device: str = typer.Option(
-        "auto", "--device", help="auto, cpu or cuda (cuda fails when CUDA is absent)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; same seed + inputs = same bytes."),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print a machine-readable JSON summary on stdout."
-    ),
-    accept_license: bool = typer.Option(
-        False,
-        "--accept-license",
-        envvar="AVTOOL_ACCEPT_LICENSE",
-        help="Accept non-commercial model licences (the face landmarks need it).",
-    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """avtool: text-to-speech, vocoders, talking heads and more, offline."""
-    if device not in DEVICE_CHOICES:
-        raise typer.BadParameter(f"{device!r} is not one of {', '.join(DEVICE_CHOICES)}")
-    configure_logging(quiet, verbose)
-    ctx.obj = GlobalOptions(
-        device=device,
-        quiet=quiet,
-        verbose=verbose,
-        seed=seed,
-        json=json_output,
-        accept_license=accept_license,
-    )
+    """avtool: text-to-speech, vocoders, talking heads and more, offline.
 
+    The global options (--seed, --json, --quiet, --verbose, --device, --accept-license) may be
+    given before or after the subcommand.
+    """
+
+
+app.callback()(handle_errors(with_global_options(root, root=True)))
 
 app.command("tts")(tts.tts_command)
 app.command("vocode")(vocode.vocode_command)
@@ -72,6 +50,16 @@ app.command("talkinghead")(talkinghead_cli.talkinghead_command)
 app.command("doctor")(doctor.doctor_command)
 app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")
+
+
+def _global_options_everywhere(*typers: typer.Typer) -> None:
+    """Every command, the groups' too, takes the global options after its own arguments."""
+    for group in typers:
+        for command in group.registered_commands:
+            command.callback = with_global_options(command.callback)
+
+
+_global_options_everywhere(app, models.app, evaluate.app)
 
 
 def main() -> None:
