@@ -11,7 +11,7 @@
 #                                     # and the lip reader (READER, trained on the same split):
 #                                     # what `v2a-content-grid-s1`, the default, ships
 #   make -f recipes/v2a.mk calibrate  # output timing of v2a-lips and content on the val split
-#                                     # (python -m avtool.models.v2a.calibrate -> output_advance)
+#                                     # (python -m avtool.tasks.calibrate_v2a -> output_advance)
 #   make -f recipes/v2a.mk eval       # OUT/eval.json: STOI/ESTOI/PESQ/MCD/WER + AV ablation
 #   make -f recipes/v2a.mk ship       # copy weights into avtool/weights/v2a, print hashes
 #   make -f recipes/v2a.mk smoke      # debug config on 16 clips, < 1 min
@@ -56,24 +56,24 @@ cache:
 	$(PYTHON) -m avtool.training.grid_cache $(DATA) $(CACHE)
 
 train:
-	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/v2a \
+	nice -n 5 $(PYTHON) -m avtool.training.v2a --cache $(CACHE) --out $(OUT)/v2a \
 		--config $(CONFIG) --epochs $(EPOCHS) --max-minutes $(MINUTES) --seed $(SEED) \
 		--threads $(THREADS) --batch-size $(BATCH) --lr $(LR)
 
 finetune:
-	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/v2a-lips \
+	nice -n 5 $(PYTHON) -m avtool.training.v2a --cache $(CACHE) --out $(OUT)/v2a-lips \
 		--config $(CONFIG) --init $(OUT)/v2a/best.pt --lip-landmarks --epochs $(FT_EPOCHS) \
 		--max-minutes $(FT_MINUTES) --seed $(SEED) --threads $(THREADS) \
 		--batch-size $(BATCH) --lr $(FT_LR)
 
 train-av:
-	nice -n 5 $(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/av2a \
+	nice -n 5 $(PYTHON) -m avtool.training.v2a --cache $(CACHE) --out $(OUT)/av2a \
 		--stage av2a --init $(OUT)/v2a-lips/best.pt --epochs $(AV_EPOCHS) \
 		--max-minutes $(AV_MINUTES) --seed $(SEED) --threads $(THREADS) \
 		--batch-size $(BATCH) --lr $(AV_LR)
 
 train-content:
-	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.models.v2a.train_content \
+	OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.training.v2a_content \
 		--cache $(CACHE) --out $(OUT)/content --acoustic $(OUT)/v2a-lips/best.pt \
 		--reader $(READER) --epochs $(C_EPOCHS) --max-minutes $(C_MINUTES) --seed $(SEED) \
 		--threads $(THREADS)
@@ -82,9 +82,9 @@ train-content:
 # config JSON (mel regression leaves the speech about one frame late). Copy v2a-lips' value into
 # the registry's inline config of v2a-grid-s1 when shipping.
 calibrate:
-	$(PYTHON) -m avtool.models.v2a.calibrate --cache $(CACHE) --model $(OUT)/v2a-lips/best.pt \
+	$(PYTHON) -m avtool.tasks.calibrate_v2a --cache $(CACHE) --model $(OUT)/v2a-lips/best.pt \
 		--threads $(THREADS)
-	$(PYTHON) -m avtool.models.v2a.calibrate --cache $(CACHE) --model $(OUT)/content/v2a.pt \
+	$(PYTHON) -m avtool.tasks.calibrate_v2a --cache $(CACHE) --model $(OUT)/content/v2a.pt \
 		--threads $(THREADS)
 
 eval:
@@ -110,7 +110,7 @@ ship:
 	@echo "copy these (and OUT/*/config.json as the entries' config) into avtool/models.toml"
 
 smoke:
-	$(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/smoke --config debug \
+	$(PYTHON) -m avtool.training.v2a --cache $(CACHE) --out $(OUT)/smoke --config debug \
 		--epochs 1 --limit 16 --max-minutes 1
-	$(PYTHON) -m avtool.models.v2a.train --cache $(CACHE) --out $(OUT)/smoke-av --stage av2a \
+	$(PYTHON) -m avtool.training.v2a --cache $(CACHE) --out $(OUT)/smoke-av --stage av2a \
 		--init $(OUT)/smoke/best.pt --epochs 1 --limit 16 --max-minutes 1

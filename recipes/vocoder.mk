@@ -1,4 +1,4 @@
-# Train a HiFi-GAN vocoder (avtool.models.hifigan.train) and vocode with the result.
+# Train a HiFi-GAN vocoder (avtool.training.hifigan) and vocode with the result.
 #
 #   make -f recipes/vocoder.mk smoke                      # ~20 debug steps on the CPU, < 1 min
 #   make -f recipes/vocoder.mk train DATA=LJSpeech-1.1/wavs OUT=runs/lj-v1 DEVICE=cuda
@@ -43,7 +43,7 @@ CHECKPOINT_EVERY ?= 5000
 SMOKE_STEPS ?= 20
 THREADS ?= 1
 
-TRAIN = $(PYTHON) -m avtool.models.hifigan.train --data $(DATA) --out $(OUT) --config $(CONFIG) \
+TRAIN = $(PYTHON) -m avtool.training.hifigan --data $(DATA) --out $(OUT) --config $(CONFIG) \
 	--device $(DEVICE) $(if $(BATCH),--batch-size $(BATCH)) --resume
 
 .PHONY: smoke train

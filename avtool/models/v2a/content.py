@@ -19,7 +19,7 @@ The decoder: a 3-tap convolution at the video rate, linear upsampling to the mel
 (as in V2A), then residual 1-D convolution blocks with batch norm and a 1x1 projection to the
 mel bands, predicted in units normalised by the training set's per-band statistics (buffers,
 so the checkpoint is self-contained). Both trained parts stay in eval mode and receive no
-gradient; :mod:`avtool.models.v2a.train_content` trains the decoder on features computed once.
+gradient; :mod:`avtool.training.v2a_content` trains the decoder on features computed once.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class V2AConfig:
         mel_preset: the :class:`~avtool.io.features.MelSpec` preset of the output.
         output_advance: mel frames by which inference moves the predicted mel earlier
             (:func:`avtool.models.v2a.advance`); set after training by
-            :mod:`avtool.models.v2a.calibrate` from validation STOI, since mel regression
+            :mod:`avtool.tasks.calibrate_v2a` from validation STOI, since mel regression
             from video leaves the speech about one frame late. 0 for AV2A (not calibrated).
     """
 

@@ -15,8 +15,8 @@ from avtool.models import lipread_resnet, v2a
 from avtool.models.lipread_resnet import LipReaderConfig
 from avtool.models.v2a import V2AConfig, config_from_dict, infer, lip_features
 from avtool.models.v2a.content import ContentV2A, ContentV2AConfig
-from avtool.models.v2a.train_content import main as train_content
-from tests.models.v2a.test_train import _write_cache
+from avtool.training.v2a_content import main as train_content
+from tests.training.test_v2a import _write_cache
 
 
 def _config(lips: bool = True) -> ContentV2AConfig:
@@ -162,7 +162,7 @@ def test_lip_features_reach_whichever_part_has_a_lip_stream() -> None:
 
 
 def test_envelope_correlation_loss_scores_shape_not_level() -> None:
-    from avtool.models.v2a.train_content import envelope_correlation_loss
+    from avtool.training.v2a_content import envelope_correlation_loss
 
     model = ContentV2A(_config())
     g = torch.Generator().manual_seed(0)

@@ -1,6 +1,6 @@
 """Train the decoder of a content V2A model (:mod:`avtool.models.v2a.content`) on a GRID cache.
 
-    python -m avtool.models.v2a.train_content --cache data/grid_s1_cache --out runs/v2a-content \\
+    python -m avtool.training.v2a_content --cache data/grid_s1_cache --out runs/v2a-content \\
         --acoustic runs/v2a-lips/best.pt --reader avtool/weights/lipread/lipread-grid-s1.pt
 
 ``--acoustic`` (a trained V2A model) and ``--reader`` (a trained lip reader) are registry names
@@ -28,24 +28,23 @@ from typing import Any
 
 import torch
 
+from avtool.models import lipread_resnet
+from avtool.models.loading import load
 from avtool.models.v2a.content import ContentV2A, ContentV2AConfig
 from avtool.models.v2a.model import lip_features
 
 
 def load_parts(acoustic: str, reader: str) -> tuple[Any, Any, dict[str, str]]:
     """The trained V2A model and lip reader (registry names or files) and their identities."""
-    from avtool.models import lipread_resnet
-    from avtool.tasks.v2a import load_model
-
-    loaded = load_model(acoustic, device="cpu")
-    if not hasattr(loaded.model, "encode") or loaded.model.audio is not None:
+    loaded = load(acoustic, task="v2a", device="cpu", detect=lambda resolved: "v2a")
+    if not hasattr(loaded.module, "encode") or loaded.module.audio is not None:
         raise SystemExit(f"{acoustic}: needs a video-only V2A model")
     lip_reader, facts = lipread_resnet.load(reader, "cpu")
     sources = {
         "acoustic": f"{loaded.name} (sha256 {loaded.sha256})",
         "reader": f"{facts['name']} (sha256 {facts['sha256']})",
     }
-    return loaded.model, lip_reader, sources
+    return loaded.module, lip_reader, sources
 
 
 def clip_features(model: ContentV2A, items: list[dict[str, Any]], mirror: bool) -> list:
@@ -127,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from avtool.datasets.grid import s1_split
     from avtool.models import state_dict
-    from avtool.models.v2a.train import load_split, mel_stats
+    from avtool.training.v2a import load_split, mel_stats
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--cache", type=Path, required=True, help="GRID cache folder (<id>.npz)")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from avtool.datasets.grid import s1_split
-from avtool.models.v2a import train
+from avtool.training import v2a as train
 
 
 def _write_cache(folder: Path, ids: list[str], seed: int = 0) -> None:

@@ -28,7 +28,7 @@ from avtool.models.hifigan.discriminators import (
     feature_loss,
     generator_loss,
 )
-from avtool.models.hifigan.train import AudioCrops, TrainConfig, find_audio_files, train
+from avtool.training.hifigan import AudioCrops, TrainConfig, find_audio_files, train
 
 RATE = 22050
 SEGMENT = 8192

@@ -22,7 +22,7 @@ The output folder follows the official layout, so jik876's scripts and :func:`hi
   ``seconds`` (since this process started training) and ``seconds_per_step``;
 * ``run.json``: the held-out file, the training files and the library versions.
 
-    python -m avtool.models.hifigan.train --data LJSpeech-1.1/wavs --out runs/lj --config v1
+    python -m avtool.training.hifigan --data LJSpeech-1.1/wavs --out runs/lj --config v1
 
 On the CPU, runs are bit-for-bit reproducible for a given seed and thread count, resumed or
 not: the crops of step ``s`` depend only on ``(seed, s)``. On a GPU they are not (cuDNN's
@@ -637,9 +637,9 @@ def _prune(out: Path, keep: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avtool.models.hifigan.train``; returns the exit code."""
+    """``python -m avtool.training.hifigan``; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m avtool.models.hifigan.train", description=__doc__.split("\n")[0]
+        prog="python -m avtool.training.hifigan", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--data", required=True, help="folder of audio/video files")
     parser.add_argument("--out", required=True, help="checkpoint folder")

@@ -9,7 +9,7 @@ than the real one's sharp onsets. This script measures mean STOI on the validati
 each advance ``0..max`` (the same Griffin-Lim as ``avtool v2a``) and writes the best into the
 model's config JSON, which :func:`avtool.models.v2a.infer` then applies:
 
-    python -m avtool.models.v2a.calibrate --cache data/grid_s1_cache \\
+    python -m avtool.tasks.calibrate_v2a --cache data/grid_s1_cache \\
         --model runs/content/v2a.pt [--max-advance 3] [--split val]
 
 The test split is never read.

@@ -1,8 +1,8 @@
 """Train V2A (stage ``v2a``) and AV2A (stage ``av2a``) on a cache of :mod:`avtool.datasets.grid`.
 
-    python -m avtool.models.v2a.train --cache data/grid_s1_cache --out runs/v2a \\
+    python -m avtool.training.v2a --cache data/grid_s1_cache --out runs/v2a \\
         --config reduced --epochs 24 --max-minutes 35
-    python -m avtool.models.v2a.train --cache data/grid_s1_cache --out runs/av2a \\
+    python -m avtool.training.v2a --cache data/grid_s1_cache --out runs/av2a \\
         --stage av2a --init runs/v2a/best.pt --epochs 6 --max-minutes 10
 
 The train/val split is :func:`avtool.datasets.grid.s1_split` (the test ids are never read).

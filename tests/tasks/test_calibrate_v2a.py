@@ -13,7 +13,8 @@ import torch
 
 from avtool.datasets.grid import s1_split
 from avtool.io.features import MelSpec, mel_spectrogram
-from avtool.models.v2a import V2AConfig, advance, build, calibrate, infer
+from avtool.models.v2a import V2AConfig, advance, build, infer
+from avtool.tasks import calibrate_v2a as calibrate
 from avtool.tasks.evaluate_v2a import Clip
 
 
