@@ -57,8 +57,20 @@ SMOKE_STEPS ?= 20
 S1_CACHE ?= data/grid_s1_cache
 S1_CLIPS ?= ../shared/data/grid_s1/clips
 S1_RENDER_STEPS ?= 8000
+BANK_CLIPS ?= 333
 
-.PHONY: smoke extract train train-predictor train-renderer face-voice s1 s1-renderer
+.PHONY: smoke extract train train-predictor train-renderer face-voice s1 s1-renderer mouth-bank
+
+# The shipped mouth-interior bank (`--mouth bank`, avtool/weights/talkinghead/): real teeth,
+# tongue and darkness cut from the first BANK_CLIPS GRID s1 TRAINING-split clips (by id; never
+# val/test, grid_s4 or the other speakers), landmarks from the s1 cache (dlib tracking for a
+# clip without one), one typical sharp frame per (opening, width) cell. Deterministic; about
+# 5 minutes on one thread with the cache. Then update models.toml's sha256 and size.
+mouth-bank:
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m avtool.training.mouth_bank \
+		--clips $(S1_CLIPS) --cache $(S1_CACHE) --limit $(BANK_CLIPS) \
+		--out $(OUT)/mouth-bank-grid-s1.npz
+	sha256sum $(OUT)/mouth-bank-grid-s1.npz
 
 # The shipped predictor: the GRID s1 cache (python -m avtool.training.grid_cache) -> 80 Hz items per
 # split -> the reduced predictor, selected on val lip-point distance (OUT/s1/predictor/best.pt).

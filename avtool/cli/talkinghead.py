@@ -46,6 +46,18 @@ def talkinghead_command(
         help="68-point model in dlib's face box: dlib (shipped) or fan (2D-FAN, fan-2d-68: "
         "downloaded once, sha256-checked; non-commercial).",
     ),
+    mouth: str = typer.Option(
+        _DEFAULTS.mouth,
+        "--mouth",
+        help="Mouth interior of the warp: bank (real teeth and tongue from GRID s1 video, "
+        "colour-matched) or drawn (painted cavity and teeth).",
+    ),
+    crop: str = typer.Option(
+        _DEFAULTS.crop,
+        "--crop",
+        help="full (the whole photo) or face (a fixed head-and-shoulders crop around the "
+        "face, scaled to the output size).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line."),
@@ -65,6 +77,11 @@ def talkinghead_command(
       avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --model anyonenet
 
       avtool --accept-license talkinghead --face me.jpg -a speech.wav -o me.mp4 --landmarks fan
+
+      avtool --accept-license talkinghead --face group.jpg -a speech.wav -o me.mp4 --crop face
+
+    The warp renderer runs on the CPU (--device cuda is refused, exit 4); the AnyoneNet
+    models run on --device.
     """
     from avtool.runtime import print_summary
     from avtool.tasks import talkinghead
@@ -82,6 +99,8 @@ def talkinghead_command(
         seed=opts.seed,
         preview=str(preview) if preview else None,
         landmarks=landmarks,
+        mouth=mouth,
+        crop=crop,
     ).validated()
     summary = talkinghead.run(
         face,
@@ -89,6 +108,7 @@ def talkinghead_command(
         output,
         options,
         accept_license=opts.accept_license,
+        device=opts.device,
         policy=policy,
         report=report,
         quiet=opts.quiet,

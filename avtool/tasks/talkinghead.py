@@ -56,6 +56,10 @@ SIZE_RANGE = (64, 4096)
 """Allowed ``--size`` width and height in pixels."""
 FPS_RANGE = (1.0, 120.0)
 ENCODER = {"crf": 20, "preset": "veryfast"}
+#: The registry entry of the real mouth interiors (``--mouth bank``, the default).
+MOUTH_BANK_MODEL = "mouth-bank-grid-s1"
+MOUTHS = ("bank", "drawn")
+CROPS = ("full", "face")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,10 @@ class TalkingHeadOptions:
         preview: also write the frame with the widest mouth opening to this PNG/JPEG.
         landmarks: the 68-point model fitted in dlib's face box: ``"dlib"`` (shipped) or
             ``"fan"`` (2D-FAN, ``fan-2d-68``: downloaded once, sha256-checked).
+        mouth: the warp's mouth interior: ``"bank"`` (real teeth and tongue from the
+            registered exemplar bank, :data:`MOUTH_BANK_MODEL`) or ``"drawn"`` (polygons).
+        crop: ``"full"`` (the whole photo, scaled to cover the output) or ``"face"`` (a fixed
+            head-and-shoulders crop around the face, scaled to the output size).
     """
 
     fps: float = 25.0
@@ -88,6 +96,8 @@ class TalkingHeadOptions:
     seed: int = 0
     preview: str | None = None
     landmarks: str = "dlib"
+    mouth: str = "bank"
+    crop: str = "full"
 
     def validated(self) -> TalkingHeadOptions:
         """Self, after range checks.
@@ -114,6 +124,10 @@ class TalkingHeadOptions:
             )
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: must be >= 0")
+        if self.mouth not in MOUTHS:
+            raise InputError(f"--mouth {self.mouth!r}: choose one of {', '.join(MOUTHS)}")
+        if self.crop not in CROPS:
+            raise InputError(f"--crop {self.crop!r}: choose one of {', '.join(CROPS)}")
         from avtool.models.face import LANDMARK_BACKENDS
 
         if self.landmarks not in LANDMARK_BACKENDS:
@@ -170,6 +184,31 @@ class LoadedModel:
             "steps": self.meta.get("steps"),
             **({"driver": self.driver.describe()} if self.driver is not None else {}),
         }
+
+
+def model_device(model: str, requested: str = "auto") -> str:
+    """The torch device ``--model`` runs on for ``--device requested``.
+
+    The warp renderer (``--model warp``: numpy and PIL) has no GPU path, so ``cuda`` is
+    refused for it rather than ignored; the AnyoneNet networks run where
+    :func:`avtool.runtime.resolve_device` says.
+
+    Raises:
+        SetupError: ``cuda`` for the warp, or CUDA not available (exit 4).
+    """
+    from avtool.errors import SetupError
+    from avtool.runtime import resolve_device
+
+    if requested not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device {requested!r}: choose auto, cpu or cuda")
+    if model == "warp":
+        if requested == "cuda":
+            raise SetupError(
+                "--device cuda: the warp renderer (--model warp) runs on the CPU only "
+                "(numpy); use --device cpu, or an AnyoneNet --model on the GPU"
+            )
+        return "cpu"
+    return resolve_device(requested)
 
 
 def load_model(
@@ -231,6 +270,44 @@ def _load_network(model: str, device: str, accept_license: bool) -> LoadedModel:
         sha256 = registry.sha256_file(path)
     network, _, meta = checkpoint.load(path, kind, device)
     return LoadedModel(kind, network, name, Path(path), sha256, license_, meta)
+
+
+@dataclass
+class LoadedBank:
+    """The mouth-interior bank ``--mouth bank`` pastes, and what the sidecar records."""
+
+    bank: Any  # avtool.models.facewarp.mouth_bank.MouthBank
+    name: str
+    sha256: str
+    license: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "license": self.license,
+            "exemplars": len(self.bank),
+        }
+
+
+def load_mouth_bank(mouth: str) -> LoadedBank | None:
+    """The registered mouth bank for ``--mouth bank``; None for ``drawn``.
+
+    Raises:
+        ModelError: the bank is missing or fails its checksum (exit 3).
+    """
+    if mouth != "bank":
+        return None
+    from avtool import registry
+    from avtool.models.facewarp import mouth_bank
+
+    resolved = registry.resolve(MOUTH_BANK_MODEL, task="talkinghead")
+    return LoadedBank(
+        mouth_bank.load(resolved.path),
+        MOUTH_BANK_MODEL,
+        resolved.entry.main.sha256,
+        resolved.entry.license,
+    )
 
 
 def predictor_motion(
@@ -341,6 +418,7 @@ class RenderPlan:
     warnings: list[str]
     timings: dict[str, float]
     model: LoadedModel | None = None
+    mouth: LoadedBank | None = None  # the mouth-interior bank the warp pastes
 
     @property
     def n_frames(self) -> int:
@@ -368,15 +446,48 @@ def output_size(photo_size: tuple[int, int], requested: tuple[int, int] | None) 
     return (max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2))
 
 
+FACE_CROP_HEIGHT = 2.9
+"""``--crop face``: the crop is this many brow-to-chin heights tall (head and shoulders)."""
+FACE_CROP_CENTRE = 0.47
+"""``--crop face``: the face's centre (landmarks' box) sits this far down the crop."""
+
+
+def face_crop_box(
+    landmarks: np.ndarray, photo_size: tuple[int, int], aspect: float
+) -> tuple[int, int, int, int]:
+    """A head-and-shoulders box ``(x0, y0, x1, y1)`` around a face, in photo pixels.
+
+    The box has the output's ``aspect`` (width / height), is :data:`FACE_CROP_HEIGHT` face
+    heights tall (less when the photo is smaller) with the face centred horizontally and at
+    :data:`FACE_CROP_CENTRE` of its height, and is shifted to lie inside the photo. It is fixed
+    for the whole video (from the photo's face), so the framing never jitters.
+    """
+    import numpy as np
+
+    width, height = photo_size
+    low, high = landmarks.min(axis=0), landmarks.max(axis=0)
+    face_h = max(float(high[1] - low[1]), 1.0) * 1.25  # the landmarks stop at the brows
+    centre_x = 0.5 * float(low[0] + high[0])
+    centre_y = 0.5 * float(low[1] + high[1]) - 0.1 * face_h
+    box_h = FACE_CROP_HEIGHT * face_h
+    box_w = box_h * aspect
+    shrink = min(1.0, width / box_w, height / box_h)
+    box_w, box_h = box_w * shrink, box_h * shrink
+    x0 = float(np.clip(centre_x - box_w / 2, 0, width - box_w))
+    y0 = float(np.clip(centre_y - FACE_CROP_CENTRE * box_h, 0, height - box_h))
+    return round(x0), round(y0), round(x0 + box_w), round(y0 + box_h)
+
+
 def fit_photo(
-    image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]
+    image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], crop: str = "full"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale the photo to cover ``size`` and crop around the face.
+    """Scale the photo (or its face crop) to cover ``size`` and crop around the face.
 
     Args:
         image: ``(H, W, 3)`` uint8 photo.
         landmarks: ``(68, 2)`` its landmarks in photo pixels.
         size: output ``(width, height)``.
+        crop: ``"full"`` or ``"face"`` (:func:`face_crop_box` first).
 
     Returns:
         ``(image (height, width, 3), landmarks (68, 2))`` in output pixels.
@@ -385,6 +496,12 @@ def fit_photo(
 
     from avtool.io.face import resize_image
 
+    if crop == "face":
+        x0, y0, x1, y1 = face_crop_box(
+            landmarks, (image.shape[1], image.shape[0]), size[0] / size[1]
+        )
+        image = np.ascontiguousarray(image[y0:y1, x0:x1])
+        landmarks = landmarks - np.array([x0, y0], dtype=landmarks.dtype)
     height, width = image.shape[:2]
     out_w, out_h = size
     scale = max(out_w / width, out_h / height)
@@ -481,6 +598,7 @@ def plan_render(
     motion: FaceMotion | None = None,
     accept_license: bool = False,
     model: LoadedModel | None = None,
+    mouth: LoadedBank | None = None,
 ) -> RenderPlan:
     """Everything before the first frame: face, audio analysis, motion and landmarks.
 
@@ -494,6 +612,7 @@ def plan_render(
         motion: drive the face with this instead of the audio (its length sets the frames).
         accept_license: for the default detector.
         model: the loaded ``options.model`` (:func:`load_model`); None loads it here.
+        mouth: the loaded ``options.mouth`` bank (:func:`load_mouth_bank`); None loads it.
 
     Raises:
         InputError: bad options, no face, empty audio.
@@ -513,8 +632,11 @@ def plan_render(
     start = time.perf_counter()
     photo, found, warnings = find_face(face, options, detector, accept_license=accept_license)
     size = output_size((photo.shape[1], photo.shape[0]), options.size)
-    image, points = fit_photo(photo, found.landmarks, size)
-    renderer = WarpRenderer(image, points)
+    image, points = fit_photo(photo, found.landmarks, size, options.crop)
+    # A UNet renderer draws the whole face itself: the bank only serves the warp.
+    unet = model is not None and model.kind == "renderer"
+    bank = None if unet or options.mouth != "bank" else mouth or load_mouth_bank(options.mouth)
+    renderer = WarpRenderer(image, points, bank.bank if bank is not None and not unet else None)
     timings["face_s"] = time.perf_counter() - start
 
     drive = None
@@ -561,9 +683,11 @@ def plan_render(
     for message in warnings:
         log.warning("%s", message)
     source = "<array>" if isinstance(face, np.ndarray) else str(face)
-    return RenderPlan(
+    plan = RenderPlan(
         renderer, motion, landmarks, found, size, drive, duration, source, warnings, timings, model
     )
+    plan.mouth = bank if renderer.bank is not None else None
+    return plan
 
 
 def render_frames(
@@ -624,6 +748,7 @@ def render_file(
     metadata: Mapping[str, Any] | None = None,
     audio_label: str | None = None,
     model: LoadedModel | None = None,
+    mouth: LoadedBank | None = None,
 ) -> RenderResult:
     """Render a talking-head video (or only a still, for an image ``output``) plus sidecar.
 
@@ -643,6 +768,7 @@ def render_file(
             path (``avtool tts --face`` renders from a temporary file that is then deleted).
         model: the loaded ``options.model`` (:func:`load_model`; loaded here when None), so a
             batch loads it once.
+        mouth: the loaded ``options.mouth`` bank (:func:`load_mouth_bank`; loaded when None).
 
     Returns:
         The :class:`RenderResult`; the sidecar is ``output`` + ``.json``.
@@ -675,6 +801,7 @@ def render_file(
         motion=motion,
         accept_license=accept_license,
         model=model,
+        mouth=mouth,
     )
     timings: dict[str, Any] = dict(plan.timings)
     start = time.perf_counter()
@@ -772,6 +899,7 @@ def _model_summary(
         "family": "facewarp",
         "renderer": options.model,
         "landmarks": landmarks,
+        "mouth": plan.mouth.describe() if plan.mouth is not None else "drawn",
     }
     if plan.model is not None:
         # The neural model is what --model named: its name, checksum and licence come first.
@@ -800,6 +928,7 @@ def run(
     options: TalkingHeadOptions,
     *,
     accept_license: bool = False,
+    device: str = "auto",
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
@@ -808,7 +937,8 @@ def run(
     """Render one item through the batch runner (exit codes, overwrite policy, report).
 
     The face is checked before anything else, so a photo without a face fails with exit 2
-    before the audio is analysed.
+    before the audio is analysed. ``device`` is ``--device`` (:func:`model_device`: cuda is
+    refused for the warp, exit 4).
     """
     from avtool.models.face import load_detector
     from avtool.runtime import BatchItem, check_outputs, run_batch
@@ -816,8 +946,10 @@ def run(
     options = options.validated()
     item = BatchItem(0, Path(output).stem, str(audio), Path(output), origin=str(audio))
     check_outputs([item], policy)
-    # A bad --model fails (exit 3) before any work.
-    model = load_model(options.model, accept_license=accept_license)
+    # A bad --device (exit 4) or --model (exit 3) fails before any work.
+    used = model_device(options.model, device)
+    model = load_model(options.model, used, accept_license=accept_license)
+    mouth = load_mouth_bank(options.mouth)
     detector = load_detector(accept_license, landmarks=options.landmarks)
     check_audio(audio)
     find_face(face, options, detector)  # no face: exit 2 here, before the audio work
@@ -826,8 +958,9 @@ def run(
         bar = _progress_bar(quiet or not progress, str(item.output))
         with bar as update:
             result = render_file(
-                face, audio, item.output, options, detector=detector, progress=update, model=model
-            )
+                face, audio, item.output, options, detector=detector, progress=update, model=model,
+                mouth=mouth, metadata={"device": used},
+            )  # fmt: skip
         return [p for p in (result.output, result.preview) if p is not None]
 
     return run_batch(

@@ -35,9 +35,18 @@ from avtool.models.facewarp.motion import (
     rest_shape,
     synthesize_motion,
 )
-from avtool.models.facewarp.mouth import draw_mouth, lip_colour, mouth_area_ratio
+from avtool.models.facewarp.mouth import (
+    MIN_GAP_PIXELS,
+    draw_mouth,
+    draw_seam,
+    inner_gap,
+    lip_colour,
+    mouth_area_ratio,
+    skin_colour,
+)
+from avtool.models.facewarp.mouth_bank import MouthBank, paint_mouth
 
-__all__ = ["FaceMotion", "WarpRenderer"]
+__all__ = ["FaceMotion", "MouthBank", "WarpRenderer"]
 
 
 class WarpRenderer:
@@ -46,10 +55,15 @@ class WarpRenderer:
     Args:
         image: ``(H, W, 3)`` uint8 RGB photo at the output size.
         landmarks: ``(68, 2)`` its landmarks in pixels.
+        bank: real mouth interiors (:mod:`.mouth_bank`) pasted inside the parted lips; None
+            draws them (:func:`.mouth.draw_mouth`: a dark cavity with polygon teeth).
     """
 
-    def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+    def __init__(
+        self, image: np.ndarray, landmarks: np.ndarray, bank: MouthBank | None = None
+    ) -> None:
         self.image = image
+        self.bank = bank
         self.photo_landmarks = np.asarray(landmarks, dtype=np.float64)
         pose = estimate_pose(self.photo_landmarks)
         self.quaternion = pose.quaternion
@@ -64,6 +78,7 @@ class WarpRenderer:
         layout = self._to_pixels(opened[None], self.quaternion[None])[0]
         self.mesh = FaceMesh.build(image, self.photo_landmarks, layout)
         self.lips = lip_colour(image, self.photo_landmarks)
+        self.skin = skin_colour(image, self.photo_landmarks)
         self._inner_area_ref = mouth_area_ratio(self.photo_landmarks)
 
     def _to_pixels(self, frontal: np.ndarray, quaternions: np.ndarray) -> np.ndarray:
@@ -110,6 +125,11 @@ class WarpRenderer:
             ``(H, W, 3)`` uint8.
         """
         frame = self.mesh.warp(landmarks)
+        if self.bank is not None:
+            inner = np.asarray(landmarks[60:68], dtype=np.float64)
+            if inner_gap(inner) < MIN_GAP_PIXELS:
+                return draw_seam(frame, inner, self.lips, self.iod)
+            return paint_mouth(frame, landmarks, self.bank, self.skin)
         if openness is None:
             openness = float(np.clip(mouth_area_ratio(landmarks) / 0.12, 0.0, 1.0))
         return draw_mouth(frame, landmarks, float(openness), self.lips, self.iod)

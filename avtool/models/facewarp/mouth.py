@@ -66,7 +66,7 @@ def draw_mouth(
     inner = np.asarray(landmarks[INNER_LIPS], dtype=np.float64)
     upper = inner[[0, 1, 2, 3, 4]]  # 60 61 62 63 64: left corner, upper lip, right corner
     lower = inner[[4, 5, 6, 7, 0]]  # 64 65 66 67 60
-    gap = float(np.max(lower[[3, 2, 1], 1] - upper[[1, 2, 3], 1]))
+    gap = inner_gap(inner)
     if gap < MIN_GAP_PIXELS:
         return draw_seam(frame, inner, lips, iod)
     height, width = frame.shape[:2]
@@ -120,6 +120,11 @@ def draw_mouth(
     return frame
 
 
+def inner_gap(inner: np.ndarray) -> float:
+    """Widest vertical gap (pixels) between the inner lips ``(8, 2)`` (points 60-67)."""
+    return float(np.max(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1]))
+
+
 def draw_seam(frame: np.ndarray, inner: np.ndarray, lips: np.ndarray, iod: float) -> np.ndarray:
     """Paint the line where closed lips meet, in place.
 
@@ -171,3 +176,33 @@ def mouth_area_ratio(landmarks: np.ndarray) -> np.ndarray:
 
     iod = np.maximum(inter_ocular(landmarks), 1e-6)
     return mouth_area(landmarks) / iod**2
+
+
+def skin_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Median RGB ``(3,)`` float32 of the skin around the mouth (a ring outside the lips).
+
+    The ring lies between the outer-lip contour scaled 1.15x and 1.7x about its centre (the
+    upper lip's skin, the chin's top and the cheeks beside the corners): it shows the light on
+    the lower face, which the mouth-interior exemplars are matched to. The median ignores a
+    moustache or a shadow in part of the ring.
+    """
+    from PIL import Image, ImageDraw
+
+    height, width = image.shape[:2]
+    outer = np.asarray(landmarks[OUTER_LIPS], np.float64)
+    centre = outer.mean(axis=0)
+    big = centre + 1.7 * (outer - centre)
+    small = centre + 1.15 * (outer - centre)
+    x0, y0 = np.floor(big.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(big.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.array([180, 140, 120], np.float32)
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+    draw = ImageDraw.Draw(mask)
+    draw.polygon([tuple(p) for p in big - (x0, y0)], fill=255)
+    draw.polygon([tuple(p) for p in small - (x0, y0)], fill=0)
+    region = image[y0:y1, x0:x1][np.asarray(mask) > 0]
+    if len(region) < 4:
+        return np.array([180, 140, 120], np.float32)
+    return np.median(region.reshape(-1, 3), axis=0).astype(np.float32)
