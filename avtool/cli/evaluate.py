@@ -250,3 +250,50 @@ def eval_v2a_command(
             table.add_row(name, *(f"{row[m]:.3f}" for m in MEASURES), str(row["clips"]))
         Console().print(table)
     Console().print(f"model speed: {results['model_x_real_time']} x real time (after face stage)")
+
+
+@app.command("voices")
+@handle_errors
+def eval_voices_command(
+    ctx: typer.Context,
+    data: str = typer.Argument("../shared/data", help="Folder with grid/, grid_s1/, grid_s4/."),
+    accent: str = typer.Option("us", "--accent", help="Accent of the chosen voices: us or gb."),
+    sentences: int = typer.Option(10, "--sentences", min=4, help="GRID sentences per voice."),
+    wer: bool = typer.Option(True, "--wer/--no-wer", help="Also score every voice's GRID WER."),
+    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+    work: str = typer.Option(None, "--work", help="Keep synthesised audio here for reruns."),
+) -> None:
+    """Face -> voice on real GRID people: gender agreement and speaker similarity vs baselines.
+
+    Example: avtool --accept-license eval voices ../shared/data -o voices.json
+    """
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from avtool.io.console import stderr_console
+    from avtool.runtime import write_json
+    from avtool.tasks.evaluate_voices import evaluate_voices
+
+    opts = global_options(ctx)
+    console = stderr_console(opts.quiet)
+    report = evaluate_voices(
+        Path(data), accent=accent, sentences=sentences, wer=wer,
+        accept_license=opts.accept_license, work=Path(work) if work else None,
+        progress=console.print,
+    )  # fmt: skip
+    if output:
+        write_json(Path(output), report)
+    if opts.json:
+        print(json.dumps(report, indent=2))
+        return
+    summary = report["summary"]
+    table = Table("method", "mean similarity", title=f"{summary['people']} GRID people")
+    for method, value in summary["mean_similarity"].items():
+        table.add_row(method, f"{value:.3f}")
+    Console().print(table)
+    Console().print(f"gender agreement: {summary['gender_agreement']:.0%}")
+    if "wer" in report:
+        Console().print(f"max voice WER: {report['wer']['max']:.3f} (target <= 0.10)")

@@ -68,6 +68,10 @@ DURATION_OUTPUT = "/encoder/Clip_output_0"
 GRAPH_VERSION = 1
 _PREFIX_MARKS = frozenset("ˈˌ")
 _SUFFIX_MARKS = frozenset("ːˑ")
+#: Kokoro's (misaki's) one-letter diphthongs and marks in IPA, as espeak-ng (Piper) writes
+#: them, so timings read the same for every voice and drive the talking head's visemes;
+#: a diphthong's time is shared by its two halves, as Piper gives each symbol its own.
+TIMING_IPA = {"A": "eɪ", "I": "aɪ", "O": "oʊ", "W": "aʊ", "Y": "ɔɪ", "Q": "əʊ", "T": "ɾ", "ᵊ": "ə"}
 
 
 def split_unreadable(text: str) -> tuple[str, list[str]]:
@@ -160,8 +164,8 @@ class KokoroModel:
         ]
 
     def pronounce(self, word: str) -> str:
-        """The word's phonemes said on its own (to align text words with the audio)."""
-        return self._phonemes(word, report=False)
+        """The word's phonemes said on its own, written as the timings write them (IPA)."""
+        return "".join(TIMING_IPA.get(p, p) for p in self._phonemes(word, report=False))
 
     def token_ids(self, phonemes: tuple[str, ...]) -> list[int]:
         """Kokoro's ids between two 0 pads."""
@@ -227,7 +231,17 @@ def _align(
         carry = ("", 0)
     spans[-1][1] += carry[1]
     spans.append(["$", int(token_samples[-1])])
-    return tuple((p, n) for p, n in spans)
+    out: list[tuple[str, int]] = []
+    for p, n in spans:
+        core = p.lstrip("".join(_PREFIX_MARKS))
+        ipa = TIMING_IPA.get(core[:1], "") + core[1:] if core[:1] in TIMING_IPA else core
+        stress = p[: len(p) - len(core)]
+        if core[:1] in TIMING_IPA and len(TIMING_IPA[core[:1]]) == 2:
+            first = n // 2
+            out += [(stress + ipa[0], first), (ipa[1:], n - first)]
+        else:
+            out.append((stress + ipa, n))
+    return tuple(out)
 
 
 def timed_graph(model_path: Path, sha256: str, derived_dir: Path) -> Path:
@@ -283,6 +297,7 @@ def load(
     british: bool | None = None,
     device: str = "cpu",
     graph_path: str | Path | None = None,
+    threads: int = 0,
 ) -> KokoroModel:
     """Load the engine with a voice.
 
@@ -294,6 +309,7 @@ def load(
         british: G2P rules; None follows the heaviest voice's accent.
         device: "cpu" or "cuda".
         graph_path: the graph to run (e.g. :func:`timed_graph`'s); default ``model_path``.
+        threads: onnxruntime intra-op threads; 0 = onnxruntime's default (all cores).
 
     Raises:
         ModelError: a pack of the wrong shape, an unreadable vocabulary or graph.
@@ -309,6 +325,7 @@ def load(
         british = voice_info(heaviest).british
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads
     providers = ["CUDAExecutionProvider"] if device == "cuda" else []
     try:
         session = ort.InferenceSession(
@@ -320,3 +337,74 @@ def load(
     if names != {"tokens", "style", "speed"}:
         raise ModelError(f"{model_path}: inputs {sorted(names)} are not Kokoro's")
     return KokoroModel(session, vocab, G2P(british=british), style, blend, british)
+
+
+def registered_voices() -> list[str]:
+    """The Kokoro voices in the registry (``af_heart``, ...), sorted."""
+    from avtool import registry
+
+    return sorted(
+        name.removeprefix(ENTRY_PREFIX)
+        for name, entry in registry.load_registry().items()
+        if entry.family == "kokoro" and name != ENGINE_ENTRY
+    )
+
+
+@dataclass
+class RegisteredVoice:
+    """A Kokoro model loaded from the registry, with what a sidecar records about it."""
+
+    model: KokoroModel
+    name: str
+    sha256: str
+    license: str
+    details: dict[str, Any]
+
+
+def load_registered(
+    spec: str, *, device: str = "cpu", british: bool | None = None, threads: int = 0
+) -> RegisteredVoice:
+    """A Kokoro voice or blend (``am_adam``, ``af_heart:0.6,am_adam:0.4``) from the registry:
+    the engine entry plus one entry per voice pack, every file sha256-checked before use.
+
+    Args:
+        spec: the ``--voice`` string.
+        device: "cpu" or "cuda" (already resolved).
+        british: G2P rules; None follows the heaviest voice.
+        threads: onnxruntime intra-op threads (0 = all cores).
+
+    Raises:
+        InputError: a malformed blend or an unknown voice (close names listed).
+        ModelError: a file missing or failing its checks, a pack of the wrong shape.
+    """
+    from avtool import registry
+
+    blend = parse_blend(spec, registered_voices())
+    engine = registry.resolve(ENGINE_ENTRY, task="tts")
+    packs = {name: registry.resolve(ENTRY_PREFIX + name, task="tts") for name, _ in blend}
+    for resolved in packs.values():  # refuse a bad pack before any slow work
+        check_pack(resolved.path.read_bytes(), str(resolved.path))
+    graph = timed_graph(engine.path, engine.entry.main.sha256, registry.cache_dir() / "derived")
+    model = load(
+        engine.path,
+        engine.files["vocab.json"],
+        {n: r.path for n, r in packs.items()},
+        blend,
+        british=british,
+        device=device,
+        graph_path=graph,
+        threads=threads,
+    )
+    label = blend_label(blend)
+    return RegisteredVoice(
+        model=model,
+        name=ENTRY_PREFIX + label if len(blend) == 1 else ENGINE_ENTRY,
+        sha256=engine.entry.main.sha256,
+        license=engine.entry.license,
+        details={
+            "voice": label,
+            "blend": [{"voice": n, "weight": round(w, 6)} for n, w in blend],
+            "packs_sha256": {n: r.entry.main.sha256 for n, r in packs.items()},
+            "g2p": "hibari (British)" if model.british else "hibari (US)",
+        },
+    )
