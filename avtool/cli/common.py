@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from avtool.engines import BatchOptions
 from avtool.errors import AvtoolError, ExitCode
 from avtool.io.console import stderr_console
 
@@ -169,6 +170,45 @@ def overwrite_policy(overwrite: bool, skip_existing: bool) -> str:
     if overwrite and skip_existing:
         raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
     return "overwrite" if overwrite else "skip" if skip_existing else "refuse"
+
+
+def with_batch_options(func: F) -> F:
+    """Give a batch command ``--engine``, ``--shard`` and ``--workers`` (defaults from
+    :class:`avtool.engines.BatchOptions`); the command receives them as its ``batch`` argument
+    (a validated :class:`BatchOptions`), so every batch command spells them the same way."""
+    defaults = BatchOptions()
+    panel = "Batch options"
+    signature = inspect.signature(func, eval_str=True)
+    extra = [
+        inspect.Parameter("batch_engine", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                          default=typer.Option(
+                              defaults.engine, "--engine", rich_help_panel=panel,
+                              help="local (this process) or ray (a Ray cluster at $RAY_ADDRESS, "
+                              "else one started on this machine; shared filesystem assumed).")),
+        inspect.Parameter("batch_shard", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                          default=typer.Option(
+                              defaults.shard, "--shard", rich_help_panel=panel,
+                              help="I/N: only the I-th of N parts of the items (by sorted id), "
+                              "e.g. $SLURM_ARRAY_TASK_ID/N.")),
+        inspect.Parameter("batch_workers", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
+                          default=typer.Option(
+                              defaults.workers, "--workers", rich_help_panel=panel,
+                              help="Ray workers, each loading the model once (default: one per "
+                              "CPU, or per GPU with --device cuda).")),
+    ]  # fmt: skip
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        batch = BatchOptions(
+            engine=kwargs.pop("batch_engine"),
+            shard=kwargs.pop("batch_shard"),
+            workers=kwargs.pop("batch_workers"),
+        )
+        return func(*args, batch=batch.validated(), **kwargs)
+
+    own = [p for name, p in signature.parameters.items() if name != "batch"]
+    wrapper.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 class _LevelFormatter(logging.Formatter):

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.lipread import DEFAULT_MODEL, LipreadOptions
 
 _DEFAULTS = LipreadOptions()
 
 
 @handle_errors
+@with_batch_options
 def lipread_command(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(None, help="Face videos, folders, globs (- = stdin)."),
@@ -49,6 +51,7 @@ def lipread_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Read the lips in face videos (any frame rate; resampled to 25 fps).
 
@@ -73,14 +76,14 @@ def lipread_command(
     if grammar and decoder not in (None, "grid"):
         raise InputError(f"--grammar grid and --decoder {decoder} exclude each other")
     chosen = "grid" if grammar else (decoder or _DEFAULTS.decoder)
-    items = lipread.build_items(inputs or [], manifest, output, fmt)
+    items = batch.select(lipread.build_items(inputs or [], manifest, output, fmt))
     options = LipreadOptions(
         model=model, decoder=chosen, beam=beam, format=fmt, chunk_frames=chunk_frames,
         face_index=face_index, max_gap=max_gap,
     )  # fmt: skip
     summary = lipread.run(
         items, options, device=opts.device, accept_license=opts.accept_license, policy=policy,
-        report=report, quiet=opts.quiet,
+        report=report, quiet=opts.quiet, batch=batch,
     )  # fmt: skip
     print_summary(summary, as_json=opts.json, quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
 _DEFAULTS = VocodeOptions()
 
 
 @handle_errors
+@with_batch_options
 def vocode_command(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(
@@ -38,6 +40,7 @@ def vocode_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Turn mel spectrograms into audio; audio/video inputs are analysed and resynthesised.
 
@@ -54,7 +57,7 @@ def vocode_command(
 
     opts = global_options(ctx)
     policy = overwrite_policy(overwrite, skip_existing)
-    items = vocode.build_items(inputs or [], manifest, output)
+    items = batch.select(vocode.build_items(inputs or [], manifest, output))
     options = VocodeOptions(
         model=model,
         iters=iters,
@@ -71,6 +74,7 @@ def vocode_command(
         policy=policy,
         report=report,
         quiet=opts.quiet,
+        batch=batch,
     )
     print_summary(summary, as_json=opts.json, quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

@@ -14,7 +14,7 @@ per-word timings and confidences; every output gets a ``.json`` sidecar.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
+    from avtool.engines import BatchOptions
     from avtool.registry import ResolvedModel
 
 DEFAULT_MODEL = "lipread-grid-s1"
@@ -347,16 +348,23 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Lip-read every item with one loaded model."""
-    from avtool.runtime import check_outputs, run_batch
+    """Lip-read every item with one loaded model per worker (``batch``: engine, workers)."""
+    from avtool.engines import run_items
+    from avtool.runtime import check_outputs
 
     options.validate()
     check_outputs(items, policy)
-    reader = load_reader(options, device=device, accept_license=accept_license)
 
-    def process(item) -> list[Path]:
-        lipread_file(reader, item.source, item.output, options)
-        return [item.output] if item.output is not None else []
+    def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        reader = load_reader(options, device=device, accept_license=accept_license)
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="lipread")
+        def process(item) -> list[Path]:
+            lipread_file(reader, item.source, item.output, options)
+            return [item.output] if item.output is not None else []
+
+        return process
+
+    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
+                     quiet=quiet, label="lipread")  # fmt: skip

@@ -17,9 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avtool.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from avtool.engines import BatchOptions
 
 GRIFFIN_LIM = "griffin-lim"
 #: The default neural vocoder, used wherever a mel has its contract (``hifigan-22k``).
@@ -271,29 +274,36 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Vocode every item with one loaded model."""
-    from avtool.runtime import check_outputs, run_batch
+    """Vocode every item with one loaded model per worker (``batch``: engine, workers)."""
+    from avtool.engines import run_items
+    from avtool.runtime import check_outputs
 
     if options.iters is not None and options.iters < 1:
         raise InputError(f"--iters {options.iters}: must be at least 1")
     check_outputs(items, policy)
-    loaded: dict[str, Vocoder] = {}
 
-    def vocoder_for(path: Path) -> Vocoder:
-        # One load per vocoder name; without --model each input's contract picks it.
-        name = options.model or default_vocoder(input_spec(path, options))
-        if name not in loaded:
-            loaded[name] = load_vocoder(
-                replace(options, model=name), device=device, accept_license=accept_license
-            )
-        return loaded[name]
+    def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        loaded: dict[str, Vocoder] = {}
 
-    if options.model is not None:
-        vocoder_for(Path())  # load (and verify) the named model before any item
+        def vocoder_for(path: Path) -> Vocoder:
+            # One load per vocoder name; without --model each input's contract picks it.
+            name = options.model or default_vocoder(input_spec(path, options))
+            if name not in loaded:
+                loaded[name] = load_vocoder(
+                    replace(options, model=name), device=device, accept_license=accept_license
+                )
+            return loaded[name]
 
-    def process(item) -> list[Path]:
-        vocode_file(vocoder_for(item.source), item.source, item.output, options)
-        return [item.output]
+        if options.model is not None:
+            vocoder_for(Path())  # load (and verify) the named model before any item
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="vocode")
+        def process(item) -> list[Path]:
+            vocode_file(vocoder_for(item.source), item.source, item.output, options)
+            return [item.output]
+
+        return process
+
+    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
+                     quiet=quiet, label="vocode")  # fmt: skip
