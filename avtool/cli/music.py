@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.music import MusicOptions
 
 _DEFAULTS = MusicOptions()
@@ -14,6 +15,7 @@ _SAMPLING = _DEFAULTS.sampling
 
 
 @handle_errors
+@with_batch_options
 def music_command(
     ctx: typer.Context,
     output: str = typer.Option(
@@ -47,6 +49,7 @@ def music_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per piece."),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Compose Bach-style four-voice chorales (MIDI, optionally audio).
 
@@ -94,6 +97,7 @@ def music_command(
         policy=policy,
         report=report,
         quiet=opts.quiet,
+        batch=batch,
     )
     print_summary(summary, as_json=opts.json, quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

@@ -13,6 +13,7 @@ from avtool.errors import InputError
 from avtool.models.music.options import SamplingOptions
 
 if TYPE_CHECKING:
+    from avtool.engines import BatchOptions
     from avtool.models.loading import Loaded
 
 DEFAULT_MODEL = "music-transformer-chorales"
@@ -240,13 +241,19 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
     """Compose ``options.count`` pieces and write them (model loaded once).
+
+    The pieces are sampled together in one batched pass here; ``batch`` picks the shard of
+    pieces to write (``--shard``: every shard samples all pieces, so piece ``i`` has the same
+    bytes in any shard) and the engine that writes and renders them.
 
     Raises:
         InputError, ModelError: before anything is written.
     """
-    from avtool.runtime import BatchItem, check_outputs, format_output, run_batch, versions
+    from avtool.engines import run_items
+    from avtool.runtime import BatchItem, check_outputs, format_output, versions
 
     options = options.validated()
     if prompt is not None and harmonize is not None:
@@ -266,6 +273,8 @@ def run(
         items.append(BatchItem(index=i, id=item_id, input=str(prompt or harmonize or "sample"),
                                output=format_output(output_template, item_id=item_id, index=i),
                                options={"audio": audio}))  # fmt: skip
+    if batch is not None:
+        items = batch.select(items)
     check_outputs(items, policy)
     if audio_template:
         check_outputs([replace(it, output=it.options["audio"]) for it in items], policy)
@@ -273,11 +282,12 @@ def run(
     start = time.perf_counter()
     pieces, key, details = compose(loaded, options, prompt=prompt, harmonize=harmonize)
     compose_s = time.perf_counter() - start
+    facts, load_s = loaded.facts(), loaded.load_seconds  # plain data: workers need no model
 
     def process(item: BatchItem) -> list[Path]:
         meta = {
             "task": "music",
-            "model": loaded.facts(),
+            "model": facts,
             "seed": options.sampling.seed + item.index,
             "options": asdict(options),
             "key": key_name(key),
@@ -285,13 +295,14 @@ def run(
                       "harmonize": str(harmonize) if harmonize else None, **details},
             "score": {"steps": int(pieces.shape[-1]),
                       "bars": round(pieces.shape[-1] / _steps_per_bar(options), 2)},
-            "timings": {"load_s": round(loaded.load_seconds, 4),
+            "timings": {"load_s": round(load_s, 4),
                         "compose_s_all_pieces": round(compose_s, 4)},
             "versions": versions(),
         }  # fmt: skip
         return write_piece(pieces[item.index], item.output, item.options["audio"], options, meta)
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="music")
+    return run_items(items, lambda: process, batch=batch, policy=policy, report=report,
+                     quiet=quiet, label="music")  # fmt: skip
 
 
 def _steps_per_bar(options: MusicOptions) -> int:
