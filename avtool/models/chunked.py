@@ -1,4 +1,4 @@
-"""Vocode a long mel spectrogram chunk by chunk, with bounded memory and cross-faded seams.
+"""Long inputs, chunk by chunk: cross-faded seams for vocoders, context windows for sequence models.
 
 A convolutional vocoder's activations grow with the input (HiFi-GAN V1 holds tens of MB per
 second of audio at its last stage), so minutes of mel do not fit on a small GPU in one pass.
@@ -13,14 +13,20 @@ within the shared span each chunk is trusted only away from its edge: the outer 
 each side is taken from the chunk that has real context there, and the central half is
 cross-faded. When a quarter of the overlap covers the model's receptive field (about 14 frames
 for HiFi-GAN V1, 7 for MelGAN), the result equals a single pass up to float rounding.
+
+Sequence models (lip readers, V2A) need context instead: :func:`context_windows` tiles the
+frames into cores, each run inside a window widened by ``context`` frames on both sides and
+kept on its core only, and :func:`stream_in_context` does the same over a stream of frames,
+holding one window at a time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from typing import Literal, TypeVar
 
+import numpy as np
 import torch
 
 from avtool.errors import InputError, ModelError
@@ -31,6 +37,7 @@ CHUNK_FRAMES = 1024
 #: receptive field of about 14 frames, so seams match a single pass.
 OVERLAP_FRAMES = 64
 Crossfade = Literal["linear", "equal_power"]
+Item = TypeVar("Item")
 #: How the central half of each overlap is blended (see :func:`fade_curves`).
 CROSSFADE: Crossfade = "linear"
 
@@ -156,3 +163,72 @@ def _seam(
     fade_in, fade_out = fade_curves(total - 2 * margin, kind)
     zeros, ones = torch.zeros(margin), torch.ones(margin)
     return torch.cat([zeros, fade_in, ones]), torch.cat([ones, fade_out, zeros])
+
+
+# --------------------------------------------------------------------------------------------
+# Context windows: sequence models over long inputs
+
+
+def context_windows(frames: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
+    """``(core_start, core_end, window_start, window_end)`` per chunk of ``frames`` frames.
+
+    The cores tile ``[0, frames)`` exactly once; each window extends its core by ``context``
+    frames on both sides (clipped at the ends). A sequence model run on the window and kept
+    only on the core sees, near a seam, the same context as anywhere else.
+    """
+    if chunk < 1 or context < 0:
+        raise InputError(f"need chunk >= 1 and context >= 0, got {chunk} and {context}")
+    out = []
+    for start in range(0, frames, chunk):
+        end = min(start + chunk, frames)
+        out.append((start, end, max(0, start - context), min(frames, end + context)))
+    return out
+
+
+def stream_in_context(
+    items: Iterable[Item],
+    fn: Callable[[list[Item]], np.ndarray],
+    *,
+    chunk_frames: int | None,
+    context_frames: int,
+    width: int,
+) -> np.ndarray:
+    """Run a per-frame sequence model over a stream of frames in context windows.
+
+    Frames are consumed one by one and only the current window is held, so a video of any
+    length is read in bounded memory. The windows are :func:`context_windows`' (the output of
+    each is kept on its core only); None runs the whole stream as one window.
+
+    Args:
+        items: per-frame inputs (a mouth crop, or a crop with its landmarks).
+        fn: maps a window's frames (a list of ``n`` items) to ``(n, width)`` outputs.
+        chunk_frames: core frames per window; None for one window.
+        context_frames: frames of context on each side of a core.
+        width: features per frame (for the ``(0, width)`` result of an empty stream).
+
+    Returns:
+        ``(T, width)`` float32, one row per input frame.
+    """
+    chunk = chunk_frames or (1 << 62)
+    out: list[np.ndarray] = []
+    buffer: list[Item] = []  # frames from ``offset`` on
+    offset = emitted = 0  # absolute index of buffer[0]; frames whose outputs are final
+
+    def run(stop: int) -> None:
+        nonlocal buffer, offset, emitted
+        values = fn(buffer)
+        out.append(values[emitted - offset : stop - offset])
+        emitted = stop
+        drop = max(0, emitted - context_frames - offset)  # the next window's left context
+        buffer, offset = buffer[drop:], offset + drop
+
+    for item in items:
+        buffer.append(item)
+        # A core [emitted, emitted + chunk) is ready once its right context has arrived.
+        if offset + len(buffer) >= emitted + chunk + context_frames:
+            run(emitted + chunk)
+    if offset + len(buffer) > emitted:
+        run(offset + len(buffer))
+    if not out:
+        return np.zeros((0, width), np.float32)
+    return np.concatenate(out).astype(np.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,9 @@ from avtool.models.chunked import (
     OVERLAP_FRAMES,
     apply_chunked,
     chunk_bounds,
+    context_windows,
     fade_curves,
+    stream_in_context,
 )
 
 HOP = 4
@@ -146,3 +149,45 @@ def test_vocoders_chunked_match_a_single_pass(family, config):
     assert float(error[~near].max()) < 1e-5
     again = apply_chunked(vocode, mel, hop_length=hop, chunk_frames=400, overlap_frames=64)
     assert torch.equal(again, chunked)
+
+
+def test_context_windows_cover_every_frame_once() -> None:
+    for n, chunk, ctx in [(75, 750, 25), (100, 30, 5), (31, 10, 0), (1, 5, 3)]:
+        bounds = context_windows(n, chunk, ctx)
+        assert bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+        assert all(max(0, ca - ctx) == wa and min(n, cb + ctx) == wb for ca, cb, wa, wb in bounds)
+    with pytest.raises(InputError):
+        context_windows(10, 0, 2)
+
+
+def test_streamed_windows_equal_one_pass_when_context_covers_the_model() -> None:
+    # A "model" whose output at frame t depends on frames t-2..t+2 (a 5-tap moving sum):
+    # with 2 frames of context, any chunking gives the single-pass result exactly.
+    frames = [np.float32(v) for v in np.random.default_rng(0).normal(size=37)]
+
+    def moving_sum(window: list[np.float32]) -> np.ndarray:
+        x = np.asarray(window, np.float32)
+        padded = np.pad(x, 2)
+        return np.stack([padded[i : i + len(x)] for i in range(5)]).sum(0)[:, None]
+
+    whole = moving_sum(frames)
+    calls: list[int] = []
+
+    def counted(window: list[np.float32]) -> np.ndarray:
+        calls.append(len(window))
+        return moving_sum(window)
+
+    for chunk in (1, 4, 10, 36, None):
+        streamed = stream_in_context(
+            iter(frames), counted, chunk_frames=chunk, context_frames=2, width=1
+        )
+        assert streamed.shape == (37, 1) and streamed.dtype == np.float32
+        np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5)
+    assert max(calls) <= 37 and min(calls) >= 3  # windows, not the whole stream each time
+    # Too little context changes the frames near a seam.
+    short = stream_in_context(iter(frames), moving_sum, chunk_frames=4, context_frames=1, width=1)
+    assert not np.allclose(short, whole)
+    assert stream_in_context(
+        iter([]), moving_sum, chunk_frames=4, context_frames=2, width=3
+    ).shape == (0, 3)

@@ -4,7 +4,6 @@ its chunking, its bad-input errors, and the shipped s1 weights."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from pathlib import Path
 
@@ -40,14 +39,6 @@ def debug_model(tmp_path: Path) -> Path:
 
 def _run(items, **options):
     return task.run(items, task.V2AOptions(**options), accept_license=True, quiet=True)
-
-
-def test_window_bounds_cover_every_frame_once() -> None:
-    for n, chunk, ctx in [(75, 750, 25), (100, 30, 5), (31, 10, 0), (1, 5, 3)]:
-        bounds = task.window_bounds(n, chunk, ctx)
-        assert bounds[0][0] == 0 and bounds[-1][1] == n
-        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
-        assert all(max(0, ca - ctx) == wa and min(n, cb + ctx) == wb for ca, cb, wa, wb in bounds)
 
 
 def test_chunked_prediction_matches_one_pass_with_full_context() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from avtool.models import state_dict
+from avtool.models.chunked import stream_in_context
 from avtool.models.lipnet.model import (
     ALPHABET,
     BLANK,
@@ -110,34 +111,15 @@ def infer(
         ``(T, VOCAB_SIZE)`` float32 log-probabilities (``(0, VOCAB_SIZE)`` for no frames).
     """
     device = next(model.parameters()).device
-    chunk = chunk_frames or (1 << 62)
-    out: list[np.ndarray] = []
-    buffer: list[np.ndarray] = []  # crops from frame ``offset`` on
-    offset = 0  # absolute index of buffer[0]
-    emitted = 0  # frames whose log-probs are final
 
-    def run(stop: int, final: bool) -> None:
-        nonlocal buffer, offset, emitted
-        video = prepare_input(np.stack(buffer), model.config).unsqueeze(0).to(device)
+    def run(window: list[np.ndarray]) -> np.ndarray:
+        video = prepare_input(np.stack(window), model.config).unsqueeze(0).to(device)
         with torch.no_grad():
-            log_probs = model(video)[0].float().cpu().numpy()
-        keep_to = offset + len(buffer) if final else stop
-        out.append(log_probs[emitted - offset : keep_to - offset])
-        emitted = keep_to
-        # Keep the left context of the next window.
-        drop = max(0, emitted - CONTEXT_FRAMES - offset)
-        buffer, offset = buffer[drop:], offset + drop
+            return model(video)[0].float().cpu().numpy()
 
-    for crop in crops:
-        buffer.append(crop)
-        # A window [emitted, emitted + chunk) is ready once its right context has arrived.
-        if offset + len(buffer) >= emitted + chunk + CONTEXT_FRAMES:
-            run(emitted + chunk, final=False)
-    if offset + len(buffer) > emitted:
-        run(offset + len(buffer), final=True)
-    if not out:
-        return np.zeros((0, VOCAB_SIZE), np.float32)
-    return np.concatenate(out).astype(np.float32)
+    return stream_in_context(
+        crops, run, chunk_frames=chunk_frames, context_frames=CONTEXT_FRAMES, width=VOCAB_SIZE
+    )
 
 
 def load_entry(resolved: ResolvedModel, device: str = "cpu") -> LipNet:

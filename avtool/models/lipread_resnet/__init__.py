@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from avtool.models import state_dict
+from avtool.models.chunked import stream_in_context
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet.model import (
     GRID_VOCAB,
@@ -107,50 +108,30 @@ def infer(
     from avtool.models.v2a.model import lip_features, prepare_crops
 
     device = next(model.parameters()).device
-    chunk = chunk_frames or (1 << 62)
     with_lips = model.lips is not None
     if with_lips and landmarks is None:
         raise ValueError("this lip reader needs the face landmarks (lip_landmarks)")
-    out: list[np.ndarray] = []
-    buffer: list[np.ndarray] = []  # crops from frame ``offset`` on
-    marks: list[np.ndarray] = []  # their landmarks (lip-stream models only)
-    offset = emitted = 0
 
-    def run(stop: int, final: bool) -> None:
-        nonlocal buffer, marks, offset, emitted
-        gray = torch.from_numpy(np.ascontiguousarray(np.stack(buffer)))[None].to(device)
+    def run(window: list) -> np.ndarray:
+        crops_only = [frame[0] for frame in window] if with_lips else window
+        gray = torch.from_numpy(np.ascontiguousarray(np.stack(crops_only)))[None].to(device)
         lips = None
         if with_lips:
-            points = torch.from_numpy(np.stack(marks).astype(np.float32, copy=False))
-            lips = lip_features(points[None]).to(device)  # (1, T, 40)
+            points = np.stack([np.asarray(frame[1]) for frame in window]).astype(np.float32)
+            lips = lip_features(torch.from_numpy(points)[None]).to(device)  # (1, T, 40)
         with torch.no_grad():
             log_probs, _ = model(prepare_crops(gray, model.config.crop_size), lips)
-        values = log_probs[0].float().cpu().numpy()
-        keep_to = offset + len(buffer) if final else stop
-        out.append(values[emitted - offset : keep_to - offset])
-        emitted = keep_to
-        drop = max(0, emitted - CONTEXT_FRAMES - offset)  # keep the next window's left context
-        buffer, marks, offset = buffer[drop:], marks[drop:], offset + drop
+        return log_probs[0].float().cpu().numpy()
 
     frames: Iterable = zip(crops, landmarks, strict=True) if with_lips else crops  # type: ignore[arg-type]
     try:
-        for frame in frames:
-            if with_lips:
-                buffer.append(frame[0])
-                marks.append(np.asarray(frame[1]))
-            else:
-                buffer.append(frame)
-            if offset + len(buffer) >= emitted + chunk + CONTEXT_FRAMES:
-                run(emitted + chunk, final=False)
+        return stream_in_context(
+            frames, run, chunk_frames=chunk_frames, context_frames=CONTEXT_FRAMES, width=VOCAB_SIZE
+        )
     except ValueError as exc:
         if "zip()" not in str(exc):
             raise
         raise ValueError("landmarks and crops cover different numbers of frames") from None
-    if offset + len(buffer) > emitted:
-        run(offset + len(buffer), final=True)
-    if not out:
-        return np.zeros((0, VOCAB_SIZE), np.float32)
-    return np.concatenate(out).astype(np.float32)
 
 
 def load(
