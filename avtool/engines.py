@@ -57,6 +57,8 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
 #: Ray reads this at import: "0" keeps a Ray started here on 127.0.0.1 (no cluster ports).
 RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 RAY_INSTALL_HINT = "pip install 'avtool[ray]'"
+#: Environment variables of the driver that every Ray worker gets (AVTOOL_OFFLINE, ...).
+ENV_PREFIX = "AVTOOL_"
 
 
 @dataclass(frozen=True)
@@ -225,10 +227,16 @@ class RayWorker:
     would (``ready``) instead of as a dead actor.
     """
 
-    def __init__(self, factory: WorkerFactory, cwd: str, policy: str) -> None:
+    def __init__(
+        self, factory: WorkerFactory, cwd: str, policy: str, env: dict[str, str] | None = None
+    ) -> None:
         self.policy = policy
         self.error: AvtoolError | None = None
         self.process: ProcessFn | None = None
+        # The driver's AVTOOL_* settings (offline, cache, licence) hold on every worker.
+        for key in [k for k in os.environ if k.startswith(ENV_PREFIX) and k not in (env or {})]:
+            del os.environ[key]
+        os.environ.update(env or {})
         try:
             if not os.path.isdir(cwd):
                 raise SetupError(
@@ -323,7 +331,8 @@ def ray_results(
     # max_restarts: an actor killed (OOM, a crash in native code) is rebuilt for the next
     # items; the item it was running is reported failed.
     actor_class = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=2)(RayWorker)
-    actors = [actor_class.remote(worker, os.getcwd(), policy) for _ in range(count)]
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    actors = [actor_class.remote(worker, os.getcwd(), policy, env) for _ in range(count)]
     try:
         try:
             problems = ray.get([a.ready.remote() for a in actors])
