@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from avtool.errors import AvtoolError, InputError
+from avtool.tasks.lipread import DEFAULT_MODEL
 
 DECODERS = ("greedy", "beam", "grid")
 #: LipNet's published figure on GRID (overlapped speakers, Assael et al. 2016), for context.
@@ -73,7 +74,7 @@ def select_split(clips: Sequence[Path], split: str | None) -> list[Path]:
 def evaluate_lipread(
     clips: Sequence[Path],
     *,
-    model: str = "lipread-grid-s1",
+    model: str = DEFAULT_MODEL,
     decoders: Sequence[str] = DECODERS,
     beam: int = 16,
     cache_dir: Path | None = None,
