@@ -62,11 +62,14 @@ def read_text(path: str | Path) -> str:
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a CSV (with a header) or JSONL manifest; ``.jsonl``/``.ndjson`` are JSONL.
 
-    Each row is one item with per-item options. Blank lines and JSONL lines starting
-    with ``#`` are skipped.
+    Each row is one item with per-item options and ``_line`` (its line number). A row that
+    cannot be read (bad JSON, not an object, more fields than the header, an unterminated
+    quote) is returned as ``{"_line": n, "_error": "file:n: why"}``: the batch reports it as a
+    failed item and runs the others. Blank lines and JSONL lines starting with ``#`` are
+    skipped.
 
     Raises:
-        InputError: unreadable file, bad JSON or a non-object line (naming file:line).
+        InputError: unreadable file, a CSV without a header, or no rows at all.
     """
     text = read_text(path)
     rows: list[dict[str, Any]] = []
@@ -77,22 +80,57 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: bad JSON ({exc.msg})") from exc
+                rows.append(bad_row(path, number, f"bad JSON ({exc.msg})"))
+                continue
             if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: each line must be a JSON object")
+                rows.append(bad_row(path, number, "each line must be a JSON object"))
+                continue
             rows.append({**row, "_line": number})
     else:
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames:
-            raise InputError(f"{path}: empty manifest (a CSV needs a header row)")
-        for number, row in enumerate(reader, 2):
-            if None in row:
-                raise InputError(f"{path}:{number}: more fields than the header has")
-            clean = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
-            if clean:
-                rows.append({**clean, "_line": number})
+        rows = _read_csv_rows(path, text)
     if not rows:
         raise InputError(f"{path}: manifest has no items")
+    return rows
+
+
+def bad_row(path: str | Path, line: int, why: str) -> dict[str, Any]:
+    """A manifest row that becomes a failed item (``file:line: why``) instead of a batch abort."""
+    return {"_line": line, "_error": f"{path}:{line}: {why}"}
+
+
+def _read_csv_rows(path: str | Path, text: str) -> list[dict[str, Any]]:
+    """CSV rows with their first line numbers; an unterminated quote is that row's error.
+
+    csv alone would read an unterminated quote to the end of the file, swallowing every later
+    row into one field: here the row is reported and reading resumes on the next line.
+    """
+    lines = text.splitlines(keepends=True)
+    header = next(csv.reader(lines[:1]), None)
+    if not header or not any(h.strip() for h in header):
+        raise InputError(f"{path}: empty manifest (a CSV needs a header row)")
+    fields = [h.strip() for h in header]
+    rows: list[dict[str, Any]] = []
+    start = 1  # index into lines of the next record
+    while start < len(lines):
+        reader = csv.reader(lines[start:], strict=True)
+        record_start = start
+        try:
+            for values in reader:
+                number = record_start + 1
+                record_start = start + reader.line_num
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) > len(fields):
+                    rows.append(bad_row(path, number, "more fields than the header has"))
+                    continue
+                clean = {k: v for k, v in zip(fields, values, strict=False) if k and v != ""}
+                if clean:
+                    rows.append({**clean, "_line": number})
+            break
+        except csv.Error as exc:
+            why = "unterminated quote" if "end of data" in str(exc) else f"bad CSV ({exc})"
+            rows.append(bad_row(path, record_start + 1, why))
+            start = record_start + 1
     return rows
 
 
@@ -107,17 +145,20 @@ def manifest_file_specs(
 
     Returns:
         One dict per row: ``path`` (from ``input``), the other path columns as :class:`Path`,
-        the plain columns as given, and ``origin`` (``manifest:line``).
-
-    Raises:
-        InputError: an unknown column or a row without ``input``, naming file and line.
+        the plain columns as given, and ``origin`` (``manifest:line``). A bad row (an unknown
+        column, no ``input``, unreadable) is ``{"origin": ..., "error": "file:line: why"}``:
+        it becomes a failed item and the other rows still run.
     """
     allowed = [*path_columns, *columns]
-    specs = []
+    specs: list[dict[str, Any]] = []
     for row in read_manifest(manifest):
         origin = f"{manifest}:{row['_line']}"
+        if "_error" in row:
+            specs.append({"origin": origin, "error": row["_error"]})
+            continue
         if set(row) - {*allowed, "_line"} or not row.get("input"):
-            raise InputError(f"{origin}: columns are {', '.join(allowed)}")
+            specs.append({"origin": origin, "error": f"{origin}: columns are {', '.join(allowed)}"})
+            continue
         spec: dict[str, Any] = {"origin": origin}
         for key in path_columns:
             if row.get(key):
@@ -190,9 +231,12 @@ def file_items(
         specs += manifest_file_specs(manifest, path_columns=path_columns)
     if not specs:
         raise InputError(nothing)
-    ids = unique_ids([str(s.get("id") or s["path"].stem) for s in specs])
+    ids = unique_ids([str(s.get("id") or _spec_stem(s)) for s in specs])
     items = []
     for i, (spec, item_id) in enumerate(zip(specs, ids, strict=True)):
+        if "error" in spec:
+            items.append(bad_item(i, item_id, spec["origin"], spec["error"]))
+            continue
         if "output" in spec:
             output: Path | None = Path(spec["output"])
         elif output_template in (None, STDIO):
@@ -205,6 +249,19 @@ def file_items(
                       options=options, origin=spec["origin"], source=spec["path"])
         )  # fmt: skip
     return items
+
+
+def _spec_stem(spec: Mapping[str, Any]) -> str:
+    """An item id for a spec without ``id``: its file's stem, or ``line-N`` for a bad row."""
+    if "path" in spec:
+        return spec["path"].stem
+    return f"line-{str(spec['origin']).rpartition(':')[2]}"
+
+
+def bad_item(index: int, item_id: str, origin: str, error: str) -> BatchItem:
+    """A manifest row that could not be read: reported as a failed item, never processed."""
+    return BatchItem(index=index, id=item_id, input=origin, output=None, origin=origin,
+                     error=error)  # fmt: skip
 
 
 def slugify(text: str, max_words: int = 6) -> str:
@@ -228,6 +285,8 @@ class BatchItem:
         options: per-item option overrides from a manifest.
         origin: where the item was declared, for messages (``manifest.csv:4``).
         source: the file the item reads (``-`` = stdin); None when ``input`` is the data.
+        error: why the item cannot run (a bad manifest row, ``file:line: why``); such an item
+            is reported as failed (exit code 2 of its own) without being processed.
     """
 
     index: int
@@ -237,6 +296,7 @@ class BatchItem:
     options: Mapping[str, Any] = field(default_factory=dict)
     origin: str = ""
     source: Path | None = None
+    error: str | None = None
 
 
 def format_output(template: str, *, item_id: str, index: int, source: Path | None = None) -> Path:
@@ -448,13 +508,18 @@ def run_batch(
         if report_file is not None:
             report_file.close()
     for result in results:
-        if result.status == "failed":
+        if result.status == "failed" and str(result.error).startswith(f"{result.input}:"):
+            log.error("%s", result.error)  # a bad manifest row: the error names file:line
+        elif result.status == "failed":
             log.error("%s: %s", result.id, result.error)
     return BatchSummary(results)
 
 
 def _run_item(item: BatchItem, process: ProcessFn, policy: str) -> ItemResult:
     result = ItemResult(item.id, item.input, str(item.output) if item.output else None, "ok")
+    if item.error is not None:
+        result.status, result.error, result.exit_code = "failed", item.error, int(ExitCode.USAGE)
+        return result
     if item.output is not None and policy == "skip" and _non_empty(item.output):
         result.status = "skipped"
         return result

@@ -38,9 +38,11 @@ def test_manifest_csv_and_jsonl(tmp_path: Path):
 
 def test_manifest_errors_name_file_and_line(tmp_path: Path):
     jsonl = tmp_path / "m.jsonl"
-    jsonl.write_text('{"text": "one"}\n{broken\n')
-    with pytest.raises(InputError, match=r"m.jsonl:2: bad JSON"):
-        read_manifest(jsonl)
+    jsonl.write_text('{"text": "one"}\n{broken\n[1]\n')
+    # A bad row is returned as an error row (a failed item later), not a batch abort.
+    good, broken, not_object = read_manifest(jsonl)
+    assert good["text"] == "one" and broken["_error"].startswith(f"{jsonl}:2: bad JSON")
+    assert not_object["_error"] == f"{jsonl}:3: each line must be a JSON object"
     empty = tmp_path / "e.csv"
     empty.write_text("")
     with pytest.raises(InputError, match="empty manifest"):
@@ -133,5 +135,5 @@ def test_manifest_file_specs_resolve_paths_and_name_bad_rows(tmp_path):
     assert first["id"] == "first" and "output" not in first and first["origin"] == f"{manifest}:2"
     assert second["path"] == Path("/abs/b.mp4") and second["output"] == "o.wav"
     assert "audio" not in second and "id" not in second
-    with pytest.raises(InputError, match=r"m\.csv:2: columns are input, id, output$"):
-        manifest_file_specs(manifest)
+    bad, _ = manifest_file_specs(manifest)
+    assert bad["error"] == f"{manifest}:2: columns are input, id, output"

@@ -638,6 +638,7 @@ def build_items(
     """
     from avtool.runtime import (
         BatchItem,
+        bad_item,
         expand_paths,
         format_output,
         read_manifest,
@@ -659,11 +660,20 @@ def build_items(
     if manifest is not None:
         for row in read_manifest(manifest):
             origin = f"{manifest}:{row['_line']}"
-            unknown = set(row) - _MANIFEST_FIELDS - _OPTION_FIELDS
-            if unknown:
-                raise InputError(f"{origin}: unknown column(s) {', '.join(sorted(unknown))}")
-            if ("text" in row) == ("text_file" in row):
-                raise InputError(f"{origin}: give exactly one of 'text' or 'text_file'")
+            # A bad row is a failed item of its own: the other rows still run.
+            unknown = set(row) - _MANIFEST_FIELDS - _OPTION_FIELDS - {"_error"}
+            if "_error" in row:
+                error = row["_error"]
+            elif unknown:
+                error = f"{origin}: unknown column(s) {', '.join(sorted(unknown))}"
+            elif ("text" in row) == ("text_file" in row):
+                error = f"{origin}: give exactly one of 'text' or 'text_file'"
+            else:
+                error = None
+            if error is not None:
+                specs.append({"origin": origin, "error": error,
+                              "id": row.get("id") or f"line-{row['_line']}"})  # fmt: skip
+                continue
             spec = {"origin": origin, "options": {k: row[k] for k in _OPTION_FIELDS & set(row)}}
             if "text_file" in row:
                 path = Path(row["text_file"])
@@ -678,6 +688,9 @@ def build_items(
     ids = unique_ids([str(s["id"]) for s in specs])
     items = []
     for index, (spec, item_id) in enumerate(zip(specs, ids, strict=True)):
+        if "error" in spec:
+            items.append(bad_item(index, item_id, spec["origin"], spec["error"]))
+            continue
         if output_template == "-":
             output = None
         elif "output" in spec:
@@ -785,6 +798,8 @@ def _check_face(items: list, face: FaceVideo, accept_license: bool) -> Any:
     from avtool.tasks.talkinghead import VIDEO_SUFFIXES, find_face
 
     for item in items:
+        if item.error is not None:  # a bad manifest row: reported as failed, never run
+            continue
         if item.output is None or item.output.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(
                 f"{item.output or '-'}: with --face the output is a video; "
