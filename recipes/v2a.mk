@@ -15,6 +15,14 @@
 #   make -f recipes/v2a.mk eval       # OUT/eval.json: STOI/ESTOI/PESQ/MCD/WER + AV ablation
 #   make -f recipes/v2a.mk ship       # copy weights into avtool/weights/v2a, print hashes
 #   make -f recipes/v2a.mk smoke      # debug config on 16 clips, < 1 min
+#   make -f recipes/v2a.mk identity   # the training speaker's face reference (speaker guard):
+#                                     # dlib descriptors of every 4th s1 TRAINING clip, ~5 min
+#   make -f recipes/v2a.mk av2a-synth # the seed paper's AV2A (arXiv 2307.16584): the default
+#                                     # model synthesises a mel for every cached s1 clip, then
+#                                     # the three procedures (baseline, modality dropout,
+#                                     # dropout + GT audio in audio-only steps), each bounded to
+#                                     # SYN_MINUTES on THREADS, video encoder frozen (CPU)
+#   make -f recipes/v2a.mk eval-synth # OUT/eval-synth.json: V2A vs the three AV2A, s1 test
 #
 # The split is avtool/datasets/grid_s1_split.json (761 train / 39 val / 100 test; the test
 # clips are never read by training). Runs are deterministic for a SEED and THREADS, resumable
@@ -50,7 +58,12 @@ C_EPOCHS ?= 40
 C_MINUTES ?= 60
 WEIGHTS := avtool/weights/v2a
 
-.PHONY: cache train finetune train-av train-content calibrate eval ship smoke
+SYN_MINUTES ?= 15
+SYN_EPOCHS ?= 12
+SYNTH := $(OUT)/synth
+
+.PHONY: cache train finetune train-av train-content calibrate eval ship smoke identity \
+	av2a-synth eval-synth
 
 cache:
 	$(PYTHON) -m avtool.training.grid_cache $(DATA) $(CACHE)
@@ -114,3 +127,29 @@ smoke:
 		--epochs 1 --limit 16 --max-minutes 1
 	$(PYTHON) -m avtool.training.v2a --cache $(CACHE) --out $(OUT)/smoke-av --stage av2a \
 		--init $(OUT)/smoke/best.pt --epochs 1 --limit 16 --max-minutes 1
+
+identity:
+	$(PYTHON) -m avtool.training.identity_reference build --data $(DATA) \
+		--out avtool/weights/identity/identity-grid-s1.npz --stride 4
+	$(PYTHON) -m avtool.training.identity_reference measure \
+		--reference avtool/weights/identity/identity-grid-s1.npz --set s1_val=$(DATA):val \
+		--set s1_test=$(DATA):test --set grid=$(UNSEEN) --set s4=../shared/data/grid_s4 \
+		--out $(OUT)/identity.json
+
+av2a-synth:
+	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.training.av2a_synth synth --cache $(CACHE) \
+		--out $(SYNTH)
+	for proc in baseline dropout dropout-gt; do \
+		OMP_NUM_THREADS=$(THREADS) nice -n 5 $(PYTHON) -m avtool.training.av2a_synth train \
+			--cache $(CACHE) --synth $(SYNTH) --out $(OUT)/av2a-$$proc --procedure $$proc \
+			--epochs $(SYN_EPOCHS) --max-minutes $(SYN_MINUTES) --seed $(SEED) \
+			--threads $(THREADS) || exit 1; \
+	done
+
+eval-synth:
+	for proc in baseline dropout dropout-gt; do \
+		cp $(OUT)/av2a-$$proc/best.pt $(OUT)/av2a-$$proc.pt; \
+		cp $(OUT)/av2a-$$proc/config.json $(OUT)/av2a-$$proc.pt.json; done
+	AVTOOL_ACCEPT_LICENSE=1 $(AVTOOL) eval v2a --cache $(CACHE) --av-model '' --no-resynth \
+		--av2a-synth baseline=$(OUT)/av2a-baseline.pt --av2a-synth dropout=$(OUT)/av2a-dropout.pt \
+		--av2a-synth dropout-gt=$(OUT)/av2a-dropout-gt.pt -o $(OUT)/eval-synth.json

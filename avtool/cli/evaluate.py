@@ -201,7 +201,18 @@ def eval_v2a_command(
     ctx: typer.Context,
     cache: str = typer.Option(None, "--cache", help="GRID s1 cache folder (seen set)."),
     seen: str = typer.Option(None, "--seen", help="GRID s1 folder (seen set, without cache)."),
-    unseen: str = typer.Option(None, "--unseen", help="Folder of other speakers' GRID videos."),
+    unseen: list[str] = typer.Option(
+        None, "--unseen", help="Folder of other speakers' GRID videos (repeatable; s1 left out)."
+    ),
+    vocoder: list[str] = typer.Option(
+        None, "--vocoder", help="Vocoder to score every variant with (repeatable; default both)."
+    ),
+    av2a_synth: list[str] = typer.Option(
+        None, "--av2a-synth", help="LABEL=MODEL: AV2A fed --model's own speech (repeatable)."
+    ),
+    resynth: bool = typer.Option(
+        True, "--resynth/--no-resynth", help="Also score the real mel (the vocoders' ceiling)."
+    ),
     model: str = typer.Option(V2A_MODEL, "--model", help="Video-only model (name/path)."),
     av_model: str = typer.Option(AV2A_MODEL, "--av-model", help="AV2A model; '' skips."),
     limit: int = typer.Option(None, "--limit", help="First N s1 test clips only."),
@@ -212,7 +223,8 @@ def eval_v2a_command(
 
     Example:
 
-      avtool --accept-license eval v2a --cache data/grid_s1_cache --unseen ../shared/data/grid
+      avtool --accept-license eval v2a --cache data/grid_s1_cache --unseen ../shared/data/grid \
+        --unseen ../shared/data/grid_s4
     """
     import json
     from pathlib import Path
@@ -222,7 +234,7 @@ def eval_v2a_command(
 
     from avtool.cli.common import stderr_console
     from avtool.runtime import write_json
-    from avtool.tasks.evaluate_v2a import MEASURES, evaluate_v2a
+    from avtool.tasks.evaluate_v2a import MEASURES, VOCODERS, evaluate_v2a
 
     opts = global_options(ctx)
     console = stderr_console(opts.quiet)
@@ -231,7 +243,10 @@ def eval_v2a_command(
         av_model=av_model or None,
         cache=Path(cache) if cache else None,
         seen_dir=Path(seen) if seen else None,
-        unseen_dir=Path(unseen) if unseen else None,
+        unseen_dir=[Path(u) for u in unseen or []],
+        vocoders=vocoder or VOCODERS,
+        av2a_synth=[tuple(item.split("=", 1)) for item in av2a_synth or []],
+        resynth=resynth,
         limit=limit,
         ablation_limit=ablation_limit,
         seed=opts.seed,

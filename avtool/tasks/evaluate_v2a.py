@@ -24,9 +24,44 @@ from pathlib import Path
 from typing import Any
 
 from avtool.errors import InputError
-from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
+from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL
+from avtool.tasks.vocode import GRIFFIN_LIM
 
 MEASURES = ("stoi", "estoi", "pesq_wb", "mcd", "wer")
+#: Vocoders every variant is scored with, side by side (the default first).
+VOCODERS = (DEFAULT_VOCODER, GRIFFIN_LIM)
+#: Speakers whose clips are never "unseen" (the training speaker).
+TRAINING_SPEAKERS = ("s1",)
+
+
+def unseen_paths(folder: Path) -> tuple[list[Path], dict[str, str]]:
+    """A GRID folder's clips of speakers other than s1, and their transcripts by file name.
+
+    ``manifest.csv`` (``file,transcript,speaker``) names each clip's speaker; clips of
+    :data:`TRAINING_SPEAKERS` (``bbaf2n`` in ``../shared/data/grid`` is s1's own clip) are left
+    out, so an "unseen" figure never counts the training speaker.
+    """
+    import csv
+
+    from avtool.datasets.grid import find_clips
+
+    transcripts: dict[str, str] = {}
+    excluded: set[str] = set()
+    manifest = folder / "manifest.csv"
+    if manifest.is_file():
+        with manifest.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                name = Path(row["file"]).name
+                transcripts[name] = row.get("transcript") or ""
+                if (row.get("speaker") or "").strip() in TRAINING_SPEAKERS:
+                    excluded.add(name)
+    paths = [p for p in find_clips(folder) if p.name not in excluded]
+    return paths, transcripts
+
+
+def short_name(vocoder: str) -> str:
+    """Row label of a vocoder: ``hifigan`` for the default, else its name."""
+    return "hifigan" if vocoder == DEFAULT_VOCODER else vocoder
 
 
 @dataclass
@@ -126,7 +161,10 @@ def evaluate_v2a(
     av_model: str | None = AV2A_MODEL,
     cache: Path | None = None,
     seen_dir: Path | None = None,
-    unseen_dir: Path | None = None,
+    unseen_dir: Path | Sequence[Path] | None = None,
+    vocoders: Sequence[str] = VOCODERS,
+    av2a_synth: Sequence[tuple[str, str]] = (),
+    resynth: bool = True,
     limit: int | None = None,
     ablation_limit: int | None = 30,
     snrs: Sequence[float] = (0.0, 5.0),
@@ -143,7 +181,13 @@ def evaluate_v2a(
         av_model: the AV2A model for the ablation; None skips it.
         cache: GRID s1 cache folder (seen set from cached crops).
         seen_dir: GRID s1 folder (``clips/``); used when ``cache`` is None.
-        unseen_dir: folder of other speakers' GRID videos (with ``manifest.csv``).
+        unseen_dir: folder(s) of other speakers' GRID videos (with ``manifest.csv``; s1's
+            clips in them are left out, see :func:`unseen_paths`); one set per folder.
+        vocoders: every variant is vocoded by each (rows ``"<variant> (<vocoder>)"``).
+        av2a_synth: ``(label, model)`` AV2A models fed the video and ``model``'s own mel as
+            their audio (the seed paper's AV2A, :mod:`avtool.training.av2a_synth`); rows
+            ``"av2a-synth <label>"`` on every set.
+        resynth: score the real mel through each vocoder too (the vocoders' ceiling).
         limit: first N seen test clips only.
         ablation_limit: first N seen test clips for the AV2A ablation (None: all).
         snrs: noise levels of the ablation in dB.
@@ -158,12 +202,10 @@ def evaluate_v2a(
     Raises:
         InputError: no seen source and no unseen folder, or a clip cannot be read.
     """
-    import csv
-
     import numpy as np
     import torch
 
-    from avtool.datasets.grid import find_clips, s1_split
+    from avtool.datasets.grid import s1_split
     from avtool.eval.grid import GridRecognizer
     from avtool.io.features import MelSpec, mel_spectrogram
     from avtool.models import v2a as v2a_model
@@ -177,12 +219,19 @@ def evaluate_v2a(
     spec = MelSpec.hifigan_22k()
     v2a = load_model(model, device=device)
     av = load_model(av_model, device=device) if av_model else None
-    vocoder = load_vocoder(VocodeOptions(iters=iters, seed=seed), device=device)
+    synth_models = [(label, load_model(name, device=device)) for label, name in av2a_synth]
+    if not vocoders:
+        raise InputError("give at least one vocoder")
+    loaded_vocoders = [
+        load_vocoder(VocodeOptions(model=name, iters=iters, seed=seed), device=device)
+        for name in vocoders
+    ]
     recogniser = GridRecognizer()
     detector = None
 
-    def vocode(mel: Any) -> Any:
-        return speech_from_mel(vocoder, mel, spec)
+    def vocode(mel: Any) -> dict[str, Any]:
+        # One waveform per vocoder, keyed by its row label.
+        return {short_name(v.name): speech_from_mel(v, mel, spec) for v in loaded_vocoders}
 
     def real_mel(audio: Any, n_mel: int) -> Any:
         with torch.no_grad():
@@ -200,14 +249,11 @@ def evaluate_v2a(
         clip_dir = seen_dir / "clips" if (seen_dir / "clips").is_dir() else seen_dir
         paths = [clip_dir / f"{i}.mkv" for i in test_ids]
         sets["seen (s1 test)"] = video_clips(paths, detector, {})
-    if unseen_dir is not None:
+    unseen_dirs = [unseen_dir] if isinstance(unseen_dir, (str, Path)) else list(unseen_dir or [])
+    for folder in map(Path, unseen_dirs):
         detector = detector or load_detector(accept_license=accept_license)
-        transcripts: dict[str, str] = {}
-        manifest = unseen_dir / "manifest.csv"
-        if manifest.is_file():
-            with manifest.open(encoding="utf-8") as f:
-                transcripts = {row["file"]: row["transcript"] for row in csv.DictReader(f)}
-        sets["unseen (other speakers)"] = video_clips(find_clips(unseen_dir), detector, transcripts)
+        paths, transcripts = unseen_paths(folder)
+        sets[f"unseen ({folder.name}, not s1)"] = video_clips(paths, detector, transcripts)
 
     results: dict[str, Any] = {"sets": {}, "per_clip": {}}
     model_seconds, audio_seconds = 0.0, 0.0
@@ -218,27 +264,39 @@ def evaluate_v2a(
             if on_clip:
                 on_clip(clip.id)
             n_mel = spec.frames_for(round(len(clip.crops) * spec.sample_rate / FPS))
-            variants: dict[str, Any] = {"resynth": vocode(real_mel(clip.audio, n_mel))}
+            # Each mel variant -> {vocoder label: waveform}; the noisy input is not vocoded.
+            mels: dict[str, Any] = {"resynth": real_mel(clip.audio, n_mel)} if resynth else {}
             start = time.perf_counter()
             mel = v2a_model.infer(v2a.model, clip.crops, n_mel, None, clip.landmarks).numpy()
             model_seconds += time.perf_counter() - start
             audio_seconds += len(clip.crops) / FPS
-            variants["v2a"] = vocode(mel)
+            mels["v2a"] = mel
+            for label, synth_model in synth_models:
+                # The paper's inference: the V2A model's own speech is the audio input.
+                mels[f"av2a-synth {label}"] = _av_infer(
+                    synth_model.model, clip.crops, n_mel, mel, BOTH, clip.landmarks
+                )
+            raw: dict[str, Any] = {}
             in_ablation = ablation_limit is None or index < ablation_limit
             if av is not None and set_name.startswith("seen") and in_ablation:
-                variants["av2a video-only"] = vocode(
-                    _av_infer(av.model, clip.crops, n_mel, None, VIDEO, clip.landmarks)
+                mels["av2a video-only"] = _av_infer(
+                    av.model, clip.crops, n_mel, None, VIDEO, clip.landmarks
                 )
                 for snr in snrs:
                     noisy = add_noise(clip.audio, snr, zlib.crc32(clip.id.encode()) + int(snr))
                     noisy_mel = real_mel(noisy, n_mel)
-                    variants[f"noisy input {snr:g} dB"] = noisy
-                    variants[f"av2a audio-only {snr:g} dB"] = vocode(
-                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, AUDIO, clip.landmarks)
+                    raw[f"noisy input {snr:g} dB"] = noisy
+                    mels[f"av2a audio-only {snr:g} dB"] = _av_infer(
+                        av.model, clip.crops, n_mel, noisy_mel, AUDIO, clip.landmarks
                     )
-                    variants[f"av2a audio-visual {snr:g} dB"] = vocode(
-                        _av_infer(av.model, clip.crops, n_mel, noisy_mel, BOTH,
-                                  clip.landmarks))  # fmt: skip
+                    mels[f"av2a audio-visual {snr:g} dB"] = _av_infer(
+                        av.model, clip.crops, n_mel, noisy_mel, BOTH, clip.landmarks
+                    )
+            variants: dict[str, Any] = {}
+            for name, variant_mel in mels.items():
+                for label, wave in vocode(variant_mel).items():
+                    variants[f"{name} ({label})"] = wave
+            variants.update(raw)
             per_clip[clip.id] = {}
             for name, wave in variants.items():
                 row = score(clip.audio, wave, clip.text, recogniser)
@@ -251,7 +309,9 @@ def evaluate_v2a(
     )
     results["models"] = {"v2a": {"name": v2a.name, "sha256": v2a.sha256},
                          "av2a": {"name": av.name, "sha256": av.sha256} if av else None,
-                         "vocoder": vocoder.name}  # fmt: skip
+                         "av2a_synth": {label: {"name": m.name, "sha256": m.sha256}
+                                        for label, m in synth_models},
+                         "vocoders": [v.name for v in loaded_vocoders]}  # fmt: skip
     return results
 
 

