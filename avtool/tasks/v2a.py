@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from avtool.errors import InputError, ModelError
-
-if TYPE_CHECKING:
-    from avtool.engines import BatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +135,15 @@ def vocoder_name(options: V2AOptions, loaded: LoadedV2A) -> str:
     return DEFAULT_VOCODER if default_vocoder(spec) != "griffin-lim" else "griffin-lim"
 
 
+def window_bounds(n_frames: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
+    """``(core_start, core_end, window_start, window_end)`` per chunk of ``n_frames`` frames."""
+    out = []
+    for start in range(0, n_frames, chunk):
+        end = min(start + chunk, n_frames)
+        out.append((start, end, max(0, start - context), min(n_frames, end + context)))
+    return out
+
+
 def check_pose(landmarks: Any, detected: Any, max_yaw: float, max_gap: int, source: str) -> Any:
     """Mark profile-view frames as undetected and refuse long runs of them.
 
@@ -221,9 +227,7 @@ def predict_mel(
     buffer: list[Any] = []
     first = 0  # video frame index of buffer[0]
     iterator = iter(crops)
-    from avtool.models.chunked import context_windows
-
-    for core_a, core_b, win_a, win_b in context_windows(
+    for core_a, core_b, win_a, win_b in window_bounds(
         n_video, options.chunk_frames, options.context_frames
     ):
         while first + len(buffer) < win_b:
@@ -421,17 +425,14 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
-    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Make speech for every item with one loaded model, vocoder and face detector per worker
-    (``batch``: engine, workers).
+    """Make speech for every item with one loaded model, vocoder and face detector.
 
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
-    from avtool.engines import run_items
     from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output
+    from avtool.runtime import check_outputs, format_output, run_batch
     from avtool.tasks.speaker_guard import load_guard
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
@@ -442,28 +443,24 @@ def run(
     check_outputs(items, policy)
     any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
     name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
+    loaded = load_model(name, device=device)
+    if any_audio and loaded.model.audio is None:
+        raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
+    vocoder = load_vocoder(
+        VocodeOptions(model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed),
+        device=device,
+        accept_license=accept_license,
+    )
+    detector = load_detector(accept_license=accept_license)
+    guard = load_guard(loaded.name, accept_license=accept_license)
 
-    def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
-        loaded = load_model(name, device=device)
-        if any_audio and loaded.model.audio is None:
-            raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
-        vocoder_options = VocodeOptions(
-            model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed
-        )
-        vocoder = load_vocoder(vocoder_options, device=device, accept_license=accept_license)
-        detector = load_detector(accept_license=accept_license)
-        guard = load_guard(loaded.name, accept_license=accept_license)
+    def process(item) -> list[Path]:
+        mel_out = None
+        if mel_template:
+            mel_out = format_output(mel_template, item_id=item.id, index=item.index,
+                                    source=item.source)  # fmt: skip
+        v2a_file(loaded, vocoder, detector, item.source, item.output, options,
+                 audio=item.options.get("audio"), mel_output=mel_out, guard=guard)  # fmt: skip
+        return [item.output] + ([mel_out] if mel_out else [])
 
-        def process(item) -> list[Path]:
-            mel_out = None
-            if mel_template:
-                mel_out = format_output(mel_template, item_id=item.id, index=item.index,
-                                        source=item.source)  # fmt: skip
-            v2a_file(loaded, vocoder, detector, item.source, item.output, options,
-                     audio=item.options.get("audio"), mel_output=mel_out, guard=guard)  # fmt: skip
-            return [item.output] + ([mel_out] if mel_out else [])
-
-        return process
-
-    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
-                     quiet=quiet, label="v2a")  # fmt: skip
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="v2a")
