@@ -144,7 +144,7 @@ def compose(
         ``(pieces, (tonic, mode), details)`` where pieces is ``(count, 4, T)``.
     """
     from avtool.datasets.chorales import REST, parse_key
-    from avtool.models.music.generate import generate_batch
+    from avtool.models.music.generate import Score, generate_batch
     from avtool.models.music.tokens import parse_time_signature
 
     s = options.sampling
@@ -170,21 +170,8 @@ def compose(
     else:
         key = estimate_key(source)
         details["key_estimated"] = True
-    pieces = generate_batch(
-        loaded.module,
-        options.count,
-        steps=steps,
-        key_tonic=key[0],
-        mode=key[1],
-        time_signature=s.time_signature,
-        temperature=s.temperature,
-        top_k=s.top_k,
-        seed=s.seed,
-        prompt_voices=prompt_voices,
-        fixed_soprano=fixed_soprano,
-        phrase_bars=s.phrase_bars,
-        avoid_parallels=s.avoid_parallels,
-    )
+    score = Score(key[0], key[1], steps, prompt_voices=prompt_voices, fixed_soprano=fixed_soprano)
+    pieces = generate_batch(loaded.module, options.count, score, s)
     return pieces, key, details
 
 

@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from avtool.datasets.chorales import VOICES, augment, load_chorales, split
 from avtool.errors import AvtoolError, InputError
 from avtool.io.files import atomic_output
-from avtool.models.music.generate import FAMILIES, generate_batch, load_model
+from avtool.models.music.generate import FAMILIES, Score, generate, load_model
+from avtool.models.music.options import SamplingOptions
 from avtool.models.music.tokens import (
     COND_VOICE,
     NO_BEAT,
@@ -421,15 +422,9 @@ def _generation_stats(
     steps = EVAL_BARS * parse_time_signature("4/4")
     for index in range(count):
         chorale = chorales[index % len(chorales)]
-        voices = generate_batch(
-            model,
-            1,
-            steps=steps,
-            key_tonic=chorale.key_tonic,
-            mode=chorale.mode,
-            seed=seed + index,
-            avoid_parallels=avoid_parallels,
-        )[0]
+        score = Score(chorale.key_tonic, chorale.mode, steps)
+        sampling = SamplingOptions(seed=seed + index, avoid_parallels=avoid_parallels)
+        voices = generate(model, score, sampling)
         pieces.append(voices)
         tonics.append(chorale.key_tonic)
     return pieces, tonics
@@ -471,7 +466,7 @@ def evaluate(
         start = time.perf_counter()
         model = load_model(path, family)
         steps = EVAL_BARS * parse_time_signature("4/4")
-        generate_batch(model, 1, steps=steps, key_tonic=7, mode="major", seed=seed)
+        generate(model, Score(7, "major", steps), SamplingOptions(seed=seed))
         seconds = time.perf_counter() - start
         entry: dict[str, Any] = {
             "file": path.name,

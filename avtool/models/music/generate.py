@@ -20,7 +20,7 @@ forces a token (BOS, the key, a prompt step, a given soprano note) or samples on
 * ``temperature`` divides the logits (0 takes the most likely token) and ``top_k`` keeps the k
   best tokens before sampling;
 * piece ``i`` of a batch is drawn with its own ``torch.Generator`` seeded ``seed + i``, so
-  results depend only on the seed, and piece 0 of a batch is ``generate(seed=seed)``.
+  results depend only on the seed, and piece 0 of a batch is :func:`generate`'s piece.
 
 Continuation: ``prompt_voices`` (4, P) are forced verbatim as the first P steps (starting on
 ``start_beat``), and ``steps`` more are sampled after them. Harmonisation: ``fixed_soprano``
@@ -33,7 +33,7 @@ Decoding runs with one torch thread (restored afterwards): per-token work is too
 from more, and on a busy machine threads waiting on each other cost several times the work.
 
     model = load_model("weights-music/music_transformer.pt")      # or .npz for the Markov
-    voices = generate(model, steps=16 * 16, key_tonic=7, mode="major", seed=3)   # (4, 256)
+    voices = generate(model, Score(7, "major", steps=16 * 16), SamplingOptions(seed=3))  # (4, 256)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -229,46 +229,51 @@ def _sample(
     return torch.stack([torch.multinomial(row, 1, generator=gen)[0] for row, gen in rows])
 
 
+@dataclass(frozen=True)
+class Score:
+    """What to sample (the key, the length, what is given), as opposed to how
+    (:class:`~avtool.models.music.options.SamplingOptions`).
+
+    Attributes:
+        key_tonic: pitch class of the tonic (0 = C).
+        mode: ``"major"`` or ``"minor"``.
+        steps: sixteenth steps to sample after the prompt; with ``fixed_soprano`` it may be
+            left out (the soprano's length).
+        prompt_voices: ``(4, P)`` MIDI / HOLD / REST steps kept verbatim in front.
+        fixed_soprano: ``(steps,)`` MIDI / HOLD / REST soprano of the sampled steps.
+        fermata: ``(P + steps,)`` bool fermata flags; :func:`phrase_fermatas` when None.
+        start_beat: position of the first step in its bar, in sixteenths.
+        voice_ranges: inclusive MIDI range of each voice for the sampled notes.
+    """
+
+    key_tonic: int
+    mode: str
+    steps: int | None = None
+    prompt_voices: np.ndarray | None = None
+    fixed_soprano: np.ndarray | Sequence[int] | None = None
+    fermata: np.ndarray | None = None
+    start_beat: int = 0
+    voice_ranges: Mapping[str, tuple[int, int]] = field(default_factory=lambda: VOICE_RANGES)
+
+
 def generate_batch(
     model: TokenModel,
     count: int,
-    *,
-    steps: int | None = None,
-    key_tonic: int,
-    mode: str,
-    time_signature: str = SamplingOptions.time_signature,
-    temperature: float = SamplingOptions.temperature,
-    top_k: int = SamplingOptions.top_k,
-    seed: int = SamplingOptions.seed,
-    prompt_voices: np.ndarray | None = None,
-    fixed_soprano: np.ndarray | Sequence[int] | None = None,
-    fermata: np.ndarray | None = None,
-    start_beat: int = 0,
-    phrase_bars: int | None = SamplingOptions.phrase_bars,
-    avoid_parallels: bool = SamplingOptions.avoid_parallels,
-    voice_ranges: Mapping[str, tuple[int, int]] = VOICE_RANGES,
+    score: Score,
+    sampling: SamplingOptions = SamplingOptions(),
 ) -> np.ndarray:
     """Sample ``count`` pieces at once.
 
     Args:
         model: a family with ``decoder(batch)`` (Markov, LSTM, Transformer).
         count: pieces to sample.
-        steps: sixteenth steps to sample after the prompt; with ``fixed_soprano`` it may be
-            left out (the soprano's length).
-        key_tonic: pitch class of the tonic (0 = C).
-        mode: ``"major"`` or ``"minor"``.
-        time_signature: ``"N/D"``, for the beat positions.
-        temperature: logits are divided by it; 0 is greedy.
-        top_k: keep the k most likely tokens; 0 keeps all.
-        seed: piece ``i`` uses a generator seeded ``seed + i``.
-        prompt_voices: ``(4, P)`` MIDI / HOLD / REST steps kept verbatim in front.
-        fixed_soprano: ``(steps,)`` MIDI / HOLD / REST soprano of the sampled steps.
-        fermata: ``(P + steps,)`` bool fermata flags; :func:`phrase_fermatas` when None.
-        start_beat: position of the first step in its bar, in sixteenths.
-        phrase_bars: bars per phrase for the fermata rule.
-        avoid_parallels: never sample a note making parallel fifths or octaves with a voice
-            above it (forced notes are kept as given).
-        voice_ranges: inclusive MIDI range of each voice for the sampled notes.
+        score: the key, length, prompt and melody (see :class:`Score`).
+        sampling: ``time_signature`` (for the beat positions), ``temperature`` (0 is
+            greedy), ``top_k`` (0 keeps all), ``seed`` (piece ``i`` uses a generator seeded
+            ``seed + i``), ``phrase_bars`` (the fermata rule) and ``avoid_parallels``
+            (never sample a note making parallel fifths or octaves with a voice above it;
+            forced notes are kept as given). ``bars`` and ``key`` are the caller's: the
+            score already holds the length and key.
 
     Returns:
         ``(count, 4, P + steps)`` int16 voices (MIDI / HOLD / REST), rows S, A, T, B.
@@ -276,7 +281,9 @@ def generate_batch(
     Raises:
         InputError: inconsistent lengths, values without a token, bad key or time signature.
     """
-    steps_per_bar = parse_time_signature(time_signature)
+    steps, prompt_voices, fixed_soprano = score.steps, score.prompt_voices, score.fixed_soprano
+    fermata, start_beat = score.fermata, score.start_beat
+    steps_per_bar = parse_time_signature(sampling.time_signature)
     if count < 1:
         raise InputError(f"count must be at least 1, not {count}")
     prompt = _as_voices(prompt_voices) if prompt_voices is not None else None
@@ -296,7 +303,7 @@ def generate_batch(
     total = prompt_steps + steps
     if fermata is None:
         fermata = phrase_fermatas(
-            total, steps_per_bar, start_beat=start_beat, phrase_bars=phrase_bars
+            total, steps_per_bar, start_beat=start_beat, phrase_bars=sampling.phrase_bars
         )
     fermata = np.asarray(fermata, dtype=bool).reshape(-1)
     if fermata.size != total:
@@ -305,7 +312,7 @@ def generate_batch(
 
     # Conditioning does not depend on the notes: an all-rest grid gives the whole layout.
     silent = np.full((NUM_VOICES, total), REST)
-    prefix, cond_np = sequence(silent, beat, fermata, key_tonic, mode, eos=False)
+    prefix, cond_np = sequence(silent, beat, fermata, score.key_tonic, score.mode, eos=False)
     length = prefix.size
     forced = np.full(length, -1, dtype=np.int64)
     forced[:PREFIX_LENGTH] = prefix[:PREFIX_LENGTH]
@@ -315,9 +322,9 @@ def generate_batch(
         first = PREFIX_LENGTH + NUM_VOICES * prompt_steps
         forced[first::NUM_VOICES] = pitch_tokens(soprano)
 
-    masks = torch.from_numpy(voice_masks(voice_ranges))
+    masks = torch.from_numpy(voice_masks(score.voice_ranges))
     cond = torch.from_numpy(cond_np)
-    generators = [torch.Generator().manual_seed(int(seed) + i) for i in range(count)]
+    generators = [torch.Generator().manual_seed(int(sampling.seed) + i) for i in range(count)]
     tokens = torch.zeros(count, length, dtype=torch.long)
     tokens[:, 0] = BOS
     with _one_thread():
@@ -327,7 +334,7 @@ def generate_batch(
             cond,
             forced,
             masks,
-            _Sampling(temperature, top_k, generators, avoid_parallels),
+            _Sampling(sampling.temperature, sampling.top_k, generators, sampling.avoid_parallels),
         )
     return np.stack([decode(row) for row in tokens.numpy()])
 
@@ -408,43 +415,11 @@ def _decode(
 
 
 def generate(
-    model: TokenModel,
-    *,
-    steps: int | None = None,
-    key_tonic: int,
-    mode: str,
-    time_signature: str = SamplingOptions.time_signature,
-    temperature: float = SamplingOptions.temperature,
-    top_k: int = SamplingOptions.top_k,
-    seed: int = SamplingOptions.seed,
-    prompt_voices: np.ndarray | None = None,
-    fixed_soprano: np.ndarray | Sequence[int] | None = None,
-    fermata: np.ndarray | None = None,
-    start_beat: int = 0,
-    phrase_bars: int | None = SamplingOptions.phrase_bars,
-    avoid_parallels: bool = SamplingOptions.avoid_parallels,
-    voice_ranges: Mapping[str, tuple[int, int]] = VOICE_RANGES,
+    model: TokenModel, score: Score, sampling: SamplingOptions = SamplingOptions()
 ) -> np.ndarray:
-    """Sample one piece; :func:`generate_batch` with ``count=1`` (same arguments).
+    """Sample one piece: piece 0 of :func:`generate_batch` (same seed, same result).
 
     Returns:
         ``(4, P + steps)`` int16 voices (MIDI pitch / HOLD / REST), rows S, A, T, B.
     """
-    return generate_batch(
-        model,
-        1,
-        steps=steps,
-        key_tonic=key_tonic,
-        mode=mode,
-        time_signature=time_signature,
-        temperature=temperature,
-        top_k=top_k,
-        seed=seed,
-        prompt_voices=prompt_voices,
-        fixed_soprano=fixed_soprano,
-        fermata=fermata,
-        start_beat=start_beat,
-        phrase_bars=phrase_bars,
-        avoid_parallels=avoid_parallels,
-        voice_ranges=voice_ranges,
-    )[0]
+    return generate_batch(model, 1, score, sampling)[0]

@@ -11,14 +11,16 @@ from avtool.datasets.chorales import HOLD, REST, VOICE_RANGES, VOICES
 from avtool.errors import InputError, ModelError
 from avtool.models.music import lstm as music_lstm
 from avtool.models.music import markov as music_markov
-from avtool.models.music import transformer as music_transformer
 from avtool.models.music import tokens as mt
+from avtool.models.music import transformer as music_transformer
 from avtool.models.music.generate import (
+    Score,
     generate,
     generate_batch,
     load_model,
     phrase_fermatas,
 )
+from avtool.models.music.options import SamplingOptions
 from tests.models.music.test_tokens import make_chorale
 
 torch.set_num_threads(1)
@@ -188,7 +190,7 @@ def models_for_sampling(markov):
 @pytest.mark.parametrize("family", ["markov", "lstm", "transformer"])
 def test_generate_respects_ranges_and_holds(markov, family):
     model = models_for_sampling(markov)[family]
-    pieces = generate_batch(model, 2, steps=48, key_tonic=7, mode="major", seed=1)
+    pieces = generate_batch(model, 2, Score(7, "major", 48), SamplingOptions(seed=1))
     assert pieces.shape == (2, 4, 48) and pieces.dtype == np.int16
     for voices in pieces:
         for row, name in enumerate(VOICES):
@@ -203,41 +205,49 @@ def test_generate_respects_ranges_and_holds(markov, family):
 def test_prompt_and_soprano_are_kept_verbatim(markov, family):
     model = models_for_sampling(markov)[family]
     prompt = make_chorale(12).voices
-    out = generate(model, steps=20, key_tonic=0, mode="major", prompt_voices=prompt, seed=2)
+    out = generate(model, Score(0, "major", 20, prompt_voices=prompt), SamplingOptions(seed=2))
     assert out.shape == (4, 32)
     assert np.array_equal(out[:, :12], prompt)
     soprano = make_chorale(24, shift=2).voices[0]
-    out = generate(model, key_tonic=2, mode="major", fixed_soprano=soprano, seed=3)
+    out = generate(model, Score(2, "major", fixed_soprano=soprano), SamplingOptions(seed=3))
     assert out.shape == (4, 24) and np.array_equal(out[0], soprano)
     both = generate(
-        model, key_tonic=0, mode="major", prompt_voices=prompt, fixed_soprano=soprano, seed=4
+        model,
+        Score(0, "major", prompt_voices=prompt, fixed_soprano=soprano),
+        SamplingOptions(seed=4),
     )
     assert np.array_equal(both[:, :12], prompt) and np.array_equal(both[0, 12:], soprano)
 
 
 def test_generate_is_deterministic_by_seed():
     model = neural("transformer")
-    options = {"steps": 16, "key_tonic": 9, "mode": "minor", "temperature": 1.5}
-    first = generate(model, seed=5, **options)
-    assert np.array_equal(first, generate(model, seed=5, **options))
-    assert not np.array_equal(first, generate(model, seed=6, **options))
-    batch = generate_batch(model, 3, seed=5, **options)
+    score = Score(9, "minor", 16)
+
+    def sample(seed: int, **sampling) -> np.ndarray:
+        return generate(
+            model, score, SamplingOptions(seed=seed, **{"temperature": 1.5, **sampling})
+        )
+
+    first = sample(5)
+    assert np.array_equal(first, sample(5))
+    assert not np.array_equal(first, sample(6))
+    batch = generate_batch(model, 3, score, SamplingOptions(seed=5, temperature=1.5))
     assert np.array_equal(batch[0], first)
-    greedy = generate(model, seed=1, **{**options, "temperature": 0.0})
-    assert np.array_equal(greedy, generate(model, seed=2, **{**options, "temperature": 0.0}))
-    top1 = generate(model, seed=1, top_k=1, **options)
+    greedy = sample(1, temperature=0.0)
+    assert np.array_equal(greedy, sample(2, temperature=0.0))
+    top1 = sample(1, top_k=1)
     assert np.array_equal(top1, greedy)
 
 
 def test_generate_refuses_bad_arguments(markov):
     with pytest.raises(InputError):
-        generate(markov, key_tonic=0, mode="major")  # no length
+        generate(markov, Score(0, "major"))  # no length
     with pytest.raises(InputError):
-        generate(markov, steps=4, key_tonic=0, mode="major", fixed_soprano=[72, HOLD])
+        generate(markov, Score(0, "major", 4, fixed_soprano=[72, HOLD]))
     with pytest.raises(InputError):
-        generate(markov, steps=4, key_tonic=0, mode="major", prompt_voices=np.zeros((3, 2)))
+        generate(markov, Score(0, "major", 4, prompt_voices=np.zeros((3, 2))))
     with pytest.raises(InputError):
-        generate(markov, steps=4, key_tonic=0, mode="major", time_signature="7/1")
+        generate(markov, Score(0, "major", 4), SamplingOptions(time_signature="7/1"))
 
 
 def test_phrase_fermatas_follow_the_chorale_norm():
@@ -298,7 +308,7 @@ def test_sampling_conditioning_matches_encoding():
     """What a model is fed while sampling is what encode() gives for the finished piece."""
     recorder = _Recorder()
     prompt = make_chorale(8).voices
-    voices = generate(recorder, steps=24, key_tonic=4, mode="minor", prompt_voices=prompt)
+    voices = generate(recorder, Score(4, "minor", 24, prompt_voices=prompt))
     beat = np.arange(32) % 16
     _, cond = mt.sequence(voices, beat, phrase_fermatas(32, 16), 4, "minor", eos=False)
     np.testing.assert_array_equal(torch.stack(recorder.rows).numpy(), cond[1:])
@@ -326,10 +336,9 @@ def test_avoid_parallels_masks_parallel_fifths_and_octaves():
 
     soprano = np.full(32, HOLD)
     soprano[::4] = [72, 74, 76, 77, 79, 77, 76, 74]
-    plain = generate(_Doubler(), key_tonic=0, mode="major", fixed_soprano=soprano, seed=0)
+    plain = generate(_Doubler(), Score(0, "major", fixed_soprano=soprano))
     assert parallel_motion(plain)[1] > 10  # octaves everywhere
-    clean = generate(
-        _Doubler(), key_tonic=0, mode="major", fixed_soprano=soprano, seed=0, avoid_parallels=True
-    )
+    score = Score(0, "major", fixed_soprano=soprano)
+    clean = generate(_Doubler(), score, SamplingOptions(avoid_parallels=True))
     assert parallel_motion(clean) == (0, 0)
     assert np.array_equal(clean[0], soprano)
