@@ -23,8 +23,11 @@ from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from avtool.engines import BatchOptions
+    from avtool.registry import ResolvedModel
 
 GRIFFIN_LIM = "griffin-lim"
+#: The registered families that turn a mel into a waveform (Griffin-Lim needs no weights).
+VOCODER_FAMILIES = ("hifigan", "melgan")
 #: The default neural vocoder, used wherever a mel has its contract (``hifigan-22k``).
 DEFAULT_NEURAL = "hifigan-v1-universal"
 MEL_SUFFIXES = (".npz", ".npy")
@@ -84,14 +87,22 @@ def default_vocoder(spec: Any) -> str:
     return DEFAULT_NEURAL if spec == MelSpec.hifigan_22k() else GRIFFIN_LIM
 
 
-def _detect_family(state: Any, path: Path) -> str:
-    """Published layouts: HiFi-GAN wraps its weights in ``generator``; MelGAN is ``model.N``."""
+def detect_family(resolved: ResolvedModel) -> str:
+    """The family of a local vocoder file (no registry entry), from its published layout:
+    HiFi-GAN wraps its weights in ``generator``; MelGAN's keys are ``model.N``.
+
+    Raises:
+        ModelError: an unreadable file, or neither layout.
+    """
+    from avtool.models.weightnorm import read_checkpoint
+
+    state = read_checkpoint(resolved.path)
     keys = state.get("generator", state).keys() if isinstance(state, dict) else []
     if any(str(k).startswith("conv_pre") for k in keys):
         return "hifigan"
     if any(str(k).startswith("model.") for k in keys):
         return "melgan"
-    raise ModelError(f"{path}: neither a HiFi-GAN generator nor a MelGAN state dict")
+    raise ModelError(f"{resolved.path}: neither a HiFi-GAN generator nor a MelGAN state dict")
 
 
 def load_vocoder(
@@ -103,9 +114,8 @@ def load_vocoder(
         ModelError: unknown, unverifiable, unlicensed or unreadable model.
         SetupError: cuda asked for and absent.
     """
-    import torch
-
-    from avtool import registry
+    from avtool.models.chunked import apply_chunked
+    from avtool.models.loading import family_module, load
     from avtool.runtime import resolve_device
 
     start = time.perf_counter()
@@ -126,39 +136,21 @@ def load_vocoder(
         return Vocoder(GRIFFIN_LIM, "griffinlim", None, "n/a (no weights)", None,
                        run_griffin_lim, time.perf_counter() - start)  # fmt: skip
 
-    resolved = registry.resolve(options.model, task="vocode", accept_license=accept_license)
-    entry = resolved.entry
-    try:
-        state = torch.load(resolved.path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ModelError(f"{resolved.path}: not a readable torch checkpoint ({exc})") from exc
-    family = entry.family or _detect_family(state, resolved.path)
-    from avtool.models.chunked import apply_chunked
-
-    if family == "hifigan":
-        import json
-
-        from avtool.models import hifigan
-
-        config_data = dict(entry.config) or None
-        beside = resolved.path.parent / "config.json"
-        if config_data is None and beside.is_file():  # the official repo's layout
-            config_data = json.loads(beside.read_text(encoding="utf-8"))
-        config = hifigan.HiFiGANConfig.from_dict(config_data) if config_data else None
-        model = hifigan.load(state, config, run_on)
-        infer = hifigan.infer
-    elif family == "melgan":
-        from avtool.models import melgan
-
-        model = melgan.load(state, None, run_on)
-        infer = melgan.infer
-    else:
-        raise ModelError(f"{options.model}: family {family!r} is not a vocoder")
+    loaded = load(
+        options.model,
+        task="vocode",
+        device=run_on,
+        accept_license=accept_license,
+        detect=detect_family,
+    )
+    if loaded.family not in VOCODER_FAMILIES:
+        raise ModelError(f"{options.model}: family {loaded.family!r} is not a vocoder")
+    model, infer = loaded.module, family_module(loaded.family).infer
 
     def run_neural(mel, spec):
         return apply_chunked(lambda m: infer(model, m), mel.to(run_on), hop_length=model.hop_length)
 
-    return Vocoder(entry.name, family, entry.files[0].sha256, entry.license,
+    return Vocoder(loaded.name, loaded.family, loaded.sha256, loaded.license,
                    model.config.mel, run_neural, time.perf_counter() - start)  # fmt: skip
 
 
