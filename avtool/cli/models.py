@@ -13,6 +13,8 @@ from avtool.cli.common import global_options, handle_errors
 from avtool.errors import ModelError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from avtool.registry import FileSpec, ModelEntry
 
 app = typer.Typer(
@@ -25,7 +27,7 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def _stdout_console():  # -> rich.console.Console
+def _stdout_console() -> Console:
     from rich.console import Console
 
     # Piped output gets room for whole names and paths instead of rich's 80-column default.

@@ -57,11 +57,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avtool.datasets.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICES, notes_to_row
 from avtool.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    import onnxruntime  # imported by load(), when a session is made
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +140,7 @@ def model_path() -> Path:
     raise ModelError(f"the basic-pitch model is not installed: run `{INSTALL_HINT}`")
 
 
-def load(device: str = "cpu"):  # -> onnxruntime.InferenceSession (imported lazily)
+def load(device: str = "cpu") -> onnxruntime.InferenceSession:
     """An onnxruntime session over the bundled model.
 
     Args:

@@ -24,6 +24,7 @@ from avtool.errors import InputError, ModelError
 if TYPE_CHECKING:
     from avtool.engines import BatchOptions
     from avtool.registry import ResolvedModel
+    from avtool.runtime import BatchSummary
 
 DEFAULT_MODEL = "lipread-grid-s1"
 #: Registry ``family`` of the ResNet/BiGRU reader (:mod:`avtool.models.lipread_resnet`).
@@ -360,7 +361,7 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Lip-read every item with one loaded model per worker (``batch``: engine, workers)."""
     from avtool.engines import run_items
     from avtool.runtime import check_outputs

@@ -13,8 +13,11 @@ from avtool.errors import InputError
 from avtool.models.music.options import SamplingOptions
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from avtool.engines import BatchOptions
     from avtool.models.loading import Loaded
+    from avtool.runtime import BatchSummary
 
 DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -94,7 +97,7 @@ def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
     return best[1], best[2]
 
 
-def read_prompt(path: Path, tempo: float):  # -> (4, T) grid
+def read_prompt(path: Path, tempo: float) -> np.ndarray:
     """Voices of a MIDI file, or of an audio file transcribed with basic-pitch.
 
     Raises:
@@ -137,7 +140,7 @@ def compose(
     *,
     prompt: Path | None = None,
     harmonize: Path | None = None,
-):  # -> (count, 4, T) grids, key (tonic, mode), details
+) -> tuple[np.ndarray, tuple[int, str], dict[str, Any]]:
     """Sample ``options.count`` pieces, continuing ``prompt`` or harmonising ``harmonize``.
 
     Returns:
@@ -229,7 +232,7 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Compose ``options.count`` pieces and write them (model loaded once).
 
     The pieces are sampled together in one batched pass here; ``batch`` picks the shard of

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 #: (first, last, closed, RGB colour) of each facial part in the iBUG 68-point order. Distinct
 #: colours let the UNet tell the parts apart where they cross (lips over jaw when yawning).
@@ -46,7 +51,7 @@ def draw_sketch(landmarks: np.ndarray, size: int, line_width: int | None = None)
     return np.asarray(image)
 
 
-def to_tensor_image(image: np.ndarray):  # -> torch.Tensor
+def to_tensor_image(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 in [-1, 1] (the networks' image range)."""
     import torch
 
