@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
 _DEFAULTS = V2AOptions()
 
 
 @handle_errors
+@with_batch_options
 def v2a_command(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(None, help="Video files, folders, globs."),
@@ -53,6 +55,7 @@ def v2a_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Generate speech from the lip movements in a video (GRID s1 speaker-dependent default).
 
@@ -69,7 +72,7 @@ def v2a_command(
 
     opts = global_options(ctx)
     policy = overwrite_policy(overwrite, skip_existing)
-    items = v2a.build_items(inputs or [], manifest, output, audio)
+    items = batch.select(v2a.build_items(inputs or [], manifest, output, audio))
     options = V2AOptions(
         model=model,
         vocoder=vocoder,
@@ -89,6 +92,7 @@ def v2a_command(
         policy=policy,
         report=report,
         quiet=opts.quiet,
+        batch=batch,
     )
     print_summary(summary, as_json=opts.json, quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

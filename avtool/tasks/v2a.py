@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avtool.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from avtool.engines import BatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -425,14 +428,17 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Make speech for every item with one loaded model, vocoder and face detector.
+    """Make speech for every item with one loaded model, vocoder and face detector per worker
+    (``batch``: engine, workers).
 
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
+    from avtool.engines import run_items
     from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output, run_batch
+    from avtool.runtime import check_outputs, format_output
     from avtool.tasks.speaker_guard import load_guard
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
@@ -443,24 +449,28 @@ def run(
     check_outputs(items, policy)
     any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
     name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
-    loaded = load_model(name, device=device)
-    if any_audio and loaded.model.audio is None:
-        raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
-    vocoder = load_vocoder(
-        VocodeOptions(model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed),
-        device=device,
-        accept_license=accept_license,
-    )
-    detector = load_detector(accept_license=accept_license)
-    guard = load_guard(loaded.name, accept_license=accept_license)
 
-    def process(item) -> list[Path]:
-        mel_out = None
-        if mel_template:
-            mel_out = format_output(mel_template, item_id=item.id, index=item.index,
-                                    source=item.source)  # fmt: skip
-        v2a_file(loaded, vocoder, detector, item.source, item.output, options,
-                 audio=item.options.get("audio"), mel_output=mel_out, guard=guard)  # fmt: skip
-        return [item.output] + ([mel_out] if mel_out else [])
+    def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        loaded = load_model(name, device=device)
+        if any_audio and loaded.model.audio is None:
+            raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
+        vocoder_options = VocodeOptions(
+            model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed
+        )
+        vocoder = load_vocoder(vocoder_options, device=device, accept_license=accept_license)
+        detector = load_detector(accept_license=accept_license)
+        guard = load_guard(loaded.name, accept_license=accept_license)
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="v2a")
+        def process(item) -> list[Path]:
+            mel_out = None
+            if mel_template:
+                mel_out = format_output(mel_template, item_id=item.id, index=item.index,
+                                        source=item.source)  # fmt: skip
+            v2a_file(loaded, vocoder, detector, item.source, item.output, options,
+                     audio=item.options.get("audio"), mel_output=mel_out, guard=guard)  # fmt: skip
+            return [item.output] + ([mel_out] if mel_out else [])
+
+        return process
+
+    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
+                     quiet=quiet, label="v2a")  # fmt: skip
