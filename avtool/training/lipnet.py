@@ -32,6 +32,7 @@ import torch
 from avtool.models import state_dict
 from avtool.models.lipnet.ctc import greedy
 from avtool.models.lipnet.model import LipNet, LipNetConfig, build, encode_text, prepare_input
+from avtool.training.schedule import cosine_lr, optimizer_step
 
 
 class ClipStore:
@@ -224,15 +225,9 @@ def train(
             loss = ctc(
                 log_probs, torch.cat(targets), lengths, torch.tensor([len(t) for t in targets])
             )
-            # Cosine decay over the planned steps (counted, not timed, so runs repeat exactly).
-            progress = min(1.0, step / total_steps)
+            optimizer_step(optimizer, loss, cosine_lr(lr, step, total_steps, floor=0.02),
+                           model.parameters())  # fmt: skip
             step += 1
-            for group in optimizer.param_groups:
-                group["lr"] = lr * max(0.02, 0.5 * (1 + math.cos(math.pi * progress)))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
             total_loss, batches = total_loss + float(loss.detach()), batches + 1
             if time.monotonic() - start > max_minutes * 60:
                 out_of_time = True

@@ -54,6 +54,7 @@ from avtool.models.lipread_resnet.model import (
     transfer_encoder,
 )
 from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
+from avtool.training.schedule import cosine_lr, optimizer_step
 
 #: ``(crops (T, S, S) float16, frame classes (T,), text, word spans, landmarks (T, 68, 2)
 #: float32 pixels or None)``.
@@ -327,15 +328,9 @@ def train(
             if word_logits is not None and word_weight > 0:
                 word = F.cross_entropy(word_logits.transpose(1, 2), labels, ignore_index=-100)
                 loss = ctc + word_weight * word
-            # Cosine decay over the planned steps (counted, not timed: runs repeat exactly).
-            progress = min(1.0, step / max(1, total_steps))
+            optimizer_step(optimizer, loss, cosine_lr(lr, step, total_steps, floor=0.02),
+                           model.parameters())  # fmt: skip
             step += 1
-            for group in optimizer.param_groups:
-                group["lr"] = lr * max(0.02, 0.5 * (1 + math.cos(math.pi * progress)))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
             total_loss += float(loss.detach())
             total_ctc += float(ctc.detach())
             total_word += float(word.detach())
