@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from avtool import __version__
-from avtool.cli import doctor, evaluate, lipread, models, music, tts, v2a, vocode
+from avtool.cli import doctor, evaluate, lipread, models, music, separate, tts, v2a, vocode
 from avtool.cli import talkinghead as talkinghead_cli
 from avtool.cli.common import handle_errors, with_global_options
 
@@ -47,6 +47,7 @@ app.command("music")(music.music_command)
 app.command("v2a")(v2a.v2a_command)
 app.command("lipread")(lipread.lipread_command)
 app.command("talkinghead")(talkinghead_cli.talkinghead_command)
+app.command("separate")(separate.separate_command)
 app.command("doctor")(doctor.doctor_command)
 app.add_typer(models.app, name="models")
 app.add_typer(evaluate.app, name="eval")

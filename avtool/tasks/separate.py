@@ -16,8 +16,7 @@ Every mode: any sample rate and channel count in (downmixed and resampled to the
 stems written at the input's rate, the stems summing to the mixture (the resampling residual
 goes to the last stem), never clipped (all stems scaled by one gain if one would clip; the gain
 is in the sidecar), silence in -> silence out, and for the blind model a mixture of one voice is
-reported (both stems are compared with the GE2E speaker encoder) and written as that voice plus
-silence instead of two halves of it.
+reported (one stem far quieter than the other) and written as that voice plus silence.
 """
 
 from __future__ import annotations
@@ -27,14 +26,14 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from avtool.errors import InputError, ModelError
-from avtool.models import separate as separate_models
-from avtool.models.separate import LoadedSeparator, spleeter
+
+if TYPE_CHECKING:
+    from avtool.models.separate import LoadedSeparator
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,6 @@ class SeparateOptions:
         overlap_seconds: overlap of consecutive chunks (speaker alignment and cross-fade).
         max_offset_seconds: largest video/audio duration difference accepted.
         max_gap: longest run of video frames without a face that is interpolated.
-        one_speaker_similarity: GE2E cosine similarity of the two blind stems above which
-            they are one voice.
         one_speaker_db: a blind stem this many dB below the other means one voice.
         silence_dbfs: mixture RMS below this is silence (written as silence).
         seed: recorded in the sidecar (the models are deterministic).
@@ -71,11 +68,13 @@ class SeparateOptions:
     overlap_seconds: float = 1.0
     max_offset_seconds: float = 1.0
     max_gap: int = 12
-    one_speaker_similarity: float = 0.85
-    one_speaker_db: float = 25.0
+    one_speaker_db: float = 15.0
     silence_dbfs: float = -80.0
     seed: int = 0
 
+
+# Heavy modules (torch, the models) are imported inside the functions that run models, so
+# that ``avtool --help`` (which reads the options above) stays fast.
 
 # --------------------------------------------------------------------------- pure steps
 
@@ -183,37 +182,21 @@ def rms_dbfs(audio: np.ndarray) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
-def one_speaker_check(
-    stems: np.ndarray, sample_rate: int, options: SeparateOptions
-) -> dict[str, Any]:
+def one_speaker_check(stems: np.ndarray, options: SeparateOptions) -> dict[str, Any]:
     """Whether two blind stems are really one voice.
 
-    One voice split by a two-speaker model comes out either as one stem and near silence
-    (level difference above ``one_speaker_db``) or as two parts of the same voice (GE2E
-    speaker similarity above ``one_speaker_similarity``).
+    The blind model is trained with one-voice examples whose second source is silent, so on a
+    single voice it leaves one stem near silence: a level difference above
+    ``one_speaker_db`` means one speaker.
 
     Returns:
-        ``{"one_speaker", "level_difference_db", "similarity"}`` (similarity None when a stem
-        has too little speech to embed).
+        ``{"one_speaker", "level_difference_db"}``.
     """
-    from avtool.models.face_voice.teacher import speaker_embedding
-
     levels = [rms_dbfs(s) for s in stems]
     diff = abs(levels[0] - levels[1]) if all(np.isfinite(levels)) else math.inf
-    similarity = None
-    if diff <= options.one_speaker_db:
-        try:
-            a, b = (speaker_embedding(s, sample_rate) for s in stems)
-            similarity = float(np.dot(a, b))
-        except InputError:
-            similarity = None
-    one = diff > options.one_speaker_db or (
-        similarity is not None and similarity > options.one_speaker_similarity
-    )
     return {
-        "one_speaker": bool(one),
-        "level_difference_db": round(diff, 2),
-        "similarity": None if similarity is None else round(similarity, 4),
+        "one_speaker": bool(diff > options.one_speaker_db),
+        "level_difference_db": round(diff, 2) if np.isfinite(diff) else None,
     }
 
 
@@ -231,6 +214,8 @@ def masknet_stems(
     Args:
         visual: ``(V, D)`` lip features at 25 fps covering the audio (audio-visual models).
     """
+    import torch
+
     model = loaded.model
     rate = loaded.sample_rate
     per_frame = rate / FPS
@@ -262,6 +247,8 @@ def convtasnet_stems(
     Asteroid's outputs are unscaled; each chunk's stems get the least-squares gains that
     best rebuild the mixture, so chunks join at consistent levels.
     """
+    import torch
+
     model = loaded.model
     device = next(model.parameters()).device
 
@@ -280,6 +267,10 @@ def convtasnet_stems(
 
 def music_stems(loaded: LoadedSeparator, audio: np.ndarray, options: SeparateOptions) -> np.ndarray:
     """``(2, 2, T)`` vocals and accompaniment of ``(2, T)`` 44.1 kHz stereo."""
+    import torch
+
+    from avtool.models.separate import spleeter
+
     device = next(loaded.model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).to(device)
     return spleeter.infer(loaded.model, x).cpu().numpy()
@@ -460,7 +451,7 @@ def separate_file(
         stems = stems[:, : len(mono)]
         stems = np.pad(stems, ((0, 0), (0, len(mono) - stems.shape[1])))
         if not loaded.audio_visual and level >= options.silence_dbfs and len(stems) == 2:
-            check = one_speaker_check(stems, rate, options)
+            check = one_speaker_check(stems, options)
             record["one_speaker_check"] = check
             if check["one_speaker"]:
                 loud = int(rms_dbfs(stems[1]) > rms_dbfs(stems[0]))
@@ -468,7 +459,7 @@ def separate_file(
                 stems[0] = mono  # the voice in spk1, silence in spk2 (no invented second voice)
                 warnings.append(
                     f"{source}: one speaker found, not two (stem level difference "
-                    f"{check['level_difference_db']} dB, voice similarity {check['similarity']}); "
+                    f"{check['level_difference_db']} dB); "
                     "wrote the mixture as spk1 and silence as spk2 "
                     f"(the louder stem was spk{loud + 1})"
                 )
@@ -600,6 +591,7 @@ def run(
     from dataclasses import replace
 
     from avtool.models import lipread_resnet
+    from avtool.models import separate as separate_models
     from avtool.runtime import BatchItem, check_outputs, format_output, resolve_device, run_batch
 
     if options.chunk_seconds <= 0 or not 0 <= options.overlap_seconds < options.chunk_seconds:
