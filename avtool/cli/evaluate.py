@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from avtool.cli.common import global_options, handle_errors
-from avtool.tasks.lipread import DEFAULT_MODEL
 from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
 from avtool.tasks.vocode import GRIFFIN_LIM
 
@@ -73,12 +72,6 @@ def eval_talkinghead_command(
     keep: str = typer.Option(
         None, "--keep", help="Keep the rendered, static and drive files in this folder."
     ),
-    montage: str = typer.Option(
-        None, "--montage", help="Write a PNG of real vs rendered mouths (one row per clip)."
-    ),
-    unseen: bool = typer.Option(
-        False, "--unseen", help="Leave out GRID s1's own clips (bbaf2n...): unseen speakers only."
-    ),
 ) -> None:
     """Lip sync of the talking-head renderer vs. the static face on real clips.
 
@@ -90,12 +83,6 @@ def eval_talkinghead_command(
     Example: avtool --accept-license eval talkinghead ../shared/data/grid/ -o report.json
 
     avtool --accept-license eval talkinghead ../shared/data/grid/ --compare anyonenet
-
-    avtool --accept-license eval talkinghead ../shared/data/grid/ ../shared/data/grid_s4/clips
-      --unseen --montage mouths.png -o unseen.json
-
-    Also scores the mouth region in pixels (L1, SSIM of a --still render against the real
-    frames, beside the static photo's).
     """
     import json
     from pathlib import Path
@@ -110,12 +97,7 @@ def eval_talkinghead_command(
     from avtool.tasks.vocode import MEDIA_SUFFIXES
 
     opts = global_options(ctx)
-    paths = expand_paths(clips, MEDIA_SUFFIXES)
-    if unseen:
-        from avtool.tasks.evaluate_talkinghead import unseen_clips
-
-        paths = unseen_clips(paths)
-    paths = paths[:limit]
+    paths = expand_paths(clips, MEDIA_SUFFIXES)[:limit]
     options = render_options(still=still, seed=opts.seed, model=model)
     console = stderr_console(opts.quiet)
     results = evaluate_talkinghead(
@@ -125,7 +107,6 @@ def eval_talkinghead_command(
         keep_dir=Path(keep) if keep else None,
         on_clip=lambda clip: console.print(f"scoring {clip}"),
         compare=compare,
-        montage=Path(montage) if montage else None,
     )
     if output:
         write_json(Path(output), results)
@@ -159,7 +140,7 @@ def eval_talkinghead_command(
 def eval_lipread_command(
     ctx: typer.Context,
     clips: list[str] = typer.Argument(..., help="GRID face videos (files, folders, globs)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Registry name or .pt path."),
+    model: str = typer.Option("lipread-grid-s1", "--model", help="Registry name or .pt path."),
     decoder: list[str] = typer.Option(
         ["greedy", "beam", "grid"], "--decoder", help="greedy, beam, grid (repeatable)."
     ),
