@@ -447,7 +447,7 @@ def output_size(photo_size: tuple[int, int], requested: tuple[int, int] | None) 
     return (max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2))
 
 
-FACE_CROP_HEIGHT = 2.9
+FACE_CROP_HEIGHT = 2.5
 """``--crop face``: the crop is this many brow-to-chin heights tall (head and shoulders)."""
 FACE_CROP_CENTRE = 0.47
 """``--crop face``: the face's centre (landmarks' box) sits this far down the crop."""
