@@ -58,6 +58,12 @@ def talkinghead_command(
         help="full (the whole photo) or face (a fixed head-and-shoulders crop around the "
         "face, scaled to the output size).",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Render with anyonenet-unet/-full even for a face that is not its training "
+        "speaker (GRID s1); refused otherwise.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line."),
@@ -101,6 +107,7 @@ def talkinghead_command(
         landmarks=landmarks,
         mouth=mouth,
         crop=crop,
+        force=force,
     ).validated()
     summary = talkinghead.run(
         face,

@@ -85,6 +85,9 @@ class TalkingHeadOptions:
             registered exemplar bank, :data:`MOUTH_BANK_MODEL`) or ``"drawn"`` (polygons).
         crop: ``"full"`` (the whole photo, scaled to cover the output) or ``"face"`` (a fixed
             head-and-shoulders crop around the face, scaled to the output size).
+        force: render with an AnyoneNet UNet (``anyonenet-unet``, ``anyonenet-full``) even
+            when the face is not its training speaker (otherwise refused: it redraws the face
+            as that speaker's).
     """
 
     fps: float = 25.0
@@ -98,6 +101,7 @@ class TalkingHeadOptions:
     landmarks: str = "dlib"
     mouth: str = "bank"
     crop: str = "full"
+    force: bool = False
 
     def validated(self) -> TalkingHeadOptions:
         """Self, after range checks.
@@ -640,6 +644,18 @@ def plan_render(
         check = check_photo(model.name, photo, found.landmarks, where, accept_license)
         speaker = check.record
         warnings.extend(check.warnings)
+        if model.kind == "renderer" and speaker and speaker.get("same_speaker") is False:
+            # A UNet draws the whole face from its training speaker's appearance: for anyone
+            # else it paints that person's likeness, not a degraded version of this one.
+            if not options.force:
+                who = ", ".join(speaker.get("training_speakers", [])) or "its training speaker"
+                raise InputError(
+                    f"{where}: --model {options.model} draws only {who}'s face and this is "
+                    f"another person (face distance {speaker.get('distance')} > "
+                    f"{speaker.get('threshold')}); use --model warp, or --force to render "
+                    "it anyway"
+                )
+            warnings.append(f"{where}: --force: rendering another person with {options.model}")
     size = output_size((photo.shape[1], photo.shape[0]), options.size)
     image, points = fit_photo(photo, found.landmarks, size, options.crop)
     # A UNet renderer draws the whole face itself: the bank only serves the warp.

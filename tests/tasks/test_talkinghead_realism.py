@@ -136,3 +136,22 @@ def test_montage_png_and_unseen_clips(tmp_path, grid_dir):
     unseen = evt.unseen_clips(clips)
     assert "bbaf2n" in {c.stem for c in clips} and "bbaf2n" not in {c.stem for c in unseen}
     assert len(unseen) == len(clips) - 1
+
+
+def test_unet_refuses_another_person_unless_forced(photo, speech, detector, tmp_path):
+    from avtool.tasks.talkinghead import load_model
+
+    model = load_model("anyonenet-unet", accept_license=True)
+    options = TalkingHeadOptions(model="anyonenet-unet", still=True)
+    with pytest.raises(InputError, match="--force"):
+        plan_render(photo, speech, options, detector=detector, model=model, accept_license=True)
+    forced = TalkingHeadOptions(model="anyonenet-unet", still=True, force=True)
+    plan = plan_render(photo, speech, forced, detector=detector, model=model,
+                       accept_license=True)  # fmt: skip
+    assert plan.speaker_check["same_speaker"] is False
+    assert any("--force" in w for w in plan.warnings)
+    # The predictor only drives the warp on the photo itself: a warning, not a refusal.
+    predictor = load_model("anyonenet", accept_license=True)
+    plan = plan_render(photo, speech, TalkingHeadOptions(model="anyonenet", still=True),
+                       detector=detector, model=predictor, accept_license=True)  # fmt: skip
+    assert plan.speaker_check["same_speaker"] is False
