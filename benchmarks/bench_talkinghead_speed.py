@@ -3,7 +3,8 @@
 A 512x512 face (skimage's astronaut) at 25 fps, driven by real speech (the six GRID clips,
 concatenated; a 440 Hz tone when they are absent). Reported side by side in one run:
 
-* ``render_only``: warp + mouth painting per frame (frames/s and x real time);
+* ``render_only``: warp + mouth per frame with the default real-mouth bank (frames/s and x
+  real time), and ``render_only_drawn`` the same with ``--mouth drawn`` (polygon teeth);
 * ``encode``: the whole ``render_file`` (render, H.264 + AAC through ffmpeg), x real time of
   the render stage, and of the whole call including face detection and phone recognition;
 * ``static_baseline``: the same photo, unchanged, written through the same encoder (the cost
@@ -21,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(plan.n_frames):
             plan.renderer.render(plan.landmarks[index], float(plan.motion.mouth_open[index]))
         render_s = time.perf_counter() - start
+        drawn = plan_render(face, speech, replace(options, mouth="drawn"), detector=detector)
+        start = time.perf_counter()
+        for index in range(drawn.n_frames):
+            drawn.renderer.render(drawn.landmarks[index], float(drawn.motion.mouth_open[index]))
+        drawn_s = time.perf_counter() - start
         start = time.perf_counter()
         result = render_file(face, speech, folder / "out.mp4", options, detector=detector)
         total_s = time.perf_counter() - start
@@ -80,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                   "frames": plan.n_frames},
         "render_only": {"frames_per_s": round(plan.n_frames / render_s, 1),
                         "x_real_time": round(duration / render_s, 2)},
+        "render_only_drawn": {"frames_per_s": round(drawn.n_frames / drawn_s, 1),
+                              "x_real_time": round(duration / drawn_s, 2)},
         "encode": {"render_stage_x_real_time": result.timings["x_real_time"],
                    "whole_call_x_real_time": round(duration / total_s, 2),
                    "timings": result.timings},
