@@ -122,10 +122,10 @@ smoke:
 	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.anyonenet.data $(DATA) \
 		$(OUT)/smoke-data --frame-size 32 --frame-step 5
 	$(PYTHON) -m avtool.training.anyonenet.predictor --data $(OUT)/smoke-data \
-		--out $(OUT)/smoke-predictor --config tiny --steps $(SMOKE_STEPS) --log-every 5 \
+		--out $(OUT)/smoke-predictor --config debug --steps $(SMOKE_STEPS) --log-every 5 \
 		--threads $(THREADS) --resume
 	$(PYTHON) -m avtool.training.anyonenet.renderer --data $(OUT)/smoke-data \
-		--out $(OUT)/smoke-renderer --config tiny --steps $(SMOKE_STEPS) --batch-size 2 \
+		--out $(OUT)/smoke-renderer --config debug --steps $(SMOKE_STEPS) --batch-size 2 \
 		--log-every 5 --threads $(THREADS) $(if $(VGG),--vgg $(VGG)) --resume
 	@echo "logs: $(OUT)/smoke-predictor/train_log.jsonl $(OUT)/smoke-renderer/train_log.jsonl"
 

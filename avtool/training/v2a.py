@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--cache", type=Path, required=True, help="GRID cache folder (<id>.npz)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--config", default="reduced", help="full, reduced or debug")
+    p.add_argument("--config", default="reduced", help="paper, reduced or debug")
     p.add_argument("--stage", choices=("v2a", "av2a"), default="v2a")
     p.add_argument(
         "--init", type=Path, help="V2A state dict to start from (AV2A: required; V2A: warm restart)"
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f.write(line + "\n")
 
     av = args.stage == "av2a"
-    base = V2AConfig.named(args.config)
+    base = V2AConfig.preset(args.config)
     if av and args.init is not None and (args.init.parent / "config.json").is_file():
         base = V2AConfig.from_dict(json.loads((args.init.parent / "config.json").read_text()))
     config = V2AConfig.from_dict({**base.to_dict(), "audio_encoder": av})

@@ -138,8 +138,8 @@ def test_compare_scores_a_predictor_checkpoint_side_by_side(
     from avtool.models.anyonenet.config import PredictorConfig
 
     torch.manual_seed(0)
-    model = predictor.build(PredictorConfig.tiny())  # zero output layer: the static face
-    ckpt = checkpoint.save(tmp_path / "zero.pt", model, PredictorConfig.tiny())
+    model = predictor.build(PredictorConfig.debug())  # zero output layer: the static face
+    ckpt = checkpoint.save(tmp_path / "zero.pt", model, PredictorConfig.debug())
     result = evt.evaluate_talkinghead([short_clip], accept_license=True, compare=[str(ckpt)])
     (row,) = result["clips"]
     assert set(row["systems"]) == {*evt.SYSTEMS, "zero.pt", "zero.pt.driven"}

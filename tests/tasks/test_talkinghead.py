@@ -235,10 +235,10 @@ def tiny_predictor(tmp_path_factory):
     from avtool.models.anyonenet.config import PredictorConfig
 
     torch.manual_seed(3)
-    model = predictor.build(PredictorConfig.tiny())
+    model = predictor.build(PredictorConfig.debug())
     torch.nn.init.normal_(model.head[-1].weight, 0.0, 0.05)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return checkpoint.save(path, model, PredictorConfig.tiny(), {"steps": 0})
+    return checkpoint.save(path, model, PredictorConfig.debug(), {"steps": 0})
 
 
 def test_predictor_checkpoint_drives_the_warp(photo, speech, detector, tmp_path, tiny_predictor):
@@ -275,8 +275,8 @@ def test_unet_renderer_checkpoint_draws_face_crops(photo, speech, detector, tmp_
     from avtool.models.anyonenet.config import RendererConfig
 
     torch.manual_seed(0)
-    path = checkpoint.save(tmp_path / "unet.pt", unet.build(RendererConfig.tiny()),
-                           RendererConfig.tiny())  # fmt: skip
+    path = checkpoint.save(tmp_path / "unet.pt", unet.build(RendererConfig.debug()),
+                           RendererConfig.debug())  # fmt: skip
     out = tmp_path / "u.mp4"
     options = TalkingHeadOptions(size=(128, 128), model=str(path))
     result = render_file(photo, speech, out, options, detector=detector)

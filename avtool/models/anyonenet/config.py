@@ -16,9 +16,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from avtool.io.features import MelSpec
+from avtool.models.presets import PresetConfig
 
 #: The predictor's mel: 16 kHz, 50 ms window (800 samples), 12.5 ms hop (200) → 80 frames/s.
 #: The window is zero-padded to a 1024-point FFT; the rest follows the HiFi-GAN convention.
@@ -47,7 +48,7 @@ def config_from_dict(cls: type[T], data: dict[str, Any], source: str) -> T:
 
 
 @dataclass(frozen=True)
-class PredictorConfig:
+class PredictorConfig(PresetConfig):
     """The audio-to-landmark predictor.
 
     Per mel frame (80 Hz), three encoders are concatenated: an MLP on the mel frame
@@ -80,6 +81,9 @@ class PredictorConfig:
     mlp_hidden: int = 512
     smoother_hidden: int = 32
 
+    presets: ClassVar[tuple[str, ...]] = ("paper", "reduced", "debug")
+    family_name: ClassVar[str] = "AnyoneNet predictor"
+
     def __post_init__(self) -> None:
         if len(self.conv_channels) < 1 or any(c < 1 for c in self.conv_channels):
             raise ValueError(f"conv_channels must be positive, got {self.conv_channels}")
@@ -109,7 +113,7 @@ class PredictorConfig:
         )
 
     @classmethod
-    def tiny(cls) -> PredictorConfig:
+    def debug(cls) -> PredictorConfig:
         """A random-weight debug size for tests and smoke runs (a few thousand parameters)."""
         return cls(
             audio_hidden=16,
@@ -124,7 +128,7 @@ class PredictorConfig:
 
 
 @dataclass(frozen=True)
-class RendererConfig:
+class RendererConfig(PresetConfig):
     """The landmark-to-image UNet and its patch discriminator (pix2pix-style).
 
     Attributes:
@@ -144,6 +148,9 @@ class RendererConfig:
     depth: int = 8
     disc_channels: int = 64
     disc_layers: int = 3
+
+    presets: ClassVar[tuple[str, ...]] = ("paper", "reduced", "debug")
+    family_name: ClassVar[str] = "AnyoneNet renderer"
 
     def __post_init__(self) -> None:
         if self.image_size < 2**self.depth or self.image_size & (self.image_size - 1):
@@ -168,13 +175,13 @@ class RendererConfig:
         return cls(base_channels=16, disc_channels=16)
 
     @classmethod
-    def tiny(cls) -> RendererConfig:
+    def debug(cls) -> RendererConfig:
         """32x32 frames, 4 base channels, 3 levels: a debug size."""
         return cls(image_size=32, base_channels=4, depth=3, disc_channels=4, disc_layers=2)
 
 
 def preset(kind: str, name: str) -> PredictorConfig | RendererConfig:
-    """``preset("predictor"|"renderer", "paper"|"reduced"|"tiny")``, or a JSON config's path.
+    """``preset("predictor"|"renderer", "paper"|"reduced"|"debug")``, or a JSON config's path.
 
     ``"reduced"`` is :meth:`PredictorConfig.reduced` or :meth:`RendererConfig.reduced`.
 
@@ -186,12 +193,12 @@ def preset(kind: str, name: str) -> PredictorConfig | RendererConfig:
     )
     if kind not in ("predictor", "renderer"):
         raise ValueError(f"unknown config kind {kind!r}")
-    if name in ("paper", "reduced", "tiny"):
-        return getattr(cls, name)()
+    if name in cls.presets:
+        return cls.preset(name)
     path = Path(name)
     if path.is_file():
         return load_config(path, cls)
-    raise ValueError(f"unknown {kind} config {name!r}: paper, reduced, tiny or a .json file")
+    raise ValueError(f"unknown {kind} config {name!r}: paper, reduced, debug or a .json file")
 
 
 def config_dict(config: PredictorConfig | RendererConfig) -> dict[str, Any]:

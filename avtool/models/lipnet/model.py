@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models.presets import PresetConfig
 
 BLANK = 0
 ALPHABET = " abcdefghijklmnopqrstuvwxyz"
@@ -40,7 +41,7 @@ def decode_ids(ids: list[int]) -> str:
 
 
 @dataclass(frozen=True)
-class LipNetConfig:
+class LipNetConfig(PresetConfig):
     """A LipNet architecture and the input preprocessing it was trained with.
 
     Attributes:
@@ -75,6 +76,9 @@ class LipNetConfig:
     keras_gru: bool = False
     normalize: str = "standardize"
 
+    presets: ClassVar[tuple[str, ...]] = ("paper", "reduced", "debug")
+    family_name: ClassVar[str] = "LipNet"
+
     @classmethod
     def paper(cls) -> LipNetConfig:
         """LipNet as published: 3x50x100 RGB input, 32/64/96 channels, BiGRU 256."""
@@ -99,18 +103,6 @@ class LipNetConfig:
             in_channels=1, height=10, width=20, downsample=5, channels=(4, 4, 4),
             kernels=((3, 3, 3), (3, 3, 3), (3, 3, 3)), first_stride=1, hidden=8, dropout=0.0,
         )  # fmt: skip
-
-    @classmethod
-    def preset(cls, name: str) -> LipNetConfig:
-        """``paper``, ``reduced`` or ``debug``.
-
-        Raises:
-            ModelError: unknown name.
-        """
-        makers = {"paper": cls.paper, "reduced": cls.reduced, "debug": cls.debug}
-        if name not in makers:
-            raise ModelError(f"unknown LipNet config {name!r}; choose from {', '.join(makers)}")
-        return makers[name]()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""

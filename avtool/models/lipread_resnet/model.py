@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,7 @@ from torch import nn
 
 from avtool.errors import ModelError
 from avtool.models.lipnet.model import VOCAB_SIZE
+from avtool.models.presets import PresetConfig
 from avtool.models.v2a.model import LipEncoder, V2AConfig, VideoEncoder
 
 #: The GRID vocabulary in a fixed order (command, colour, preposition, letter, digit, adverb);
@@ -60,7 +61,7 @@ def _reduced_encoder() -> V2AConfig:
 
 
 @dataclass(frozen=True)
-class LipReaderConfig:
+class LipReaderConfig(PresetConfig):
     """Architecture of a :class:`LipReader`.
 
     Attributes:
@@ -84,6 +85,9 @@ class LipReaderConfig:
     fps: float = 25.0
     lip_landmarks: bool = False
 
+    presets: ClassVar[tuple[str, ...]] = ("reduced", "debug")
+    family_name: ClassVar[str] = "lip reader"
+
     @property
     def crop_size(self) -> int:
         """Side in pixels of the gray crops the front-end sees (the 88x88 crops pooled)."""
@@ -98,18 +102,6 @@ class LipReaderConfig:
     def debug(cls) -> LipReaderConfig:
         """A tiny random-weight model for tests."""
         return cls(encoder=V2AConfig.debug(), hidden=8, gru_layers=2, dropout=0.0)
-
-    @classmethod
-    def preset(cls, name: str) -> LipReaderConfig:
-        """``reduced`` or ``debug``.
-
-        Raises:
-            ModelError: unknown name.
-        """
-        makers = {"reduced": cls.reduced, "debug": cls.debug}
-        if name not in makers:
-            raise ModelError(f"unknown lip reader config {name!r}; choose from {', '.join(makers)}")
-        return makers[name]()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (the encoder as a nested dict)."""

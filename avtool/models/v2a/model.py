@@ -29,11 +29,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from avtool.models.presets import PresetConfig
 
 #: dlib 68-point indices of the lips (outer 48-59, inner 60-67) and of each one's mirror image.
 LIP_POINTS = tuple(range(48, 68))
@@ -46,7 +48,7 @@ MODES = ("video", "audio", "both")
 
 
 @dataclass(frozen=True)
-class V2AConfig:
+class V2AConfig(PresetConfig):
     """Architecture of a V2A/AV2A model.
 
     Attributes:
@@ -94,12 +96,15 @@ class V2AConfig:
     mel_preset: str = "hifigan-22k"
     output_advance: int = 0
 
+    presets: ClassVar[tuple[str, ...]] = ("paper", "reduced", "debug")
+    family_name: ClassVar[str] = "V2A"
+
     def __post_init__(self) -> None:
         if self.output_advance < 0:
             raise ValueError(f"output_advance must be >= 0, got {self.output_advance}")
 
     @classmethod
-    def full(cls) -> V2AConfig:
+    def paper(cls) -> V2AConfig:
         """The paper-sized configuration (ResNet-18-like front-end; a GPU job)."""
         return cls()
 
@@ -134,17 +139,6 @@ class V2AConfig:
             decoder_layers=1,
             audio_channels=16,
         )
-
-    @classmethod
-    def named(cls, name: str) -> V2AConfig:
-        """``full``, ``reduced`` or ``debug``.
-
-        Raises:
-            ValueError: unknown name.
-        """
-        if name not in ("full", "reduced", "debug"):
-            raise ValueError(f"unknown V2A config {name!r}; choose full, reduced or debug")
-        return getattr(cls, name)()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""

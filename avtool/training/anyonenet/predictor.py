@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = run.trainer_parser(
         __doc__.split("\n\n")[0],
         data_help="folder of extracted items",
-        config_help="paper, reduced, tiny or a config .json",
+        config_help="paper, reduced, debug or a config .json",
         defaults=PredictorTraining,
     )
     parser.add_argument("--segment-frames", type=int, default=PredictorTraining.segment_frames)

@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = run.trainer_parser(
         __doc__.split("\n\n")[0],
         data_help="folder of extracted items with frames",
-        config_help="paper, reduced, tiny or a config .json",
+        config_help="paper, reduced, debug or a config .json",
         defaults=RendererTraining,
     )
     parser.add_argument("--vgg", default=None, help="torchvision VGG-19 state dict (.pth)")

@@ -55,7 +55,7 @@ def test_predict_track_on_real_audio(tmp_path, grid_dir, real_item):
 
     torch.manual_seed(0)
     path = checkpoint.save(
-        tmp_path / "p.pt", predictor.build(PredictorConfig.tiny()), PredictorConfig.tiny()
+        tmp_path / "p.pt", predictor.build(PredictorConfig.debug()), PredictorConfig.debug()
     )
     face = real_item["landmarks"][0]
     landmarks, quats = predict_track(path, grid_dir / "bbaf2n.mpg", face, fps=25)

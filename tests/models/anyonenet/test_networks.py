@@ -27,7 +27,7 @@ def test_paper_predictor_shapes_and_size():
 
 
 def test_untrained_predictor_is_the_static_face():
-    model = predictor.build(PredictorConfig.tiny()).eval()
+    model = predictor.build(PredictorConfig.debug()).eval()
     src, q = torch.randn(1, 68, 2), torch.tensor([[0.9, 0.1, -0.2, 0.05]])
     with torch.no_grad():
         landmarks, quats = predictor.apply(src, q, *model(torch.randn(1, 30, 80), src, q))
@@ -65,7 +65,7 @@ def test_reduced_renderer_keeps_the_256_layout_at_a_quarter_width():
 
 def test_unet_refuses_wrong_size():
     with pytest.raises(ValueError, match="expected"):
-        unet.build(RendererConfig.tiny())(torch.randn(1, 6, 64, 64))
+        unet.build(RendererConfig.debug())(torch.randn(1, 6, 64, 64))
 
 
 def test_predictor_loss_terms():
@@ -104,9 +104,9 @@ def test_sketch_draws_each_part():
 def test_checkpoint_round_trip(tmp_path, kind):
     torch.manual_seed(1)
     if kind == "predictor":
-        config, model = PredictorConfig.tiny(), predictor.build(PredictorConfig.tiny())
+        config, model = PredictorConfig.debug(), predictor.build(PredictorConfig.debug())
     else:
-        config, model = RendererConfig.tiny(), unet.build(RendererConfig.tiny())
+        config, model = RendererConfig.debug(), unet.build(RendererConfig.debug())
     path = checkpoint.save(tmp_path / f"{kind}.pt", model, config, {"steps": 3})
     loaded, loaded_config, meta = checkpoint.load(path, kind)
     assert loaded_config == config and meta["steps"] == 3

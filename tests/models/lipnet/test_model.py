@@ -65,7 +65,7 @@ def test_config_round_trip_and_unknown_keys():
     assert LipNetConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ModelError, match="unknown keys"):
         LipNetConfig.from_dict({"channel": 3})
-    with pytest.raises(ModelError, match="unknown LipNet config"):
+    with pytest.raises(ModelError, match="unknown LipNet preset"):
         LipNetConfig.preset("huge")
 
 

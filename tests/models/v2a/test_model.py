@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from avtool.errors import ModelError
 from avtool.io.features import MelSpec
 from avtool.models.v2a import (
     AUDIO,
@@ -110,13 +111,13 @@ def test_infer_applies_the_configured_output_advance() -> None:
 
 
 def test_config_round_trip_and_names() -> None:
-    for name in ("full", "reduced", "debug"):
-        config = V2AConfig.named(name)
+    for name in ("paper", "reduced", "debug"):
+        config = V2AConfig.preset(name)
         assert V2AConfig.from_dict(config.to_dict()) == config
     shifted = dataclasses.replace(V2AConfig.reduced(), output_advance=1)
     assert V2AConfig.from_dict(shifted.to_dict()).output_advance == 1
-    with pytest.raises(ValueError, match="unknown"):
-        V2AConfig.named("huge")
+    with pytest.raises(ModelError, match="unknown V2A preset"):
+        V2AConfig.preset("huge")
     with pytest.raises(ValueError, match="unknown V2AConfig fields"):
         V2AConfig.from_dict({"crop_size": 44, "bogus": 1})
     # The shipped CPU configuration stays small (weights well under 20 MB).
