@@ -418,7 +418,9 @@ def run_on_ray(
     log.debug("ray: %d items in %.2f s", len(results), time.perf_counter() - start)
     order = {item.id: item.index for item in items}
     results.sort(key=lambda r: order.get(r.id, 0))
-    for result in results:
-        if result.status == "failed":
+    for result in results:  # as run_batch logs them
+        if result.status == "failed" and str(result.error).startswith(f"{result.input}:"):
+            log.error("%s", result.error)  # a bad manifest row: the error names file:line
+        elif result.status == "failed":
             log.error("%s: %s", result.id, result.error)
     return BatchSummary(results)
