@@ -362,6 +362,69 @@ def train(
     return record
 
 
+#: What each shipped model's registry entry says (``entries`` prints them with the hashes).
+SHIPPED = {
+    "masknet-blind-grid-s1": (
+        "masknet-blind-grid-s1.pt",
+        "STFT mask TCN, blind two-speaker separation (uPIT), 16 kHz; trained on GRID s1 + "
+        "LibriSpeech train-clean-100 mixtures",
+        {},
+    ),
+    "masknet-av-grid-s1": (
+        "masknet-av-grid-s1.pt",
+        "STFT mask TCN, audio-visual target extraction over the frozen lipread-grid-s1 "
+        "features, 16 kHz; speaker-dependent: GRID speaker s1's face only",
+        {"lip_reader": "lipread-grid-s1"},
+    ),
+}
+
+
+def registry_entries(weights: str | Path) -> str:
+    """The ``models.toml`` tables of the shipped mask networks, hashed from ``weights``."""
+    from avtool.registry import sha256_file
+
+    folder = Path(weights)
+    blocks = []
+    for name, (file, description, config) in SHIPPED.items():
+        main_file, companion = folder / file, folder / f"{file}.json"
+        rel = "package:avtool/weights/separate/"
+        lines = [
+            f"[models.{name}]",
+            'task = "separate"',
+            'family = "masknet"',
+            f'description = "{description}"',
+            'license = "CC-BY-4.0 (GRID, LibriSpeech data); weights trained by avtool"',
+            "commercial = true",
+            "sample_rate = 16000",
+            'homepage = "https://spandh.dcs.shef.ac.uk/gridcorpus/"',
+            f'source = "{rel}{file}"',
+            f'sha256 = "{sha256_file(main_file)}"',
+            f"size = {main_file.stat().st_size}",
+        ]
+        if config:
+            lines.append(
+                "config = { " + ", ".join(f'{k} = "{v}"' for k, v in config.items()) + " }"
+            )
+        lines += [
+            "",
+            f'[models.{name}.files."{file}.json"]',
+            f'source = "{rel}{file}.json"',
+            f'sha256 = "{sha256_file(companion)}"',
+            f"size = {companion.stat().st_size}",
+        ]
+        if config.get("lip_reader"):  # the speaker-domain guard's reference (GRID s1's face)
+            ident = folder.parent / "identity" / "identity-grid-s1.npz"
+            lines += [
+                "",
+                f'[models.{name}.files."identity-grid-s1.npz"]',
+                'source = "package:avtool/weights/identity/identity-grid-s1.npz"',
+                f'sha256 = "{sha256_file(ident)}"',
+                f"size = {ident.stat().st_size}",
+            ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m avtool.training.separate")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -380,9 +443,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-every", type=int, default=100)
+    e = sub.add_parser("entries", help="print the registry tables of the shipped weights")
+    e.add_argument(
+        "weights", nargs="?", default=str(Path(__file__).parents[1] / "weights" / "separate")
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if args.command == "audio":
+    if args.command == "entries":
+        print(registry_entries(args.weights), end="")
+    elif args.command == "audio":
         print(prepare_audio(args.data_root, args.out))
     elif args.command == "visual":
         print(prepare_visual(args.cache_dir, args.out, args.lip_reader))

@@ -1,0 +1,227 @@
+"""Benchmark of ``avtool separate`` (run with ``make bench``; figures never live in tests).
+
+1. Speed on one CPU thread, side by side in one run, on the same 60 s of real speech mixtures
+   (GRID s1 test clips + LibriSpeech test-other): the audio-visual mask network (lip-reader
+   front-end from the s1 cache's crops, then the separator), the blind mask network, and the
+   training-free baseline (v2a's speech from the lips + HiFi-GAN + a ratio mask), as times faster
+   than real time (audio seconds / wall seconds). Target: >= 10x for the AV and blind models.
+2. Peak memory of ``avtool separate`` (blind) on a 10-minute vs a 1-minute input, each in its
+   own process (``ru_maxrss``). Target: 10-minute <= 1.5 x 1-minute.
+3. Music: Spleeter 2-stem vocals SDR on real speech (LibriSpeech) over a Bach chorale from
+   music21's corpus rendered without its soprano (alto, tenor, bass as accompaniment), at 0 dB.
+   No real multitrack recording under a licence that allows it as a fixture is available
+   offline, so this synthetic mix stands in for one.
+4. Quality: ``avtool eval separate`` on ``--clips`` s1 test clips (see
+   :mod:`avtool.tasks.evaluate_separate`).
+
+Writes ``<out>/separate.json`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data() -> Path:
+    env = os.environ.get("AVTOOL_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def speech_mixture(seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``seconds`` of s1 test speech (16 kHz) mixed at 0 dB with LibriSpeech test-other, and
+    the s1 clip ids used (in order, each 3 s)."""
+    from avtool.datasets.grid import s1_split
+    from avtool.io.audio import load_audio
+    from avtool.tasks.evaluate_separate import scale_to_snr
+
+    data = shared_data()
+    ids, target = [], []
+    for clip_id in s1_split()["test"]:
+        if sum(len(t) for t in target) >= seconds * 16000:
+            break
+        audio, _ = load_audio(data / "grid_s1" / "clips" / f"{clip_id}.mkv", sample_rate=16000)
+        audio = np.pad(audio, (0, max(0, 48000 - len(audio))))[:48000]
+        ids.append(clip_id)
+        target.append(audio)
+    t = np.concatenate(target)[: int(seconds * 16000)]
+    others = []
+    for path in sorted((data / "librispeech" / "test-other").glob("*/*.flac")):
+        others.append(load_audio(path, sample_rate=16000)[0])
+        if sum(len(o) for o in others) >= len(t):
+            break
+    other = np.concatenate(others)[: len(t)]
+    return t, (t + scale_to_snr(t, other, 0.0)).astype(np.float32), ids
+
+
+def speed(cache: Path, seconds: float = 60.0) -> dict:
+    """x real time of the AV model, the blind model and the v2a-mask baseline, one thread."""
+    import torch
+
+    from avtool.datasets.grid import load_item
+    from avtool.io.audio import resample
+    from avtool.io.features import MelSpec
+    from avtool.models import lipread_resnet
+    from avtool.models import separate as models
+    from avtool.models.separate.visual import lip_reader_features
+    from avtool.tasks.evaluate_separate import v2a_mask_estimate
+    from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, SeparateOptions, masknet_stems
+    from avtool.tasks.v2a import V2AOptions, load_model, predict_mel, speech_from_mel
+    from avtool.tasks.vocode import VocodeOptions, load_vocoder
+
+    torch.set_num_threads(1)
+    _, mix, ids = speech_mixture(seconds)
+    items = [load_item(cache, i) for i in ids]
+    crops = np.concatenate([it["gray88"][:75] for it in items])
+    marks = np.concatenate([it["landmarks"][:75] for it in items])
+    av, blind = models.load(AV_MODEL), models.load(BLIND_MODEL)
+    lip_reader, _ = lipread_resnet.load("lipread-grid-s1")
+    v2a = load_model("v2a-content-grid-s1")
+    vocoder = load_vocoder(VocodeOptions(model="hifigan-v1-universal"))
+    spec = MelSpec.preset(v2a.model.config.mel_preset)
+    options = SeparateOptions()
+    duration = len(mix) / 16000
+    out: dict = {"audio_seconds": round(duration, 1), "threads": 1}
+    start = time.perf_counter()
+    visual = lip_reader_features(lip_reader, crops, marks)
+    front = time.perf_counter() - start
+    masknet_stems(av, mix, options, visual)
+    av_s = time.perf_counter() - start
+    start = time.perf_counter()
+    masknet_stems(blind, mix, options)
+    blind_s = time.perf_counter() - start
+    start = time.perf_counter()
+    n_mel = spec.frames_for(round(len(crops) * spec.sample_rate / 25.0))
+    mel = predict_mel(v2a.model, list(crops), len(crops), n_mel, None, V2AOptions(), marks)
+    predicted = resample(speech_from_mel(vocoder, mel, spec), spec.sample_rate, 16000)
+    v2a_mask_estimate(mix, predicted)
+    base_s = time.perf_counter() - start
+    out["x_real_time"] = {
+        "av (lip-reader front-end + separator)": round(duration / av_s, 1),
+        "av separator only": round(duration / (av_s - front), 1),
+        "blind": round(duration / blind_s, 1),
+        "v2a-mask baseline": round(duration / base_s, 1),
+    }
+    out["target_x_real_time"] = 10
+    return out
+
+
+def _peak_child(path: Path, out_dir: Path) -> float:
+    """Peak RSS (MiB) of ``avtool separate`` on one file, in a fresh process."""
+    code = (
+        "import resource, sys\n"
+        "from typer.main import get_command\n"
+        "from avtool.cli.main import app\n"
+        "try:\n"
+        f"    get_command(app)(['--quiet', 'separate', {str(path)!r}, '-o', "
+        f"{str(out_dir / '{stem}.spk{n}.wav')!r}, '--overwrite'], standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return int(result.stdout.strip().splitlines()[-1]) / 1024
+
+
+def memory() -> dict:
+    """Peak RSS of a 10-minute vs a 1-minute blind separation."""
+    import soundfile as sf
+
+    _, mix, _ = speech_mixture(60.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sf.write(folder / "one.wav", mix, 16000)
+        sf.write(folder / "ten.wav", np.tile(mix, 10), 16000)
+        one = _peak_child(folder / "one.wav", folder)
+        ten = _peak_child(folder / "ten.wav", folder)
+    return {
+        "peak_rss_mib_1min": round(one, 1),
+        "peak_rss_mib_10min": round(ten, 1),
+        "ratio": round(ten / one, 3),
+        "target_ratio": 1.5,
+    }
+
+
+def music() -> dict:
+    """Spleeter vocals SDR on real speech over a rendered chorale accompaniment, at 0 dB."""
+    import music21
+    import torch
+
+    from avtool.datasets.chorales import _parse_score
+    from avtool.eval.separation import sdr
+    from avtool.io.audio import load_audio
+    from avtool.io.synth import render
+    from avtool.models import separate as models
+    from avtool.models.separate import spleeter
+
+    torch.set_num_threads(1)
+    chorale, _, _ = _parse_score("bwv66.6", music21.corpus.parse("bach/bwv66.6"))
+    voices = chorale.voices.copy()
+    voices[0] = -2  # the soprano rests: alto, tenor and bass accompany
+    accompaniment = render(voices, 80.0, 44100, instrument="piano")
+    speech_file = shared_data() / "librispeech" / "test-other" / "1688" / "1688-142285-0000.flac"
+    speech, _ = load_audio(speech_file, sample_rate=44100)
+    n = min(len(speech), len(accompaniment), 44100 * 15)
+    speech, accompaniment = speech[:n], accompaniment[:n]
+    speech = speech / np.sqrt(np.mean(speech**2)) * 0.05
+    accompaniment = accompaniment / np.sqrt(np.mean(accompaniment**2)) * 0.05
+    mix = (speech + accompaniment).astype(np.float32)
+    loaded = models.load("spleeter-2stems")
+    start = time.perf_counter()
+    stems = spleeter.infer(loaded.model, torch.from_numpy(np.stack([mix, mix]))).numpy()
+    seconds = time.perf_counter() - start
+    vocals, backing = stems[0].mean(0), stems[1].mean(0)
+    return {
+        "mix": "LibriSpeech test-other 1688-142285-0000 over bwv66.6 (alto/tenor/bass, piano)",
+        "seconds": round(n / 44100, 1),
+        "vocals_sdr_db": round(sdr(speech, vocals), 2),
+        "vocals_sdr_of_mixture_db": round(sdr(speech, mix), 2),
+        "accompaniment_sdr_db": round(sdr(accompaniment, backing), 2),
+        "x_real_time": round(n / 44100 / seconds, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--cache", default=str(REPO / "data" / "grid_s1_cache"))
+    parser.add_argument("--clips", type=int, default=10, help="s1 test clips for eval separate")
+    parser.add_argument("--skip-quality", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    if not (shared_data() / "grid_s1").is_dir():
+        print("bench_separate: ../shared/data not found; skipped")
+        return 0
+    report: dict = {"machine": "shared CPU, one thread"}
+    report["music"] = music()
+    report["speed"] = speed(Path(args.cache))
+    report["memory"] = memory()
+    if not args.skip_quality:
+        from avtool.tasks.evaluate_separate import evaluate_separate
+
+        quality = evaluate_separate(shared_data(), Path(args.cache), limit=args.clips)
+        report["quality"] = {k: v for k, v in quality.items() if k != "per_mixture"}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "separate.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
