@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, MUSIC_MODEL, SeparateOptions
 
 _DEFAULTS = SeparateOptions()
 
 
 @handle_errors
+@with_batch_options
 def separate_command(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(
@@ -50,6 +52,7 @@ def separate_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Separate speakers (or vocals from music) into files the next command can take.
 
@@ -79,7 +82,11 @@ def separate_command(
         output = {AV_MODEL: "{stem}.target.wav", MUSIC_MODEL: "{stem}.{source}.wav"}.get(
             name, "{stem}.spk{n}.wav"
         )
-    items = separate.build_items(inputs or [], manifest, output, video)
+    items = batch.select(separate.build_items(inputs or [], manifest, output, video))
+    if batch.shard is not None:  # a shard runs the model the whole batch would pick
+        from dataclasses import replace
+
+        options = replace(options, model=name)
     summary = separate.run(
         items,
         options,
@@ -89,6 +96,7 @@ def separate_command(
         policy=policy,
         report=report,
         quiet=opts.quiet,
+        batch=batch,
     )
     print_summary(summary, as_json=opts.json, quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

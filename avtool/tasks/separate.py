@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ import numpy as np
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
+    from avtool.engines import BatchOptions
     from avtool.models.separate import LoadedSeparator
 
 log = logging.getLogger(__name__)
@@ -582,24 +584,26 @@ def run(
     policy: str = "refuse",
     report: Path | None = None,
     quiet: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Separate every item with one loaded model (and face stage for audio-visual models).
+    """Separate every item with one loaded model (and face stage for audio-visual models) per
+    worker (``batch``: engine, workers).
 
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
     from dataclasses import replace
 
+    from avtool.engines import run_items
     from avtool.models import lipread_resnet
     from avtool.models import separate as separate_models
-    from avtool.runtime import BatchItem, check_outputs, format_output, resolve_device, run_batch
+    from avtool.runtime import BatchItem, check_outputs, format_output, resolve_device
 
     if options.chunk_seconds <= 0 or not 0 <= options.overlap_seconds < options.chunk_seconds:
         raise InputError("--chunk-seconds must be > 0 and --overlap-seconds in [0, chunk)")
     run_on = resolve_device(device, engine="torch")
-    loaded = separate_models.load(
-        options.model or default_model(items), run_on, accept_license=accept_license
-    )
+    model_name = options.model or default_model(items)
+    loaded = separate_models.load(model_name, run_on, accept_license=accept_license)
     plans: list[tuple[BatchItem, list[Path], tuple[bool, ...]]] = []
     checked: list[BatchItem] = []
     for item in items:
@@ -626,36 +630,55 @@ def run(
             if keep:
                 checked.append(replace(item, output=path, id=f"{item.id}#{k}"))
     check_outputs(checked, policy)
-    lip_reader = detector = guard = None
-    if loaded.audio_visual:
+
+    def face_stage(model: Any, on: str) -> tuple[Any, Any, Any]:
+        """The lip reader, face detector and speaker guard of an audio-visual model."""
+        if not model.audio_visual:
+            return None, None, None
         from avtool.models.face import load_detector
 
-        lip_reader, _ = lipread_resnet.load(loaded.lip_reader or "lipread-grid-s1", run_on)
-        detector = load_detector(accept_license=accept_license)
-        guard = _load_guard(loaded.name, accept_license)
+        reader, _ = lipread_resnet.load(model.lip_reader or "lipread-grid-s1", on)
+        return (reader, load_detector(accept_license=accept_license),
+                _load_guard(model.name, accept_license))  # fmt: skip
+
+    # The models loaded here planned the outputs; the local engine reuses them, a Ray worker
+    # loads its own (dlib's detector does not cross processes).
+    local = batch is None or batch.engine == "local"
+    driver_models = (loaded, *face_stage(loaded, run_on)) if local else None
     by_index = {item.index: (paths, keep) for item, paths, keep in plans}
 
-    def process(item: BatchItem) -> list[Path]:
-        paths, keep = by_index[item.index]
-        video = item.options.get("video")
-        source = Path(item.input)
-        if loaded.audio_visual and video is None and source.suffix.lower() in VIDEO_SUFFIXES:
-            video = source
-        separate_file(
-            loaded,
-            source,
-            paths,
-            options,
-            video=Path(video) if video else None,
-            lip_reader=lip_reader,
-            detector=detector,
-            guard=guard,
-            write_stems=keep,
-        )
-        return [p for p, k in zip(paths, keep, strict=True) if k]
+    def worker() -> Callable[[BatchItem], list[Path]]:  # once per worker: load, then items
+        models = driver_models
+        if models is None:
+            on = resolve_device(device, engine="torch")
+            model = separate_models.load(model_name, on, accept_license=accept_license)
+            models = (model, *face_stage(model, on))
+        model, lip_reader, detector, guard = models
+
+        def process(item: BatchItem) -> list[Path]:
+            paths, keep = by_index[item.index]
+            video = item.options.get("video")
+            source = Path(item.input)
+            if model.audio_visual and video is None and source.suffix.lower() in VIDEO_SUFFIXES:
+                video = source
+            separate_file(
+                model,
+                source,
+                paths,
+                options,
+                video=Path(video) if video else None,
+                lip_reader=lip_reader,
+                detector=detector,
+                guard=guard,
+                write_stems=keep,
+            )
+            return [p for p, k in zip(paths, keep, strict=True) if k]
+
+        return process
 
     first = [replace(item, output=by_index[item.index][0][0]) for item in items]
-    return run_batch(first, process, policy=policy, report=report, quiet=quiet, label="separate")
+    return run_items(first, worker, batch=batch, device=device, policy=policy, report=report,
+                     quiet=quiet, label="separate")  # fmt: skip
 
 
 def _load_guard(name: str, accept_license: bool) -> Any:
