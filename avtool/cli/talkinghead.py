@@ -15,10 +15,24 @@ _DEFAULTS = TalkingHeadOptions()
 @handle_errors
 def talkinghead_command(
     ctx: typer.Context,
-    face: str = typer.Option(..., "--face", help="A frontal face photo (PNG, JPEG, ...)."),
-    audio: str = typer.Option(..., "--audio", "-a", help="Speech to lip-sync (any format)."),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="Video (.mp4 .mov .mkv) or a still only (.png .jpg)."
+    inputs: list[str] = typer.Argument(
+        None, help="Batch: speech files, folders or globs, each spoken by --face."
+    ),
+    face: str = typer.Option(
+        None, "--face", help="A frontal face photo (PNG, JPEG, ...); a manifest may give its own."
+    ),
+    audio: str = typer.Option(
+        None, "--audio", "-a", help="Speech to lip-sync (any format); '-' reads it from stdin."
+    ),
+    manifest: Path = typer.Option(
+        None, "--manifest", "-m", help="CSV/JSONL: input (the speech), face, id, output."
+    ),
+    output: str = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Video (.mp4 .mov .mkv) or a still only (.png .jpg); a template ({id} {stem} "
+        "{index}) for several inputs (default {stem}.mp4).",
     ),
     fps: float = typer.Option(_DEFAULTS.fps, "--fps", help="Frames per second."),
     size: str = typer.Option(
@@ -37,8 +51,8 @@ def talkinghead_command(
         "crops), anyonenet-full (the predictor drives the UNet); trained on one GRID speaker; "
         "or an AnyoneNet checkpoint .pt.",
     ),
-    preview: Path = typer.Option(
-        None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG."
+    preview: str = typer.Option(
+        None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG (template)."
     ),
     landmarks: str = typer.Option(
         _DEFAULTS.landmarks,
@@ -66,7 +80,7 @@ def talkinghead_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line."),
+    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
 ) -> None:
     """Animate a face photo to speak an audio file (mouth, head motion, blinks).
 
@@ -86,10 +100,18 @@ def talkinghead_command(
 
       avtool --accept-license talkinghead --face group.jpg -a speech.wav -o me.mp4 --crop face
 
+      avtool tts "Hello there." -o - | avtool talkinghead --face me.jpg -a - -o hello.mp4
+        --accept-license
+
+      avtool talkinghead --face me.jpg speech/ -o 'videos/{stem}.mp4' --report status.jsonl
+
+      avtool talkinghead -m pairs.csv -o 'videos/{id}.mp4'    (columns input, face, id, output)
+
     The warp renderer runs on the CPU (--device cuda is refused, exit 4); the AnyoneNet
     models run on --device.
     """
-    from avtool.runtime import print_summary
+    from avtool.errors import InputError
+    from avtool.runtime import BatchItem, print_summary
     from avtool.tasks import talkinghead
     from avtool.tasks.talkinghead import parse_size
 
@@ -103,16 +125,29 @@ def talkinghead_command(
         box=box,
         model=model,
         seed=opts.seed,
-        preview=str(preview) if preview else None,
+        preview=preview,
         landmarks=landmarks,
         mouth=mouth,
         crop=crop,
         force=force,
     ).validated()
-    summary = talkinghead.run(
-        face,
-        audio,
-        output,
+    template = output or "{stem}.mp4"
+    items = []
+    if audio == "-":
+        if output is None:
+            raise InputError("--audio - (speech on stdin) needs -o: the video has no name")
+        if face is None:
+            raise InputError("--audio -: give --face")
+        spoken = {"face": Path(face)}
+        items.append(BatchItem(0, Path(output).stem, "-", Path(output), options=spoken,
+                               origin="<stdin>", source=Path("-")))  # fmt: skip
+    batch_inputs = [*(inputs or []), *([audio] if audio not in (None, "-") else [])]
+    if batch_inputs or manifest is not None or not items:
+        if output is not None and len(batch_inputs) > 1 and "{" not in output:
+            raise InputError(f"-o {output}: several inputs need a template such as '{{stem}}.mp4'")
+        items += talkinghead.build_items(batch_inputs, manifest, template, face)
+    summary = talkinghead.run_items(
+        items,
         options,
         accept_license=opts.accept_license,
         device=opts.device,

@@ -117,10 +117,12 @@ def _convert(
     """``(C, T)`` at ``rate`` -> the requested channel layout and rate, logging what changed."""
     if mono:
         if audio.shape[0] > 1:
-            logger.info("%s: downmixed %d channels to mono", name.name, audio.shape[0])
+            logger.debug("%s: downmixed %d channels to mono", name.name, audio.shape[0])
         audio = to_mono(audio)
     if sample_rate and sample_rate != rate:
-        logger.info("%s: resampled %d Hz -> %d Hz", name.name, rate, sample_rate)
+        # debug, not info: the file is often one avtool made (a temp WAV, stdin), and resampling
+        # is routine; --verbose shows it.
+        logger.debug("%s: resampled %d Hz -> %d Hz", name.name, rate, sample_rate)
         return resample(audio, rate, sample_rate), sample_rate
     return audio, rate
 
@@ -414,7 +416,7 @@ def iter_audio_blocks(
     if mono and channels > 1:
         logger.info("%s: downmixed %d channels to mono", path.name, channels)
     if sample_rate and sample_rate != rate:
-        logger.info("%s: resampled %d Hz -> %d Hz", path.name, rate, sample_rate)
+        logger.debug("%s: resampled %d Hz -> %d Hz", path.name, rate, sample_rate)
         stream = soxr.ResampleStream(rate, sample_rate, out_channels, quality="VHQ")
 
     def converted() -> Iterator[np.ndarray]:
@@ -431,3 +433,51 @@ def iter_audio_blocks(
             yield np.ascontiguousarray(tail[:, 0] if mono else tail.T, dtype=np.float32)
 
     return _rebuffer(converted(), block_frames)
+
+
+STDIN = Path("-")
+
+
+@contextlib.contextmanager
+def stdin_to_file(path: str | os.PathLike[str] | None) -> Iterator[Path | None]:
+    """``path`` itself, or for ``-`` the audio bytes of stdin in a temporary file (removed on
+    exit), so that ``avtool tts ... -o - | avtool talkinghead --audio - ...`` works.
+
+    A streamed WAV (``RIFF``/``data`` sizes 0xFFFFFFFF or 0, as tts, sox and ffmpeg write to
+    a pipe) gets its real sizes; other bytes are left for ffmpeg to recognise.
+
+    Raises:
+        InputError: stdin is empty.
+    """
+    if path is None or Path(path) != STDIN:
+        yield None if path is None else Path(path)
+        return
+    import sys
+
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise InputError("-: no audio on standard input")
+    suffix = ".wav" if data[:4] == b"RIFF" and data[8:12] == b"WAVE" else ".audio"
+    if suffix == ".wav":
+        data = _fix_streamed_wav(data)
+    with tempfile.TemporaryDirectory(prefix="avtool-stdin-") as folder:
+        target = Path(folder) / f"stdin{suffix}"
+        target.write_bytes(data)
+        yield target
+
+
+def _fix_streamed_wav(data: bytes) -> bytes:
+    """Replace unknown RIFF/data chunk sizes of a piped WAV with the real ones."""
+    import struct
+
+    out = bytearray(data)
+    struct.pack_into("<I", out, 4, len(out) - 8)
+    offset = 12
+    while offset + 8 <= len(out):
+        chunk, size = bytes(out[offset : offset + 4]), struct.unpack_from("<I", out, offset + 4)[0]
+        if chunk == b"data":
+            if size in (0, 0xFFFFFFFF) or offset + 8 + size > len(out):
+                struct.pack_into("<I", out, offset + 4, len(out) - offset - 8)
+            break
+        offset += 8 + size + (size & 1)
+    return bytes(out)

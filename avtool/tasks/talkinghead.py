@@ -48,6 +48,8 @@ ANYONENET_MODEL = "anyonenet-predictor-grid-s1"
 ANYONENET_UNET_MODEL = "anyonenet-unet-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: What a folder of batch inputs is searched for: speech, or videos whose sound is the speech.
+AUDIO_INPUT_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", *VIDEO_SUFFIXES)
 MAX_DEFAULT_SIDE = 1280
 """A photo larger than this (longer side) is scaled down for the default output size."""
 MIN_DEFAULT_SIDE = 128
@@ -579,17 +581,23 @@ def _phones(phonemes: Any) -> list[Phone]:
     return phones_from_timings(items)
 
 
-def check_audio(audio: str | Path) -> float:
-    """The audio's duration in seconds.
+def check_audio(audio: str | Path, label: str | None = None) -> float:
+    """The audio's duration in seconds; ``label`` names the file in messages (``-`` for
+    speech read from stdin into a temporary file).
 
     Raises:
         InputError: missing, unreadable, no audio stream, or zero length (naming the file).
     """
     from avtool.io.audio import audio_info
 
-    info = audio_info(audio)
+    try:
+        info = audio_info(audio)
+    except InputError as exc:
+        if label is None:
+            raise
+        raise InputError(str(exc).replace(str(audio), label)) from None
     if info.frames <= 0 or info.duration <= 0:
-        raise InputError(f"{audio}: the audio is empty (zero length); nothing to lip-sync")
+        raise InputError(f"{label or audio}: the audio is empty (zero length); nothing to lip-sync")
     return info.duration
 
 
@@ -961,38 +969,114 @@ def run(
     quiet: bool = False,
     progress: bool = False,
 ):  # -> BatchSummary
-    """Render one item through the batch runner (exit codes, overwrite policy, report).
+    """Render one face + audio into ``output`` through the batch runner (see :func:`run_items`).
 
-    The face is checked before anything else, so a photo without a face fails with exit 2
-    before the audio is analysed. ``device`` is ``--device`` (:func:`model_device`: cuda is
-    refused for the warp, exit 4).
+    ``audio`` may be ``-``: the speech is read from stdin (``avtool tts ... -o - |``).
     """
+    from avtool.runtime import BatchItem
+
+    source = Path(audio)
+    item = BatchItem(0, Path(output).stem, str(audio), Path(output),
+                     options={"face": Path(face)}, origin=str(audio), source=source)  # fmt: skip
+    return run_items([item], options, accept_license=accept_license, device=device,
+                     policy=policy, report=report, quiet=quiet, progress=progress)  # fmt: skip
+
+
+def build_items(
+    inputs: Sequence[str],
+    manifest: Path | None,
+    output_template: str,
+    face: str | None,
+) -> list:  # list[BatchItem]
+    """Batch items: audio files (paths, folders, globs) spoken by ``face``, and manifest rows
+    (columns ``input`` = the audio, ``face``, ``id``, ``output``; a row without ``face`` uses
+    ``face``). A row with no face at all is a failed item of its own.
+
+    Raises:
+        InputError: no inputs, a missing input file.
+    """
+    from dataclasses import replace as replace_item
+
+    from avtool.runtime import bad_item, file_items
+
+    items = file_items(
+        inputs, AUDIO_INPUT_SUFFIXES, manifest, output_template,
+        path_columns=("input", "face"), item_options=("face",),
+        input_options={"face": Path(face)} if face else None,
+        nothing="nothing to animate: give --audio, audio files or --manifest",
+    )  # fmt: skip
+    out = []
+    for item in items:
+        if item.error is None and "face" not in item.options:
+            if face is None:
+                why = f"{item.origin}: no face: give --face or a face column"
+                item = bad_item(item.index, item.id, item.origin, why)
+            else:
+                item = replace_item(item, options={**item.options, "face": Path(face)})
+        out.append(item)
+    return out
+
+
+def run_items(
+    items: Sequence,
+    options: TalkingHeadOptions,
+    *,
+    accept_license: bool = False,
+    device: str = "auto",
+    policy: str = "refuse",
+    report: Path | None = None,
+    quiet: bool = False,
+    progress: bool = False,
+):  # -> BatchSummary
+    """Render every item (``options["face"]`` speaking ``source``) through the batch runner
+    (exit codes, overwrite policy, report; a bad item fails alone and the others run).
+
+    The model, mouth bank and face detector load once. With one item, the face and audio are
+    checked before anything else (a photo without a face fails with exit 2 before the audio is
+    analysed). ``device`` is ``--device`` (:func:`model_device`: cuda is refused for the warp,
+    exit 4). ``options.preview`` is a template like ``-o`` (``{id}``, ``{stem}``).
+    """
+    from dataclasses import replace as replace_options
+
+    from avtool.io.audio import stdin_to_file
     from avtool.models.face import load_detector
-    from avtool.runtime import BatchItem, check_outputs, run_batch
+    from avtool.runtime import check_outputs, format_output, run_batch
 
     options = options.validated()
-    item = BatchItem(0, Path(output).stem, str(audio), Path(output), origin=str(audio))
-    check_outputs([item], policy)
+    check_outputs(items, policy)
+    for item in items:
+        suffix = item.output.suffix.lower() if item.output is not None else ""
+        if item.error is None and suffix not in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
+            raise InputError(f"{item.output}: the output is a video ({', '.join(VIDEO_SUFFIXES)}) "
+                             f"or a still ({', '.join(IMAGE_SUFFIXES)})")  # fmt: skip
     # A bad --device (exit 4) or --model (exit 3) fails before any work.
     used = model_device(options.model, device)
     model = load_model(options.model, used, accept_license=accept_license)
     mouth = load_mouth_bank(options.mouth)
     detector = load_detector(accept_license, landmarks=options.landmarks)
-    check_audio(audio)
-    find_face(face, options, detector)  # no face: exit 2 here, before the audio work
+    single = [i for i in items if i.error is None]
+    if len(items) == 1 and single and single[0].source != Path("-"):
+        check_audio(single[0].source)
+        find_face(single[0].options["face"], options, detector)  # before the audio work
 
-    def process(item: BatchItem) -> Sequence[Path]:
+    def process(item) -> Sequence[Path]:
+        item_options = options
+        if options.preview:
+            preview = format_output(options.preview, item_id=item.id, index=item.index,
+                                    source=item.source)  # fmt: skip
+            item_options = replace_options(options, preview=str(preview))
         bar = _progress_bar(quiet or not progress, str(item.output))
-        with bar as update:
+        with stdin_to_file(item.source) as audio, bar as update:
+            check_audio(audio, label=item.input)
             result = render_file(
-                face, audio, item.output, options, detector=detector, progress=update, model=model,
-                mouth=mouth, metadata={"device": used},
+                item.options["face"], audio, item.output, item_options, detector=detector,
+                progress=update, model=model, mouth=mouth, metadata={"device": used},
+                audio_label=item.input,
             )  # fmt: skip
         return [p for p in (result.output, result.preview) if p is not None]
 
-    return run_batch(
-        [item], process, policy=policy, report=report, quiet=quiet, label="talkinghead"
-    )
+    return run_batch(items, process, policy=policy, report=report, quiet=quiet,
+                     label="talkinghead")  # fmt: skip
 
 
 class _progress_bar:
