@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
 
 _DEFAULTS = TTSOptions()
 
 
 @handle_errors
+@with_batch_options
 def tts_command(
     ctx: typer.Context,
     text: list[str] = typer.Argument(None, help="Text to speak; each argument is one item."),
@@ -62,6 +64,7 @@ def tts_command(
     landmarks: str = typer.Option(
         "dlib", "--landmarks", help="With --face: dlib (shipped) or fan (2D-FAN, downloaded once)."
     ),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Speak text with an offline neural voice (Piper VITS by default).
 
@@ -92,7 +95,7 @@ def tts_command(
                                face_index=face_index, box=box, seed=opts.seed,
                                landmarks=landmarks).validated(),
         )  # fmt: skip
-    items = tts.build_items(text or [], text_file, manifest, output)
+    items = batch.select(tts.build_items(text or [], text_file, manifest, output))
     options = TTSOptions(
         voice=voice,
         speed=speed,
@@ -113,6 +116,7 @@ def tts_command(
         report=report,
         quiet=opts.quiet,
         face=video,
+        batch=batch,
     )
     print_summary(summary, as_json=opts.json and output != "-", quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

@@ -27,6 +27,8 @@ from avtool.runtime import sidecar_path, versions, write_json
 if TYPE_CHECKING:
     import numpy as np
 
+    from avtool.engines import BatchOptions
+
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "piper-joe-medium"
@@ -729,8 +731,9 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     face: FaceVideo | None = None,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
-    """Synthesize every item, loading each voice once.
+    """Synthesize every item, loading each voice once per worker (``batch``: engine, workers).
 
     With ``face``, every item becomes a talking-head video (``.mp4``/``.mov``/``.mkv``);
     the photo is checked (and its face found) before any voice loads.
@@ -742,50 +745,64 @@ def run(
         InputError, ModelError, SetupError: before any item runs (bad options, existing
             outputs, the default voice cannot load).
     """
-    from avtool.runtime import check_outputs, format_output, read_text, run_batch
+    from avtool.engines import run_items
+    from avtool.models.face import load_detector
+    from avtool.runtime import check_outputs, format_output, read_text
 
     options = options.validated()
     check_outputs(items, policy)
     detector = _check_face(items, face, accept_license) if face is not None else None
-    voices: dict[str, Voice] = {}
+    # dlib's objects do not cross processes: a Ray worker loads its own face detector.
+    driver_detector = detector if batch is None or batch.engine == "local" else None
 
-    def voice_for(name: str) -> Voice:
-        if name not in voices:
-            voices[name] = load_voice(name, device=device, accept_license=accept_license)
-        return voices[name]
+    def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        voices: dict[str, Voice] = {}
+        face_detector = driver_detector
+        if face is not None and face_detector is None:
+            face_detector = load_detector(accept_license, landmarks=face.options.landmarks)
 
-    voice_for(options.voice)  # a broken default voice fails the run before any item
+        def voice_for(name: str) -> Voice:
+            if name not in voices:
+                voices[name] = load_voice(name, device=device, accept_license=accept_license)
+            return voices[name]
 
-    def process(item) -> list[Path]:
-        overrides = {k: v for k, v in item.options.items() if k in _OPTION_FIELDS}
-        item_options = with_overrides(options, overrides, item.origin)
-        text = read_text(item.source) if item.source is not None else item.input
-        if not text.strip():
-            raise InputError(f"{item.origin if item.origin != 'argument' else 'text'}: empty text")
-        timings_path = None
-        if "timings" in item.options:
-            timings_path = Path(item.options["timings"])
-        elif timings_template:
-            file_source = item.source if item.source != Path("-") else None
-            timings_path = format_output(
-                timings_template, item_id=item.id, index=item.index, source=file_source
+        voice_for(options.voice)  # a broken default voice fails the run before any item
+
+        def process(item) -> list[Path]:
+            overrides = {k: v for k, v in item.options.items() if k in _OPTION_FIELDS}
+            item_options = with_overrides(options, overrides, item.origin)
+            text = read_text(item.source) if item.source is not None else item.input
+            if not text.strip():
+                where = item.origin if item.origin != "argument" else "text"
+                raise InputError(f"{where}: empty text")
+            timings_path = None
+            if "timings" in item.options:
+                timings_path = Path(item.options["timings"])
+            elif timings_template:
+                file_source = item.source if item.source != Path("-") else None
+                timings_path = format_output(
+                    timings_template, item_id=item.id, index=item.index, source=file_source
+                )
+            if face is not None:
+                speak_with_face(voice_for(item_options.voice), text, item_options, item.output,
+                                face, detector=face_detector,
+                                timings_path=timings_path)  # fmt: skip
+                return [item.output] + ([timings_path] if timings_path else [])
+            synthesize_to_file(
+                voice_for(item_options.voice),
+                text,
+                item_options,
+                item.output,
+                timings_path=timings_path,
+                progress=not quiet and len(items) == 1,
             )
-        if face is not None:
-            speak_with_face(voice_for(item_options.voice), text, item_options, item.output,
-                            face, detector=detector, timings_path=timings_path)  # fmt: skip
-            return [item.output] + ([timings_path] if timings_path else [])
-        synthesize_to_file(
-            voice_for(item_options.voice),
-            text,
-            item_options,
-            item.output,
-            timings_path=timings_path,
-            progress=not quiet and len(items) == 1,
-        )
-        written = [item.output] if item.output is not None else []
-        return written + ([timings_path] if timings_path else [])
+            written = [item.output] if item.output is not None else []
+            return written + ([timings_path] if timings_path else [])
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet, label="tts")
+        return process
+
+    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
+                     quiet=quiet, label="tts")  # fmt: skip
 
 
 def _check_face(items: list, face: FaceVideo, accept_license: bool) -> Any:
