@@ -182,3 +182,49 @@ def test_a_factory_error_stops_the_run_before_any_item(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match="no-such-model"):
         run_items(_items(tmp_path, ["a"]), worker, quiet=True)
+
+
+def test_ray_missing_is_an_environment_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from avtool.engines import connect_ray
+    from avtool.errors import SetupError
+
+    from avtool.engines import RAY_LOOPBACK_ENV
+
+    monkeypatch.setenv(RAY_LOOPBACK_ENV, "0")  # connect_ray sets it; restored after the test
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(SetupError, match=r"avtool\[ray\]") as caught:
+        connect_ray()
+    assert caught.value.exit_code == 4
+
+
+class _FakeCluster:
+    def __init__(self, cpus: float, gpus: float) -> None:
+        self.resources = {"CPU": cpus, "GPU": gpus} if gpus else {"CPU": cpus}
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "workers", "device", "items", "shape"),
+    [
+        (8, 0, None, "auto", 100, (8, 0.0)),  # one actor per CPU
+        (8, 0, None, "cpu", 3, (3, 0.0)),  # never more actors than items
+        (8, 2, None, "auto", 100, (2, 1.0)),  # GPUs seen: one actor per GPU
+        (8, 2, None, "cpu", 100, (8, 0.0)),  # --device cpu ignores them
+        (8, 1, 4, "cuda", 100, (4, 0.25)),  # four actors share one GPU
+    ],
+)
+def test_worker_shape(cpus, gpus, workers, device, items, shape) -> None:
+    from avtool.engines import _worker_shape
+
+    assert _worker_shape(_FakeCluster(cpus, gpus), workers, device, items) == shape
+
+
+def test_cuda_on_a_cluster_without_gpus_is_refused() -> None:
+    from avtool.engines import _worker_shape
+    from avtool.errors import SetupError
+
+    with pytest.raises(SetupError, match="no GPU"):
+        _worker_shape(_FakeCluster(8, 0), None, "cuda", 10)
