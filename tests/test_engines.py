@@ -185,10 +185,8 @@ def test_a_factory_error_stops_the_run_before_any_item(tmp_path: Path) -> None:
 
 
 def test_ray_missing_is_an_environment_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from avtool.engines import connect_ray
+    from avtool.engines import RAY_LOOPBACK_ENV, connect_ray
     from avtool.errors import SetupError
-
-    from avtool.engines import RAY_LOOPBACK_ENV
 
     monkeypatch.setenv(RAY_LOOPBACK_ENV, "0")  # connect_ray sets it; restored after the test
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
