@@ -10,6 +10,11 @@ because development machines are shared and noisy:
 3. Batch: 100 sentences in one ``avtool tts --manifest`` run (model loaded once) against
    the sum of the same sentences as single-item runs would cost (measured on 5 of them).
 4. ``avtool --help`` start-up time.
+5. Kokoro speed: whole-command CPU time (user + system, all threads) of ``avtool tts --voice
+   af_heart`` against ``benchmarks/kokoro_direct.py``, a script calling Kokoro's ONNX graph
+   directly on the same text (same G2P, vocab and pack). Target <= 1.10.
+6. Kokoro quality: GRID-grammar WER of every bundled Kokoro voice reading GRID sentences
+   (pocketsphinx), beside Piper joe. Target: every voice <= 0.10.
 """
 
 from __future__ import annotations
@@ -167,19 +172,111 @@ def startup(repeats: int) -> dict:
     return {"help_median_s": round(statistics.median(times), 3), "target_s": 0.5}
 
 
+TEXT_KOKORO = (
+    "The river runs past the old mill and under the stone bridge. In the spring it rises with "
+    "the melting snow, and the meadows on either side turn green almost overnight. Farmers have "
+    "measured its height for more than a hundred years."
+)
+
+
+def _cpu_run(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child: user + system over all its threads)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = _run(cmd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def kokoro_speed(repeats: int, work: Path, voice: str = "af_heart") -> dict:
+    from avtool import registry
+    from avtool.models import kokoro
+
+    engine = registry.resolve(kokoro.ENGINE_ENTRY, task="tts")
+    pack = registry.resolve(kokoro.ENTRY_PREFIX + voice, task="tts").path
+    direct_cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("kokoro_direct.py")),
+        str(engine.path),
+        str(engine.files["vocab.json"]),
+        str(pack),
+        str(work / "direct.wav"),
+        TEXT_KOKORO,
+    ]
+    avtool_cmd = [
+        str(Path(sys.executable).parent / "avtool"),
+        "--quiet",
+        "tts",
+        TEXT_KOKORO,
+        "--voice",
+        voice,
+        "-o",
+        str(work / "kokoro.wav"),
+        "--overwrite",
+        "--sentence-pause",
+        "0",
+    ]
+    _run(avtool_cmd)  # builds the cached timed graph once
+    _run(direct_cmd)
+    d_cpu, a_cpu, d_wall, a_wall = [], [], [], []
+    for _ in range(repeats):  # alternate so both see the same machine load
+        wall, cpu = _cpu_run(direct_cmd)
+        d_wall.append(wall)
+        d_cpu.append(cpu)
+        wall, cpu = _cpu_run(avtool_cmd)
+        a_wall.append(wall)
+        a_cpu.append(cpu)
+    import soundfile as sf
+
+    seconds = sf.info(work / "kokoro.wav").duration
+    d, a = statistics.median(d_cpu), statistics.median(a_cpu)
+    return {
+        "voice": voice,
+        "audio_seconds": round(seconds, 2),
+        "direct_cpu_s": round(d, 3),
+        "avtool_cpu_s": round(a, 3),
+        "cpu_ratio": round(a / d, 3),
+        "direct_wall_s": round(statistics.median(d_wall), 3),
+        "avtool_wall_s": round(statistics.median(a_wall), 3),
+        "target_cpu_ratio": 1.10,
+    }
+
+
+def kokoro_wer(sentences: int, work: Path) -> dict:
+    from avtool.models import kokoro
+    from avtool.tasks.evaluate_voices import Reader, grid_sentences, voice_wer
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    texts = grid_sentences(Path(os.environ.get("AVTOOL_SHARED_DATA", data)), sentences)
+    reader = Reader(cache=work / "kokoro-wer-audio")
+    voices = ["piper-joe-medium", *kokoro.registered_voices()]
+    results = voice_wer(reader, voices, texts, progress=lambda line: print(line, flush=True))
+    rows = {v: {k: x for k, x in r.items() if k != "_audio"} for v, r in results.items()}
+    worst = max(r["wer"] for v, r in rows.items() if v != "piper-joe-medium")
+    return {"sentences": len(texts), "voices": rows, "kokoro_max_wer": worst, "target": 0.10}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--kokoro-sentences", type=int, default=10, help="WER sentences; 0 skips")
+    parser.add_argument("--only-kokoro", action="store_true", help="Only the Kokoro checks.")
     args = parser.parse_args()
     os.environ.setdefault("AVTOOL_OFFLINE", "1")
     results: dict = {"machine": {"cores": os.cpu_count(), "platform": sys.platform}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results["startup"] = startup(args.repeats)
-        results["in_process_30s"] = in_process(args.repeats, work)
-        results["command_line_30s"] = command_line(max(3, args.repeats // 2), work)
-        results["batch_100"] = batch(work)
+        if not args.only_kokoro:
+            results["startup"] = startup(args.repeats)
+            results["in_process_30s"] = in_process(args.repeats, work)
+            results["command_line_30s"] = command_line(max(3, args.repeats // 2), work)
+            results["batch_100"] = batch(work)
+        results["kokoro_speed"] = kokoro_speed(max(3, args.repeats // 2), work)
+        if args.kokoro_sentences:
+            results["kokoro_wer"] = kokoro_wer(args.kokoro_sentences, work)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tts.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

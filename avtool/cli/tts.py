@@ -31,7 +31,16 @@ def tts_command(
         help="Output path or template ({id}, {stem}, {index}, {parent}); '-' = WAV on stdout.",
     ),
     voice: str = typer.Option(
-        DEFAULT_VOICE, "--voice", help="Registry name (avtool models list) or a .onnx path."
+        None,
+        "--voice",
+        help=f"Registry name, Kokoro voice (am_adam) or blend (af_heart:0.6,am_adam:0.4), or a "
+        f".onnx path (default {DEFAULT_VOICE}; with --face: a voice chosen from the face).",
+    ),
+    list_voices: bool = typer.Option(
+        False, "--list-voices", help="List the voices (gender, accent, rate, licence) and exit."
+    ),
+    accent: str = typer.Option(
+        "us", "--accent", help="With --face: accent of the chosen voice, us or gb."
     ),
     speed: float = typer.Option(_DEFAULTS.speed, "--speed", help="Speaking-rate multiplier."),
     sample_rate: int = typer.Option(
@@ -76,12 +85,17 @@ def tts_command(
 
       avtool tts -m lines.csv -o 'out/{id}.wav' --skip-existing --report status.jsonl
 
+      avtool tts "Hello there." --voice am_adam -o adam.wav    (Kokoro; --list-voices)
+
       avtool --accept-license tts "Hello there" --face me.jpg -o hello.mp4
     """
     from avtool.runtime import print_summary
     from avtool.tasks import tts
 
     opts = global_options(ctx)
+    if list_voices:
+        tts.print_voices(as_json=opts.json)
+        raise typer.Exit(0)
     policy = overwrite_policy(overwrite, skip_existing)
     video = None
     if face is not None:
@@ -94,10 +108,11 @@ def tts_command(
             TalkingHeadOptions(fps=fps, size=parse_size(size), still=still,
                                face_index=face_index, box=box, seed=opts.seed,
                                landmarks=landmarks).validated(),
+            accent=accent, voice_from_face=voice is None,
         )  # fmt: skip
     items = batch.select(tts.build_items(text or [], text_file, manifest, output))
     options = TTSOptions(
-        voice=voice,
+        voice=voice if voice is not None else DEFAULT_VOICE,
         speed=speed,
         sample_rate=sample_rate,
         format=audio_format,

@@ -149,55 +149,88 @@ def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool 
     )
 
 
-def kokoro_voice_names() -> list[str]:
-    """The Kokoro voices in the registry (``af_heart``, ...), sorted."""
-    from avtool import registry
-    from avtool.models import kokoro
-
-    return sorted(
-        name.removeprefix(kokoro.ENTRY_PREFIX)
-        for name, entry in registry.load_registry().items()
-        if entry.family == "kokoro" and name != kokoro.ENGINE_ENTRY
-    )
-
-
 def load_kokoro(spec: str, *, device: str = "auto", british: bool | None = None) -> Voice:
-    """A Kokoro voice or blend (``am_adam``, ``af_heart:0.6,am_adam:0.4``): the engine entry
-    plus one registry entry per voice pack, every file sha256-checked before use.
+    """A Kokoro voice or blend (``am_adam``, ``af_heart:0.6,am_adam:0.4``), see
+    :func:`avtool.models.kokoro.load_registered`.
 
     Raises:
         InputError: a malformed blend or an unknown voice (close names listed).
         ModelError: a file missing or failing its checks, a pack of the wrong shape.
     """
-    from avtool import registry
     from avtool.models import kokoro
     from avtool.runtime import resolve_device
 
     start = time.perf_counter()
-    blend = kokoro.parse_blend(spec, kokoro_voice_names())
-    engine = registry.resolve(kokoro.ENGINE_ENTRY, task="tts")
-    packs = {name: registry.resolve(kokoro.ENTRY_PREFIX + name, task="tts") for name, _ in blend}
-    derived = registry.cache_dir() / "derived"
-    graph = kokoro.timed_graph(engine.path, engine.entry.main.sha256, derived)
-    model = kokoro.load(
-        engine.path, engine.files["vocab.json"], {n: r.path for n, r in packs.items()}, blend,
-        british=british, device=resolve_device(device, engine="onnx"), graph_path=graph,
-    )  # fmt: skip
-    label = kokoro.blend_label(blend)
+    run_on = resolve_device(device, engine="onnx")
+    loaded = kokoro.load_registered(spec, device=run_on, british=british)
     return Voice(
-        name=kokoro.ENTRY_PREFIX + label if len(blend) == 1 else kokoro.ENGINE_ENTRY,
+        name=loaded.name,
         family="kokoro",
-        sha256=engine.entry.main.sha256,
-        license=engine.entry.license,
-        model=model,
+        sha256=loaded.sha256,
+        license=loaded.license,
+        model=loaded.model,
         load_seconds=time.perf_counter() - start,
-        details={
-            "voice": label,
-            "blend": [{"voice": n, "weight": round(w, 6)} for n, w in blend],
-            "packs_sha256": {n: r.entry.main.sha256 for n, r in packs.items()},
-            "g2p": "hibari (British)" if model.british else "hibari (US)",
-        },
+        details=loaded.details,
     )
+
+
+def voice_table() -> list[dict[str, Any]]:
+    """Every registered voice: name, family, gender, accent, sample rate, licence, installed.
+
+    Kokoro voices are listed by their ``--voice`` name (``am_adam``); they are installed when
+    both the pack and the engine are. Other voices' gender and accent come from their
+    registry description ("male US English").
+    """
+    from avtool import registry
+    from avtool.models import kokoro
+
+    entries = registry.load_registry()
+    engine = entries.get(kokoro.ENGINE_ENTRY)
+    engine_ok = engine is not None and registry.model_status(engine) != "missing"
+    rows = []
+    for name, entry in entries.items():
+        if entry.task != "tts" or name == kokoro.ENGINE_ENTRY:
+            continue
+        words = entry.description.lower().replace(",", " ").split()
+        gender = entry.config.get("gender") or next(
+            (w for w in words if w in ("female", "male")), "unknown"
+        )
+        accent = entry.config.get("accent") or (
+            "gb" if "british" in words else "us" if "us" in words else "unknown"
+        )
+        installed = registry.model_status(entry) in ("installed", "verified")
+        if entry.family == "kokoro":
+            name, installed = name.removeprefix(kokoro.ENTRY_PREFIX), installed and engine_ok
+        rows.append(
+            {
+                "voice": name,
+                "family": entry.family,
+                "gender": gender,
+                "accent": accent,
+                "sample_rate": entry.sample_rate,
+                "license": entry.license,
+                "installed": installed,
+            }
+        )
+    return rows
+
+
+def print_voices(*, as_json: bool = False) -> None:
+    """Print :func:`voice_table` to stdout (one JSON list with ``as_json``)."""
+    import json
+
+    rows = voice_table()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    header = ("voice", "family", "gender", "accent", "sample_rate", "license", "installed")
+    cells = [header] + [
+        tuple("yes" if v is True else "no" if v is False else str(v) for v in row.values())
+        for row in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    for line in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _guess_family(path: Path) -> str:
@@ -565,10 +598,28 @@ class FaceVideo:
     Attributes:
         face: the photo.
         options: a :class:`avtool.tasks.talkinghead.TalkingHeadOptions`.
+        accent: ``"us"`` or ``"gb"``: the accent of a voice chosen from the face.
+        voice_from_face: choose a Kokoro voice that fits the face (no ``--voice`` given).
     """
 
     face: str
     options: Any
+    accent: str = "us"
+    voice_from_face: bool = False
+
+
+def choose_face_voice(face: FaceVideo, detector: Any) -> dict[str, Any]:
+    """The voice for ``face.face`` by the face-voice rule (:mod:`avtool.models.face_attributes`).
+
+    Returns:
+        The sidecar record: attributes, rule, gender decision, accent, blend (``voice``).
+    """
+    from avtool.models.face_attributes.picker import load_picker
+    from avtool.tasks.talkinghead import find_face
+
+    image, found, _ = find_face(face.face, face.options, detector)
+    descriptor = detector.descriptor(image, found.box)
+    return load_picker().choose([image], [found.box], [descriptor], face.accent).to_json()
 
 
 def speak_with_face(
@@ -580,12 +631,14 @@ def speak_with_face(
     *,
     detector: Any = None,
     timings_path: Path | None = None,
+    face_voice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Synthesize ``text`` and render it on ``face.face`` into the video ``output``.
 
     The speech goes to a temporary WAV with its phoneme timings, which drive the mouth (no
-    phone recognition needed); voices without alignments fall back to pocketsphinx. Without
-    trained face-to-voice weights the voice is ``options.voice`` whatever the face.
+    phone recognition needed); voices without alignments fall back to pocketsphinx.
+    ``face_voice`` (from :func:`choose_face_voice`) is recorded when the voice came from the
+    face; otherwise ``voice_from_face`` is False (the voice given with ``--voice``).
 
     Returns:
         The video's sidecar content (its ``speech`` field is the TTS sidecar).
@@ -604,7 +657,7 @@ def speak_with_face(
         speech.pop("output", None)
         if timings_path is None:
             speech.pop("timings_file", None)
-        speech["voice_from_face"] = False  # no face-to-voice weights: the chosen --voice
+        speech["voice_from_face"] = face_voice or False
         result = render_file(
             face.face, wav, output, face.options, detector=detector, phonemes=phonemes,
             metadata={"speech": speech},
@@ -752,6 +805,10 @@ def run(
     options = options.validated()
     check_outputs(items, policy)
     detector = _check_face(items, face, accept_license) if face is not None else None
+    face_voice = None
+    if face is not None and face.voice_from_face:
+        face_voice = choose_face_voice(face, detector)
+        options = replace(options, voice=face_voice["voice"])
     # dlib's objects do not cross processes: a Ray worker loads its own face detector.
     driver_detector = detector if batch is None or batch.engine == "local" else None
 
@@ -784,9 +841,10 @@ def run(
                     timings_template, item_id=item.id, index=item.index, source=file_source
                 )
             if face is not None:
+                chosen = face_voice if item_options.voice == options.voice else None
                 speak_with_face(voice_for(item_options.voice), text, item_options, item.output,
-                                face, detector=face_detector,
-                                timings_path=timings_path)  # fmt: skip
+                                face, detector=face_detector, timings_path=timings_path,
+                                face_voice=chosen)  # fmt: skip
                 return [item.output] + ([timings_path] if timings_path else [])
             synthesize_to_file(
                 voice_for(item_options.voice),

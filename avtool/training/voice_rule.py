@@ -69,16 +69,23 @@ def librispeech_speakers(root: Path) -> dict[str, tuple[str, np.ndarray]]:
     return out
 
 
-def fit(librispeech: Path) -> dict:
-    """The table: typicality and median F0 of every registered Kokoro voice."""
+def fit(librispeech: Path, done: dict[str, dict] | None = None) -> dict:
+    """The table: typicality and median F0 of every registered Kokoro voice.
+
+    Args:
+        librispeech: the LibriSpeech sample folder.
+        done: rows already fitted by an interrupted run (voice -> row), kept as they are.
+    """
     from avtool import registry
 
     start = time.perf_counter()
     speakers = librispeech_speakers(librispeech)
     voices = kokoro.registered_voices()
     loaded = kokoro.load_registered(voices[0], threads=1)
-    table: dict[str, dict] = {}
+    table: dict[str, dict] = dict(done or {})
     for voice in voices:
+        if voice in table:
+            continue
         path = registry.resolve(ENTRY_PREFIX + voice, task="tts").path
         audio = voice_audio(loaded.model, check_pack(path.read_bytes(), str(path)), TEXTS)
         embedding = speaker_embedding(resample(audio, kokoro.SAMPLE_RATE, 16000), 16000)
@@ -108,9 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--librispeech", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--resume", type=Path, help="the log of an interrupted run: its voice rows are kept"
+    )
     args = parser.parse_args(argv)
+    done = {}
+    if args.resume:
+        import ast
+
+        for line in args.resume.read_text(encoding="utf-8").splitlines():
+            voice, _, row = line.partition(" ")
+            if row.startswith("{"):
+                done[voice] = ast.literal_eval(row)
     try:
-        table = fit(args.librispeech)
+        table = fit(args.librispeech, done)
     except AvtoolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -191,8 +191,10 @@ def test_face_makes_a_talking_head_video(tmp_path: Path, monkeypatch, use_voice_
     info = probe(out)
     assert (info.width, info.fps, info.audio_codec) == (160, 20.0, "aac")
     meta = json.loads((tmp_path / "hello.mp4.json").read_text())
-    assert meta["input"]["drive"]["source"] == "tts"  # Piper's phoneme timings drove the mouth
-    assert meta["speech"]["model"]["name"] == "piper-joe-medium"
+    assert meta["input"]["drive"]["source"] == "tts"  # the voice's phoneme timings drove the mouth
+    # no --voice: a Kokoro voice chosen from the face (the astronaut is a woman)
+    assert meta["speech"]["voice_from_face"]["gender"] == "female"
+    assert meta["speech"]["model"]["family"] == "kokoro"
     assert abs(meta["video"]["duration"] - meta["speech"]["audio"]["duration"]) <= 1 / 20
 
 
