@@ -15,6 +15,12 @@ run; ``--compare none`` scores the one renderer only.
 (``../shared/data/grid_s1/clips``, :func:`avtool.datasets.grid.s1_split`) instead: a held-out
 check of the warp's constants, which were tuned on the six GRID clips.
 
+``--unseen`` scores the speakers the renderer never saw instead: the five non-s1 clips of
+``grid`` (``bbaf2n``, s1's own, left out by the manifest) and every ``grid_s4`` clip, and writes
+``talkinghead_unseen.json`` with a montage of real vs rendered mouths
+(``talkinghead_unseen_mouths.png``). Every run also reports the mouth region in pixels (L1 and
+SSIM of a ``--still`` render against the real frames, beside the static photo's).
+
 Accepts the dlib landmark model's non-commercial licence for this measurement run.
 Writes ``<out>/talkinghead.json`` (``talkinghead_s1_test.json`` with ``--s1-test``) and prints
 the summary.
@@ -92,6 +98,9 @@ def main() -> None:
         metavar="N",
         help="first N GRID s1 test-split clips instead of the six GRID clips",
     )
+    parser.add_argument(
+        "--unseen", action="store_true", help="the five non-s1 grid clips and grid_s4 instead"
+    )
     args = parser.parse_args()
 
     import torch
@@ -100,7 +109,19 @@ def main() -> None:
     from avtool.runtime import write_json
     from avtool.tasks.evaluate_talkinghead import evaluate_talkinghead, render_options
 
-    if args.s1_test:
+    montage = None
+    if args.unseen:
+        from avtool.tasks.evaluate_talkinghead import unseen_clips
+
+        folder = grid_folder()
+        s4 = (folder.parent / "grid_s4" / "clips") if folder else None
+        found = sorted(folder.glob("*.mpg")) if folder else []
+        found += sorted(s4.glob("*.mkv")) if s4 is not None and s4.is_dir() else []
+        clips = unseen_clips(found)[: 2 if args.quick else None]
+        name = "talkinghead_unseen.json"
+        montage = args.out / "talkinghead_unseen_mouths.png"
+        args.out.mkdir(parents=True, exist_ok=True)
+    elif args.s1_test:
         clips = s1_test_clips(args.s1_test)
         name = "talkinghead_s1_test.json"
     else:
@@ -119,6 +140,7 @@ def main() -> None:
         compare=compare,
         accept_license=True,
         keep_dir=args.keep,
+        montage=montage,
         on_clip=lambda clip: print(f"scoring {clip.name}", file=sys.stderr),
     )
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
