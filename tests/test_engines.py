@@ -99,7 +99,7 @@ def test_every_batch_command_gets_the_same_options() -> None:
     assert bad.exit_code == 2 and "--shard 6/5" in bad.output
     from avtool.cli.main import app as avtool_app
 
-    for command in ("tts", "vocode", "lipread", "v2a", "music", "separate"):
+    for command in ("tts", "vocode", "lipread", "v2a", "music", "separate", "talkinghead"):
         help_text = runner.invoke(avtool_app, [command, "--help"]).output
         assert "--engine" in help_text and "--shard" in help_text, command
 

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy
+from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.engines import BatchOptions
 from avtool.tasks.talkinghead import TalkingHeadOptions
 
 _DEFAULTS = TalkingHeadOptions()
 
 
 @handle_errors
+@with_batch_options
 def talkinghead_command(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(
@@ -81,6 +83,7 @@ def talkinghead_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
     report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
+    batch: BatchOptions = BatchOptions(),
 ) -> None:
     """Animate a face photo to speak an audio file (mouth, head motion, blinks).
 
@@ -147,7 +150,7 @@ def talkinghead_command(
             raise InputError(f"-o {output}: several inputs need a template such as '{{stem}}.mp4'")
         items += talkinghead.build_items(batch_inputs, manifest, template, face)
     summary = talkinghead.run_items(
-        items,
+        batch.select(items),
         options,
         accept_license=opts.accept_license,
         device=opts.device,
@@ -155,6 +158,7 @@ def talkinghead_command(
         report=report,
         quiet=opts.quiet,
         progress=not opts.quiet,
+        batch=batch,
     )
     print_summary(summary, as_json=opts.json, quiet=opts.quiet)
     raise typer.Exit(summary.exit_code)

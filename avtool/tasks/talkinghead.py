@@ -33,6 +33,7 @@ from avtool.io.console import stderr_console
 if TYPE_CHECKING:
     import numpy as np
 
+    from avtool.engines import BatchOptions
     from avtool.models.face import Face, FaceDetector
     from avtool.models.facewarp import FaceMotion, WarpRenderer
     from avtool.models.facewarp.phones import AudioDrive
@@ -1027,20 +1028,24 @@ def run_items(
     report: Path | None = None,
     quiet: bool = False,
     progress: bool = False,
+    batch: BatchOptions | None = None,
 ):  # -> BatchSummary
     """Render every item (``options["face"]`` speaking ``source``) through the batch runner
     (exit codes, overwrite policy, report; a bad item fails alone and the others run).
 
-    The model, mouth bank and face detector load once. With one item, the face and audio are
-    checked before anything else (a photo without a face fails with exit 2 before the audio is
-    analysed). ``device`` is ``--device`` (:func:`model_device`: cuda is refused for the warp,
-    exit 4). ``options.preview`` is a template like ``-o`` (``{id}``, ``{stem}``).
+    The model, mouth bank and face detector load once here (and once more per Ray worker with
+    ``batch.engine`` ``ray``: dlib's detector does not cross processes). With one item, the
+    face and audio are checked before anything else (a photo without a face fails with exit 2
+    before the audio is analysed). ``device`` is ``--device`` (:func:`model_device`: cuda is
+    refused for the warp, exit 4). ``options.preview`` is a template like ``-o`` (``{id}``,
+    ``{stem}``).
     """
     from dataclasses import replace as replace_options
 
+    from avtool.engines import run_items as run_on_engine
     from avtool.io.audio import stdin_to_file
     from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output, run_batch
+    from avtool.runtime import check_outputs, format_output
 
     options = options.validated()
     check_outputs(items, policy)
@@ -1054,29 +1059,44 @@ def run_items(
     model = load_model(options.model, used, accept_license=accept_license)
     mouth = load_mouth_bank(options.mouth)
     detector = load_detector(accept_license, landmarks=options.landmarks)
+    local = batch is None or batch.engine == "local"
+    if not local and any(i.source == Path("-") for i in items):
+        raise InputError("--audio -: a Ray worker cannot read this process's stdin; give a file")
+    driver_models = (model, mouth, detector) if local else None
     single = [i for i in items if i.error is None]
     if len(items) == 1 and single and single[0].source != Path("-"):
         check_audio(single[0].source)
         find_face(single[0].options["face"], options, detector)  # before the audio work
 
-    def process(item) -> Sequence[Path]:
-        item_options = options
-        if options.preview:
-            preview = format_output(options.preview, item_id=item.id, index=item.index,
-                                    source=item.source)  # fmt: skip
-            item_options = replace_options(options, preview=str(preview))
-        bar = _progress_bar(quiet or not progress, str(item.output))
-        with stdin_to_file(item.source) as audio, bar as update:
-            check_audio(audio, label=item.input)
-            result = render_file(
-                item.options["face"], audio, item.output, item_options, detector=detector,
-                progress=update, model=model, mouth=mouth, metadata={"device": used},
-                audio_label=item.input,
-            )  # fmt: skip
-        return [p for p in (result.output, result.preview) if p is not None]
+    def worker() -> Callable[[Any], Sequence[Path]]:  # once per worker: load, then items
+        if driver_models is not None:
+            worker_model, worker_mouth, face_detector = driver_models
+        else:
+            worker_model = load_model(options.model, used, accept_license=accept_license)
+            worker_mouth = load_mouth_bank(options.mouth)
+            face_detector = load_detector(accept_license, landmarks=options.landmarks)
 
-    return run_batch(items, process, policy=policy, report=report, quiet=quiet,
-                     label="talkinghead")  # fmt: skip
+        def process(item) -> Sequence[Path]:
+            item_options = options
+            if options.preview:
+                preview = format_output(options.preview, item_id=item.id, index=item.index,
+                                        source=item.source)  # fmt: skip
+                item_options = replace_options(options, preview=str(preview))
+            # A Ray worker's stderr is not the user's terminal: no progress bar there.
+            bar = _progress_bar(quiet or not progress or not local, str(item.output))
+            with stdin_to_file(item.source) as audio, bar as update:
+                check_audio(audio, label=item.input)
+                result = render_file(
+                    item.options["face"], audio, item.output, item_options,
+                    detector=face_detector, progress=update, model=worker_model,
+                    mouth=worker_mouth, metadata={"device": used}, audio_label=item.input,
+                )  # fmt: skip
+            return [p for p in (result.output, result.preview) if p is not None]
+
+        return process
+
+    return run_on_engine(items, worker, batch=batch, device=device, policy=policy,
+                         report=report, quiet=quiet, label="talkinghead")  # fmt: skip
 
 
 class _progress_bar:
