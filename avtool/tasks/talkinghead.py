@@ -1090,6 +1090,7 @@ def run_items(
                     item.options["face"], audio, item.output, item_options,
                     detector=face_detector, progress=update, model=worker_model,
                     mouth=worker_mouth, metadata={"device": used}, audio_label=item.input,
+                    accept_license=accept_license,
                 )  # fmt: skip
             return [p for p in (result.output, result.preview) if p is not None]
 

@@ -273,6 +273,47 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare(cache: Path, synth: Path, runs: Sequence[Path], threads: int = 1) -> dict[str, Any]:
+    """Validation STOI and L1 of the base model's mel and of each AV2A run's ``best.pt`` (video
+    + that mel, the inference input), vocoded by Griffin-Lim (32 iterations) against the real
+    audio: the ship decision, taken on the s1 validation split only."""
+    from avtool.eval.speech import stoi
+    from avtool.io.features import MelSpec
+    from avtool.models import griffinlim
+    from avtool.models.v2a import infer
+
+    torch.set_num_threads(threads)
+    spec = MelSpec.hifigan_22k()
+    ids = [i for i in s1_split()["val"] if (cache / f"{i}.npz").is_file()]
+    models = {}
+    for run in runs:
+        config = V2AConfig.from_dict(json.loads((run / "config.json").read_text("utf-8")))
+        model = build(config)
+        model.load_state_dict(torch.load(run / "best.pt", map_location="cpu", weights_only=True))
+        models[run.name] = model.eval()
+    rows: dict[str, list[tuple[float, float]]] = {"base": []}
+    for clip_id in ids:
+        with np.load(cache / f"{clip_id}.npz") as data:
+            crops, marks, real = data["gray88"], data["landmarks"], data["mel"]
+            audio = data["audio"].astype(np.float32) / 32768.0
+        base = torch.from_numpy(np.load(synth / f"{clip_id}.npy"))
+        outputs = {"base": base}
+        for name, model in models.items():
+            outputs[name] = infer(model, crops, real.shape[1], base, marks)
+        for name, mel in outputs.items():
+            wave = griffinlim.vocode(mel, spec)[0].numpy()
+            l1 = float((mel - torch.from_numpy(real)).abs().mean())
+            score = stoi(audio, wave[: audio.size], spec.sample_rate)
+            rows.setdefault(name, []).append((l1, score))
+    means = {name: np.mean(np.array(v), axis=0) for name, v in rows.items()}
+    return {
+        "clips": len(ids),
+        "split": "val",
+        "vocoder": "griffin-lim",
+        "results": {name: {"l1": float(m[0]), "stoi": float(m[1])} for name, m in means.items()},
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``synth`` or ``train`` (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -295,7 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--limit", type=int, help="first N train clips only (smoke runs)")
+    c = sub.add_parser("compare")
+    c.add_argument("--cache", type=Path, required=True)
+    c.add_argument("--synth", type=Path, required=True)
+    c.add_argument("--run", type=Path, action="append", required=True)
+    c.add_argument("--out", type=Path)
+    c.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        result = compare(args.cache, args.synth, args.run, args.threads)
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(result, indent=2))
+        return 0
     if args.command == "synth":
         torch.set_num_threads(args.threads)
         print(json.dumps(synthesise(args.cache, args.out, args.model)))

@@ -200,6 +200,9 @@ def test_shipped_s1_weights_make_intelligible_speech(grid_s1_dir: Path, tmp_path
     assert summary.exit_code == 0, summary.results[0].error
     meta = json.loads((tmp_path / "out.wav.json").read_text())
     assert meta["model"]["name"] == task.V2A_MODEL
+    # The default vocoder for its hifigan-22k mel, and s1's own face passes the speaker guard.
+    assert meta["vocoder"]["name"] == task.DEFAULT_VOCODER
+    assert meta["speaker_check"]["same_speaker"] and meta["warnings"] == []
     made, _ = load_audio(tmp_path / "out.wav", sample_rate=22050)
     real, _ = load_audio(video, sample_rate=22050)
     assert stoi(real, made, 22050) > STOI_FLOOR
