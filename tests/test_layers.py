@@ -1,5 +1,5 @@
 """Imports run downwards only, with no circles: cli > tasks > training > models >
-datasets/eval > registry > runtime > io > errors.
+datasets/eval > registry > runtime (and engines) > io > errors.
 
 Every ``import avtool...`` statement counts, at module level or inside a function (a lazy
 import is still a dependency); imports under ``if TYPE_CHECKING:`` do not.
@@ -25,6 +25,7 @@ LAYERS = {
     "metrics": 5,
     "registry": 4,
     "runtime": 3,
+    "engines": 3,
     "io": 2,
     "errors": 1,
 }
