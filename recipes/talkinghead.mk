@@ -1,9 +1,8 @@
 # AnyoneNet talking heads: extract training data from talking-face videos, train the landmark
-# predictor and the landmark-to-image renderer, and (optionally) the face -> voice mapping.
+# predictor and the landmark-to-image renderer.
 #
 #   make -f recipes/talkinghead.mk smoke                 # tiny models, a few steps, ~1-2 min CPU
 #   make -f recipes/talkinghead.mk train DATA=path/to/videos OUT=runs/anyonenet DEVICE=cuda
-#   make -f recipes/talkinghead.mk face-voice DATA=path/to/videos OUT=runs/face-voice
 #
 # extract: python -m avtool.models.anyonenet.data tracks each video's face (dlib, 25 fps),
 #   registers it (frontal landmarks + head-pose quaternions), computes 80 Hz mels (16 kHz,
@@ -59,7 +58,7 @@ S1_CLIPS ?= ../shared/data/grid_s1/clips
 S1_RENDER_STEPS ?= 8000
 BANK_CLIPS ?= 333
 
-.PHONY: smoke extract train train-predictor train-renderer face-voice s1 s1-renderer mouth-bank
+.PHONY: smoke extract train train-predictor train-renderer s1 s1-renderer mouth-bank
 
 # The shipped mouth-interior bank (`--mouth bank`, avtool/weights/talkinghead/): real teeth,
 # tongue and darkness cut from the first BANK_CLIPS GRID s1 TRAINING-split clips (by id; never
@@ -129,9 +128,3 @@ smoke:
 		--log-every 5 --threads $(THREADS) $(if $(VGG),--vgg $(VGG)) --resume
 	@echo "logs: $(OUT)/smoke-predictor/train_log.jsonl $(OUT)/smoke-renderer/train_log.jsonl"
 
-# Teacher: resemblyzer's GE2E speaker encoder on each clip's speech; student: dlib's face
-# descriptor + MLP. Needs many speakers (VoxCeleb2) to learn anything beyond the mean voice;
-# the log's held-out "cosine" must beat "baseline_cosine" before the weights are worth using.
-face-voice:
-	OMP_NUM_THREADS=$(THREADS) $(PYTHON) -m avtool.models.face_voice.train --data $(DATA) \
-		--out $(OUT)/face-voice
