@@ -351,9 +351,10 @@ def check_outputs(items: Sequence[BatchItem], policy: str) -> None:
         existing = [str(p) for p in outputs if p.exists()]
         if existing:
             more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+            verb, them = ("exists", "it") if len(existing) == 1 else ("exist", "them")
             raise InputError(
-                f"{', '.join(existing[:3])}{more} already exist; pass --overwrite to replace "
-                "or --skip-existing to keep them"
+                f"{', '.join(existing[:3])}{more} already {verb}; pass --overwrite to replace "
+                f"{them} or --skip-existing to keep {them}"
             )
 
 

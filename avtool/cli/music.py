@@ -30,7 +30,12 @@ def music_command(
         "estimated from --prompt/--harmonize).",
     ),
     time_signature: str = typer.Option(_SAMPLING.time_signature, "--time-signature"),
-    tempo: float = typer.Option(_DEFAULTS.tempo, "--tempo", help="Quarter notes per minute."),
+    tempo: float = typer.Option(
+        None,
+        "--tempo",
+        help=f"Quarter notes per minute (default {_DEFAULTS.tempo:g}, or a --harmonize MIDI "
+        "file's own).",
+    ),
     temperature: float = typer.Option(_SAMPLING.temperature, "--temperature"),
     top_k: int = typer.Option(_SAMPLING.top_k, "--top-k", help="0 keeps every token."),
     count: int = typer.Option(_DEFAULTS.count, "--count", "-n", help="Pieces (seed, seed+1, ...)."),
@@ -81,7 +86,8 @@ def music_command(
     options = MusicOptions(
         model=model,
         count=count,
-        tempo=tempo,
+        tempo=tempo if tempo is not None else _DEFAULTS.tempo,
+        tempo_given=tempo is not None,
         instrument=instrument,
         sample_rate=sample_rate,
         key_given=key is not None,

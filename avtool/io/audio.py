@@ -37,6 +37,9 @@ logger = logging.getLogger("avtool.io.audio")
 
 SOUNDFILE_FORMATS = MappingProxyType({".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"})
 MAX_CHANNELS = 64  # anything wider is almost surely a (T, C) array passed by mistake
+#: Sample rates a real recording can have; a header outside them is broken (a 1 Hz WAV would
+#: be "resampled" into tens of GB).
+SAMPLE_RATE_RANGE = (1000, 768_000)
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,10 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
             info = sf.info(str(path))
         except sf.SoundFileError as exc:
             raise InputError(f"{path}: cannot read audio ({exc})") from exc
+        _check_rate(path, info.samplerate)
         return AudioInfo(info.samplerate, info.channels, info.frames, info.duration)
     media = _media_audio(path)
+    _check_rate(path, media.sample_rate)
     duration = media.duration or 0.0
     return AudioInfo(
         media.sample_rate, media.channels, round(duration * media.sample_rate), duration
@@ -137,6 +142,44 @@ def _ffmpeg_decode_args(
     return [*seek, "-i", str(path), *cut, *output, "-ac", str(channels), "-"]
 
 
+def _check_rate(path: Path, rate: int) -> None:
+    """Refuse a header whose sample rate no recording has.
+
+    Raises:
+        InputError: ``rate`` outside :data:`SAMPLE_RATE_RANGE` (naming the file).
+    """
+    low, high = SAMPLE_RATE_RANGE
+    if not low <= rate <= high:
+        raise InputError(
+            f"{path}: implausible sample rate {rate} Hz in the header (expected {low}-{high} Hz);"
+            " the file is broken"
+        )
+
+
+def _truncated_wav(path: Path) -> float | None:
+    """The fraction of a WAV's declared data that the file holds, when it holds less."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, length = head[offset : offset + 4], struct.unpack_from("<I", head, offset + 4)[0]
+        if chunk == b"data":
+            held = size - offset - 8
+            if length in (0, 0xFFFFFFFF) or held >= length:
+                return None
+            return held / length
+        offset += 8 + length + (length & 1)
+    return None
+
+
 def _media_audio(path: Path) -> MediaInfo:
     """Header of an ffmpeg-decoded file that must have an audio stream."""
     media = read_media_info(path)
@@ -171,9 +214,14 @@ def load_audio(
     if start < 0 or (duration is not None and duration < 0):
         raise ValueError(f"start and duration must be >= 0, got {start} and {duration}")
     if _uses_soundfile(path):
+        held = _truncated_wav(path) if path.suffix.lower() == ".wav" else None
+        if held is not None:
+            logger.warning("%s: truncated: the file holds %.0f%% of the audio its header "
+                           "declares; reading what is there", path, 100 * held)  # fmt: skip
         try:
             with sf.SoundFile(str(path)) as f:
                 rate = f.samplerate
+                _check_rate(path, rate)
                 f.seek(min(round(start * rate), f.frames))
                 frames = -1 if duration is None else round(duration * rate)
                 audio = f.read(frames, dtype="float32", always_2d=True).T
@@ -182,8 +230,12 @@ def load_audio(
     else:
         media = _media_audio(path)
         rate, channels = media.sample_rate, media.channels
+        _check_rate(path, rate)
         raw = run_ffmpeg(_ffmpeg_decode_args(path, channels, start, duration), path)
         audio = np.frombuffer(raw, np.float32).reshape(-1, channels).T
+    if not np.isfinite(audio).all():
+        bad = int(np.size(audio) - np.isfinite(audio).sum())
+        raise InputError(f"{path}: {bad} NaN or infinite samples (a broken float WAV?)")
     return _convert(np.ascontiguousarray(audio), rate, sample_rate, mono, path)
 
 

@@ -77,6 +77,29 @@ def stderr_tail(text: str | bytes, lines: int = 5) -> str:
     return "\n".join(f"  {line}" for line in kept) or "  (ffmpeg printed nothing)"
 
 
+def ffmpeg_reason(text: str | bytes) -> str:
+    """ffmpeg's own reason in one line (its last message, without the ``[in#0 @ 0x..]`` tag),
+    so that errors stay one line; the full tail goes to the debug log."""
+    import re
+
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    logger.debug("ffmpeg said:\n%s", stderr_tail(text, lines=20))
+    kept = [re.sub(r"^\[[^\]]*\]\s*", "", line.strip()) for line in text.splitlines()]
+    kept = [line for line in kept if line and not line.startswith("Error opening input file")]
+    reason = kept[-1] if kept else "ffmpeg printed nothing"
+    for line in kept:  # "Error opening input: Invalid data ..." says it best when present
+        if line.startswith("Error opening input:"):
+            reason = line.removeprefix("Error opening input:").strip()
+    return reason
+
+
+def _refuse_empty(path: Path) -> None:
+    """A 0-byte file is refused before ffmpeg (or a model) is started on it."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+
+
 def run_ffmpeg(args: Sequence[str | os.PathLike[str]], input_path: str | os.PathLike[str]) -> bytes:
     """Run ffmpeg with ``args`` (after the quiet base options) and return its stdout.
 
@@ -89,10 +112,11 @@ def run_ffmpeg(args: Sequence[str | os.PathLike[str]], input_path: str | os.Path
         InputError: ffmpeg exited non-zero; the message names ``input_path`` and quotes the
             last lines of ffmpeg's stderr.
     """
+    _refuse_empty(Path(input_path))
     cmd = [ffmpeg_exe(), *QUIET, *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        raise InputError(f"{input_path}: ffmpeg could not read it:\n{stderr_tail(proc.stderr)}")
+        raise InputError(f"{input_path}: ffmpeg could not read it ({ffmpeg_reason(proc.stderr)})")
     if proc.stderr.strip():
         # Damaged but partly decodable input: ffmpeg recovers and exits 0, so only warn.
         logger.warning("%s: ffmpeg reported errors:\n%s", input_path, stderr_tail(proc.stderr))
@@ -190,10 +214,11 @@ def read_media_info(path: str | os.PathLike[str]) -> MediaInfo:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    _refuse_empty(path)
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)]
     # Without an output ffmpeg always exits 1; only the printed header matters.
     proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
     text = proc.stderr.decode("utf-8", "replace")
     if "Input #0" not in text:
-        raise InputError(f"{path}: ffmpeg cannot open it:\n{stderr_tail(text)}")
+        raise InputError(f"{path}: ffmpeg cannot open it ({ffmpeg_reason(text)})")
     return parse_header(text, path)

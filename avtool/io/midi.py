@@ -364,6 +364,19 @@ def _split_by_pitch(notes: list[tuple[int, int, int]], steps: int) -> np.ndarray
     return voices
 
 
+def midi_tempo(path: str | os.PathLike[str]) -> float | None:
+    """The first tempo of a MIDI file in quarter notes per minute; None when it sets none.
+
+    Raises:
+        InputError: the file is missing or unreadable.
+    """
+    import mido
+
+    path = Path(path)
+    _, tempo, _ = _read_events(_open(path), path)
+    return float(mido.tempo2bpm(tempo[1])) if tempo else None
+
+
 def read_midi(path: str | os.PathLike[str]) -> tuple[np.ndarray, float, str]:
     """Read a MIDI file onto the four-voice sixteenth-note grid.
 

@@ -4,6 +4,7 @@ prompt, or harmonise a melody, with the chorale models trained on music21's Bach
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from avtool.errors import InputError
 from avtool.models.music.options import SamplingOptions
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,9 +25,10 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac")
-# Krumhansl-Kessler key profiles (probe-tone ratings), C major / C minor.
-_MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-_MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+MAX_BARS = 512
+"""The longest piece ``--bars`` asks for (~17 minutes at the default tempo)."""
+SAMPLE_RATE_RANGE = (8000, 192_000)
+"""``--sample-rate`` of the rendered audio, in Hz."""
 _PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
 
 
@@ -40,6 +44,8 @@ class MusicOptions:
         sample_rate: audio rate in Hz.
         key_given: False when ``sampling.key`` is the default and may be estimated from a
             prompt or melody instead.
+        tempo_given: False when ``tempo`` is the default: a ``--harmonize`` MIDI file's own
+            tempo is then used.
         sampling: bars, key, metre, temperature, top-k, seed.
     """
 
@@ -49,6 +55,7 @@ class MusicOptions:
     instrument: str = "organ"
     sample_rate: int = 44100
     key_given: bool = False
+    tempo_given: bool = False
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
 
     def validated(self) -> MusicOptions:
@@ -60,8 +67,11 @@ class MusicOptions:
         from avtool.datasets.chorales import parse_key
 
         s = self.sampling
-        if s.bars < 1:
-            raise InputError(f"--bars {s.bars}: a piece needs at least one bar")
+        if not 1 <= s.bars <= MAX_BARS:
+            raise InputError(f"--bars {s.bars}: must be 1..{MAX_BARS} (longer pieces wander)")
+        low, high = SAMPLE_RATE_RANGE
+        if not low <= self.sample_rate <= high:
+            raise InputError(f"--sample-rate {self.sample_rate}: must be {low}..{high} Hz")
         if not 20 <= self.tempo <= 400:
             raise InputError(f"--tempo {self.tempo}: must be 20..400 quarter notes per minute")
         if not 1 <= self.count <= 10000:
@@ -73,28 +83,37 @@ class MusicOptions:
 
 
 def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
-    """Key of a passage by the Krumhansl-Schmuckler method: the major/minor profile, over
-    all 24 rotations, that best correlates with the duration-weighted pitch-class histogram.
+    """Key of a passage by music21's key analysis (``Stream.analyze("key")``: the
+    Aarden-Essen profiles, over all 24 keys, against the duration-weighted pitch classes).
+
+    Krumhansl-Kessler profiles on a bare melody took Ode to Joy in C for E minor (its many
+    E's); music21's analysis says C major, as a musician would.
+
+    Raises:
+        InputError: no notes.
     """
     import numpy as np
+    from music21 import note, stream
 
     from avtool.datasets.chorales import HOLD, REST
 
-    histogram = np.zeros(12)
+    score = stream.Score()
     for row in np.asarray(voices):
-        current = None
-        for value in row:
-            current = None if value == REST else (current if value == HOLD else int(value))
-            if current is not None:
-                histogram[current % 12] += 1
-    if not histogram.any():
+        part = stream.Part()
+        pitch, length = None, 0
+        for value in [*row.tolist(), REST]:
+            if value == HOLD and pitch is not None:
+                length += 1
+                continue
+            if pitch is not None:
+                part.append(note.Note(pitch, quarterLength=length / 4))
+            pitch, length = (None, 0) if value in (REST, HOLD) else (int(value), 1)
+        if len(part.notes):
+            score.insert(0, part)
+    if not score.recurse().notes:
         raise InputError("no notes to estimate a key from")
-    best = max(
-        (float(np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]), tonic, mode)
-        for mode, profile in (("major", _MAJOR_PROFILE), ("minor", _MINOR_PROFILE))
-        for tonic in range(12)
-    )
-    return best[1], best[2]
+    found = score.analyze("key")
+    return int(found.tonic.pitchClass), str(found.mode)
 
 
 def read_prompt(path: Path, tempo: float) -> np.ndarray:
@@ -103,14 +122,28 @@ def read_prompt(path: Path, tempo: float) -> np.ndarray:
     Raises:
         InputError: unreadable or empty file, or no notes detected (naming the file).
     """
+    import numpy as np
+
+    from avtool.datasets.chorales import HOLD, REST
+    from avtool.models.music.tokens import PITCH_HIGH, PITCH_LOW
+
     suffix = path.suffix.lower()
     if suffix in MIDI_SUFFIXES:
         from avtool.io.midi import read_midi
 
-        return read_midi(path)[0]
-    from avtool.models import basic_pitch
+        voices = read_midi(path)[0]
+    else:
+        from avtool.models import basic_pitch
 
-    return basic_pitch.transcribe_file(path, tempo, min_velocity=0.5)
+        voices = basic_pitch.transcribe_file(path, tempo, min_velocity=0.5)
+    pitches = voices[(voices != HOLD) & (voices != REST)]
+    outside = pitches[(pitches < PITCH_LOW) | (pitches > PITCH_HIGH)]
+    if outside.size:
+        raise InputError(
+            f"{path}: note {int(outside[0])} (MIDI) is outside the range of the chorale voices, "
+            f"MIDI {PITCH_LOW}..{PITCH_HIGH}; transpose the melody"
+        )
+    return np.asarray(voices)
 
 
 def load_music_model(name_or_path: str, *, accept_license: bool = False) -> Loaded:
@@ -170,9 +203,12 @@ def compose(
     )
     if options.key_given or source is None:
         key = parse_key(s.key)
+        how = "given" if options.key_given else "default"
     else:
         key = estimate_key(source)
         details["key_estimated"] = True
+        how = f"estimated from {prompt or harmonize} by music21's key analysis; --key to change"
+    log.info("key: %s (%s)", key_name(key), how)
     score = Score(key[0], key[1], steps, prompt_voices=prompt_voices, fixed_soprano=fixed_soprano)
     pieces = generate_batch(loaded.module, options.count, score, s)
     return pieces, key, details
@@ -190,16 +226,35 @@ def write_piece(
     options: MusicOptions,
     meta: dict[str, Any],
 ) -> list[Path]:
-    """Write one piece as MIDI (and audio), each with its JSON sidecar; atomic."""
-    from avtool.io.audio import save_audio
+    """Write one piece as MIDI (and audio), each with its JSON sidecar; atomic, and nothing is
+    left behind when a later file fails."""
     from avtool.io.midi import gm_program, write_midi
-    from avtool.registry import sha256_file
-    from avtool.runtime import sidecar_path, write_json
+    from avtool.runtime import sidecar_path
 
     program = gm_program(options.instrument)
     write_midi(midi_path, voices, options.tempo, time_signature=options.sampling.time_signature,
                programs=(program,) * 4)  # fmt: skip
     written = [midi_path]
+    try:
+        return _write_audio_and_sidecars(voices, midi_path, audio_path, options, meta, written)
+    except BaseException:
+        # Nothing partial: the score goes too when its audio or sidecar cannot be written,
+        # so a rerun is not refused with "already exists".
+        for path in written:
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
+        raise
+
+
+def _write_audio_and_sidecars(
+    voices: Any, midi_path: Path, audio_path: Path | None, options: MusicOptions,
+    meta: dict[str, Any], written: list[Path],
+) -> list[Path]:  # fmt: skip
+    """The audio (if asked) and every sidecar of a piece whose MIDI is in ``written``."""
+    from avtool.io.audio import save_audio
+    from avtool.registry import sha256_file
+    from avtool.runtime import sidecar_path, write_json
+
     outputs = {"midi": {"path": str(midi_path), "sha256": sha256_file(midi_path)}}
     if audio_path is not None:
         from avtool.io.synth import render, renderer_name
@@ -268,6 +323,15 @@ def run(
     check_outputs(items, policy)
     if audio_template:
         check_outputs([replace(it, output=it.options["audio"]) for it in items], policy)
+    _check_destinations(items)  # before composing: a failure later leaves nothing behind
+    melody_midi = harmonize is not None and harmonize.suffix.lower() in MIDI_SUFFIXES
+    if melody_midi and not options.tempo_given:
+        from avtool.io.midi import midi_tempo
+
+        found = midi_tempo(harmonize)
+        if found is not None:  # the melody's own tempo, not the default
+            options = replace(options, tempo=round(found, 3))
+            log.info("tempo: %g quarter notes per minute (from %s)", options.tempo, harmonize)
     loaded = load_music_model(options.model, accept_license=accept_license)
     start = time.perf_counter()
     pieces, key, details = compose(loaded, options, prompt=prompt, harmonize=harmonize)
@@ -293,6 +357,24 @@ def run(
 
     return run_items(items, lambda: process, batch=batch, policy=policy, report=report,
                      quiet=quiet, label="music")  # fmt: skip
+
+
+def _check_destinations(items: list) -> None:
+    """Refuse an audio suffix avtool cannot write or an unwritable folder before composing.
+
+    Raises:
+        InputError: ``--audio`` is not .wav/.flac.
+        SetupError: an output folder cannot be created or written.
+    """
+    from avtool.io.files import ensure_parent_writable
+
+    for item in items:
+        audio = item.options.get("audio")
+        if audio is not None and audio.suffix.lower() not in AUDIO_SUFFIXES:
+            raise InputError(f"{audio}: audio output must be one of {', '.join(AUDIO_SUFFIXES)}")
+        for path in (item.output, audio):
+            if path is not None:
+                ensure_parent_writable(path)
 
 
 def _steps_per_bar(options: MusicOptions) -> int:

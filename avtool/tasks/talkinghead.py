@@ -589,10 +589,13 @@ def check_audio(audio: str | Path, label: str | None = None) -> float:
     Raises:
         InputError: missing, unreadable, no audio stream, or zero length (naming the file).
     """
-    from avtool.io.audio import audio_info
+    from avtool.io.audio import audio_info, load_audio
 
     try:
         info = audio_info(audio)
+        # One decode up front: NaN/Inf samples or undecodable bytes fail here, naming the
+        # file, instead of inside the video encoder after rendering has started.
+        load_audio(audio, sample_rate=None, mono=True)
     except InputError as exc:
         if label is None:
             raise

@@ -153,7 +153,7 @@ def test_to_mono():
 
 def test_load_audio_converts_and_logs(tmp_path, caplog):
     path = save_audio(tmp_path / "x.flac", sine(440, 44100, 1.0, channels=2), 44100)
-    with caplog.at_level(logging.INFO, logger="avtool.io.audio"):
+    with caplog.at_level(logging.DEBUG, logger="avtool.io.audio"):  # --verbose lines
         audio, rate = load_audio(path, sample_rate=16000)
     assert rate == 16000 and audio.shape == (16000,)
     assert "downmixed 2 channels to mono" in caplog.text
@@ -176,7 +176,7 @@ def test_mp3_round_trip_via_ffmpeg(tmp_path, caplog):
     info = audio_info(mp3)
     assert (info.sample_rate, info.channels) == (44100, 2)
     assert info.duration == pytest.approx(2.0, abs=0.05)
-    with caplog.at_level(logging.INFO, logger="avtool.io.audio"):
+    with caplog.at_level(logging.DEBUG, logger="avtool.io.audio"):  # --verbose lines
         audio, rate = load_audio(mp3, sample_rate=16000)
     assert "resampled 44100 Hz -> 16000 Hz" in caplog.text
     assert rate == 16000
@@ -197,7 +197,7 @@ def test_grid_mpg_audio(grid_dir, caplog):
     assert stereo.shape[0] == 2
     assert stereo.shape[1] / rate == pytest.approx(3.0, abs=0.05)
     assert 0.01 < np.abs(stereo).max() <= 1.0  # real speech, not silence
-    with caplog.at_level(logging.INFO, logger="avtool.io.audio"):
+    with caplog.at_level(logging.DEBUG, logger="avtool.io.audio"):  # --verbose lines
         mono, rate16 = load_audio(path, sample_rate=16000)
     assert rate16 == 16000 and mono.ndim == 1
     assert len(mono) == pytest.approx(stereo.shape[1] * 16000 / 44100, abs=2)

@@ -202,7 +202,9 @@ def head_motion(
     yaw, pitch, roll = angles
     if loudness is not None and len(loudness) == n_frames and n_frames > 1:
         # Slow emphasis: a nod of up to 1.5° following the loudness envelope (0.5 s mean).
-        width = max(1, round(0.5 * fps))
+        # Never wider than the clip: np.convolve's "same" returns the longer input's length,
+        # so 0.3 s of speech (8 frames) against a 12-frame window broke the shapes.
+        width = max(1, min(round(0.5 * fps), n_frames))
         envelope = np.convolve(loudness, np.ones(width) / width, mode="same")
         pitch = pitch + 1.5 * (envelope - envelope.mean())
     return np.stack(

@@ -187,20 +187,30 @@ def _patched_graph(model_path: Path, sha256: str, derived_dir: Path) -> Path:
     """The seedable graph for ``model_path``, built once and cached by the weights' sha256."""
     from avtool.io.files import atomic_output
     from avtool.models.piper.graph import PATCH_VERSION, make_seedable
+    from avtool.registry import sha256_file
 
     target = derived_dir / f"piper-{sha256[:16]}-seedable-v{PATCH_VERSION}.onnx"
-    if target.is_file() and target.stat().st_size > 0:
-        return target
+    # The derived graph is hashed when built and checked on every use: a corrupted or
+    # truncated copy in the cache is rebuilt, never run (it once gave other audio, exit 0).
+    stamp = target.with_name(target.name + ".sha256")
+    if target.is_file() and stamp.is_file():
+        if sha256_file(target) == stamp.read_text().strip():
+            return target
+        log.warning("%s: the prepared voice does not match its hash; rebuilding it", target)
     import onnx
+    from google.protobuf.message import DecodeError
 
     log.info("preparing a seedable copy of %s (once per voice)", model_path.name)
     try:
         model = onnx.load(str(model_path))
         make_seedable(model)
-    except (ValueError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError) as exc:
-        raise ModelError(f"{model_path}: cannot prepare the Piper graph ({exc})") from exc
+    except (ValueError, DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError,
+            OSError) as exc:  # fmt: skip
+        raise ModelError(f"{model_path}: not a readable Piper voice graph ({exc})") from exc
     with atomic_output(target) as tmp:
         onnx.save(model, str(tmp))
+    with atomic_output(stamp) as tmp:
+        tmp.write_text(sha256_file(target) + "\n")
     return target
 
 
