@@ -1,9 +1,9 @@
-"""Face -> Kokoro voice, with the registered models: attributes, then the rule.
+"""Face -> Kokoro voice with the registered models: attributes, then the rule.
 
-    picker = load_picker()
-    result = picker.choose([image], [box], [descriptor], accent="us")
-    result.choice.voice     # "am_michael:0.6,am_fenrir:0.4"
-    result.to_json()        # for the sidecar: attributes, rule, blend, model hashes
+:func:`load_picker` loads ``age-gender-v1`` and ``face-voice-rule-v1``;
+``load_picker().choose([image], [box], [descriptor], accent="us")`` gives a :class:`FaceVoice`
+whose ``choice.voice`` is the blend (``"am_michael:0.6,am_fenrir:0.4"``) and whose
+``to_json()`` is the sidecar record (attributes, rule, blend, model hashes).
 """
 
 from __future__ import annotations
