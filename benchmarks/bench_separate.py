@@ -38,9 +38,11 @@ def shared_data() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def speech_mixture(seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def speech_mixture(
+    seconds: float, cache: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``seconds`` of s1 test speech (16 kHz) mixed at 0 dB with LibriSpeech test-other, and
-    the s1 clip ids used (in order, each 3 s)."""
+    the s1 clip ids used (in order, each 3 s; only clips in ``cache`` when given)."""
     from avtool.datasets.grid import s1_split
     from avtool.io.audio import load_audio
     from avtool.tasks.evaluate_separate import scale_to_snr
@@ -50,6 +52,8 @@ def speech_mixture(seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
     for clip_id in s1_split()["test"]:
         if sum(len(t) for t in target) >= seconds * 16000:
             break
+        if cache is not None and not (cache / f"{clip_id}.npz").is_file():
+            continue
         audio, _ = load_audio(data / "grid_s1" / "clips" / f"{clip_id}.mkv", sample_rate=16000)
         audio = np.pad(audio, (0, max(0, 48000 - len(audio))))[:48000]
         ids.append(clip_id)
@@ -80,7 +84,7 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     torch.set_num_threads(1)
-    _, mix, ids = speech_mixture(seconds)
+    _, mix, ids = speech_mixture(seconds, cache)
     items = [load_item(cache, i) for i in ids]
     crops = np.concatenate([it["gray88"][:75] for it in items])
     marks = np.concatenate([it["landmarks"][:75] for it in items])
@@ -117,9 +121,10 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
 
 
 def _peak_child(path: Path, out_dir: Path) -> float:
-    """Peak RSS (MiB) of ``avtool separate`` on one file, in a fresh process."""
+    """Peak resident memory (MiB, ``VmHWM``) of ``avtool separate`` on one file, in a fresh
+    process."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from typer.main import get_command\n"
         "from avtool.cli.main import app\n"
         "try:\n"
@@ -127,7 +132,8 @@ def _peak_child(path: Path, out_dir: Path) -> float:
         f"{str(out_dir / '{stem}.spk{n}.wav')!r}, '--overwrite'], standalone_mode=False)\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM is this process's own peak (ru_maxrss would keep the forking parent's).
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     result = subprocess.run(
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=str(REPO / "data" / "grid_s1_cache"))
     parser.add_argument("--clips", type=int, default=10, help="s1 test clips for eval separate")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--only", choices=("music", "speed", "memory"), help="run one part")
     args = parser.parse_args(argv)
     import torch
 
@@ -208,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_separate: ../shared/data not found; skipped")
         return 0
     report: dict = {"machine": "shared CPU, one thread"}
-    report["music"] = music()
-    report["speed"] = speed(Path(args.cache))
-    report["memory"] = memory()
-    if not args.skip_quality:
+    parts = {"music": music, "speed": lambda: speed(Path(args.cache)), "memory": memory}
+    for name, run in parts.items():
+        if args.only in (None, name):
+            report[name] = run()
+    if not args.skip_quality and args.only is None:
         from avtool.tasks.evaluate_separate import evaluate_separate
 
         quality = evaluate_separate(shared_data(), Path(args.cache), limit=args.clips)

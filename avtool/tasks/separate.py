@@ -171,16 +171,28 @@ def finish_stems(stems: np.ndarray, mixture: np.ndarray) -> tuple[np.ndarray, fl
         The stems (last one absorbs ``mixture - sum``) and the gain applied to all of them
         (1.0 unless a stem would exceed :data:`MAX_PEAK`; then they sum to gain x mixture).
     """
-    stems = np.array(stems, dtype=np.float32, copy=True)
-    stems[-1] += mixture.astype(np.float32) - stems.sum(axis=0)
-    peak = float(np.abs(stems).max()) if stems.size else 0.0
+    # In place where possible: on long inputs every (S, T) copy is a large share of the peak.
+    stems = np.asarray(stems, dtype=np.float32)
+    if len(stems) == 2:
+        np.subtract(mixture, stems[0], out=stems[1])
+    else:
+        stems[-1] = mixture - stems[:-1].sum(axis=0)
+    peak = max(float(stems.max(initial=0.0)), -float(stems.min(initial=0.0)))
     gain = 1.0 if peak <= MAX_PEAK else MAX_PEAK / peak
-    return stems * np.float32(gain), gain
+    if gain != 1.0:
+        stems *= np.float32(gain)
+    return stems, gain
 
 
 def rms_dbfs(audio: np.ndarray) -> float:
     """RMS level in dB relative to full scale (-inf for digital silence)."""
-    power = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
+    flat = np.ravel(audio)
+    # Blockwise float64 sum of squares: no full-length float64 temporary on long inputs.
+    total = sum(
+        float(np.dot(b.astype(np.float64), b))
+        for b in np.array_split(flat, max(1, flat.size // 1_000_000))
+    )
+    power = total / flat.size if flat.size else 0.0
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
@@ -435,7 +447,7 @@ def separate_file(
             stems = stems.mean(axis=1)  # (2, T): back to the input's one channel
         stems, gain = finish_stems(stems, mixture if channels == 2 else mixture[0])
     else:
-        mono = to_mono(mixture)
+        mono = mixture[0] if channels == 1 else to_mono(mixture)
         x = resample(mono, rate, loaded.sample_rate)
         if level < options.silence_dbfs:
             stems16 = np.zeros((2, len(x)), np.float32)
@@ -449,9 +461,14 @@ def separate_file(
             stems16, swaps = masknet_stems(loaded, x, options, visual)
         else:
             stems16, swaps = convtasnet_stems(loaded, x, options)
-        stems = np.stack([resample(s, loaded.sample_rate, rate) for s in stems16])
-        stems = stems[:, : len(mono)]
-        stems = np.pad(stems, ((0, 0), (0, len(mono) - stems.shape[1])))
+        if rate != loaded.sample_rate:
+            stems = np.stack([resample(s, loaded.sample_rate, rate) for s in stems16])
+        else:
+            stems = stems16
+        del stems16, x
+        if stems.shape[1] != len(mono):
+            stems = stems[:, : len(mono)]
+            stems = np.pad(stems, ((0, 0), (0, len(mono) - stems.shape[1])))
         if not loaded.audio_visual and level >= options.silence_dbfs and len(stems) == 2:
             check = one_speaker_check(stems, options)
             record["one_speaker_check"] = check
@@ -476,6 +493,10 @@ def separate_file(
     for message in warnings[len(prepared.warnings) if prepared else 0 :]:
         log.warning("%s", message)
     model_s = time.perf_counter() - start - face_s
+    n_samples = mixture.shape[-1]
+    # Only the stems are needed from here: drop the mixture (and its mono view) before
+    # writing, which lowers the peak memory of long inputs.
+    mixture = mono = None
     wanted = write_stems or tuple(True for _ in outputs)
     written = []
     for stem, path, keep in zip(stems, outputs, wanted, strict=True):
@@ -483,7 +504,7 @@ def separate_file(
             save_audio(path, stem, rate)
             written.append(path)
     seconds = time.perf_counter() - start
-    duration = mixture.shape[1] / rate
+    duration = n_samples / rate
     meta = {
         "task": "separate",
         "mode": (
