@@ -90,6 +90,8 @@ bench: install $(RAY_STAMP)
 	$(BIN)/python -m benchmarks.bench_talkinghead_unet --out bench-results
 	$(BIN)/python -m benchmarks.bench_lipread --out bench-results
 	$(BIN)/python -m benchmarks.bench_v2a --out bench-results
+	# separate: speed vs the v2a-mask baseline, 10 vs 1 min memory, Spleeter, eval separate.
+	$(BIN)/python -m benchmarks.bench_separate --out bench-results
 	# 2 Ray workers vs the local runner on the same 40 items; per-item scheduling overhead.
 	$(BIN)/python -m benchmarks.bench_batch --out bench-results
 
