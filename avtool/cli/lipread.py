@@ -23,8 +23,8 @@ def lipread_command(
         None,
         "--output",
         "-o",
-        help="Output path or template ({id} {stem} {index}); default {stem}.txt (.json with "
-        "--format json); - prints to stdout (one input).",
+        help="Output path or template ({id} {stem} {index}); default {stem}.txt (the format's "
+        "suffix otherwise; --format all: {stem}.srt, .vtt, ...); - prints to stdout (one input).",
     ),
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", help="Registry name or a .pt checkpoint (with .pt.json)."
@@ -37,7 +37,10 @@ def lipread_command(
     ),
     beam: int = typer.Option(_DEFAULTS.beam, "--beam", help="Prefix beam width."),
     fmt: str = typer.Option(
-        _DEFAULTS.format, "--format", help="text, or json with per-word timings and confidences."
+        _DEFAULTS.format,
+        "--format",
+        help="text; json (per-word timings, confidences); srt, vtt (subtitles); tsv (words); "
+        "textgrid (Praat); all (srt, vtt, tsv, json, TextGrid beside each other).",
     ),
     chunk_frames: int = typer.Option(
         _DEFAULTS.chunk_frames, "--chunk-frames", help="Frames per network window (memory bound)."

@@ -55,7 +55,10 @@ def tts_command(
     noise_scale: float = typer.Option(None, "--noise-scale", help="Piper prior noise."),
     noise_w: float = typer.Option(None, "--noise-w", help="Piper duration noise."),
     timings: str = typer.Option(
-        None, "--timings", help="Write phoneme/word/sentence timings JSON (path or template)."
+        None,
+        "--timings",
+        help="Write sentence/word/phoneme timings (path or template); the suffix picks the "
+        "format: .json, .srt, .vtt, .tsv, .TextGrid, or .all for every one of them.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(

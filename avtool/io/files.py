@@ -63,7 +63,11 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
 
 
 def sidecar_path(output: Path) -> Path:
-    """Where the metadata of ``output`` goes: ``out.wav`` -> ``out.wav.json``."""
+    """Where the metadata of ``output`` goes: ``out.wav`` -> ``out.wav.json``; a JSON output's
+    is ``out.meta.json`` (not ``out.json.json``)."""
+    output = Path(output)
+    if output.suffix.lower() == ".json":
+        return output.with_name(output.stem + ".meta.json")
     return output.with_name(output.name + ".json")
 
 

@@ -309,7 +309,10 @@ class Timings:
         for sentence in self.sentences:
             spoken = [w for w in self.words if w["sentence"] == sentence["index"]]
             names = text_words(sentence["text"])
-            own = [pronounce(name) for name in names]
+            # Function words alone are pronounced in their strong form ("a" -> "ˈeɪ"); in
+            # running speech espeak says the weak one and glues it to a neighbour ("with a" ->
+            # "wɪðɐ"), so the weak form is what they are aligned by.
+            own = [_WEAK_FORMS.get(name.lower()) or pronounce(name) for name in names]
             for w0, w1, s0, s1 in align_words(own, [w["phonemes"] for w in spoken]):
                 if w0 == w1:
                     continue
@@ -327,6 +330,18 @@ class Timings:
                     continue
                 start, end = spoken[s0]["start"], spoken[s1 - 1]["end"]
                 weights = [max(len(own[k]), 1) for k in range(w0, w1)]
+                merged = self._phonemes_between(start, end)
+                if w1 - w0 > 1 and len(merged) >= w1 - w0:
+                    # espeak merged several words ("a neural"): each word gets its own share of
+                    # the spoken phonemes, cut in proportion to its own pronunciation, and the
+                    # times of those phonemes (not the whole group's phonemes and times).
+                    labelled.extend(
+                        {"word": names[k], "phonemes": "".join(p["phoneme"] for p in piece),
+                         "start": piece[0]["start"], "end": piece[-1]["end"],
+                         "sentence": sentence["index"]}
+                        for k, piece in zip(range(w0, w1), _split(merged, weights), strict=True)
+                    )  # fmt: skip
+                    continue
                 t = start
                 for k, weight in zip(range(w0, w1), weights, strict=True):
                     t_end = end if k == w1 - 1 else t + (end - start) * weight / sum(weights)
@@ -342,6 +357,13 @@ class Timings:
                     t = t_end
         self.words = labelled
 
+    def _phonemes_between(self, start: float, end: float) -> list[dict[str, Any]]:
+        """The spoken phonemes (no word breaks or punctuation) from ``start`` to ``end``."""
+        return [p for p in self.phonemes
+                if p["start"] >= start - 1e-4 and p["end"] <= end + 1e-4
+                and p["phoneme"] not in (" ", "^", "$")
+                and p["phoneme"] not in _PUNCTUATION_PHONEMES]  # fmt: skip
+
     def to_json(
         self, sample_rate: int, duration: float, pronounce: Callable[[str], str] | None = None
     ) -> dict[str, Any]:
@@ -354,6 +376,61 @@ class Timings:
             "words": self.words if self.aligned else [],
             "phonemes": self.phonemes if self.aligned else [],
         }
+
+
+#: espeak-ng's (en-us) unstressed forms of English function words, as it speaks them in context.
+_WEAK_FORMS = {"a": "ɐ", "an": "ɐn", "the": "ðə", "to": "tə", "of": "ʌv", "and": "ænd",
+               "for": "fɔːɹ", "at": "æt", "as": "æz", "or": "ɔːɹ"}  # fmt: skip
+
+
+def _split(items: list[Any], weights: list[int]) -> list[list[Any]]:
+    """Cut ``items`` into ``len(weights)`` consecutive non-empty pieces sized like ``weights``."""
+    total, n, pieces, at = sum(weights), len(items), [], 0
+    for k, weight in enumerate(weights):
+        left = len(weights) - k - 1  # pieces still to come, each needing one item
+        size = round(n * weight / total) if left else n - at
+        size = max(1, min(size, n - at - left))
+        pieces.append(items[at : at + size])
+        at += size
+    return pieces
+
+
+def timings_format(path: Path) -> str:
+    """The timings format ``--timings`` names by its suffix: ``.srt``, ``.vtt``, ``.tsv``,
+    ``.TextGrid``, ``.json`` (and any other suffix), or ``.all`` for every one of them."""
+    from avtool.io.subtitles import format_from_suffix
+
+    return "all" if path.suffix.lower() == ".all" else format_from_suffix(path)
+
+
+def timings_files(path: Path | None) -> list[Path]:
+    """The files ``--timings path`` writes (five for ``x.all``)."""
+    from avtool.io.subtitles import output_paths
+
+    if path is None:
+        return []
+    stem = path.with_suffix("") if path.suffix.lower() == ".all" else path
+    return list(output_paths(stem, timings_format(path)).values())
+
+
+def write_timings(path: Path, data: dict[str, Any]) -> list[Path]:
+    """Write the timings JSON ``data`` (:meth:`Timings.to_json`) as ``path``'s format: cues per
+    sentence (srt, vtt), words (tsv), sentence/word/phoneme tiers (TextGrid), or the JSON."""
+    from avtool.io.subtitles import Interval, write_timed_text
+
+    def tier(rows: list[dict[str, Any]], key: str) -> list[Interval]:
+        return [Interval(r["start"], r["end"], str(r[key])) for r in rows
+                if r.get("start") is not None and r.get("end") is not None]  # fmt: skip
+
+    tiers = {"sentences": tier(data["sentences"], "text")}
+    if data.get("words"):
+        tiers["words"] = tier(data["words"], "word")
+    if data.get("phonemes"):
+        spoken = [p for p in data["phonemes"] if p["phoneme"] not in (" ", "^", "$")]
+        tiers["phonemes"] = tier(spoken, "phoneme")
+    stem = path.with_suffix("") if path.suffix.lower() == ".all" else path
+    return write_timed_text(stem, timings_format(path), tiers, duration=data["duration"],
+                            data=data)  # fmt: skip
 
 
 def plan_chunks(voice: Voice, text: str) -> list[SpeechChunk]:
@@ -555,8 +632,8 @@ def synthesize_to_file(
         if not timings.aligned:
             log.warning("%s: voice %s gives sentence timings only", timings_path, voice.name)
         pronounce = getattr(voice.model, "pronounce", None)
-        write_json(timings_path, timings.to_json(voice.sample_rate, duration, pronounce))
-        meta["timings_file"] = str(timings_path)
+        files = write_timings(timings_path, timings.to_json(voice.sample_rate, duration, pronounce))
+        meta["timings_file"] = str(files[0]) if len(files) == 1 else [str(f) for f in files]
     if output is not None:
         meta["audio"]["sha256"] = sha256_file(output)
         write_json(sidecar_path(output), meta)
@@ -650,13 +727,16 @@ def speak_with_face(
 
     with tempfile.TemporaryDirectory(prefix="avtool-tts-face-") as folder:
         wav = Path(folder) / "speech.wav"
-        timings_file = timings_path or Path(folder) / "timings.json"
+        # The mouth reads the JSON timings; the user's file may be another format (srt, ...).
+        timings_file = Path(folder) / "timings.json"
         speech = synthesize_to_file(voice, text, options, wav, timings_path=timings_file)
         timings = json.loads(timings_file.read_text(encoding="utf-8"))
         phonemes = timings if timings.get("aligned") and timings.get("phonemes") else None
         speech.pop("output", None)
-        if timings_path is None:
-            speech.pop("timings_file", None)
+        speech.pop("timings_file", None)
+        if timings_path is not None:
+            files = write_timings(timings_path, timings)
+            speech["timings_file"] = str(files[0]) if len(files) == 1 else [str(f) for f in files]
         speech["voice_from_face"] = face_voice or False
         result = render_file(
             face.face, wav, output, face.options, detector=detector, phonemes=phonemes,
@@ -845,7 +925,7 @@ def run(
                 speak_with_face(voice_for(item_options.voice), text, item_options, item.output,
                                 face, detector=face_detector, timings_path=timings_path,
                                 face_voice=chosen)  # fmt: skip
-                return [item.output] + ([timings_path] if timings_path else [])
+                return [item.output, *timings_files(timings_path)]
             synthesize_to_file(
                 voice_for(item_options.voice),
                 text,
@@ -855,7 +935,7 @@ def run(
                 progress=not quiet and len(items) == 1,
             )
             written = [item.output] if item.output is not None else []
-            return written + ([timings_path] if timings_path else [])
+            return written + timings_files(timings_path)
 
         return process
 

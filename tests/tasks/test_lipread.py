@@ -68,7 +68,7 @@ def test_reads_a_real_clip_with_word_timings(reader: Reader, grid_dir: Path, tmp
     starts = [w["start"] for w in body["words"]]
     assert starts == sorted(starts) and body["words"][-1]["end"] <= 3.0
     assert all(0 <= w["confidence"] <= 1 for w in body["words"])
-    meta = json.loads((tmp_path / "bbaf2n.json.json").read_text())
+    meta = json.loads((tmp_path / "bbaf2n.meta.json").read_text())
     assert meta["task"] == "lipread" and meta["input"]["frames"] == 75
     assert meta["input"]["median_yaw"] < 30
 
@@ -230,7 +230,7 @@ def test_resnet_reader_runs_the_pipeline_on_gray88_crops(
     lipread_file(reader, grid_dir / "bbaf2n.mpg", b, options)
     assert result["frames"] == 75 and len(result["text"].split()) == 6
     assert a.read_bytes() == b.read_bytes()
-    meta = json.loads((tmp_path / "a.json.json").read_text())
+    meta = json.loads((tmp_path / "a.meta.json").read_text())
     assert meta["input"]["frames"] == 75
 
 
