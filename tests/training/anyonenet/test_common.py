@@ -53,7 +53,7 @@ def _write(folder, items):
 
 def test_tiny_predictor_step_reduces_loss_on_a_fixed_batch():
     torch.manual_seed(0)
-    model = predictor.build(PredictorConfig.tiny())
+    model = predictor.build(PredictorConfig.debug())
     batch = train_predictor.make_batch(
         _items(), 0, train_predictor.PredictorTraining(batch_size=4, segment_frames=40)
     )
@@ -75,7 +75,7 @@ def test_tiny_predictor_step_reduces_loss_on_a_fixed_batch():
 def test_predictor_training_is_deterministic_and_resumable(tmp_path):
     data = _write(tmp_path / "data", _items())
     settings = train_predictor.PredictorTraining(batch_size=2, segment_frames=32, seed=3)
-    kwargs = {"config": PredictorConfig.tiny(), "training": settings, "log_every": 2}
+    kwargs = {"config": PredictorConfig.debug(), "training": settings, "log_every": 2}
     train_predictor.train(data, tmp_path / "a", steps=4, **kwargs)
     train_predictor.train(data, tmp_path / "b", steps=2, **kwargs)
     with pytest.raises(Exception, match="--resume"):
@@ -94,7 +94,7 @@ def test_predictor_training_is_deterministic_and_resumable(tmp_path):
 def test_renderer_training_runs_resumes_and_falls_back(tmp_path, caplog):
     data = _write(tmp_path / "data", _items(n=2))
     settings = train_renderer.RendererTraining(batch_size=2, seed=1)
-    kwargs = {"config": RendererConfig.tiny(), "training": settings, "log_every": 1}
+    kwargs = {"config": RendererConfig.debug(), "training": settings, "log_every": 1}
     with caplog.at_level("WARNING"):
         record = train_renderer.train(data, tmp_path / "a", steps=3, **kwargs)
     assert "feature-matching" in caplog.text and record["perceptual_kind"] == "feature-matching"
@@ -145,7 +145,7 @@ def test_predict_seeded_output_is_deterministic():
     outputs = []
     for _ in range(2):
         torch.manual_seed(7)
-        model = predictor.build(PredictorConfig.tiny())
+        model = predictor.build(PredictorConfig.debug())
         torch.nn.init.normal_(model.head[-1].weight, 0, 0.1)  # a non-static model
         outputs.append(
             predict(
@@ -165,7 +165,7 @@ def test_best_on_heldout_checkpoint_and_heldout_folder(tmp_path):
     data = _write(tmp_path / "train", items[:3])
     val = _write(tmp_path / "val", items[3:])
     settings = train_predictor.PredictorTraining(batch_size=2, segment_frames=32, seed=1)
-    kwargs = {"config": PredictorConfig.tiny(), "training": settings, "log_every": 2}
+    kwargs = {"config": PredictorConfig.debug(), "training": settings, "log_every": 2}
     train_predictor.train(data, tmp_path / "run", steps=6, heldout_dir=val, **kwargs)
     records = [
         json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
@@ -185,7 +185,7 @@ def test_renderer_keeps_the_best_heldout_l1_and_resumes_with_it(tmp_path):
     data = _write(tmp_path / "train", items[:2])
     val = _write(tmp_path / "val", items[2:])
     settings = train_renderer.RendererTraining(batch_size=2, seed=2)
-    kwargs = {"config": RendererConfig.tiny(), "training": settings, "log_every": 2}
+    kwargs = {"config": RendererConfig.debug(), "training": settings, "log_every": 2}
     train_renderer.train(data, tmp_path / "run", steps=4, heldout_dir=val, **kwargs)
     records = [
         json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()

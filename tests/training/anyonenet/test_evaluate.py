@@ -23,7 +23,7 @@ def item(grid_dir):
 
 def test_a_still_predictor_scores_as_the_static_face(item):
     torch.manual_seed(0)
-    model = predictor.build(PredictorConfig.tiny()).eval()  # zero output layer
+    model = predictor.build(PredictorConfig.debug()).eval()  # zero output layer
     predicted, real = clip_tracks(model, item)
     assert predicted.shape == real.shape == item["landmarks"].shape
     # No predicted change puts the first real frame back, exactly (to float32 rounding).
@@ -39,7 +39,7 @@ def test_a_still_predictor_scores_as_the_static_face(item):
 
 def test_a_moving_predictor_changes_the_lips(item):
     torch.manual_seed(1)
-    model = predictor.build(PredictorConfig.tiny()).eval()
+    model = predictor.build(PredictorConfig.debug()).eval()
     torch.nn.init.normal_(model.head[-1].weight, 0.0, 0.05)
     result = evaluate_items(model, [item])
     moved = result["mean"]["predictor"]
