@@ -501,6 +501,9 @@ def run_batch(
             task = progress.add_task(label, total=len(items))
             for item in items:
                 results.append(_run_item(item, process, policy))
+                if not quiet and results[-1].status == "ok" and results[-1].outputs:
+                    progress.console.print(wrote_line(Path(results[-1].outputs[0])),
+                                           highlight=False, markup=False)  # fmt: skip
                 if report_file is not None:
                     report_file.write(json.dumps(asdict(results[-1])) + "\n")
                     report_file.flush()
@@ -514,6 +517,24 @@ def run_batch(
         elif result.status == "failed":
             log.error("%s: %s", result.id, result.error)
     return BatchSummary(results)
+
+
+def wrote_line(output: Path) -> str:
+    """``wrote out.wav (7.9 s, piper-joe-medium)``: what was written, read from its sidecar."""
+    facts = []
+    try:
+        meta = json.loads(sidecar_path(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    media = meta.get("audio") if isinstance(meta.get("audio"), dict) else meta.get("video")
+    duration = media.get("duration") if isinstance(media, dict) else None
+    if isinstance(duration, int | float):
+        facts.append(f"{duration:.1f} s")
+    model = meta.get("model")
+    name = model.get("name") if isinstance(model, dict) else model
+    if isinstance(name, str):
+        facts.append(name)
+    return f"wrote {output}" + (f" ({', '.join(facts)})" if facts else "")
 
 
 def _run_item(item: BatchItem, process: ProcessFn, policy: str) -> ItemResult:

@@ -112,3 +112,12 @@ def test_licence_after_the_subcommand_is_accepted(tmp_path, monkeypatch, grid_di
     accepted = runner.invoke(app, [*args, "--accept-license"])
     assert accepted.exit_code == 0, accepted.output
     assert out.is_file()
+
+
+def test_a_wrote_line_after_each_output_unless_quiet(tmp_path, use_voice_cache):
+    out = tmp_path / "hi.wav"
+    loud = runner.invoke(app, ["tts", "Hi there.", "-o", str(out)])
+    assert loud.exit_code == 0
+    assert f"wrote {out} (" in loud.stderr and "s, piper-joe-medium)" in loud.stderr
+    quiet = runner.invoke(app, ["tts", "Hi there.", "-o", str(out), "--overwrite", "--quiet"])
+    assert quiet.exit_code == 0 and "wrote" not in quiet.stderr
