@@ -21,7 +21,9 @@ def music_command(
     output: str = typer.Option(
         "piece.mid", "--output", "-o", help="MIDI path or template ({index}, {id})."
     ),
-    audio: str = typer.Option(None, "--audio", help="Also render audio (.wav/.flac path)."),
+    audio: str = typer.Option(
+        None, "--audio", help="Also render audio (.wav .flac .ogg .mp3 .m4a .opus)."
+    ),
     bars: int = typer.Option(_SAMPLING.bars, "--bars", help="Length in bars."),
     key: str = typer.Option(
         None,

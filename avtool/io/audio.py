@@ -40,6 +40,12 @@ MAX_CHANNELS = 64  # anything wider is almost surely a (T, C) array passed by mi
 #: Sample rates a real recording can have; a header outside them is broken (a 1 Hz WAV would
 #: be "resampled" into tens of GB).
 SAMPLE_RATE_RANGE = (1000, 768_000)
+#: Compressed outputs written through the bundled ffmpeg (suffix -> encoder arguments).
+FFMPEG_ENCODERS = MappingProxyType({
+    ".mp3": ("-c:a", "libmp3lame", "-q:a", "2"),
+    ".m4a": ("-c:a", "aac", "-b:a", "192k"),
+    ".opus": ("-c:a", "libopus", "-b:a", "96k"),
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -292,9 +298,24 @@ def save_audio(
     """
     path = Path(path)
     audio = _check_audio(audio)
+    if format is None and path.suffix.lower() in FFMPEG_ENCODERS:
+        return _save_with_ffmpeg(path, audio, sample_rate)
     fmt, subtype = _format_and_subtype(path, format, subtype)
     with atomic_output(path) as tmp:
         sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=fmt)
+    return path
+
+
+def _save_with_ffmpeg(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Encode through the bundled ffmpeg (mp3, m4a, opus); bit-exact flags and no metadata, so
+    the same samples give the same bytes."""
+    with tempfile.TemporaryDirectory(prefix="avtool-encode-") as folder:
+        wav = Path(folder) / "audio.wav"
+        sf.write(str(wav), audio.T, sample_rate, subtype="PCM_16", format="WAV")
+        with atomic_output(path) as tmp:
+            run_ffmpeg(["-i", wav, "-map_metadata", "-1", "-fflags", "+bitexact",
+                        "-flags:a", "+bitexact", *FFMPEG_ENCODERS[path.suffix.lower()],
+                        "-y", tmp], wav)  # fmt: skip
     return path
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
 MAX_BARS = 512
 """The longest piece ``--bars`` asks for (~17 minutes at the default tempo)."""
 SAMPLE_RATE_RANGE = (8000, 192_000)
@@ -260,7 +260,9 @@ def _write_audio_and_sidecars(
         from avtool.io.synth import render, renderer_name
 
         if audio_path.suffix.lower() not in AUDIO_SUFFIXES:
-            raise InputError(f"{audio_path}: audio output must be .wav or .flac")
+            raise InputError(
+                f"{audio_path}: audio output must be one of {', '.join(AUDIO_SUFFIXES)}"
+            )
         start = time.perf_counter()
         audio = render(voices, options.tempo, options.sample_rate, options.instrument)
         save_audio(audio_path, audio, options.sample_rate)
