@@ -47,7 +47,7 @@ def tts_command(
         None, "--sample-rate", help="Output sample rate in Hz (default: the voice's own)."
     ),
     audio_format: str = typer.Option(
-        None, "--format", help="wav or flac (default: from the output suffix)."
+        None, "--format", help="wav, flac, ogg, mp3, m4a or opus (default: from the output suffix)."
     ),
     sentence_pause: float = typer.Option(
         _DEFAULTS.sentence_pause, "--sentence-pause", help="Seconds of silence between sentences."

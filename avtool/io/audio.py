@@ -363,7 +363,13 @@ class AudioWriter:
         self.path = Path(path)
         self.sample_rate = sample_rate
         self.channels = channels
-        self._format, self._subtype = _format_and_subtype(self.path, format, subtype)
+        # mp3/m4a/opus: blocks go to a temporary WAV, encoded by ffmpeg when the block ends.
+        wanted = f".{format.lower()}" if format else self.path.suffix.lower()
+        self._encoder = FFMPEG_ENCODERS.get(wanted)
+        if self._encoder is not None:
+            self._format, self._subtype = "WAV", "PCM_16"
+        else:
+            self._format, self._subtype = _format_and_subtype(self.path, format, subtype)
         self._stack: contextlib.ExitStack | None = None
         self._file: sf.SoundFile | None = None
         self._frames = 0
@@ -376,7 +382,12 @@ class AudioWriter:
     def __enter__(self) -> AudioWriter:
         # If opening fails, the stack's own exit removes the temporary file.
         with contextlib.ExitStack() as stack:
-            tmp = stack.enter_context(atomic_output(self.path))
+            if self._encoder is not None:
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="avtool-encode-"))
+                tmp = Path(folder) / "audio.wav"
+            else:
+                tmp = stack.enter_context(atomic_output(self.path))
+            self._wav = tmp
             self._file = stack.enter_context(
                 sf.SoundFile(
                     str(tmp),
@@ -407,9 +418,21 @@ class AudioWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack, self._stack, self._file = self._stack, None, None
-        if stack is not None:
-            stack.__exit__(exc_type, exc, tb)
+        stack, self._stack, file = self._stack, None, self._file
+        self._file = None
+        if stack is None:
+            return
+        if exc_type is None and self._encoder is not None and file is not None:
+            file.close()
+            try:
+                with atomic_output(self.path) as out:
+                    run_ffmpeg(["-i", self._wav, "-map_metadata", "-1", "-fflags", "+bitexact",
+                                "-flags:a", "+bitexact", *self._encoder, "-y", out],
+                               self._wav)  # fmt: skip
+            except BaseException as failed:
+                stack.__exit__(type(failed), failed, failed.__traceback__)
+                raise
+        stack.__exit__(exc_type, exc, tb)
 
 
 def _rebuffer(chunks: Iterator[np.ndarray], block_frames: int) -> Iterator[np.ndarray]:

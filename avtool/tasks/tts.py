@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "piper-joe-medium"
-AUDIO_FORMATS = ("wav", "flac")
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3", "m4a", "opus")
 #: What a folder given to --text-file contributes.
 TEXT_EXTENSIONS = (".txt", ".md")
 _PUNCTUATION_PHONEMES = frozenset('.,;:!?¡¿—…"()')
@@ -592,7 +592,9 @@ def synthesize_to_file(
 
         fmt = options.format or (output.suffix.lower().lstrip(".") or "wav")
         if fmt not in AUDIO_FORMATS:
-            raise InputError(f"{output}: unknown audio format {fmt!r}; use .wav or .flac")
+            raise InputError(
+                f"{output}: unknown audio format {fmt!r}; use one of {', '.join(AUDIO_FORMATS)}"
+            )
         with AudioWriter(output, rate_out, channels=1, subtype="PCM_16", format=fmt) as writer:
             for block in blocks:
                 writer.write(block)

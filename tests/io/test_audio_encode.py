@@ -19,3 +19,28 @@ def test_compressed_output_round_trips_and_is_deterministic(tmp_path, suffix):
     assert abs(decoded.size - audio.size) < 0.1 * audio.size
     assert np.abs(decoded).max() > 0.2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_block_writer_encodes_mp3_and_leaves_no_temporary_file(tmp_path):
+    from avtool.io.audio import AudioWriter
+
+    out = tmp_path / "long.mp3"
+    with AudioWriter(out, 16000) as writer:
+        for _ in range(4):
+            writer.write((0.2 * np.sin(np.arange(4000) / 3)).astype(np.float32))
+    assert writer.frames_written == 16000
+    decoded, rate = load_audio(out, sample_rate=16000)
+    assert rate == 16000 and abs(decoded.size - 16000) < 1600
+    assert [p.name for p in tmp_path.iterdir()] == ["long.mp3"]
+
+
+def test_tts_writes_mp3_byte_identically(tmp_path, use_voice_cache):
+    from typer.testing import CliRunner
+
+    from avtool.cli.main import app
+
+    runner = CliRunner()
+    for name in ("a.mp3", "b.mp3"):
+        result = runner.invoke(app, ["tts", "Hello there.", "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.mp3").read_bytes() == (tmp_path / "b.mp3").read_bytes()
