@@ -109,7 +109,7 @@ def test_refuses_to_overwrite_silently(tmp_path: Path):
         (["tts", "x", "--speed", "0"], 2, "--speed"),
         (["tts", "x", "--sample-rate", "10"], 2, "--sample-rate"),
         (["tts", "a", "b", "-o", "same.wav"], 2, "several items would write"),
-        (["tts", "x", "-o", "x.mp3"], 2, "unknown audio format"),
+        (["tts", "x", "-o", "x.aiff"], 2, "unknown audio format"),
         (["tts", "x", "-o", "{nope}.wav"], 2, "unknown field"),
     ],
 )
