@@ -43,9 +43,8 @@ def optional_packages() -> list[dict]:
 def cache_problem(path) -> str | None:
     """Why models cannot be cached at ``path`` (the nearest existing folder is not writable)."""
     import os
-    from pathlib import Path
-
     import tempfile
+    from pathlib import Path
 
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:

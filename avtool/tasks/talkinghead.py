@@ -1116,7 +1116,6 @@ class _progress_bar:
             return None
         from rich.progress import Progress
 
-
         self._bar = Progress(console=stderr_console(), transient=True)
         self._bar.__enter__()
         self._task = self._bar.add_task(f"talkinghead {self.label}", total=None)
