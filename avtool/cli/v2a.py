@@ -67,11 +67,14 @@ def v2a_command(
 
       avtool --accept-license v2a clip.mp4 --audio noisy.wav -o clean.wav
     """
+    from avtool.errors import InputError
     from avtool.runtime import print_summary
     from avtool.tasks import v2a
 
     opts = global_options(ctx)
     policy = overwrite_policy(overwrite, skip_existing)
+    if not 0 < max_yaw <= 90:  # before any input is read or model loaded
+        raise InputError(f"--max-yaw {max_yaw:g}: must be more than 0 and at most 90 degrees")
     items = batch.select(v2a.build_items(inputs or [], manifest, output, audio))
     options = V2AOptions(
         model=model,

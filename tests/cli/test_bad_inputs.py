@@ -217,3 +217,11 @@ def test_6_harmonize_estimates_c_major_and_keeps_the_tempo(tmp_path):
     assert "key: C major (estimated from" in result.stderr
     sidecar = json.loads((tmp_path / "h.mid.json").read_text())
     assert sidecar["key"] == "C major" and sidecar["options"]["tempo"] == 120.0
+
+
+def test_10_v2a_negative_max_yaw_is_refused(tmp_path, grid_dir):
+    out = tmp_path / "s.wav"
+    result = runner.invoke(app, ["v2a", str(grid_dir / "bbaf2n.mpg"), "-o", str(out),
+                                 "--max-yaw", "-1"])  # fmt: skip
+    assert result.exit_code == 2 and "--max-yaw -1: must be" in _error_line(result)
+    assert not out.exists()
