@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from avtool.engines import BatchOptions
     from avtool.models.separate import LoadedSeparator
 
@@ -109,6 +109,8 @@ def best_order(previous: np.ndarray, current: np.ndarray) -> tuple[int, ...]:
     """
     import itertools
 
+    import numpy as np
+
     s = previous.shape[0]
     best, order = -math.inf, tuple(range(s))
     for perm in itertools.permutations(range(s)):
@@ -133,6 +135,8 @@ def run_chunked(
     Returns:
         ``(S, T)`` stems and the number of chunks whose order was swapped.
     """
+    import numpy as np
+
     n = len(audio)
     bounds = chunk_bounds(n, chunk, overlap)
     out: np.ndarray | None = None
@@ -171,6 +175,8 @@ def finish_stems(stems: np.ndarray, mixture: np.ndarray) -> tuple[np.ndarray, fl
         The stems (last one absorbs ``mixture - sum``) and the gain applied to all of them
         (1.0 unless a stem would exceed :data:`MAX_PEAK`; then they sum to gain x mixture).
     """
+    import numpy as np
+
     # In place where possible: on long inputs every (S, T) copy is a large share of the peak.
     stems = np.asarray(stems, dtype=np.float32)
     if len(stems) == 2:
@@ -186,6 +192,8 @@ def finish_stems(stems: np.ndarray, mixture: np.ndarray) -> tuple[np.ndarray, fl
 
 def rms_dbfs(audio: np.ndarray) -> float:
     """RMS level in dB relative to full scale (-inf for digital silence)."""
+    import numpy as np
+
     flat = np.ravel(audio)
     # Blockwise float64 sum of squares: no full-length float64 temporary on long inputs.
     total = sum(
@@ -206,6 +214,8 @@ def one_speaker_check(stems: np.ndarray, options: SeparateOptions) -> dict[str, 
     Returns:
         ``{"one_speaker", "level_difference_db"}``.
     """
+    import numpy as np
+
     levels = [rms_dbfs(s) for s in stems]
     diff = abs(levels[0] - levels[1]) if all(np.isfinite(levels)) else math.inf
     return {
@@ -228,6 +238,7 @@ def masknet_stems(
     Args:
         visual: ``(V, D)`` lip features at 25 fps covering the audio (audio-visual models).
     """
+    import numpy as np
     import torch
 
     model = loaded.model
@@ -261,6 +272,7 @@ def convtasnet_stems(
     Asteroid's outputs are unscaled; each chunk's stems get the least-squares gains that
     best rebuild the mixture, so chunks join at consistent levels.
     """
+    import numpy as np
     import torch
 
     model = loaded.model
@@ -281,6 +293,7 @@ def convtasnet_stems(
 
 def music_stems(loaded: LoadedSeparator, audio: np.ndarray, options: SeparateOptions) -> np.ndarray:
     """``(2, 2, T)`` vocals and accompaniment of ``(2, T)`` 44.1 kHz stereo."""
+    import numpy as np
     import torch
 
     from avtool.models.separate import spleeter
@@ -343,6 +356,8 @@ def visual_features(
         InputError: no face (frames named), a long face gap, a video whose length differs from
             the audio's by more than ``max_offset_seconds``.
     """
+    import numpy as np
+
     from avtool.io.video import probe
     from avtool.models.face import track_video
     from avtool.models.separate.visual import lip_reader_features
@@ -409,6 +424,8 @@ def separate_file(
     Raises:
         InputError: bad input (see the module docstring); nothing is written then.
     """
+    import numpy as np
+
     from avtool.io.audio import resample, save_audio, to_mono
     from avtool.registry import sha256_file
     from avtool.runtime import sidecar_path, versions, write_json
