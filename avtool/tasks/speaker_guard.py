@@ -35,10 +35,8 @@ log = logging.getLogger(__name__)
 IDENTITY_PREFIX = "identity-"
 #: The registry entry of dlib's face descriptor (CC0).
 DESCRIPTOR_MODEL = "dlib-face-descriptor"
-#: Faces compared per input, and how far into a video they are taken from (frames): a second
-#: decoding pass stops there, so hour-long inputs cost the same as short ones.
-GUARD_FACES = 5
-GUARD_SPAN_FRAMES = 250
+GUARD_FACES = face_identity.GUARD_FACES
+GUARD_SPAN_FRAMES = face_identity.GUARD_SPAN_FRAMES
 
 
 @dataclass

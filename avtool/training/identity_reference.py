@@ -106,8 +106,7 @@ def _speakers(folder: Path) -> dict[str, str]:
 
 def measure(reference_path: Path, sets: dict[str, tuple[Path, str | None]]) -> dict:
     """Guard distances per clip for each named set ``{name: (folder, split or None)}``."""
-    from avtool.models.face_identity import sample_indices
-    from avtool.tasks.speaker_guard import GUARD_FACES, GUARD_SPAN_FRAMES
+    from avtool.models.face_identity import GUARD_FACES, GUARD_SPAN_FRAMES, sample_indices
 
     with np.load(reference_path, allow_pickle=False) as arrays:
         reference = face_identity.IdentityReference.from_arrays(dict(arrays))

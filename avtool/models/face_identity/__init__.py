@@ -42,6 +42,11 @@ __all__ = [
 DESCRIPTOR_SIZE = 128
 #: dlib's published same-person distance (face_recognition's default ``tolerance``).
 DLIB_TOLERANCE = 0.6
+#: Faces compared per input, and how far into a video they are taken from (frames): a second
+#: decoding pass stops there, so hour-long inputs cost the same as short ones. One definition
+#: for the guard (tasks.speaker_guard) and the threshold measurement (training).
+GUARD_FACES = 5
+GUARD_SPAN_FRAMES = 250
 
 
 @dataclass(frozen=True)
