@@ -284,7 +284,11 @@ def compare(cache: Path, synth: Path, runs: Sequence[Path], threads: int = 1) ->
 
     torch.set_num_threads(threads)
     spec = MelSpec.hifigan_22k()
-    ids = [i for i in s1_split()["val"] if (cache / f"{i}.npz").is_file()]
+    ids = [
+        i
+        for i in s1_split()["val"]
+        if (cache / f"{i}.npz").is_file() and (synth / f"{i}.npy").is_file()
+    ]
     models = {}
     for run in runs:
         config = V2AConfig.from_dict(json.loads((run / "config.json").read_text("utf-8")))
