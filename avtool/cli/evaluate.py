@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from avtool.cli.common import global_options, handle_errors
+from avtool.tasks.lipread import DEFAULT_MODEL
 from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
 from avtool.tasks.vocode import GRIFFIN_LIM
 
@@ -158,7 +159,7 @@ def eval_talkinghead_command(
 def eval_lipread_command(
     ctx: typer.Context,
     clips: list[str] = typer.Argument(..., help="GRID face videos (files, folders, globs)."),
-    model: str = typer.Option("lipread-grid-s1", "--model", help="Registry name or .pt path."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Registry name or .pt path."),
     decoder: list[str] = typer.Option(
         ["greedy", "beam", "grid"], "--decoder", help="greedy, beam, grid (repeatable)."
     ),
@@ -362,7 +363,7 @@ def eval_separate_command(
     from avtool.runtime import resolve_device, write_json
     from avtool.tasks.evaluate_separate import evaluate_separate
 
-    MEASURES = ("si_sdri", "sdri", "pesq", "stoi", "wer")  # noqa: N806 - a local constant
+    MEASURES = ("si_sdri", "sdri", "pesq", "stoi", "wer")
     opts = global_options(ctx)
     console = stderr_console(opts.quiet)
     report = evaluate_separate(

@@ -519,7 +519,6 @@ def _with_progress(
     """Pass blocks through while a progress bar on stderr counts synthesized chunks."""
     from rich.progress import Progress
 
-
     with Progress(console=stderr_console(), transient=True) as bar:
         task = bar.add_task(f"tts {output or 'stdout'}", total=chunks)
         for block in blocks:

@@ -94,37 +94,18 @@ def load_model(name_or_path: str, *, device: str = "auto") -> LoadedV2A:
     Raises:
         ModelError: unknown, unverifiable or unreadable model, or weights not matching.
     """
-    import json
-
-    import torch
-
-    from avtool import registry
-    from avtool.models import v2a
+    from avtool.models.loading import load
     from avtool.runtime import resolve_device
 
-    start = time.perf_counter()
-    run_on = resolve_device(device, engine="torch")
-    resolved = registry.resolve(name_or_path, task="v2a")
-    entry = resolved.entry
-    config_data: dict[str, Any] | None = dict(entry.config) or None
-    if config_data is None:
-        for candidate in (resolved.path.with_name(resolved.path.name + ".json"),
-                          resolved.path.parent / "config.json"):  # fmt: skip
-            if candidate.is_file():
-                config_data = json.loads(candidate.read_text(encoding="utf-8"))
-                break
-    if config_data is None:
-        raise ModelError(f"{resolved.path}: no V2A config (put it in {resolved.path.name}.json)")
-    try:
-        config = v2a.config_from_dict(config_data)
-        state = torch.load(resolved.path, map_location="cpu", weights_only=True)
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{resolved.path}: bad V2A config ({exc})") from exc
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ModelError(f"{resolved.path}: not a readable torch checkpoint ({exc})") from exc
-    model = v2a.load(state, config, run_on)
-    return LoadedV2A(entry.name, entry.main.sha256, entry.license, model,
-                     time.perf_counter() - start)  # fmt: skip
+    # v2a is one family: a local file needs no detection.
+    loaded = load(
+        name_or_path,
+        task="v2a",
+        device=resolve_device(device, engine="torch"),
+        detect=lambda resolved: "v2a",
+    )
+    return LoadedV2A(loaded.name, loaded.sha256, loaded.license, loaded.module,
+                     loaded.load_seconds)  # fmt: skip
 
 
 def vocoder_name(options: V2AOptions, loaded: LoadedV2A) -> str:
@@ -136,15 +117,6 @@ def vocoder_name(options: V2AOptions, loaded: LoadedV2A) -> str:
         return options.vocoder
     spec = MelSpec.preset(loaded.model.config.mel_preset)
     return DEFAULT_VOCODER if default_vocoder(spec) != "griffin-lim" else "griffin-lim"
-
-
-def window_bounds(n_frames: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
-    """``(core_start, core_end, window_start, window_end)`` per chunk of ``n_frames`` frames."""
-    out = []
-    for start in range(0, n_frames, chunk):
-        end = min(start + chunk, n_frames)
-        out.append((start, end, max(0, start - context), min(n_frames, end + context)))
-    return out
 
 
 def check_pose(landmarks: Any, detected: Any, max_yaw: float, max_gap: int, source: str) -> Any:
@@ -230,7 +202,9 @@ def predict_mel(
     buffer: list[Any] = []
     first = 0  # video frame index of buffer[0]
     iterator = iter(crops)
-    for core_a, core_b, win_a, win_b in window_bounds(
+    from avtool.models.chunked import context_windows
+
+    for core_a, core_b, win_a, win_b in context_windows(
         n_video, options.chunk_frames, options.context_frames
     ):
         while first + len(buffer) < win_b:

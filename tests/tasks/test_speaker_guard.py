@@ -84,8 +84,9 @@ def test_lipread_sidecar_and_stderr_carry_the_warning(tmp_path: Path):
     assert result.exit_code == 0, result.stderr
     side = json.loads(Path(f"{out}.json").read_text())
     assert side["speaker_check"]["same_speaker"] is False
-    assert len(side["warnings"]) == 1 and "not lipread-grid-s1's training speaker" in (
-        side["warnings"][0]
+    assert (
+        len(side["warnings"]) == 1
+        and "not lipread-grid-s1's training speaker" in (side["warnings"][0])
     )
     assert "training speaker" in result.stderr
     assert np.isfinite(side["speaker_check"]["distance"])

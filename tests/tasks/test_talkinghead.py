@@ -366,9 +366,7 @@ def test_registered_unet_loads_and_draws_256_crops_of_a_real_face(
     assert model.sha256 == entry.main.sha256 and "GRID" in model.license
     # The astronaut is not GRID s1: the UNet refuses her unless forced (test_talkinghead_realism).
     options = TalkingHeadOptions(model="anyonenet-unet", still=True, force=True)
-    plan = plan_render(
-        photo, speech, options, detector=detector, model=model, accept_license=True
-    )
+    plan = plan_render(photo, speech, options, detector=detector, model=model, accept_license=True)
     frames = list(render_frames(plan, 0, 3))
     assert len(frames) == 3 and frames[0].shape == (256, 256, 3) and frames[0].dtype == np.uint8
     # Trained weights draw the source face, not a grey blob: the first frame is close to the
@@ -420,9 +418,7 @@ def test_full_anyonenet_has_the_predictor_drive_the_unet(photo, speech, detector
     assert model.kind == "renderer" and model.name == ANYONENET_UNET_MODEL
     assert model.driver is not None and model.driver.name == ANYONENET_MODEL
     options = TalkingHeadOptions(model="anyonenet-full", still=True, force=True)
-    plan = plan_render(
-        photo, speech, options, detector=detector, model=model, accept_license=True
-    )
+    plan = plan_render(photo, speech, options, detector=detector, model=model, accept_license=True)
     assert plan.motion.units == "frontal" and plan.drive is None
     expected = predictor_motion(model.driver.network, speech, plan.renderer, 25.0, still=True)
     np.testing.assert_allclose(plan.landmarks, plan.renderer.landmarks(expected))

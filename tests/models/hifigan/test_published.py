@@ -38,7 +38,7 @@ def test_universal_resynthesises_real_speech(grid_dir: Path):
     spec = MelSpec.hifigan_22k()
     model = hifigan.load(registry.resolve(NAMES[0]).path)
     audio, rate = load_audio(grid_dir / "lrwp9a.mpg", sample_rate=spec.sample_rate)
-    audio = audio[: rate]  # one second keeps the test fast
+    audio = audio[:rate]  # one second keeps the test fast
     mel = mel_spectrogram(audio, spec)
     wave = hifigan.infer(model, mel)[0].numpy()
     assert wave.size == mel.shape[-1] * spec.hop_length
