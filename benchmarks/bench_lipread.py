@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from avtool.datasets.grid import s1_split
-    from avtool.tasks.evaluate_lipread import (
+    from avtool.tasks.eval.lipread import (
         LIPNET_PAPER_WER,
         TARGET_WER,
         evaluate_lipread,

@@ -12,7 +12,7 @@
    No real multitrack recording under a licence that allows it as a fixture is available
    offline, so this synthetic mix stands in for one.
 4. Quality: ``avtool eval separate`` on ``--clips`` s1 test clips (see
-   :mod:`avtool.tasks.evaluate_separate`).
+   :mod:`avtool.tasks.eval.separate`).
 
 Writes ``<out>/separate.json`` and prints it.
 """
@@ -45,7 +45,7 @@ def speech_mixture(
     the s1 clip ids used (in order, each 3 s; only clips in ``cache`` when given)."""
     from avtool.datasets.grid import s1_split
     from avtool.io.audio import load_audio
-    from avtool.tasks.evaluate_separate import scale_to_snr
+    from avtool.tasks.eval.separate import scale_to_snr
 
     data = shared_data()
     ids, target = [], []
@@ -78,7 +78,7 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     from avtool.models import lipread_resnet
     from avtool.models import separate as models
     from avtool.models.separate.visual import lip_reader_features
-    from avtool.tasks.evaluate_separate import v2a_mask_estimate
+    from avtool.tasks.eval.separate import v2a_mask_estimate
     from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, SeparateOptions, masknet_stems
     from avtool.tasks.v2a import V2AOptions, load_model, predict_mel, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
@@ -167,9 +167,9 @@ def music() -> dict:
     import torch
 
     from avtool.datasets.chorales import _parse_score
-    from avtool.eval.separation import sdr
     from avtool.io.audio import load_audio
     from avtool.io.synth import render
+    from avtool.metrics.separation import sdr
     from avtool.models import separate as models
     from avtool.models.separate import spleeter
 
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, name):
             report[name] = run()
     if not args.skip_quality and args.only is None:
-        from avtool.tasks.evaluate_separate import evaluate_separate
+        from avtool.tasks.eval.separate import evaluate_separate
 
         quality = evaluate_separate(shared_data(), Path(args.cache), limit=args.clips)
         report["quality"] = {k: v for k, v in quality.items() if k != "per_mixture"}

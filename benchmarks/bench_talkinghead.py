@@ -2,7 +2,7 @@
 
 For each clip in ``../shared/data/grid`` (or ``$AVTOOL_SHARED_DATA/grid``) the first frame is the
 face and the clip's own audio the drive; ``avtool eval talkinghead``'s pipeline
-(:func:`avtool.tasks.evaluate_talkinghead.evaluate_talkinghead`) renders it, tracks the 68 dlib
+(:func:`avtool.tasks.eval.talkinghead.evaluate_talkinghead`) renders it, tracks the 68 dlib
 landmarks in the rendered, the static (first frame repeated) and the real videos, and reports
 D-LL, D-VL, D-A (AnyoneNet, inter-ocular-distance units after registration on nose and eyes)
 and the Pearson correlation of the inner-mouth area, renderer and static baseline side by side
@@ -107,11 +107,11 @@ def main() -> None:
 
     torch.set_num_threads(1)  # two shared cores: dlib and ffmpeg need the other one
     from avtool.runtime import write_json
-    from avtool.tasks.evaluate_talkinghead import evaluate_talkinghead, render_options
+    from avtool.tasks.eval.talkinghead import evaluate_talkinghead, render_options
 
     montage = None
     if args.unseen:
-        from avtool.tasks.evaluate_talkinghead import unseen_clips
+        from avtool.tasks.eval.talkinghead import unseen_clips
 
         folder = grid_folder()
         s4 = (folder.parent / "grid_s4" / "clips") if folder else None

@@ -246,7 +246,7 @@ def kokoro_speed(repeats: int, work: Path, voice: str = "af_heart") -> dict:
 
 def kokoro_wer(sentences: int, work: Path) -> dict:
     from avtool.models import kokoro
-    from avtool.tasks.evaluate_voices import Reader, grid_sentences, voice_wer
+    from avtool.tasks.eval.voices import Reader, grid_sentences, voice_wer
 
     data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     texts = grid_sentences(Path(os.environ.get("AVTOOL_SHARED_DATA", data)), sentences)

@@ -1,6 +1,6 @@
 """Benchmark of ``avtool v2a`` (run with ``make bench``; figures never live in tests).
 
-1. Quality (``avtool.tasks.evaluate_v2a``): seen speaker = the held-out GRID s1 test split
+1. Quality (``avtool.tasks.eval.v2a``): seen speaker = the held-out GRID s1 test split
    (100 clips never trained on; crops from the s1 cache when present, else the face stage);
    unseen = the six clips of ``../shared/data/grid`` (other speakers: the shipped model is
    speaker-dependent). STOI, ESTOI, PESQ-WB, MCD against the real audio and the word error rate
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from avtool.datasets.grid import s1_split
-    from avtool.tasks.evaluate_v2a import evaluate_v2a
+    from avtool.tasks.eval.v2a import evaluate_v2a
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("AVTOOL_ACCEPT_LICENSE", "1")  # dlib landmarks: research use

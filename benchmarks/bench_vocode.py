@@ -318,7 +318,7 @@ def neural_gpu(models: dict, audio: np.ndarray, repeats: int) -> dict:
 
 
 def _scores(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
-    from avtool.eval import speech
+    from avtool.metrics import speech
 
     return {
         "pesq_wb": speech.pesq_wb(reference, estimate, SAMPLE_RATE),

@@ -77,10 +77,10 @@ eval:
 # lip-read the face. Writes $(PIPE)/report.json (transcripts and WERs).
 pipeline:
 	mkdir -p $(PIPE)
-	$(ENV) $(PYTHON) -c "from avtool.tasks.evaluate_separate import pipeline_clip; \
+	$(ENV) $(PYTHON) -c "from avtool.tasks.eval.separate import pipeline_clip; \
 		pipeline_clip('$(SHARED)/grid_s1/clips/$(CLIP).mkv', '$(SHARED)/grid/$(OTHER)', '$(PIPE)/mix.mp4')"
 	$(ENV) $(AVTOOL) --accept-license separate $(PIPE)/mix.mp4 -o $(PIPE)/target.wav \
 		--residual $(PIPE)/other.wav --overwrite
 	$(ENV) $(AVTOOL) --accept-license lipread $(PIPE)/mix.mp4 -o $(PIPE)/lipread.txt --overwrite
-	$(ENV) $(PYTHON) -c "from avtool.tasks.evaluate_separate import pipeline_report; \
+	$(ENV) $(PYTHON) -c "from avtool.tasks.eval.separate import pipeline_report; \
 		pipeline_report('$(PIPE)', '$(CLIP)')"

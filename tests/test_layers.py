@@ -1,5 +1,5 @@
 """Imports run downwards only, with no circles: cli > tasks > training > models >
-datasets/eval > registry > runtime (and engines) > io > errors.
+datasets/metrics > registry > runtime (and engines) > io > errors.
 
 Every ``import avtool...`` statement counts, at module level or inside a function (a lazy
 import is still a dependency); imports under ``if TYPE_CHECKING:`` do not.
@@ -21,7 +21,6 @@ LAYERS = {
     "training": 7,
     "models": 6,
     "datasets": 5,
-    "eval": 5,
     "metrics": 5,
     "registry": 4,
     "runtime": 3,

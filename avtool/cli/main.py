@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from avtool import __version__
-from avtool.cli import doctor, evaluate, lipread, models, music, separate, tts, v2a, vocode
+from avtool.cli import doctor, lipread, models, music, separate, tts, v2a, vocode
+from avtool.cli import eval as eval_cli
 from avtool.cli import talkinghead as talkinghead_cli
 from avtool.cli.common import handle_errors, with_global_options
 
@@ -50,7 +51,7 @@ app.command("talkinghead")(talkinghead_cli.talkinghead_command)
 app.command("separate")(separate.separate_command)
 app.command("doctor")(doctor.doctor_command)
 app.add_typer(models.app, name="models")
-app.add_typer(evaluate.app, name="eval")
+app.add_typer(eval_cli.app, name="eval")
 
 
 def _global_options_everywhere(*typers: typer.Typer) -> None:
@@ -60,7 +61,7 @@ def _global_options_everywhere(*typers: typer.Typer) -> None:
             command.callback = with_global_options(command.callback)
 
 
-_global_options_everywhere(app, models.app, evaluate.app)
+_global_options_everywhere(app, models.app, eval_cli.app)
 
 
 def main() -> None:

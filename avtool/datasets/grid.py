@@ -72,7 +72,7 @@ def sentence_from_id(clip_id: str) -> str:
     Raises:
         InputError: the id does not follow the GRID grammar.
     """
-    from avtool.eval.grid import parse_grid_id
+    from avtool.metrics.grid import parse_grid_id
 
     return parse_grid_id(clip_id)
 

@@ -38,7 +38,7 @@ def raw_mels(model: Any, clips: Sequence[Any]) -> list[Any]:
 
     Args:
         model: a loaded V2A or content model.
-        clips: :class:`avtool.tasks.evaluate_v2a.Clip` items (crops, landmarks, audio).
+        clips: :class:`avtool.tasks.eval.v2a.Clip` items (crops, landmarks, audio).
     """
     from avtool.io.features import MelSpec
     from avtool.models import v2a
@@ -78,7 +78,7 @@ def stoi_by_advance(
     """
     import numpy as np
 
-    from avtool.eval.speech import stoi
+    from avtool.metrics.speech import stoi
     from avtool.models import v2a
     from avtool.tasks.v2a import speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from avtool.datasets.grid import s1_split
     from avtool.io.features import MelSpec
     from avtool.runtime import write_json
-    from avtool.tasks.evaluate_v2a import seen_clips
+    from avtool.tasks.eval.v2a import seen_clips
     from avtool.tasks.v2a import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

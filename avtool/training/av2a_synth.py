@@ -277,8 +277,8 @@ def compare(cache: Path, synth: Path, runs: Sequence[Path], threads: int = 1) ->
     """Validation STOI and L1 of the base model's mel and of each AV2A run's ``best.pt`` (video
     + that mel, the inference input), vocoded by Griffin-Lim (32 iterations) against the real
     audio: the ship decision, taken on the s1 validation split only."""
-    from avtool.eval.speech import stoi
     from avtool.io.features import MelSpec
+    from avtool.metrics.speech import stoi
     from avtool.models import griffinlim
     from avtool.models.v2a import infer
 

@@ -128,7 +128,7 @@ def collate(videos: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
 
 def evaluate(model: LipNet, store: ClipStore, ids: Sequence[str]) -> dict[str, float]:
     """Greedy CER and WER of ``model`` on ``ids`` (eval mode, no augmentation)."""
-    from avtool.eval.wer import character_errors, word_errors
+    from avtool.metrics.wer import character_errors, word_errors
 
     model.eval()
     chars = words = char_total = word_total = 0

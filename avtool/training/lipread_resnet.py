@@ -187,7 +187,7 @@ def collate_lips(lips: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def evaluate(model: LipReader, clips: dict[str, Clip], ids: Sequence[str]) -> dict[str, float]:
     """Greedy CER/WER and frame word accuracy on ``ids`` (eval mode, no augmentation)."""
-    from avtool.eval.wer import character_errors, word_errors
+    from avtool.metrics.wer import character_errors, word_errors
     from avtool.models.lipnet.ctc import greedy
 
     model.eval()

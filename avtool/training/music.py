@@ -28,7 +28,7 @@ Output folder (``--out``):
 * ``eval.json`` (``--eval``): test and valid NLL of every model in the folder, scored in one
   run on the same split, plus statistics of pieces each model samples (16 bars, temperature
   1, each in the key of a test chorale; as sampled, and with ``avoid_parallels``) against the
-  test chorales (:func:`avtool.eval.music.compare`), and the time to load a model and sample
+  test chorales (:func:`avtool.metrics.music.compare`), and the time to load a model and sample
   16 bars.
 
     python -m avtool.training.music --family lstm --preset small --out weights-music \\
@@ -447,7 +447,7 @@ def evaluate(
     Raises:
         InputError: no checkpoint in ``out``.
     """
-    from avtool.eval.music import compare
+    from avtool.metrics.music import compare
 
     found = {f: out / name for f, name in CHECKPOINT_NAMES.items() if (out / name).is_file()}
     if not found:

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from avtool.datasets.grid import load_item, s1_split
-from avtool.eval.separation import si_sdr_torch
 from avtool.io.audio import load_audio
 from avtool.io.files import write_json
+from avtool.metrics.separation import si_sdr_torch
 from avtool.models import lipread_resnet, state_dict
 from avtool.models.separate.masknet import MaskNet, MaskNetConfig, build
 from avtool.models.separate.visual import lip_reader_features

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from avtool.errors import AvtoolError, InputError
-from avtool.eval.speaker import mean_embedding, median_f0, speaker_embedding
 from avtool.io.audio import load_audio, resample
 from avtool.io.files import atomic_output
+from avtool.metrics.speaker import mean_embedding, median_f0, speaker_embedding
 from avtool.models import kokoro
 from avtool.models.kokoro.voices import ENTRY_PREFIX, check_pack, voice_info
 from avtool.models.text import split_sentences

@@ -119,7 +119,7 @@ def test_bad_prompts(tmp_path: Path):
 
 
 def test_avoid_parallels_writes_none(tmp_path: Path):
-    from avtool.eval.music import parallel_motion
+    from avtool.metrics.music import parallel_motion
 
     out = tmp_path / "clean.mid"
     result = music("music", "--bars", "8", "--avoid-parallels", "-o", str(out))

@@ -71,8 +71,8 @@ def test_griffin_lim_seed_is_byte_identical(mel_file: Path, tmp_path: Path):
 
 
 def test_resynthesis_of_real_speech_is_intelligible(grid_dir: Path, tmp_path: Path):
-    from avtool.eval.speech import stoi
     from avtool.io.audio import load_audio
+    from avtool.metrics.speech import stoi
 
     clip = grid_dir / "lbax4n.mpg"
     out = tmp_path / "resynth.wav"

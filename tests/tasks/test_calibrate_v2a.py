@@ -15,7 +15,7 @@ from avtool.datasets.grid import s1_split
 from avtool.io.features import MelSpec, mel_spectrogram
 from avtool.models.v2a import V2AConfig, advance, build, infer
 from avtool.tasks import calibrate_v2a as calibrate
-from avtool.tasks.evaluate_v2a import Clip
+from avtool.tasks.eval.v2a import Clip
 
 
 def _speech_like(seconds: float, seed: int) -> np.ndarray:

@@ -157,8 +157,8 @@ def test_options_are_validated():
 def test_shipped_model_reads_held_out_s1_clips(grid_s1_dir: Path):
     """The registry default reads held-out s1 test clips (never trained on) from their videos."""
     from avtool.datasets.grid import s1_split
-    from avtool.eval.wer import word_errors
-    from avtool.tasks.evaluate_lipread import reference_text
+    from avtool.metrics.wer import word_errors
+    from avtool.tasks.eval.lipread import reference_text
 
     reader = lipread.load_reader(LipreadOptions(), accept_license=True)
     assert reader.facts["name"] == "lipread-grid-s1" and reader.crop_preset == "gray88"
@@ -181,7 +181,7 @@ def test_lipnet_stays_selectable_by_name():
 
 
 def test_evaluation_scores_every_decoder(tiny_model: Path, grid_dir: Path):
-    from avtool.tasks.evaluate_lipread import evaluate_lipread, reference_text, select_split
+    from avtool.tasks.eval.lipread import evaluate_lipread, reference_text, select_split
 
     clips = [grid_dir / "bbaf2n.mpg", grid_dir / "id2_vcd_swwp2s.mpg"]
     assert reference_text(clips[1]) == "set white with p two soon"  # from manifest.csv
@@ -236,7 +236,7 @@ def test_resnet_reader_runs_the_pipeline_on_gray88_crops(
 
 def test_evaluation_uses_the_cache_crops_of_the_model(tiny_resnet: Path, tmp_path: Path):
     """A cache item is read through the model's own crop preset (gray88 here), no face stage."""
-    from avtool.tasks.evaluate_lipread import evaluate_lipread
+    from avtool.tasks.eval.lipread import evaluate_lipread
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -288,7 +288,7 @@ def test_lip_stream_reader_gets_the_track_landmarks(
 def test_evaluation_reads_cached_landmarks_for_a_lip_stream_model(
     tiny_lips_resnet: Path, tmp_path: Path
 ):
-    from avtool.tasks.evaluate_lipread import evaluate_lipread
+    from avtool.tasks.eval.lipread import evaluate_lipread
 
     cache = tmp_path / "cache"
     cache.mkdir()

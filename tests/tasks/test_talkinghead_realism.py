@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from avtool.errors import InputError, SetupError
 from avtool.io.audio import load_audio, save_audio
 from avtool.models.face import FaceDetector
-from avtool.tasks import evaluate_talkinghead as evt
+from avtool.tasks.eval import talkinghead as evt
 from avtool.tasks.talkinghead import (
     TalkingHeadOptions,
     face_crop_box,

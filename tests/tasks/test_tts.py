@@ -172,8 +172,8 @@ def test_hibari_voice_24k_and_deterministic(tmp_path: Path):
 
 def test_grid_sentences_are_intelligible(piper_voice, tmp_path: Path):
     """Objective intelligibility: pocketsphinx + GRID grammar (real GRID speech: WER ~0.11)."""
-    from avtool.eval.grid import GridRecognizer
-    from avtool.eval.wer import word_error_rate
+    from avtool.metrics.grid import GridRecognizer
+    from avtool.metrics.wer import word_error_rate
 
     recognizer = GridRecognizer()
     hypotheses = []

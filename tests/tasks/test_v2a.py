@@ -190,8 +190,8 @@ def test_bad_videos_fail_with_file_and_frames_and_leave_nothing(
 
 def test_shipped_s1_weights_make_intelligible_speech(grid_s1_dir: Path, tmp_path: Path) -> None:
     from avtool.datasets.grid import s1_split
-    from avtool.eval.speech import stoi
     from avtool.io.audio import load_audio
+    from avtool.metrics.speech import stoi
 
     clip_id = s1_split()["test"][0]
     video = grid_s1_dir / "clips" / f"{clip_id}.mkv"
@@ -209,7 +209,7 @@ def test_shipped_s1_weights_make_intelligible_speech(grid_s1_dir: Path, tmp_path
     # The content stream is there to make the words right: the GRID-grammar recogniser must
     # hear most of the sentence in the generated speech.
     from avtool.datasets.grid import sentence_from_id
-    from avtool.eval.grid import GridRecognizer
+    from avtool.metrics.grid import GridRecognizer
 
     heard = GridRecognizer().recognize(made, 22050).split()
     truth = sentence_from_id(clip_id).split()

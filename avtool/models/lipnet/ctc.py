@@ -286,7 +286,7 @@ def grammar_search(
 
     Args:
         log_probs: ``(T, V)`` log-probabilities.
-        slots: the words allowed in each position; None = :data:`avtool.eval.grid.GRID_WORDS`.
+        slots: the words allowed in each position; None = :data:`avtool.metrics.grid.GRID_WORDS`.
         fps: frame rate of ``log_probs`` (for timings).
 
     Returns:
@@ -294,7 +294,7 @@ def grammar_search(
         (``-inf`` when the clip has too few frames for any sentence).
     """
     if slots is None:
-        from avtool.eval.grid import GRID_WORDS
+        from avtool.metrics.grid import GRID_WORDS
 
         slots = list(GRID_WORDS.values())
     graph = _sentence_graph(slots)

@@ -355,7 +355,7 @@ def _parallel_notes(before: torch.Tensor, now: torch.Tensor, voice: int) -> torc
         before: ``(B, 4)`` tokens each voice sounded at the end of the previous step.
         now: ``(B, 4)`` tokens each voice sounds now (the voices above ``voice`` are placed).
     """
-    from avtool.eval.music import perfect_parallel
+    from avtool.metrics.music import perfect_parallel
 
     token = torch.arange(VOCAB_SIZE)
     pitch = token - PITCH_BASE + PITCH_LOW  # meaningful for pitch tokens only

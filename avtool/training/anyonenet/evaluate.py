@@ -4,7 +4,7 @@ For each clip (an item of :mod:`.data`, e.g. the GRID s1 test split) the source 
 clip's first video frame and the drive its own audio. The predicted track is put on that face
 the way the warping renderer does (the predicted change added to the face's own landmarks,
 :func:`avtool.models.facewarp.motion.project`) and compared with the clip's real 25 fps track by
-:func:`avtool.eval.landmarks.lip_sync_metrics` (D-LL, D-VL, D-A in inter-ocular distances, and
+:func:`avtool.metrics.landmarks.lip_sync_metrics` (D-LL, D-VL, D-A in inter-ocular distances, and
 the inner-mouth area correlation), next to the static baseline (the first frame held still).
 ``frontal_*`` are the trainer's held-out measures (:func:`.train_predictor.evaluate`, 80 Hz,
 template units, all 68 points and the 20 lip points).
@@ -76,7 +76,7 @@ def evaluate_items(model: LandmarkPredictor, items: Sequence[dict[str, Any]]) ->
         ``{"n_clips", "mean": {system: {d_ll, d_vl, d_a, area_corr}}, "d_a_ratio",
         "d_ll_ratio", "frontal": {...}}`` (ratios: predictor over static).
     """
-    from avtool.eval.landmarks import MEASURES, lip_sync_metrics
+    from avtool.metrics.landmarks import MEASURES, lip_sync_metrics
     from avtool.training.anyonenet.predictor import evaluate as frontal_evaluate
 
     scores: dict[str, list[dict[str, float]]] = {s: [] for s in SYSTEMS}

@@ -32,7 +32,7 @@ def test_registered_generator_is_v1_on_the_hifigan_contract(name: str):
 
 
 def test_universal_resynthesises_real_speech(grid_dir: Path):
-    from avtool.eval.speech import multi_resolution_stft_distance, stoi
+    from avtool.metrics.speech import multi_resolution_stft_distance, stoi
     from avtool.models import griffinlim
 
     spec = MelSpec.hifigan_22k()

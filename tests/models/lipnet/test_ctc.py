@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from avtool.eval.grid import GRID_WORDS
+from avtool.metrics.grid import GRID_WORDS
 from avtool.models.lipnet.ctc import (
     align_words,
     beam_search,

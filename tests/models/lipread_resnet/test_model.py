@@ -29,7 +29,7 @@ SENTENCES = ["bin blue at a one now", "lay red by b two soon", "set green in c t
 
 
 def test_grid_vocabulary_has_51_distinct_words():
-    from avtool.eval.grid import GRID_WORDS
+    from avtool.metrics.grid import GRID_WORDS
 
     assert len(set(GRID_VOCAB)) == 51 and N_WORD_CLASSES == 52
     assert set(GRID_VOCAB) == {w for words in GRID_WORDS.values() for w in words}

@@ -332,7 +332,7 @@ class _Doubler:
 
 
 def test_avoid_parallels_masks_parallel_fifths_and_octaves():
-    from avtool.eval.music import parallel_motion
+    from avtool.metrics.music import parallel_motion
 
     soprano = np.full(32, HOLD)
     soprano[::4] = [72, 74, 76, 77, 79, 77, 76, 74]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from avtool.errors import ModelError
-from avtool.eval.separation import sdr
+from avtool.metrics.separation import sdr
 from avtool.models.separate import spleeter
 from tests.conftest import shared_data_dir
 

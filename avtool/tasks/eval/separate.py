@@ -203,11 +203,11 @@ def evaluate_separate(
         InputError: no s1 test clip in the cache, a missing interferer folder.
     """
     from avtool.datasets.grid import load_item, s1_split
-    from avtool.eval.grid import GridRecognizer
-    from avtool.eval.separation import ideal_ratio_mask, improvements
-    from avtool.eval.speech import pesq_wb, stoi
     from avtool.io.audio import resample
     from avtool.io.features import MelSpec
+    from avtool.metrics.grid import GridRecognizer
+    from avtool.metrics.separation import ideal_ratio_mask, improvements
+    from avtool.metrics.speech import pesq_wb, stoi
     from avtool.models import lipread_resnet
     from avtool.models import separate as models
     from avtool.models.separate.visual import lip_reader_features
@@ -308,7 +308,7 @@ def evaluate_separate(
 
 
 def _word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    from avtool.eval.wer import word_errors
+    from avtool.metrics.wer import word_errors
 
     return word_errors(reference, hypothesis)
 
@@ -395,10 +395,10 @@ def pipeline_clip(target_video: str | Path, interferer: str | Path, out: str | P
 def pipeline_report(folder: str | Path, clip_id: str) -> dict[str, Any]:
     """GRID-grammar recognition of the pipeline's mixture and separated target, and the lip
     reading of the face, against ``clip_id``'s transcript; writes ``folder/report.json``."""
-    from avtool.eval.grid import GridRecognizer, parse_grid_id
-    from avtool.eval.wer import word_error_rate
     from avtool.io.audio import load_audio
     from avtool.io.files import write_json
+    from avtool.metrics.grid import GridRecognizer, parse_grid_id
+    from avtool.metrics.wer import word_error_rate
 
     folder = Path(folder)
     truth = parse_grid_id(clip_id)

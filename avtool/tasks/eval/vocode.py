@@ -33,9 +33,9 @@ def evaluate_vocoders(
     import numpy as np
     import torch
 
-    from avtool.eval import speech
     from avtool.io.audio import load_audio
     from avtool.io.features import MelSpec, mel_spectrogram
+    from avtool.metrics import speech
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     results: dict[str, Any] = {"clips": [str(c) for c in clips], "models": {}}

@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 
 from avtool.errors import InputError
-from avtool.eval.speaker import (
+from avtool.io.audio import load_audio, resample
+from avtool.metrics.speaker import (
     EMBEDDING_SAMPLE_RATE,
     mean_embedding,
     median_f0,
     speaker_embedding,
     voice_gender,
 )
-from avtool.io.audio import load_audio, resample
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def grid_people(data: Path) -> list[Person]:
     Raises:
         InputError: ``data/grid`` is missing.
     """
-    from avtool.eval.grid import parse_grid_id
+    from avtool.metrics.grid import parse_grid_id
 
     manifest = data / "grid" / "manifest.csv"
     if not manifest.is_file():
@@ -243,8 +243,8 @@ def voice_wer(
         voice -> ``{"wer", "words", "errors"}``; the audio is kept in ``reader`` for reuse
         under ``"_audio"``.
     """
-    from avtool.eval.grid import GridRecognizer
-    from avtool.eval.wer import word_errors
+    from avtool.metrics.grid import GridRecognizer
+    from avtool.metrics.wer import word_errors
 
     recogniser = GridRecognizer()
     out: dict[str, dict[str, Any]] = {}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avtool.datasets.chorales import HOLD, REST
-from avtool.eval import music
+from avtool.metrics import music
 from avtool.models.music import tokens as mt
 
 

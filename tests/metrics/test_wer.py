@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from avtool.eval.wer import (
+from avtool.metrics.wer import (
     character_error_rate,
     character_errors,
     normalize_text,

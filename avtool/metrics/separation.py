@@ -1,6 +1,6 @@
 """Separation metrics: SI-SDR (torch, for training losses), SDR, their improvements, oracle masks.
 
-PESQ and STOI are :mod:`avtool.eval.speech`'s; this module adds what only separation needs.
+PESQ and STOI are :mod:`avtool.metrics.speech`'s; this module adds what only separation needs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import scipy.linalg
 import scipy.signal
 import torch
 
-from avtool.eval.speech import si_sdr
+from avtool.metrics.speech import si_sdr
 
 #: Taps of the distortion filter SDR allows (BSS-eval's default, 32 ms at 16 kHz).
 SDR_FILTER_TAPS = 512

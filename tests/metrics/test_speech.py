@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from avtool.eval.speech import (
+from avtool.metrics.speech import (
     mel_cepstral_distortion,
     multi_resolution_stft_distance,
     pesq_wb,

@@ -10,7 +10,7 @@ same dlib tracker (:func:`avtool.models.face.track_video`) so detector bias is s
 * ``driven``: the renderer's own target landmarks (no detection) — a diagnostic that separates
   errors of the mouth motion itself from what the warp and the detector make of it.
 
-Measures per track (see :mod:`avtool.eval.landmarks`): D-LL, D-VL, D-A (AnyoneNet, in units of
+Measures per track (see :mod:`avtool.metrics.landmarks`): D-LL, D-VL, D-A (AnyoneNet, in units of
 the inter-ocular distance after registering every frame on the nose and eyes) and the Pearson
 correlation of the inner-mouth area over time. The issue's targets: mean area correlation at
 least 0.6 and D-A at most 0.6 of the static baseline's; in pixels (``pixels``: the mouth region
@@ -246,9 +246,9 @@ def evaluate_clip(
     """
     from dataclasses import replace
 
-    from avtool.eval.landmarks import best_area_lag, lip_sync_metrics
     from avtool.io.audio import load_audio, save_audio
     from avtool.io.video import probe
+    from avtool.metrics.landmarks import best_area_lag, lip_sync_metrics
     from avtool.models.face import track_video
     from avtool.tasks.talkinghead import load_model, render_file
 
@@ -439,7 +439,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "targets": {...}, "passed"}``; ``d_a_ratio`` is mean renderer D-A over mean static
         D-A (the targets apply to it), ``d_a_ratio_by_system`` the same for every system.
     """
-    from avtool.eval.landmarks import MEASURES
+    from avtool.metrics.landmarks import MEASURES
 
     ok = [row for row in rows if "systems" in row]
     names = list(SYSTEMS) + [s for s in (ok[0]["systems"] if ok else {}) if s not in SYSTEMS]

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avtool.cli.main import app
-from avtool.tasks.evaluate_voices import grid_people, grid_sentences
+from avtool.tasks.eval.voices import grid_people, grid_sentences
 
 
 def test_people_are_seven_grid_speakers_without_s1_twice(grid_dir: Path):

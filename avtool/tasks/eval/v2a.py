@@ -98,8 +98,8 @@ def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str
     """Clips through the inference face stage (:mod:`avtool.tasks.v2a`) from video files."""
     import numpy as np
 
-    from avtool.eval.grid import parse_grid_id
     from avtool.io.audio import load_audio
+    from avtool.metrics.grid import parse_grid_id
     from avtool.models.face import track_video
     from avtool.tasks.v2a import FPS, V2AOptions, check_pose, stream_crops
 
@@ -129,8 +129,8 @@ def add_noise(audio: Any, snr_db: float, seed: int) -> Any:
 def score(reference: Any, estimate: Any, text: str, recogniser: Any) -> dict[str, float]:
     """STOI, ESTOI, PESQ-WB, MCD (dB) and WER (fraction) of ``estimate`` against ``reference``
     (both ``(S,)`` float at 22.05 kHz) and the transcript."""
-    from avtool.eval.speech import mel_cepstral_distortion, pesq_wb, stoi
-    from avtool.eval.wer import word_errors
+    from avtool.metrics.speech import mel_cepstral_distortion, pesq_wb, stoi
+    from avtool.metrics.wer import word_errors
 
     sr = 22050
     edits, words = word_errors(text, recogniser.recognize(estimate, sr))
@@ -206,8 +206,8 @@ def evaluate_v2a(
     import torch
 
     from avtool.datasets.grid import s1_split
-    from avtool.eval.grid import GridRecognizer
     from avtool.io.features import MelSpec, mel_spectrogram
+    from avtool.metrics.grid import GridRecognizer
     from avtool.models import v2a as v2a_model
     from avtool.models.face import load_detector
     from avtool.models.v2a import AUDIO, BOTH, VIDEO

@@ -1,8 +1,8 @@
 """Speech intelligibility on the GRID corpus grammar: pocketsphinx restricted to GRID sentences.
 
 A GRID sentence is six words, one from each slot of `GRID_WORDS` ("lay blue at x four now"). With
-the recogniser restricted to that grammar, word error rate (`avtool.eval.wer`) on generated speech
-is an objective intelligibility score for text-to-speech, video-to-speech and talking heads.
+the recogniser restricted to that grammar, word error rate (`avtool.metrics.wer`) on generated
+speech is an objective intelligibility score for text-to-speech, video-to-speech and talking heads.
 
 Measured accuracy (pocketsphinx 5.1.1, bundled en-US model, this grammar, one utterance per clip):
 real GRID speech scores a corpus WER of about 0.11 (speaker s1: 0.111 on 225 clips, 0.101 on 150

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from avtool.errors import InputError
-from avtool.eval.grid import GRID_WORDS, GridRecognizer, grid_jsgf, parse_grid_id
-from avtool.eval.wer import word_error_rate
+from avtool.metrics.grid import GRID_WORDS, GridRecognizer, grid_jsgf, parse_grid_id
+from avtool.metrics.wer import word_error_rate
 from tests.conftest import shared_data_dir
 
 N_S1_CLIPS = 20

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from avtool.eval.separation import ideal_ratio_mask, improvements, sdr
-from avtool.eval.speech import si_sdr
-from avtool.tasks import evaluate_separate as ev
+from avtool.metrics.separation import ideal_ratio_mask, improvements, sdr
+from avtool.metrics.speech import si_sdr
+from avtool.tasks.eval import separate as ev
 
 
 def test_scale_to_snr_and_fit() -> None:

@@ -32,7 +32,7 @@ def eval_vocode_command(
     from rich.table import Table
 
     from avtool.runtime import expand_paths
-    from avtool.tasks.evaluate import VOCODER_MEASURES, evaluate_vocoders
+    from avtool.tasks.eval.vocode import VOCODER_MEASURES, evaluate_vocoders
     from avtool.tasks.vocode import MEDIA_SUFFIXES
 
     opts = global_options(ctx)
@@ -104,15 +104,15 @@ def eval_talkinghead_command(
     from rich.table import Table
 
     from avtool.cli.common import stderr_console
-    from avtool.eval.landmarks import MEASURES
+    from avtool.metrics.landmarks import MEASURES
     from avtool.runtime import expand_paths, write_json
-    from avtool.tasks.evaluate_talkinghead import evaluate_talkinghead, render_options
+    from avtool.tasks.eval.talkinghead import evaluate_talkinghead, render_options
     from avtool.tasks.vocode import MEDIA_SUFFIXES
 
     opts = global_options(ctx)
     paths = expand_paths(clips, MEDIA_SUFFIXES)
     if unseen:
-        from avtool.tasks.evaluate_talkinghead import unseen_clips
+        from avtool.tasks.eval.talkinghead import unseen_clips
 
         paths = unseen_clips(paths)
     paths = paths[:limit]
@@ -181,7 +181,7 @@ def eval_lipread_command(
 
     from avtool.cli.common import stderr_console
     from avtool.runtime import expand_paths, write_json
-    from avtool.tasks.evaluate_lipread import evaluate_lipread, select_split
+    from avtool.tasks.eval.lipread import evaluate_lipread, select_split
     from avtool.tasks.lipread import VIDEO_SUFFIXES
 
     opts = global_options(ctx)
@@ -253,7 +253,7 @@ def eval_v2a_command(
 
     from avtool.cli.common import stderr_console
     from avtool.runtime import write_json
-    from avtool.tasks.evaluate_v2a import MEASURES, VOCODERS, evaluate_v2a
+    from avtool.tasks.eval.v2a import MEASURES, VOCODERS, evaluate_v2a
 
     opts = global_options(ctx)
     console = stderr_console(opts.quiet)
@@ -309,7 +309,7 @@ def eval_voices_command(
 
     from avtool.io.console import stderr_console
     from avtool.runtime import write_json
-    from avtool.tasks.evaluate_voices import evaluate_voices
+    from avtool.tasks.eval.voices import evaluate_voices
 
     opts = global_options(ctx)
     console = stderr_console(opts.quiet)
@@ -361,7 +361,7 @@ def eval_separate_command(
 
     from avtool.io.console import stderr_console
     from avtool.runtime import resolve_device, write_json
-    from avtool.tasks.evaluate_separate import evaluate_separate
+    from avtool.tasks.eval.separate import evaluate_separate
 
     MEASURES = ("si_sdri", "sdri", "pesq", "stoi", "wer")
     opts = global_options(ctx)

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from avtool.eval import landmarks as lm
 from avtool.io.face import frontal_template
+from avtool.metrics import landmarks as lm
 
 
 def face(iod: float = 60.0, centre=(180.0, 140.0)) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from avtool.tasks import evaluate_talkinghead as evt
+from avtool.tasks.eval import talkinghead as evt
 
 HAVE_RENDERER = importlib.util.find_spec("avtool.tasks.talkinghead") is not None
 needs_renderer = pytest.mark.skipif(not HAVE_RENDERER, reason="the talking-head renderer is absent")
@@ -40,8 +40,8 @@ def short_clip(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def test_static_baseline_video_holds_the_first_frame(short_clip: Path, tmp_path: Path, licensed):
-    from avtool.eval.landmarks import lip_sync_metrics
     from avtool.io.video import probe
+    from avtool.metrics.landmarks import lip_sync_metrics
     from avtool.models.face import load_detector, track_video
 
     face = evt.first_frame(short_clip, 25.0)
