@@ -51,6 +51,23 @@ SNR_RANGE = (-6.0, 6.0)
 SINGLE_SPEAKER = 0.08
 #: Ceiling of the thresholded SNR loss of one-voice examples (dB).
 SNR_CEILING_DB = 30.0
+#: Range of the playback-rate factor that turns an s1 interferer into a pseudo-speaker
+#: (pitch, formants and tempo all scale by it; 1.0 everywhere disables it).
+PSEUDO_SPEAKER_RATE = (0.8, 1.25)
+#: Playback rates of the validation set's s1-interferer mixtures (cycled over the clips).
+VAL_PSEUDO_RATES = (0.85, 1.15, 1.25)
+
+
+def change_rate(audio: np.ndarray, rate: float) -> np.ndarray:
+    """``audio`` played ``rate`` times faster (linear interpolation): ``(T,)`` -> ``(T / rate,)``.
+
+    A cheap pseudo-speaker: every frequency is multiplied by ``rate``, so an s1 clip at 1.2
+    sounds like a higher-pitched talker with a shorter vocal tract saying the same grammar.
+    """
+    if rate == 1.0 or len(audio) < 2:
+        return audio
+    positions = np.arange(0.0, len(audio) - 1, rate)
+    return np.interp(positions, np.arange(len(audio)), audio).astype(audio.dtype)
 
 
 def _to_int16(audio: np.ndarray) -> np.ndarray:
@@ -110,19 +127,50 @@ def prepare_visual(
 class Mixer:
     """Draws training and validation mixtures from the prepared arrays."""
 
-    def __init__(self, data_dir: Path, audio_visual: bool, seed: int) -> None:
-        audio = np.load(data_dir / "audio.npz")
-        split = s1_split()
-        self.visual = dict(np.load(data_dir / "visual.npz")) if audio_visual else {}
-        have = set(self.visual) if audio_visual else None
-        self.train_s1 = [audio[f"s1/{i}"] for i in split["train"] if have is None or i in have]
-        self.train_ids = [i for i in split["train"] if have is None or i in have]
-        self.val_s1 = [(i, audio[f"s1/{i}"]) for i in split["val"] if have is None or i in have]
-        self.libri = [audio[k] for k in audio.files if k.startswith("train/")]
+    def __init__(
+        self,
+        data_dir: Path,
+        audio_visual: bool,
+        seed: int,
+        *,
+        s1_interferer: float = S1_INTERFERER,
+        pseudo_speakers: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.audio = np.load(self.data_dir / "audio.npz")
+        self.libri = [self.audio[k] for k in self.audio.files if k.startswith("train/")]
         self.audio_visual = audio_visual
+        self.s1_interferer = s1_interferer
+        self.pseudo_speakers = pseudo_speakers
         self.rng = np.random.default_rng(seed)
         self.length = int(SEGMENT_SECONDS * SAMPLE_RATE)
         self.frames = self.length // FRAME_SAMPLES
+        self.visual: dict[str, np.ndarray] = {}
+        self.visual_mtime = 0.0
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """(Re)read ``visual.npz`` if it changed (a GRID cache still being built adds clips).
+
+        Returns:
+            Whether the pool of s1 clips was (re)built.
+        """
+        path = self.data_dir / "visual.npz"
+        if self.audio_visual:
+            mtime = path.stat().st_mtime
+            if self.visual and mtime == self.visual_mtime:
+                return False
+            self.visual, self.visual_mtime = dict(np.load(path)), mtime
+        elif hasattr(self, "train_s1"):
+            return False
+        split = s1_split()
+        have = set(self.visual) if self.audio_visual else None
+        self.train_ids = [i for i in split["train"] if have is None or i in have]
+        self.train_s1 = [self.audio[f"s1/{i}"] for i in self.train_ids]
+        self.val_s1 = [
+            (i, self.audio[f"s1/{i}"]) for i in split["val"] if have is None or i in have
+        ]
+        return True
 
     def _fit(self, x: np.ndarray, random: bool) -> np.ndarray:
         x = x.astype(np.float32) / 32768.0
@@ -162,8 +210,14 @@ class Mixer:
                 target, first = self._s1(k, True)
                 if self.audio_visual:
                     visuals.append(self._visual(self.train_ids[k], first))
-            if self.rng.random() < S1_INTERFERER:
-                other, _ = self._s1(int(self.rng.integers(len(self.train_s1))), True)
+            if self.rng.random() < self.s1_interferer:
+                k = int(self.rng.integers(len(self.train_s1)))
+                if self.pseudo_speakers:
+                    rate = float(self.rng.uniform(*PSEUDO_SPEAKER_RATE))
+                    clip = change_rate(self.train_s1[k].astype(np.float32) / 32768.0, rate)
+                    other = self._fit(clip * 32768.0, True)
+                else:
+                    other, _ = self._s1(k, True)
             else:
                 other = self._fit(self.libri[self.rng.integers(len(self.libri))], True)
             other = self._mix(target, other, float(self.rng.uniform(*SNR_RANGE)))
@@ -180,15 +234,29 @@ class Mixer:
             vis,
         )
 
-    def validation(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """Fixed 0 dB mixtures of s1 val clips with LibriSpeech train interferers."""
+    def validation(
+        self, interferers: str = "librispeech"
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Fixed 0 dB mixtures of s1 val clips.
+
+        Args:
+            interferers: ``"librispeech"`` (train-clean-100 utterances) or ``"s1"`` (another s1
+                val clip at a playback rate from :data:`VAL_PSEUDO_RATES`: GRID-grammar
+                pseudo-speakers, like the evaluation's unseen GRID talkers).
+        """
         rng = np.random.default_rng(1234)
         out = []
-        for clip_id, clip in self.val_s1:
+        for j, (clip_id, clip) in enumerate(self.val_s1):
             target = clip.astype(np.float32) / 32768.0
             n = len(target)
-            other = self.libri[int(rng.integers(len(self.libri)))].astype(np.float32) / 32768.0
-            other = np.pad(other, (0, max(0, n - len(other))))[:n]
+            if interferers == "s1":
+                _, source = self.val_s1[(j + 1 + j % 5) % len(self.val_s1)]
+                rate = VAL_PSEUDO_RATES[j % len(VAL_PSEUDO_RATES)]
+                other = change_rate(source.astype(np.float32) / 32768.0, rate)
+                other = np.resize(other, n)
+            else:
+                other = self.libri[int(rng.integers(len(self.libri)))].astype(np.float32) / 32768.0
+                other = np.pad(other, (0, max(0, n - len(other))))[:n]
             other = self._mix(target, other, 0.0)
             frames = int(np.ceil(n / FRAME_SAMPLES))
             vis = (
@@ -269,21 +337,53 @@ def train(
     seed: int = 0,
     eval_every: int = 100,
     log_every: int = 10,
+    init: str | Path | None = None,
+    s1_interferer: float = S1_INTERFERER,
+    pseudo_speakers: bool = False,
+    grid_val: bool = False,
 ) -> dict:
     """Train ``mode`` ("blind" or "av") for at most ``minutes`` of wall-clock time.
 
     Writes ``out`` (best-on-validation state dict) with its config in ``out.json``, the resume
     state ``out.state`` and a training record ``out.train.json``.
+
+    Args:
+        init: warm start from these mask-network weights (``.pt`` + ``.pt.json``; same mode).
+        s1_interferer: share of mixtures whose interferer is another s1 training clip.
+        pseudo_speakers: play those s1 interferers at a random rate in
+            :data:`PSEUDO_SPEAKER_RATE` (GRID-grammar talkers of other pitch and timbre).
+        grid_val: select on the mean of the LibriSpeech-interferer validation and the
+            s1-pseudo-speaker one (``Mixer.validation("s1")``) instead of the former alone.
     """
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     out = Path(out)
     audio_visual = mode == "av"
-    config = MaskNetConfig.audio_visual() if audio_visual else MaskNetConfig.blind()
-    model = build(config)
+    if init is not None:
+        config = MaskNetConfig.from_dict(
+            {
+                k: v
+                for k, v in state_dict.read_config(init, "mask network").items()
+                if k != "lip_reader"
+            }
+        )
+        model = state_dict.load_into(build(config), init, "mask network")
+        if bool(config.visual_dim) != audio_visual:
+            raise ValueError(f"{init}: not a {mode} mask network")
+    else:
+        config = MaskNetConfig.audio_visual() if audio_visual else MaskNetConfig.blind()
+        model = build(config)
     optim = torch.optim.Adam(model.parameters(), lr=lr)
-    mixer = Mixer(Path(data_dir), audio_visual, seed)
-    val = mixer.validation()
+    mixer = Mixer(
+        Path(data_dir),
+        audio_visual,
+        seed,
+        s1_interferer=s1_interferer,
+        pseudo_speakers=pseudo_speakers,
+    )
+    val_sets = {"librispeech": mixer.validation()}
+    if grid_val:
+        val_sets["s1"] = mixer.validation("s1")
     resume = out.with_suffix(".state")
     step, best, history, elapsed = 0, -1e9, [], 0.0
     if resume.is_file():
@@ -317,16 +417,22 @@ def train(
             )
             running = []
         if step % eval_every == 0:
-            score = validate(model, val)
-            history.append(
-                {
-                    "step": step,
-                    "val_si_sdri": round(score, 3),
-                    "seconds": round(time.monotonic() - start, 1),
-                }
-            )
+            scores = {name: validate(model, data) for name, data in val_sets.items()}
+            score = float(np.mean(list(scores.values())))
+            entry = {
+                "step": step,
+                "val_si_sdri": round(score, 3),
+                "seconds": round(time.monotonic() - start, 1),
+            }
+            if len(scores) > 1:
+                entry.update({f"val_{k}": round(v, 3) for k, v in scores.items()})
+            if mixer.refresh():
+                entry["train_clips"] = len(mixer.train_ids)
+            history.append(entry)
+            detail = ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
             print(
-                f"step {step} val SI-SDRi {score:.2f} dB (best {max(best, score):.2f})", flush=True
+                f"step {step} val SI-SDRi {score:.2f} dB ({detail}; best {max(best, score):.2f})",
+                flush=True,
             )
             if score > best:
                 best = score
@@ -353,10 +459,15 @@ def train(
         "seed": seed,
         "minutes": minutes,
         "threads": 1,
+        "init": str(init) if init is not None else None,
+        "validation": sorted(val_sets),
+        "train_clips": len(mixer.train_ids),
         "history": history,
         "config": config.to_dict(),
         "data": "targets: GRID s1 train split; interferers: LibriSpeech train-clean-100 and "
-        f"{S1_INTERFERER:.0%} other s1 train clips; SNR uniform {SNR_RANGE} dB",
+        f"{s1_interferer:.0%} other s1 train clips"
+        + (f" played at a rate uniform in {PSEUDO_SPEAKER_RATE}" if pseudo_speakers else "")
+        + f"; SNR uniform {SNR_RANGE} dB",
     }
     write_json(out.with_name(out.name + ".train.json"), record)
     return record
@@ -443,6 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-every", type=int, default=100)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--init", help="warm start from these weights (.pt with its .pt.json)")
+    t.add_argument("--s1-interferer", type=float, default=S1_INTERFERER)
+    t.add_argument("--pseudo-speakers", action="store_true")
+    t.add_argument("--grid-val", action="store_true")
     e = sub.add_parser("entries", help="print the registry tables of the shipped weights")
     e.add_argument(
         "weights", nargs="?", default=str(Path(__file__).parents[1] / "weights" / "separate")
@@ -464,6 +580,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             eval_every=args.eval_every,
+            lr=args.lr,
+            init=args.init,
+            s1_interferer=args.s1_interferer,
+            pseudo_speakers=args.pseudo_speakers,
+            grid_val=args.grid_val,
         )
         print(json.dumps({k: record[k] for k in ("steps", "best_val_si_sdri_db")}))
     return 0

@@ -29,3 +29,69 @@ def test_one_voice_examples_reward_an_empty_second_stem() -> None:
 def test_target_loss_is_negative_si_sdr() -> None:
     src = torch.randn(2, 2, 400)
     assert target_loss(src, src) < target_loss(src.flip(1), src)
+
+
+def _fake_data(folder, rng):
+    """audio.npz + visual.npz in the trainer's layout: 3 s1 train, 3 s1 val, 2 LibriSpeech."""
+    import numpy as np
+
+    from avtool.datasets.grid import s1_split
+
+    split = s1_split()
+    ids = split["train"][:3] + split["val"][:3]
+    audio = {f"s1/{i}": (rng.standard_normal(16000) * 3000).astype(np.int16) for i in ids}
+    audio.update(
+        {f"train/u{k}": (rng.standard_normal(24000) * 3000).astype(np.int16) for k in (0, 1)}
+    )
+    np.savez(folder / "audio.npz", **audio)
+    np.savez(
+        folder / "visual.npz", **{i: rng.standard_normal((25, 8)).astype(np.float16) for i in ids}
+    )
+    return ids
+
+
+def test_change_rate_scales_pitch_and_length() -> None:
+    import numpy as np
+
+    from avtool.training.separate import change_rate
+
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 200 * t).astype(np.float32)
+    fast = change_rate(tone, 1.25)
+    assert len(fast) == 12800 and fast.dtype == np.float32
+    peak = np.argmax(np.abs(np.fft.rfft(fast))) * 16000 / len(fast)
+    assert abs(peak - 250) < 2
+    assert change_rate(tone, 1.0) is tone
+
+
+def test_warm_start_with_pseudo_speakers_and_grid_validation(tmp_path) -> None:
+    import json
+
+    import numpy as np
+
+    from avtool.models import state_dict
+    from avtool.models.separate.masknet import MaskNetConfig, build
+    from avtool.training.separate import Mixer, train
+
+    rng = np.random.default_rng(0)
+    ids = _fake_data(tmp_path, rng)
+    mixer = Mixer(tmp_path, True, 0, s1_interferer=1.0, pseudo_speakers=True)
+    assert mixer.train_ids == ids[:3] and len(mixer.val_s1) == 3
+    mix, src, vis = mixer.batch(2)
+    assert mix.shape == (2, 32000) and vis.shape == (2, 50, 8)
+    assert torch.allclose(mix, src.sum(1), atol=1e-6)
+    s1_val = mixer.validation("s1")
+    assert len(s1_val) == 3 and not torch.equal(s1_val[0][1][0, 1], s1_val[1][1][0, 1])
+    torch.manual_seed(0)
+    config = MaskNetConfig.debug(visual_dim=8)
+    init = state_dict.save(build(config).state_dict(), config.to_json(), tmp_path / "init.pt")
+    out = tmp_path / "warm.pt"
+    record = train(
+        "av", tmp_path, out, minutes=0.02, batch_size=2, lr=1e-4, eval_every=1, log_every=1,
+        init=init, s1_interferer=0.5, pseudo_speakers=True, grid_val=True,
+    )  # fmt: skip
+    assert record["init"] == str(init) and record["validation"] == ["librispeech", "s1"]
+    assert record["steps"] >= 1 and "val_s1" in record["history"][0]
+    assert json.loads((tmp_path / "warm.pt.json").read_text())["bottleneck"] == 16
+    with np.testing.assert_raises(ValueError):
+        train("blind", tmp_path, tmp_path / "b.pt", minutes=0.01, init=init)
