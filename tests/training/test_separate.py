@@ -91,7 +91,8 @@ def test_warm_start_with_pseudo_speakers_and_grid_validation(tmp_path) -> None:
         init=init, s1_interferer=0.5, pseudo_speakers=True, grid_val=True,
     )  # fmt: skip
     assert record["init"] == str(init) and record["validation"] == ["librispeech", "s1"]
-    assert record["steps"] >= 1 and "val_s1" in record["history"][0]
+    assert record["steps"] >= 1 and record["history"][0]["step"] == 0
+    assert "val_s1" in record["history"][1]
     assert json.loads((tmp_path / "warm.pt.json").read_text())["bottleneck"] == 16
     with np.testing.assert_raises(ValueError):
         train("blind", tmp_path, tmp_path / "b.pt", minutes=0.01, init=init)
