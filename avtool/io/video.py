@@ -102,6 +102,102 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     )
 
 
+# ffmpeg's demuxer and parser warnings that mean bytes are missing or broken (a clean file
+# prints none of these while demuxing: checked on 140 GRID clips, .mpg and .mkv).
+_DAMAGE = re.compile(r"corrupt|partial file|truncat|invalid|error|missing|incomplete", re.I)
+#: A container that holds less than this fraction of the frames its header's duration promises
+#: is reported as truncated.
+COMPLETE_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class VideoScan:
+    """What a video file holds, from its header and one demuxing pass (no decoding).
+
+    Attributes:
+        info: the header's :class:`VideoInfo` (duration, frame rate, ...).
+        frames: video packets (frames) the container actually holds.
+        damage: ffmpeg's complaint while demuxing (one line), None for a clean file.
+    """
+
+    info: VideoInfo
+    frames: int
+    damage: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Duration of the frames the file holds, in seconds."""
+        return self.frames / self.info.fps if self.info.fps > 0 else 0.0
+
+    def frames_at(self, fps: float) -> int:
+        """Frames after resampling to ``fps`` (at least 1 when the file holds any)."""
+        return max(round(self.seconds * fps), 1) if self.frames else 0
+
+    @property
+    def truncated(self) -> bool:
+        """The file holds strongly fewer frames than its header's duration promises."""
+        promised = self.info.n_frames
+        return self.frames < COMPLETE_FRACTION * promised and promised - self.frames >= 3
+
+    def warning(self) -> str | None:
+        """A one-line warning naming the file when it looks truncated or damaged, else None."""
+        path, info = self.info.path, self.info
+        if self.truncated:
+            return (
+                f"{path}: truncated? its header says {info.duration:.2f} s ({info.n_frames} "
+                f"frames) but it holds {self.frames} frames ({self.seconds:.2f} s); only those "
+                "are read"
+            )
+        if self.damage:
+            return (
+                f"{path}: damaged or truncated (ffmpeg: {self.damage}); read as the "
+                f"{self.frames} frames ({self.seconds:.2f} s) it holds"
+            )
+        return None
+
+    def require(self, min_frames: int, fps: float, task: str) -> None:
+        """Refuse a video too short for a model that needs ``min_frames`` frames at ``fps``.
+
+        Raises:
+            InputError: one line naming the file and its frame count.
+        """
+        if self.frames_at(fps) >= min_frames:
+            return
+        n = self.frames
+        what = f"{n} video frame{'s' if n != 1 else ''} ({self.seconds:.2f} s)"
+        if self.truncated:
+            what += f" of the {self.info.n_frames} its header declares (truncated?)"
+        raise InputError(
+            f"{self.info.path}: {what}; {task} needs at least {min_frames} frames "
+            f"({min_frames / fps:.2f} s at {fps:g} fps)"
+        )
+
+
+def scan(path: str | os.PathLike[str]) -> VideoScan:
+    """Probe a video and count the frames it holds by demuxing it (fast: no decoding), so a
+    truncated or damaged file is known before any model loads.
+
+    Raises:
+        InputError: missing, empty (0 bytes), unreadable, or without a video stream.
+        SetupError: ffmpeg is missing.
+    """
+    from avtool.io.ffmpeg import ffmpeg_reason
+
+    info = probe(path)
+    cmd = [
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "warning", "-i", str(info.path),
+        "-map", "0:v:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise InputError(f"{info.path}: ffmpeg could not read it ({ffmpeg_reason(proc.stderr)})")
+    counts = re.findall(rb"^frame=(\d+)", proc.stdout, re.MULTILINE)
+    complaints = [line for line in proc.stderr.decode("utf-8", "replace").splitlines()
+                  if _DAMAGE.search(line)]  # fmt: skip
+    damage = ffmpeg_reason("\n".join(complaints)).rstrip(".") if complaints else None
+    return VideoScan(info, int(counts[-1]) if counts else 0, damage)
+
+
 def _rational(fps: float) -> str:
     # 29.97... given as a float becomes 30000/1001 rather than a rounded decimal.
     return str(Fraction(fps).limit_denominator(1001000))

@@ -13,6 +13,7 @@ per-word timings and confidences; every output gets a ``.json`` sidecar.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from avtool.engines import BatchOptions
     from avtool.registry import ResolvedModel
     from avtool.runtime import BatchSummary
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "lipread-grid-s1"
 #: Registry ``family`` of the ResNet/BiGRU reader (:mod:`avtool.models.lipread_resnet`).
@@ -40,6 +43,10 @@ FPS = 25.0
 GRAMMAR_MAX_SECONDS = 30.0
 # Yaw beyond which a face counts as a profile view (the mouth's far half is hidden).
 PROFILE_YAW_DEGREES = 50.0
+#: Shortest video read (frames at 25 fps, 0.2 s): the 3-D front-end's temporal kernel, so a
+#: shorter clip fills no window of motion (a still image, a 1-frame video). A GRID s1 word
+#: lasts 6 frames (median over the 900 clips' alignments).
+MIN_FRAMES = 5
 
 
 @dataclass(frozen=True)
@@ -224,10 +231,20 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     from avtool.models.face import track_video
 
     start = time.perf_counter()
-    track = track_video(
-        path, fps=FPS, face_index=options.face_index, max_gap=options.max_gap,
-        detector=reader.detector,
-    )  # fmt: skip
+    try:
+        track = track_video(
+            path, fps=FPS, face_index=options.face_index, max_gap=options.max_gap,
+            detector=reader.detector,
+        )  # fmt: skip
+    except InputError:
+        if options.face_index > 0:  # "no face" may mean fewer faces than the index asks for
+            check_face_index(reader.detector, path, options.face_index)
+        raise
+    if track.n_frames < MIN_FRAMES:
+        raise InputError(
+            f"{path}: {track.n_frames} video frame{'s' if track.n_frames != 1 else ''} decode; "
+            f"lip reading needs at least {MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s at {FPS:g} fps)"
+        )
     duration = track.n_frames / FPS
     if options.decoder == "grid" and duration > GRAMMAR_MAX_SECONDS:
         raise InputError(
@@ -259,6 +276,64 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
             "network_s": round(time.perf_counter() - tracked, 4),
         },
     }
+
+
+def check_face_index(detector: Any, path: Path, face_index: int, samples: int = 8) -> None:
+    """Refuse ``--face-index`` beyond the faces a video shows (counted on ``samples`` frames
+    spread over its first 10 s, the most in any one of them).
+
+    Raises:
+        InputError: fewer faces than ``face_index + 1`` in every sampled frame (and at least
+            one face somewhere: no face at all is the tracker's own error).
+    """
+    from avtool.io.video import VideoReader
+
+    most = 0
+    with VideoReader(path, fps=FPS) as video:
+        for index, frame in enumerate(video):
+            if index >= samples * 31:
+                break
+            if index % 31 == 0:
+                most = max(most, len(detector.detect(frame, exhaustive=False)))
+    if 0 < most <= face_index:
+        faces = f"{most} face{'s' if most != 1 else ''}"
+        raise InputError(
+            f"{path}: --face-index {face_index} is out of range: the video shows {faces} "
+            f"(index 0{f'..{most - 1}' if most > 1 else ''}, 0 = largest)"
+        )
+
+
+def check_videos(
+    items: list, *, min_frames: int, fps: float, task: str, policy: str = "refuse"
+) -> tuple[list, dict[int, list[str]]]:
+    """Scan every item's video before any model loads (:func:`avtool.io.video.scan`).
+
+    A missing, empty, unreadable or too short video (fewer than ``min_frames`` at ``fps``)
+    becomes a failed item with a one-line error naming the file; the others run. A truncated
+    or damaged one is warned about on stderr now, and its warning goes to the sidecar.
+
+    Returns:
+        ``(items, warnings by item index)``.
+    """
+    import dataclasses
+
+    from avtool.io.video import scan
+
+    checked, warnings = [], {}
+    for item in items:
+        skipped = policy == "skip" and item.output is not None and item.output.is_file()
+        if item.error is None and item.source is not None and not skipped:
+            try:
+                found = scan(item.source)
+                found.require(min_frames, fps, task)
+            except InputError as exc:
+                item = dataclasses.replace(item, error=str(exc))
+            else:
+                if (warning := found.warning()) is not None:
+                    log.warning("%s", warning)
+                    warnings[item.index] = [warning]
+        checked.append(item)
+    return checked, warnings
 
 
 def read_lips(reader: Reader, path: Path, options: LipreadOptions) -> dict[str, Any]:
@@ -333,9 +408,16 @@ def trim_to_speech(words: list[dict[str, Any]], path: Path) -> list[dict[str, An
 
 
 def lipread_file(
-    reader: Reader, path: Path, output: Path | None, options: LipreadOptions
+    reader: Reader,
+    path: Path,
+    output: Path | None,
+    options: LipreadOptions,
+    warnings: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Read one video's lips into ``output`` (text or JSON; None = stdout) plus a sidecar.
+
+    ``warnings`` (e.g. a truncated file, from :func:`check_videos`) go into the sidecar's
+    ``warnings`` beside the speaker check's.
 
     Returns:
         The result of :func:`read_lips`.
@@ -381,7 +463,7 @@ def lipread_file(
         "result": {"text": result["text"], "score": result["score"],
                    "words": len(result["words"])},
         "speaker_check": result.get("speaker_check"),
-        "warnings": result.get("warnings", []),
+        "warnings": [*warnings, *result.get("warnings", [])],
         "timings": {"load_s": round(reader.load_seconds, 4), **result["timings"],
                     "total_s": round(seconds, 4),
                     "x_real_time": round(result["duration"] / seconds, 2) if seconds else None},
@@ -432,12 +514,18 @@ def run(
 
     options.validate()
     check_outputs(items, policy)
+    # Every video is scanned before the model loads: a bad one fails at once, in one line.
+    items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=FPS, task="lip reading",
+                                   policy=policy)  # fmt: skip
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        if all(item.error is not None for item in items):
+            return lambda item: []  # nothing left to read: no model to load
         reader = load_reader(options, device=device, accept_license=accept_license)
 
         def process(item) -> list[Path]:
-            result = lipread_file(reader, item.source, item.output, options)
+            result = lipread_file(reader, item.source, item.output, options,
+                                  warnings.get(item.index, []))  # fmt: skip
             return result.get("outputs", [])
 
         return process

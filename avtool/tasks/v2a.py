@@ -44,6 +44,10 @@ AV2A_MODEL = "av2a-grid-s1"
 DEFAULT_VOCODER = "hifigan-v1-universal"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
 FPS = 25.0
+#: Shortest video made into speech (frames at 25 fps, 0.2 s): the video stem's temporal kernel
+#: (5 frames), as :data:`avtool.tasks.lipread.MIN_FRAMES`; a still image or a 1-frame video
+#: gave 0.04 s of audio.
+MIN_FRAMES = 5
 
 
 @dataclass(frozen=True)
@@ -284,11 +288,14 @@ def v2a_file(
     audio: Path | None = None,
     mel_output: Path | None = None,
     guard: Any = None,
+    warnings: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Make speech for one video; write ``output`` (+ ``mel_output``) and the sidecar.
 
     ``guard`` (a :class:`~avtool.tasks.speaker_guard.SpeakerGuard`) compares the face with
     the model's training speaker: another person gets a warning (stderr and sidecar).
+    ``warnings`` (e.g. a truncated file, from :func:`avtool.tasks.lipread.check_videos`) go
+    into the sidecar too.
 
     Returns:
         The sidecar's content.
@@ -319,6 +326,11 @@ def v2a_file(
     if abs(info.fps - FPS) > 0.01:
         log.warning("%s: %.3f fps resampled to %g fps (the model's rate)", video, info.fps, FPS)
     track = track_video(video, fps=FPS, detector=detector, max_gap=options.max_gap)
+    if track.n_frames < MIN_FRAMES:
+        raise InputError(
+            f"{video}: {track.n_frames} video frame{'s' if track.n_frames != 1 else ''} decode; "
+            f"v2a needs at least {MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s at {FPS:g} fps)"
+        )
     yaw = check_pose(track.landmarks, track.detected, options.max_yaw, options.max_gap,
                      str(video))  # fmt: skip
     check = None
@@ -358,7 +370,7 @@ def v2a_file(
                   "face_detected_fraction": round(float(track.detected.mean()), 4),
                   "max_abs_yaw": round(float(np.abs(yaw).max()), 1)},
         "speaker_check": check.record if check else None,
-        "warnings": check.warnings if check else [],
+        "warnings": [*warnings, *(check.warnings if check else [])],
         "mel": {"frames": int(n_mel), "melspec": spec.to_dict()},
         "audio": {"sample_rate": spec.sample_rate, "samples": int(samples.size),
                   "duration": round(duration, 4), "sha256": sha256_file(output)},
@@ -413,6 +425,7 @@ def run(
     from avtool.engines import run_items
     from avtool.models.face import load_detector
     from avtool.runtime import check_outputs, format_output
+    from avtool.tasks.lipread import check_videos
     from avtool.tasks.speaker_guard import load_guard
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
@@ -423,8 +436,13 @@ def run(
     check_outputs(items, policy)
     any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
     name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
+    # Every video is scanned before the models load: a bad one fails at once, in one line.
+    items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=FPS, task="v2a",
+                                   policy=policy)  # fmt: skip
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
+        if all(item.error is not None for item in items):
+            return lambda item: []  # nothing left to do: no model to load
         loaded = load_model(name, device=device)
         if any_audio and loaded.model.audio is None:
             raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
@@ -441,7 +459,8 @@ def run(
                 mel_out = format_output(mel_template, item_id=item.id, index=item.index,
                                         source=item.source)  # fmt: skip
             v2a_file(loaded, vocoder, detector, item.source, item.output, options,
-                     audio=item.options.get("audio"), mel_output=mel_out, guard=guard)  # fmt: skip
+                     audio=item.options.get("audio"), mel_output=mel_out, guard=guard,
+                     warnings=warnings.get(item.index, []))  # fmt: skip
             return [item.output] + ([mel_out] if mel_out else [])
 
         return process
