@@ -13,6 +13,9 @@
    offline, so this synthetic mix stands in for one.
 4. Quality: ``avtool eval separate`` on ``--clips`` s1 test clips (see
    :mod:`avtool.tasks.eval.separate`).
+5. ``--compare-av A B ...``: audio-visual models side by side on exactly eval separate's
+   mixtures (same clips, interferers, offsets and SNRs), AV systems only (no baseline, IRM or
+   blind model), so a retrained model is compared with the shipped one in one run.
 
 Writes ``<out>/separate.json`` and prints it.
 """
@@ -75,11 +78,16 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     from avtool.datasets.grid import load_item
     from avtool.io.audio import resample
     from avtool.io.features import MelSpec
-    from avtool.models import lipread_resnet
-    from avtool.models import separate as models
     from avtool.models.separate.visual import lip_reader_features
     from avtool.tasks.eval.separate import v2a_mask_estimate
-    from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, SeparateOptions, masknet_stems
+    from avtool.tasks.separate import (
+        AV_MODEL,
+        BLIND_MODEL,
+        SeparateOptions,
+        load_lip_reader,
+        load_separator,
+        masknet_stems,
+    )
     from avtool.tasks.v2a import V2AOptions, load_model, predict_mel, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
@@ -88,8 +96,8 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     items = [load_item(cache, i) for i in ids]
     crops = np.concatenate([it["gray88"][:75] for it in items])
     marks = np.concatenate([it["landmarks"][:75] for it in items])
-    av, blind = models.load(AV_MODEL), models.load(BLIND_MODEL)
-    lip_reader, _ = lipread_resnet.load("lipread-grid-s1")
+    av, blind = load_separator(AV_MODEL, "cpu"), load_separator(BLIND_MODEL, "cpu")
+    lip_reader = load_lip_reader("lipread-grid-s1", "cpu")
     v2a = load_model("v2a-content-grid-s1")
     vocoder = load_vocoder(VocodeOptions(model="hifigan-v1-universal"))
     spec = MelSpec.preset(v2a.model.config.mel_preset)
@@ -170,8 +178,8 @@ def music() -> dict:
     from avtool.io.audio import load_audio
     from avtool.io.synth import render
     from avtool.metrics.separation import sdr
-    from avtool.models import separate as models
     from avtool.models.separate import spleeter
+    from avtool.tasks.separate import load_separator
 
     torch.set_num_threads(1)
     chorale, _, _ = _parse_score("bwv66.6", music21.corpus.parse("bach/bwv66.6"))
@@ -185,9 +193,9 @@ def music() -> dict:
     speech = speech / np.sqrt(np.mean(speech**2)) * 0.05
     accompaniment = accompaniment / np.sqrt(np.mean(accompaniment**2)) * 0.05
     mix = (speech + accompaniment).astype(np.float32)
-    loaded = models.load("spleeter-2stems")
+    loaded = load_separator("spleeter-2stems", "cpu")
     start = time.perf_counter()
-    stems = spleeter.infer(loaded.model, torch.from_numpy(np.stack([mix, mix]))).numpy()
+    stems = spleeter.infer(loaded.module, torch.from_numpy(np.stack([mix, mix]))).numpy()
     seconds = time.perf_counter() - start
     vocals, backing = stems[0].mean(0), stems[1].mean(0)
     return {
@@ -200,6 +208,89 @@ def music() -> dict:
     }
 
 
+def compare_av(cache: Path, models: list[str], limit: int) -> dict:
+    """Part 5: each audio-visual model on eval separate's mixtures (see the module docstring).
+
+    Returns:
+        ``{"clips", "mixtures", "rows": summarise(...)}`` with one system per model (its name
+        or path) beside ``mixture``.
+    """
+    import zlib
+
+    import torch
+
+    from avtool.datasets.grid import load_item, s1_split
+    from avtool.io.audio import resample
+    from avtool.metrics.grid import GridRecognizer
+    from avtool.metrics.separation import improvements
+    from avtool.metrics.speech import pesq_wb, stoi
+    from avtool.models.separate.visual import lip_reader_features
+    from avtool.tasks.eval.separate import (
+        GROUPS,
+        SAMPLE_RATE,
+        SNRS,
+        _choose,
+        _word_errors,
+        fit,
+        interferers,
+        scale_to_snr,
+        summarise,
+    )
+    from avtool.tasks.separate import (
+        SeparateOptions,
+        load_lip_reader,
+        load_separator,
+        masknet_stems,
+    )
+
+    torch.set_num_threads(1)
+    ids = [i for i in s1_split()["test"] if (cache / f"{i}.npz").is_file()][:limit]
+    voices = interferers(shared_data())
+    loaded = {m: load_separator(m, "cpu", accept_license=True) for m in models}
+    readers = {m: load_lip_reader(a.details["lip_reader"], "cpu") for m, a in loaded.items()}
+    recogniser = GridRecognizer()
+    options = SeparateOptions()
+    rows = []
+    for clip_id in ids:
+        item = load_item(cache, clip_id)
+        target = resample(item["audio"].astype(np.float32) / 32768.0, 22050, SAMPLE_RATE)
+        text = str(item["text"])
+        visual = {
+            m: lip_reader_features(r, item["gray88"], item["landmarks"]) for m, r in readers.items()
+        }
+        for group in GROUPS:
+            voice = _choose(voices[group], f"{clip_id}/{group}")
+            other_raw = fit(voice.audio, len(target), zlib.crc32(clip_id.encode()))
+            for snr in SNRS:
+                other = scale_to_snr(target, other_raw, snr)
+                mix = (target + other).astype(np.float32)
+                peak = float(np.abs(mix).max())
+                tgt = target * 0.99 / peak if peak > 0.99 else target
+                if peak > 0.99:
+                    mix = mix * 0.99 / peak
+                estimates = {"mixture": mix}
+                for m, a in loaded.items():
+                    estimates[m] = masknet_stems(a, mix, options, visual[m])[0][0]
+                row = {
+                    "clip": clip_id,
+                    "group": group,
+                    "interferer": voice.id,
+                    "gender": "same" if voice.gender == "M" else "cross",
+                    "snr": snr,
+                    "systems": {},
+                }
+                for name, est in estimates.items():
+                    scores = improvements(tgt, est, mix)
+                    if snr == 0.0:
+                        scores["pesq"] = pesq_wb(tgt, est, SAMPLE_RATE)
+                        scores["stoi"] = stoi(tgt, est, SAMPLE_RATE)
+                        hyp = recogniser.recognize(est, SAMPLE_RATE)
+                        scores["wer_errors"], scores["wer_words"] = _word_errors(text, hyp)
+                    row["systems"][name] = {k: round(float(v), 4) for k, v in scores.items()}
+                rows.append(row)
+    return {"clips": ids, "mixtures": len(rows), "rows": summarise(rows)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-results")
@@ -207,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=10, help="s1 test clips for eval separate")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--only", choices=("music", "speed", "memory"), help="run one part")
+    parser.add_argument(
+        "--compare-av", nargs="+", metavar="MODEL", help="only part 5: these AV models"
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -215,9 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_separate: ../shared/data not found; skipped")
         return 0
     report: dict = {"machine": "shared CPU, one thread"}
+    if args.compare_av:
+        report["compare_av"] = compare_av(Path(args.cache), args.compare_av, args.clips)
+        args.only, args.skip_quality = "none", True
     parts = {"music": music, "speed": lambda: speed(Path(args.cache)), "memory": memory}
     for name, run in parts.items():
-        if args.only in (None, name):
+        if args.only in (None, name) and not args.compare_av:
             report[name] = run()
     if not args.skip_quality and args.only is None:
         from avtool.tasks.eval.separate import evaluate_separate
