@@ -426,6 +426,113 @@ def verify(entry: ModelEntry, force: bool = True) -> list[str]:
     return problems
 
 
+# --- derived files: prepared copies of model files, built once in the cache ---------------------
+#
+# A derived file (Piper's seedable graph, Kokoro's timed graph) is made from a verified model
+# file and kept in ``cache_dir()/derived``. Its sha256 is recorded beside it in ``<name>.sha256``
+# when it is built; every use checks it (trusting the verified.json stamp while size and mtime
+# are unchanged), so a corrupted or truncated copy is rebuilt, never run.
+
+DERIVED_HASH_SUFFIX = ".sha256"
+
+
+def derived_dir() -> Path:
+    """``cache_dir()/derived``: the folder of prepared (derived) model files."""
+    return cache_dir() / "derived"
+
+
+def record_derived(path: Path) -> str:
+    """Hash a just-built derived file and record the hash beside it (``<path>.sha256``).
+
+    Returns:
+        The hex sha256.
+    """
+    digest = sha256_file(path)
+    with atomic_output(path.with_name(path.name + DERIVED_HASH_SUFFIX)) as tmp:
+        tmp.write_text(digest + "\n", encoding="utf-8")
+    stamps = _load_stamps()
+    _stamp(stamps, path, path.stat(), digest)
+    _save_stamps(stamps)
+    return digest
+
+
+def derived_problem(path: Path, *, force: bool = False) -> str | None:
+    """What is wrong with a derived file, None when it matches its recorded hash.
+
+    Args:
+        path: the derived file.
+        force: rehash even when verified.json vouches for its current size and mtime.
+
+    Returns:
+        ``"missing"``, ``"no recorded hash"``, or ``"expected sha256 X, got Y"``.
+    """
+    stamp_file = path.with_name(path.name + DERIVED_HASH_SUFFIX)
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    try:
+        expected = stamp_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return "no recorded hash"
+    if not _SHA256.fullmatch(expected):
+        return f"unreadable recorded hash in {stamp_file.name}"
+    stamps = _load_stamps()
+    if not force and _stamped(stamps, path, st, expected):
+        return None
+    actual = sha256_file(path)
+    if actual != expected:
+        return f"expected sha256 {expected}, got {actual}"
+    _stamp(stamps, path, st, actual)
+    _save_stamps(stamps)
+    return None
+
+
+def usable_derived(path: Path) -> bool:
+    """Whether a derived file can be used as it is; a corrupt one is reported (it is then
+    rebuilt by the caller), an absent one is just absent."""
+    problem = derived_problem(path)
+    if problem is None:
+        return True
+    if problem == "no recorded hash":  # made by an avtool that did not record hashes
+        log.info("%s: the prepared file has no recorded hash; rebuilding it", path)
+    elif problem != "missing":
+        words = "does not match its hash" if problem.startswith("expected") else problem
+        log.warning("%s: the prepared file %s; rebuilding it", path, words)
+    return False
+
+
+def derived_files(entry: ModelEntry | None = None) -> list[Path]:
+    """The derived files in the cache (not their ``.sha256`` records); with ``entry``, those
+    made from its main file (their names carry the first 16 hex digits of its sha256)."""
+    folder = derived_dir()
+    if not folder.is_dir():
+        return []
+    files = [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.endswith(DERIVED_HASH_SUFFIX) and not p.name.startswith(".")
+    ]
+    if entry is not None:
+        files = [p for p in files if f"-{entry.main.sha256[:16]}-" in p.name]
+    return files
+
+
+def verify_derived(entry: ModelEntry | None = None) -> list[str]:
+    """Rehash derived files (all, or ``entry``'s) against their recorded hashes.
+
+    Returns:
+        Problems, one line each naming the file (empty when all are intact). A file without a
+        recorded hash counts: it cannot be vouched for (the next use rebuilds it).
+    """
+    problems = []
+    for path in derived_files(entry):
+        problem = derived_problem(path, force=True)
+        if problem is not None:
+            problems.append(f"{path}: {problem} (rebuilt on next use)")
+    return problems
+
+
 # --- resolving a name (or a path) to verified local files ---------------------------------------
 
 

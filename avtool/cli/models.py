@@ -136,9 +136,13 @@ def verify_command(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="Model name; all present models when omitted."),
 ) -> None:
-    """Rehash model files against the registry; exit 3 when any is missing or corrupt.
+    """Rehash model files against the registry, and the prepared (derived) files in the
+    cache against the hashes recorded when they were built; exit 3 when any is missing or
+    corrupt.
 
-    Without a name, models none of whose files are here (not downloaded) are skipped.
+    Without a name, models none of whose files are here (not downloaded) are skipped, and
+    every derived file is checked; with a name, the derived files made from that model. A
+    corrupt derived file is rebuilt by the next command that uses it (or delete it).
     """
     from avtool import registry
 
@@ -151,16 +155,27 @@ def verify_command(
             continue
         problems = registry.verify(entry, force=True)
         results[entry.name] = {"status": "failed" if problems else "ok", "problems": problems}
+    derived = registry.derived_files(entries[0] if name else None)
+    derived_problems = registry.verify_derived(entries[0] if name else None)
     failed = [n for n, r in results.items() if r["problems"]]
     if global_options(ctx).json:
-        _print_json({"ok": not failed, "models": results})
+        _print_json({"ok": not failed and not derived_problems, "models": results,
+                     "derived": {"files": [str(p) for p in derived],
+                                 "problems": derived_problems}})  # fmt: skip
     else:
         for model_name, result in results.items():
             typer.echo(f"{model_name}: {result['status']}")
             for problem in result["problems"]:
                 typer.echo(f"  {problem}")
+        if derived:
+            status = "failed" if derived_problems else "ok"
+            typer.echo(f"derived files ({len(derived)} in {registry.derived_dir()}): {status}")
+            for problem in derived_problems:
+                typer.echo(f"  {problem}")
+    if derived_problems:
+        failed.append(f"{len(derived_problems)} derived file(s)")
     if failed:
-        raise ModelError(f"{len(failed)} model(s) failed verification: {', '.join(failed)}")
+        raise ModelError(f"verification failed: {', '.join(failed)}")
 
 
 def _present(entry: ModelEntry, spec: FileSpec) -> bool:

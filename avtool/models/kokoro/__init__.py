@@ -248,12 +248,15 @@ def timed_graph(model_path: Path, sha256: str, derived_dir: Path) -> Path:
     """The graph with the duration tensor as a second output, built once per model hash.
 
     Falls back to ``model_path`` itself (sentence timings only) when the tensor is absent,
-    as in a different export.
+    as in a different export. The copy's sha256 is recorded when it is built and checked on
+    every use (:func:`avtool.registry.usable_derived`): a corrupted or truncated copy in the
+    cache is rebuilt, never run.
     """
     from avtool.io.files import atomic_output
+    from avtool.registry import record_derived, usable_derived
 
     target = derived_dir / f"kokoro-{sha256[:16]}-timed-v{GRAPH_VERSION}.onnx"
-    if target.is_file() and target.stat().st_size > 0:
+    if usable_derived(target):
         return target
     import onnx
 
@@ -270,6 +273,7 @@ def timed_graph(model_path: Path, sha256: str, derived_dir: Path) -> Path:
     )
     with atomic_output(target) as tmp:
         onnx.save(model, str(tmp))
+    record_derived(target)
     return target
 
 
