@@ -15,7 +15,13 @@
    seconds), per stage, for each ``MODEL:VOCODER`` of ``--speed-configs`` side by side in one
    run: by default today's default (``v2a-content-grid-s1`` + HiFi-GAN V1 universal) against
    the previous one (the same model + Griffin-Lim). ``guard`` is the speaker check's share
-   (dlib descriptors of 5 frames), inside the face stage.
+   (dlib descriptors of 5 frames), inside the face stage. The configurations alternate over
+   ``--speed-rounds`` rounds (A B, then B A, ...) and each one's times are summed over the
+   rounds, so a change of load on a shared machine, or the first run's cold caches, falls on
+   both; ``default_time_ratio`` is the first configuration's wall time over each other's
+   (above 1: the default is that many times slower) and ``default_cpu_ratio`` the same for
+   the process's CPU seconds (``time.process_time``), which a busy shared machine disturbs
+   far less than wall time.
 
 Writes ``<out>/v2a.json`` and prints the same JSON.
 """
@@ -55,34 +61,58 @@ def speed(
     options = v2a.V2AOptions(model=model, vocoder=vocoder)
     with tempfile.TemporaryDirectory() as tmp:
         items = v2a.build_items([str(c) for c in clips], None, str(Path(tmp) / "{stem}.wav"))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         summary = v2a.run(items, options, accept_license=True, quiet=True)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         for item in items:
             meta = json.loads(Path(str(item.output) + ".json").read_text())
             guard = (meta.get("speaker_check") or {}).get("seconds", 0.0)
             rows.append(meta["timings"] | {"duration": meta["audio"]["duration"], "guard_s": guard,
                                            "vocoder": meta["vocoder"]["name"]})  # fmt: skip
-    seconds = sum(r["duration"] for r in rows)
-    total = {k: sum(r[k] for r in rows) for k in ("face_s", "model_s", "total_s", "guard_s")}
+    totals = {k: sum(r[k] for r in rows) for k in ("face_s", "model_s", "total_s", "guard_s")}
     return {
         "model": model or v2a.V2A_MODEL,
         "vocoder": rows[0]["vocoder"] if rows else vocoder,
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
         "clips": len(rows),
         "failed": len(summary.failed),
         "threads": threads,
+        "video_seconds": round(sum(r["duration"] for r in rows), 2),
+        "stage_s": {k: round(v, 3) for k, v in totals.items()},
+        "x_real_time": x_real_time(sum(r["duration"] for r in rows), wall, totals),
+    }
+
+
+def x_real_time(seconds: float, wall: float, total: dict[str, float]) -> dict:
+    """Video seconds over wall seconds, end to end and per stage (``total``: stage seconds)."""
+    return {
+        "end_to_end_incl_load": round(seconds / wall, 2),
+        "per_clip_total": round(seconds / total["total_s"], 2),
+        "face_stage": round(seconds / total["face_s"], 2),
+        "guard": round(seconds / total["guard_s"], 2) if total["guard_s"] else None,
+        "network": round(seconds / total["model_s"], 2),
+        "vocoder_and_io": round(
+            seconds / max(total["total_s"] - total["face_s"] - total["model_s"], 1e-9), 2
+        ),
+    }
+
+
+def merge_rounds(runs: list[dict]) -> dict:
+    """One configuration's :func:`speed` results over several rounds, times summed."""
+    wall = sum(r["wall_s"] for r in runs)
+    seconds = sum(r["video_seconds"] for r in runs)
+    stages = {k: sum(r["stage_s"][k] for r in runs) for k in runs[0]["stage_s"]}
+    return runs[0] | {
+        "rounds": len(runs),
+        "wall_s": round(wall, 2),
+        "wall_s_per_round": [r["wall_s"] for r in runs],
+        "cpu_s": round(sum(r["cpu_s"] for r in runs), 2),
+        "clips": sum(r["clips"] for r in runs),
+        "failed": sum(r["failed"] for r in runs),
         "video_seconds": round(seconds, 2),
-        "x_real_time": {
-            "end_to_end_incl_load": round(seconds / wall, 2),
-            "per_clip_total": round(seconds / total["total_s"], 2),
-            "face_stage": round(seconds / total["face_s"], 2),
-            "guard": round(seconds / total["guard_s"], 2) if total["guard_s"] else None,
-            "network": round(seconds / total["model_s"], 2),
-            "vocoder_and_io": round(
-                seconds / max(total["total_s"] - total["face_s"] - total["model_s"], 1e-9), 2
-            ),
-        },
+        "stage_s": {k: round(v, 3) for k, v in stages.items()},
+        "x_real_time": x_real_time(seconds, wall, stages),
     }
 
 
@@ -100,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[f"{V2A_MODEL}:{DEFAULT_VOCODER}", f"{V2A_MODEL}:griffin-lim"],
         help="MODEL:VOCODER pairs timed side by side in this run (today's default, the previous)",
     )  # fmt: skip
+    parser.add_argument("--speed-rounds", type=int, default=2, help="alternating rounds (A B, B A)")
     parser.add_argument("--speed-only", action="store_true", help="skip the quality measures")
     args = parser.parse_args(argv)
 
@@ -138,10 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     if (s1 / "clips").is_dir():
         clips = [s1 / "clips" / f"{i}.mkv" for i in s1_split()["test"][: args.speed_clips]]
         configs = [c.partition(":")[::2] for c in args.speed_configs]
-        results["speed"] = [speed(clips, args.threads, m, v or None) for m, v in configs]
+        runs: list[list[dict]] = [[] for _ in configs]
+        for round_index in range(max(1, args.speed_rounds)):
+            order = range(len(configs))
+            for index in order if round_index % 2 == 0 else reversed(order):
+                model, vocoder = configs[index]
+                runs[index].append(speed(clips, args.threads, model, vocoder or None))
+        results["speed"] = [merge_rounds(r) for r in runs]
         first, *others = results["speed"]
         for other in others:  # > 1: the first (default) config takes that many times as long
             other["default_time_ratio"] = round(first["wall_s"] / other["wall_s"], 3)
+            other["default_cpu_ratio"] = round(first["cpu_s"] / other["cpu_s"], 3)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "v2a.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

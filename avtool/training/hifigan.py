@@ -24,6 +24,15 @@ The output folder follows the official layout, so jik876's scripts and :func:`hi
 
     python -m avtool.training.hifigan --data LJSpeech-1.1/wavs --out runs/lj --config v1
 
+Fine-tuning a published generator on one speaker (``--init``: a registry name or a ``g_``
+file; the discriminators start from random weights, since no published ``do_`` file ships),
+on a list of files, for a bounded time (``--max-minutes``: the run stops and checkpoints after
+the step that passes it)::
+
+    python -m avtool.training.hifigan --data s1_train.txt --out runs/s1 --config v1 \
+        --init hifigan-v1-universal --learning-rate 1e-4 --disc-width-divisor 4 \
+        --batch-size 8 --steps 400 --max-minutes 40
+
 On the CPU, runs are bit-for-bit reproducible for a given seed and thread count, resumed or
 not: the crops of step ``s`` depend only on ``(seed, s)``. On a GPU they are not (cuDNN's
 autotuned kernels are enabled for speed).
@@ -66,7 +75,15 @@ from avtool.models.hifigan.discriminators import (
 from avtool.models.weightnorm import load_weights, read_checkpoint
 from avtool.runtime import resolve_device, versions, write_json
 
-__all__ = ["AUDIO_SUFFIXES", "TrainConfig", "TrainResult", "find_audio_files", "main", "train"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "TrainConfig",
+    "TrainResult",
+    "export_generator",
+    "find_audio_files",
+    "main",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -217,15 +234,35 @@ def _read_config(
 
 
 def find_audio_files(data_dir: str | os.PathLike[str]) -> list[Path]:
-    """Audio and video files under ``data_dir`` (recursively), sorted by path.
+    """Audio and video files under ``data_dir`` (recursively, sorted by path), or listed in it.
+
+    ``data_dir`` may be a ``.txt`` file with one path a line (relative paths are taken from
+    the list's folder; blank lines and ``#`` comments are skipped), kept in the listed order,
+    so that a split's training files plus one held-out file last can be given exactly.
 
     Raises:
-        InputError: not a folder, or fewer than two files (one is held out).
+        InputError: not a folder or list, a listed file that does not exist, or fewer than
+            two files (one is held out).
     """
     root = Path(data_dir)
-    if not root.is_dir():
-        raise InputError(f"{root}: not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if root.is_file() and root.suffix == ".txt":
+        try:
+            lines = root.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{root}: unreadable file list ({exc})") from exc
+        files = []
+        for number, line in enumerate(lines, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            path = Path(text) if Path(text).is_absolute() else root.parent / text
+            if not path.is_file():
+                raise InputError(f"{root}:{number}: {path} does not exist")
+            files.append(path)
+    elif root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    else:
+        raise InputError(f"{root}: not a folder or a .txt list of files")
     if len(files) < 2:
         raise InputError(
             f"{root}: found {len(files)} audio files ({', '.join(AUDIO_SUFFIXES)}); training "
@@ -343,13 +380,16 @@ def train(
     *,
     training: TrainConfig | None = None,
     keep_optimizer_states: int = 2,
+    init: str | os.PathLike[str] | None = None,
+    max_seconds: float | None = None,
 ) -> TrainResult:
     """Train (or go on training) a HiFi-GAN generator and its discriminators.
 
     Args:
         data_dir: folder of audio or video files (searched recursively, see
-            :data:`AUDIO_SUFFIXES`), decoded at the config's sample rate, mono. The last file
-            by path is held out for the validation mel L1; the others are trained on.
+            :data:`AUDIO_SUFFIXES`), or a ``.txt`` list of them (:func:`find_audio_files`),
+            decoded at the config's sample rate, mono. The last file (by path; for a list, the
+            last listed) is held out for the validation mel L1; the others are trained on.
         out_dir: where checkpoints, ``config.json`` and the log go (created).
         config: a preset name (``debug``, ``v1``, ``v2``, ``v3``; training settings from
             :meth:`TrainConfig.for_preset`), the path of an official ``config.json`` (its
@@ -366,6 +406,12 @@ def train(
         training: overrides every training setting (then ``batch_size``/``seed`` still apply).
         keep_optimizer_states: older ``do_`` files beyond this many are deleted (a V1 one is
             about 1 GB); every ``g_`` file is kept.
+        init: generator weights to start a new run from (fine-tuning): a registry name
+            (e.g. ``hifigan-v1-universal``) or a ``g_`` file of the same architecture. The
+            discriminators and optimisers start fresh. Ignored when resuming.
+        max_seconds: stop after the first step that ends this many seconds after training
+            began (the checkpoint is written there); None runs to ``steps``. The step count
+            reached is in the log, so the run can be repeated exactly with ``steps``.
 
     Returns:
         The last step, checkpoint paths and log record.
@@ -373,7 +419,8 @@ def train(
     Raises:
         InputError: bad data folder or settings, ``out_dir`` already holding checkpoints
             without ``resume``, or a ``config`` that disagrees with the one being resumed.
-        ModelError: a checkpoint that does not fit, or a loss that became NaN/infinite.
+        ModelError: a checkpoint (or ``init``) that does not fit, or a loss that became
+            NaN/infinite.
         SetupError: cuda asked for and absent, or ``out_dir`` not writable.
     """
     if log_every < 1 or checkpoint_every < 1:
@@ -425,6 +472,7 @@ def train(
             "heldout": [str(heldout_file)],
             "train": [str(p) for p in train_files],
             "device": str(run_on),
+            "init": None if init is None else str(init),
             "versions": versions(),
         },
     )
@@ -446,6 +494,9 @@ def train(
     if done:
         _resume(out, start_step, generator, mpd, msd, optim_g, optim_d)
         log.info("resuming %s at step %d", out, start_step)
+    elif init is not None:
+        _init_generator(generator, init)
+        log.info("generator initialised from %s", init)
 
     crops = AudioCrops(
         train_files, mel_spec.sample_rate, train_config.segment_size, train_config.seed
@@ -498,11 +549,15 @@ def train(
                 record["heldout_mel_l1"],
                 record["seconds_per_step"],
             )
-        if done_steps % checkpoint_every == 0 or done_steps == steps:
+        out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
+        if done_steps % checkpoint_every == 0 or done_steps == steps or out_of_time:
             g_path, do_path = _checkpoint(
                 out, done_steps, epoch, generator, mpd, msd, optim_g, optim_d
             )
             _prune(out, keep_optimizer_states)
+        if out_of_time:
+            log.info("stopping after step %d: %.0f s limit reached", done_steps, max_seconds)
+            return TrainResult(done_steps, g_path, do_path, log_path, record)
     return TrainResult(max(start_step, steps), g_path, do_path, log_path, record)
 
 
@@ -554,6 +609,47 @@ def _update(
     # One device-to-host copy per step (a GPU waits for its queue only once).
     values = torch.stack([loss_disc, loss_gen, loss_adv, loss_fm, mel_l1]).detach().tolist()
     return dict(zip(names, values, strict=True))
+
+
+def _init_generator(generator: nn.Module, init: str | os.PathLike[str]) -> None:
+    """Load a registry entry's (or a ``g_`` file's) weights into the fresh ``generator``."""
+    from avtool.registry import resolve
+
+    path = Path(init)
+    if not path.is_file():
+        path = resolve(str(init), task="vocode", quiet=True).path
+    data = read_checkpoint(path)
+    if not isinstance(data, Mapping) or "generator" not in data:
+        raise ModelError(f"{path}: no 'generator' state dict in the checkpoint")
+    load_weights(generator, data["generator"], source=str(path), what="HiFi-GAN generator")
+
+
+def export_generator(
+    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, half: bool = True
+) -> Path:
+    """Write a ``g_`` file's generator for shipping: float16 tensors (half the size) by default.
+
+    The file keeps the ``{"generator", "config"}`` layout, so :func:`hifigan.load` reads it
+    (the weights become float32 again when loaded); weight norm is kept, as published.
+
+    Args:
+        checkpoint: a ``g_XXXXXXXX`` file from :func:`train`.
+        out: the file to write (atomically).
+        half: store floating-point tensors as float16.
+
+    Returns:
+        ``out`` as a path.
+
+    Raises:
+        ModelError: ``checkpoint`` holds no generator.
+    """
+    data = read_checkpoint(Path(checkpoint))
+    if not isinstance(data, Mapping) or "generator" not in data:
+        raise ModelError(f"{checkpoint}: no 'generator' state dict in the checkpoint")
+    state = {
+        k: v.half() if half and v.is_floating_point() else v for k, v in data["generator"].items()
+    }
+    return _save({**data, "generator": state}, Path(out))
 
 
 def _heldout_audio(path: Path, sample_rate: int) -> np.ndarray:
@@ -641,7 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m avtool.training.hifigan", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--data", required=True, help="folder of audio/video files")
+    parser.add_argument(
+        "--data", required=True, help="folder of audio/video files, or a .txt list of them"
+    )
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument(
         "--config",
@@ -655,9 +753,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--checkpoint-every", type=int, default=5000)
     parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint")
+    parser.add_argument(
+        "--init", default=None, help="start the generator from this registry name or g_ file"
+    )
+    parser.add_argument("--learning-rate", type=float, default=None, help="overrides the config's")
+    parser.add_argument(
+        "--disc-width-divisor", type=int, default=None, choices=(1, 2, 4, 8),
+        help="narrower discriminators (overrides the config's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        training = None
+        if args.learning_rate is not None or args.disc_width_divisor is not None:
+            config = args.config
+            if config is None and args.resume and (Path(args.out) / "config.json").is_file():
+                config = Path(args.out) / "config.json"
+            base = _read_config(config or "v1")[1]
+            training = replace(
+                base,
+                learning_rate=args.learning_rate or base.learning_rate,
+                discriminator_width_divisor=(
+                    args.disc_width_divisor or base.discriminator_width_divisor
+                ),
+            )
         result = train(
             args.data,
             args.out,
@@ -669,6 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
+            training=training,
+            init=args.init,
+            max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         )
     except AvtoolError as exc:
         log.error("error: %s", exc)

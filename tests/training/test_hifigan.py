@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from avtool.errors import InputError
+from avtool.errors import InputError, ModelError
 from avtool.io.audio import save_audio
 from avtool.models import hifigan
 from avtool.models.hifigan import HiFiGANConfig
@@ -325,3 +325,35 @@ def test_train_config_checks():
     assert TrainConfig.for_preset("debug").discriminator_width_divisor == 8
     with pytest.raises(InputError, match="divisor"):
         TrainConfig(discriminator_width_divisor=3)
+
+
+def test_find_audio_files_reads_a_list_in_its_order(tmp_path: Path):
+    data = write_tones(tmp_path / "data", count=3, seconds=0.1)
+    listed = tmp_path / "files.txt"
+    listed.write_text(f"# train, then the held-out file\ndata/tone2.wav\n\n{data / 'tone0.wav'}\n")
+    assert find_audio_files(listed) == [tmp_path / "data/tone2.wav", data / "tone0.wav"]
+    listed.write_text("data/tone2.wav\ndata/missing.wav\n")
+    with pytest.raises(InputError, match=r"files\.txt:2: .*missing\.wav does not exist"):
+        find_audio_files(listed)
+    with pytest.raises(InputError, match=r"not a folder or a \.txt list"):
+        find_audio_files(tmp_path / "nothing")
+
+
+def test_init_starts_from_given_weights_and_time_bound_stops(run, tmp_path: Path):
+    data, _, result = run
+    start = generator_weights(result.generator)
+    # max_seconds=0: the first step passes the bound, so the run stops (and saves) after it.
+    tuned = train(data, tmp_path / "tuned", "debug", steps=50, seed=5, device="cpu",
+                  init=result.generator, max_seconds=0.0)  # fmt: skip
+    assert tuned.step == 1 and tuned.generator == tmp_path / "tuned" / "g_00000001"
+    assert json.loads((tmp_path / "tuned" / "run.json").read_text())["init"] == str(
+        result.generator
+    )
+    got = generator_weights(tuned.generator)
+    # One AdamW step (lr 2e-4) from the given weights stays within a fraction of a percent of
+    # them; a fresh random start would differ by about their whole size.
+    moved = sum((got[k] - start[k]).abs().sum() for k in start)
+    assert 0 < moved < 0.02 * sum(start[k].abs().sum() for k in start)
+    with pytest.raises(ModelError, match="does not fit"):
+        train(data, tmp_path / "bad", "v3", steps=1, device="cpu", init=result.generator,
+              training=TrainConfig.for_preset("debug"))  # fmt: skip
