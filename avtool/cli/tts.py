@@ -92,6 +92,7 @@ def tts_command(
 
       avtool --accept-license tts "Hello there" --face me.jpg -o hello.mp4
     """
+    from avtool.errors import InputError
     from avtool.runtime import print_summary
     from avtool.tasks import tts
 
@@ -114,6 +115,12 @@ def tts_command(
             accent=accent, voice_from_face=voice is None,
         )  # fmt: skip
     items = batch.select(tts.build_items(text or [], text_file, manifest, output))
+    if video is None and audio_format is None:  # refused before the voice loads
+        for item in items:
+            suffix = item.output.suffix.lower().lstrip(".") if item.output else "wav"
+            if item.error is None and suffix and suffix not in tts.AUDIO_FORMATS:
+                raise InputError(f"{item.output}: unknown audio format {suffix!r}; use one of "
+                                 f"{', '.join(tts.AUDIO_FORMATS)}")  # fmt: skip
     options = TTSOptions(
         voice=voice if voice is not None else DEFAULT_VOICE,
         speed=speed,

@@ -159,13 +159,16 @@ def input_spec(path: Path, options: VocodeOptions) -> Any:  # -> MelSpec
     ``--mel-preset`` for a bare ``.npy``), HiFi-GAN's for audio/video (analysed with it).
 
     Raises:
-        InputError: an unreadable mel file.
+        InputError: an unreadable mel file; a missing, empty or unreadable audio/video file
+            (checked here, before the vocoder it picks loads).
     """
     from avtool.io.features import MelSpec, load_mel
+    from avtool.io.ffmpeg import read_media_info
 
     preset = MelSpec.preset(options.mel_preset) if options.mel_preset else None
     if path.suffix.lower() in MEL_SUFFIXES:
         return load_mel(path, assume=preset)[1]
+    read_media_info(path)
     return MelSpec.default()
 
 

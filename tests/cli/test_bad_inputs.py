@@ -219,9 +219,24 @@ def test_6_harmonize_estimates_c_major_and_keeps_the_tempo(tmp_path):
     assert sidecar["key"] == "C major" and sidecar["options"]["tempo"] == 120.0
 
 
-def test_10_v2a_negative_max_yaw_is_refused(tmp_path, grid_dir):
+def test_10_v2a_negative_max_yaw_is_refused(tmp_path):
     out = tmp_path / "s.wav"
-    result = runner.invoke(app, ["v2a", str(grid_dir / "bbaf2n.mpg"), "-o", str(out),
-                                 "--max-yaw", "-1"])  # fmt: skip
+    clip = tmp_path / "clip.mp4"  # refused before any input is read
+    clip.write_bytes(b"x")
+    result = runner.invoke(app, ["v2a", str(clip), "-o", str(out), "--max-yaw", "-1"])
     assert result.exit_code == 2 and "--max-yaw -1: must be" in _error_line(result)
     assert not out.exists()
+
+
+def test_10_tts_unknown_audio_suffix_is_refused_before_the_voice_loads(tmp_path, monkeypatch):
+    import avtool.tasks.tts
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the voice was loaded for an output that should have been refused")
+
+    monkeypatch.setattr(avtool.tasks.tts, "load_voice", refuse)
+    out = tmp_path / "x.aiff"
+    result = runner.invoke(app, ["tts", "Hi", "-o", str(out)])
+    assert result.exit_code == 2
+    assert f"{out}: unknown audio format 'aiff'; use one of wav" in _error_line(result)
+    assert list(tmp_path.iterdir()) == []
