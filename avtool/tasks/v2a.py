@@ -34,6 +34,7 @@ from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from avtool.engines import BatchOptions
+    from avtool.runtime import BatchSummary
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +416,7 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Make speech for every item with one loaded model, vocoder and face detector per worker
     (``batch``: engine, workers).
 
