@@ -448,12 +448,22 @@ def check_mel(
 
     Raises:
         InputError: wrong ndim or dtype, wrong number of bands, transposed, zero frames,
-            NaN/inf values (with the count and the first frame), naming ``path``.
+            NaN/inf values (with the count and the first frame), or values above any mel of
+            audio in [-1, 1] (a scaled mel, whose waveform would overflow), naming ``path``.
     """
     problem, arr = _mel_problem(mel, spec)
     if problem is not None:
         raise InputError(f"{path}: mel {problem}")
     assert arr is not None
+    # No band of a signal in [-1, 1] exceeds n_fft ** power (linear); allow 1000x above that.
+    ceiling_linear = float(spec.n_fft) ** spec.power * 1e3
+    ceiling = {"ln": math.log, "log10": math.log10}.get(spec.log or "", float)(ceiling_linear)
+    high = float(arr.max())
+    if high > ceiling:
+        raise InputError(
+            f"{path}: mel values reach {high:.3g}, above any mel of audio in [-1, 1] under its "
+            f"contract (at most {ceiling:.3g}); was it scaled?"
+        )
     if spec.log is not None:
         floor = math.log(spec.clip_floor) if spec.log == "ln" else math.log10(spec.clip_floor)
         low = float(arr.min())

@@ -240,3 +240,21 @@ def test_10_tts_unknown_audio_suffix_is_refused_before_the_voice_loads(tmp_path,
     assert result.exit_code == 2
     assert f"{out}: unknown audio format 'aiff'; use one of wav" in _error_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model", ["griffin-lim", None])
+def test_7_a_mel_scaled_by_1e6_is_refused_naming_the_file(tmp_path, model):
+    import torch
+
+    from avtool.io.features import MelSpec, mel_spectrogram, save_mel
+
+    spec = MelSpec.default()
+    mel = mel_spectrogram(torch.from_numpy(_tone(1.0)), spec)[0].numpy()
+    scaled = save_mel(tmp_path / "scaled.npz", mel * 1e6, spec)
+    out = tmp_path / "o.wav"
+    args = ["vocode", str(scaled), "-o", str(out)] + (["--model", model] if model else [])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    line = _error_line(result)
+    assert f"{scaled}: mel values reach " in line and "was it scaled?" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scaled.npz"]
