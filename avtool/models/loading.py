@@ -12,7 +12,19 @@ A family is registered in :data:`FAMILIES` by its import path; its module define
 
 which turns the verified files of one entry into a ready (eval-mode) module. The hook reads the
 architecture the checkpoint carries (the config stored with the weights, as whisper stores its
-dims); ``build(config)`` and ``infer(...)`` stay the family's own.
+dims; see :mod:`avtool.models.checkpoint`); ``build(config)`` and ``infer(...)`` stay the
+family's own. Two optional hooks:
+
+    entry_facts(resolved: ResolvedModel, module) -> dict
+
+the family's own sidecar facts beyond name, family, sha256 and licence (a Kokoro blend's
+voices, an AnyoneNet network's kind), kept in :attr:`Loaded.details`; and, for the families
+of :data:`SPEC_FAMILIES`, whose models are named by a spec rather than one registry entry,
+
+    claims(spec: str) -> bool
+    resolve_spec(spec: str, accept_license: bool) -> ResolvedModel
+
+(a Kokoro blend ``af_heart:0.6,am_adam:0.4`` resolves to the engine entry plus its voice packs).
 """
 
 from __future__ import annotations
@@ -40,8 +52,20 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "music_markov": "avtool.models.music.markov",
         "music_lstm": "avtool.models.music.lstm",
         "music_transformer": "avtool.models.music.transformer",
+        "piper": "avtool.models.piper",
+        "hibari": "avtool.models.hibari",
+        "kokoro": "avtool.models.kokoro.entry",
+        "anyonenet": "avtool.models.anyonenet.checkpoint",
+        "facewarp": "avtool.models.facewarp.entry",
+        "masknet": "avtool.models.separate.masknet",
+        "convtasnet": "avtool.models.separate.convtasnet",
+        "spleeter": "avtool.models.separate.spleeter",
     }
 )
+
+#: Task -> the families (keys of :data:`FAMILIES`) that may claim a name before the registry
+#: looks it up, because their models are named by a spec (see the module docstring).
+SPEC_FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType({"tts": ("kokoro",)})
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,7 @@ class Loaded:
         path: the main weights file.
         files: every file of the entry by name (companions included).
         load_seconds: wall time of resolving, verifying and loading.
+        details: the family's own sidecar facts (its ``entry_facts`` hook; empty without one).
     """
 
     name: str
@@ -71,6 +96,7 @@ class Loaded:
     path: Path
     files: Mapping[str, Path] = field(default_factory=dict)
     load_seconds: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> Any:
@@ -78,12 +104,14 @@ class Loaded:
         return getattr(self.module, "config", None)
 
     def facts(self) -> dict[str, Any]:
-        """The sidecar's ``model`` object: name, family, sha256, licence."""
+        """The sidecar's ``model`` object: name, family, sha256, licence, then the family's
+        :attr:`details`."""
         return {
             "name": self.name,
             "family": self.family,
             "sha256": self.sha256,
             "license": self.license,
+            **self.details,
         }
 
 
@@ -125,12 +153,16 @@ def load(
             unknown family, or a file the family cannot read.
     """
     start = time.perf_counter()
-    resolved = resolve(name_or_path, task=task, accept_license=accept_license)
+    resolved = _claimed(os.fspath(name_or_path), task, accept_license)
+    if resolved is None:
+        resolved = resolve(name_or_path, task=task, accept_license=accept_license)
     entry = resolved.entry
     family = entry.family or (detect(resolved) if detect is not None else "")
     if not family:
         raise ModelError(f"{resolved.path}: cannot tell which {task} family reads this file")
-    module = family_module(family).load_entry(resolved, device)
+    hooks = family_module(family)
+    module = hooks.load_entry(resolved, device)
+    entry_facts = getattr(hooks, "entry_facts", None)
     return Loaded(
         name=entry.name,
         task=task,
@@ -142,4 +174,14 @@ def load(
         path=resolved.path,
         files=dict(resolved.files),
         load_seconds=time.perf_counter() - start,
+        details=entry_facts(resolved, module) if entry_facts is not None else {},
     )
+
+
+def _claimed(spec: str, task: str, accept_license: bool) -> ResolvedModel | None:
+    """The resolution of a spec one of the task's :data:`SPEC_FAMILIES` claims, else None."""
+    for family in SPEC_FAMILIES.get(task, ()):
+        hooks = family_module(family)
+        if hooks.claims(spec):
+            return hooks.resolve_spec(spec, accept_license)
+    return None

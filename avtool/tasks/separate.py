@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from avtool.engines import BatchOptions
-    from avtool.models.separate import LoadedSeparator
+    from avtool.models.loading import Loaded
+    from avtool.runtime import BatchItem, BatchSummary
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +82,6 @@ class SeparateOptions:
 # --------------------------------------------------------------------------- pure steps
 
 
-def chunk_bounds(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
-    """``[start, end)`` sample ranges of length ``chunk`` (last one shorter) overlapping by
-    ``overlap``, covering ``n`` samples."""
-    if n <= chunk:
-        return [(0, n)]
-    step = chunk - overlap
-    out, start = [], 0
-    while True:
-        end = min(start + chunk, n)
-        out.append((start, end))
-        if end == n:
-            return out
-        start += step
-
-
 def best_order(previous: np.ndarray, current: np.ndarray) -> tuple[int, ...]:
     """The stem order of ``current`` that best matches ``previous`` on the same samples.
 
@@ -136,6 +122,8 @@ def run_chunked(
         ``(S, T)`` stems and the number of chunks whose order was swapped.
     """
     import numpy as np
+
+    from avtool.models.chunked import chunk_bounds
 
     n = len(audio)
     bounds = chunk_bounds(n, chunk, overlap)
@@ -227,8 +215,55 @@ def one_speaker_check(stems: np.ndarray, options: SeparateOptions) -> dict[str, 
 # --------------------------------------------------------------------------- model runs
 
 
+def audio_visual(loaded: Loaded) -> bool:
+    """Whether the model extracts a target by its face (a mask network with visual input)."""
+    return loaded.family == "masknet" and bool(loaded.config.visual_dim)
+
+
+def model_stems(loaded: Loaded) -> tuple[str, ...]:
+    """The names of the model's outputs, in order: ``target``, ``residual`` (audio-visual),
+    ``spk1``, ``spk2``... (blind), or Spleeter's sources."""
+    if loaded.family == "masknet":
+        return ("target", "residual") if audio_visual(loaded) else ("spk1", "spk2")
+    if loaded.family == "convtasnet":
+        return tuple(f"spk{i + 1}" for i in range(loaded.config.n_src))
+    return tuple(loaded.config.stems)
+
+
+def load_separator(name_or_path: str, device: str, accept_license: bool = False) -> Loaded:
+    """A separation model through the front door (a local ``.pt`` is a mask network, another
+    local file an Asteroid Conv-TasNet).
+
+    Raises:
+        ModelError: unknown, unverifiable or unreadable model, or a family this task lacks.
+    """
+    from avtool.models.loading import load
+    from avtool.models.separate import detect_family
+
+    return load(
+        name_or_path,
+        task="separate",
+        device=device,
+        accept_license=accept_license,
+        detect=detect_family,
+    )
+
+
+def load_lip_reader(name: str | None, device: str) -> Any:
+    """The frozen ResNet lip reader an audio-visual model reads (``lipread-grid-s1`` by
+    default), through the front door."""
+    from avtool.models.loading import load
+
+    return load(
+        name or "lipread-grid-s1",
+        task="lipread",
+        device=device,
+        detect=lambda resolved: "lipread-resnet",
+    ).module
+
+
 def masknet_stems(
-    loaded: LoadedSeparator,
+    loaded: Loaded,
     audio: np.ndarray,
     options: SeparateOptions,
     visual: np.ndarray | None = None,
@@ -241,8 +276,8 @@ def masknet_stems(
     import numpy as np
     import torch
 
-    model = loaded.model
-    rate = loaded.sample_rate
+    model = loaded.module
+    rate = loaded.config.sample_rate
     per_frame = rate / FPS
     device = next(model.parameters()).device
 
@@ -261,11 +296,11 @@ def masknet_stems(
     frame = int(per_frame)
     chunk = max(frame, int(options.chunk_seconds * rate) // frame * frame)
     overlap = min(chunk // 2, int(options.overlap_seconds * rate) // frame * frame)
-    return run_chunked(fn, audio, chunk, overlap, align=not loaded.audio_visual)
+    return run_chunked(fn, audio, chunk, overlap, align=not audio_visual(loaded))
 
 
 def convtasnet_stems(
-    loaded: LoadedSeparator, audio: np.ndarray, options: SeparateOptions
+    loaded: Loaded, audio: np.ndarray, options: SeparateOptions
 ) -> tuple[np.ndarray, int]:
     """``(n_src, T)`` stems with Conv-TasNet (chunked, aligned across chunks).
 
@@ -275,7 +310,7 @@ def convtasnet_stems(
     import numpy as np
     import torch
 
-    model = loaded.model
+    model = loaded.module
     device = next(model.parameters()).device
 
     def fn(start: int, end: int) -> np.ndarray:
@@ -285,22 +320,22 @@ def convtasnet_stems(
         gains, *_ = np.linalg.lstsq(stems.T, audio[start:end].astype(np.float64), rcond=None)
         return (stems * gains[:, None]).astype(np.float32)
 
-    rate = loaded.sample_rate
+    rate = loaded.config.sample_rate
     chunk = int(options.chunk_seconds * rate)
     overlap = min(chunk // 2, int(options.overlap_seconds * rate))
     return run_chunked(fn, audio, chunk, overlap, align=True)
 
 
-def music_stems(loaded: LoadedSeparator, audio: np.ndarray, options: SeparateOptions) -> np.ndarray:
+def music_stems(loaded: Loaded, audio: np.ndarray, options: SeparateOptions) -> np.ndarray:
     """``(2, 2, T)`` vocals and accompaniment of ``(2, T)`` 44.1 kHz stereo."""
     import numpy as np
     import torch
 
     from avtool.models.separate import spleeter
 
-    device = next(loaded.model.parameters()).device
+    device = next(loaded.module.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).to(device)
-    return spleeter.infer(loaded.model, x).cpu().numpy()
+    return spleeter.infer(loaded.module, x).cpu().numpy()
 
 
 # --------------------------------------------------------------------------- files
@@ -341,7 +376,7 @@ class Prepared:
 
 
 def visual_features(
-    loaded: LoadedSeparator,
+    loaded: Loaded,
     lip_reader: Any,
     detector: Any,
     video: Path,
@@ -395,7 +430,7 @@ def load_audio_for(path: Path) -> tuple[np.ndarray, int]:
 
 
 def separate_file(
-    loaded: LoadedSeparator,
+    loaded: Loaded,
     source: Path,
     outputs: list[Path],
     options: SeparateOptions,
@@ -411,7 +446,7 @@ def separate_file(
     Args:
         loaded: the model.
         source: the mixture (any audio, or a video whose soundtrack is the mixture).
-        outputs: one path per stem (``loaded.stems`` order).
+        outputs: one path per stem (:func:`model_stems` order).
         options: run-time options.
         video: the target's face video (audio-visual models).
         lip_reader, detector, guard: the audio-visual model's front-end, face detector and
@@ -438,7 +473,7 @@ def separate_file(
     warnings: list[str] = []
     record: dict[str, Any] = {}
     prepared = None
-    if loaded.audio_visual:
+    if audio_visual(loaded):
         if video is None:
             raise InputError(f"{source}: {loaded.name} needs the target's face: give --video")
         prepared = visual_features(
@@ -451,13 +486,13 @@ def separate_file(
     gain = 1.0
     if loaded.family == "spleeter":
         stereo = mixture if channels == 2 else np.repeat(to_mono(mixture)[None], 2, axis=0)
-        x = resample(stereo, rate, loaded.sample_rate)
+        x = resample(stereo, rate, loaded.config.sample_rate)
         if level < options.silence_dbfs:
             stems44 = np.zeros((2, *x.shape), np.float32)
             warnings.append(f"{source}: silent input ({level:.0f} dBFS); wrote silent stems")
         else:
             stems44 = music_stems(loaded, x, options)
-        stems = np.stack([resample(s, loaded.sample_rate, rate) for s in stems44])
+        stems = np.stack([resample(s, loaded.config.sample_rate, rate) for s in stems44])
         stems = stems[..., : mixture.shape[1]]
         stems = np.pad(stems, ((0, 0), (0, 0), (0, mixture.shape[1] - stems.shape[-1])))
         if channels == 1:
@@ -465,28 +500,28 @@ def separate_file(
         stems, gain = finish_stems(stems, mixture if channels == 2 else mixture[0])
     else:
         mono = mixture[0] if channels == 1 else to_mono(mixture)
-        x = resample(mono, rate, loaded.sample_rate)
+        x = resample(mono, rate, loaded.config.sample_rate)
         if level < options.silence_dbfs:
             stems16 = np.zeros((2, len(x)), np.float32)
             warnings.append(f"{source}: silent input ({level:.0f} dBFS); wrote silent stems")
         elif loaded.family == "masknet":
             visual = None
             if prepared is not None:
-                need = math.ceil(len(x) / loaded.sample_rate * FPS)
+                need = math.ceil(len(x) / loaded.config.sample_rate * FPS)
                 visual = prepared.visual[:need]
                 visual = np.pad(visual, ((0, need - len(visual)), (0, 0)), mode="edge")
             stems16, swaps = masknet_stems(loaded, x, options, visual)
         else:
             stems16, swaps = convtasnet_stems(loaded, x, options)
-        if rate != loaded.sample_rate:
-            stems = np.stack([resample(s, loaded.sample_rate, rate) for s in stems16])
+        if rate != loaded.config.sample_rate:
+            stems = np.stack([resample(s, loaded.config.sample_rate, rate) for s in stems16])
         else:
             stems = stems16
         del stems16, x
         if stems.shape[1] != len(mono):
             stems = stems[:, : len(mono)]
             stems = np.pad(stems, ((0, 0), (0, len(mono) - stems.shape[1])))
-        if not loaded.audio_visual and level >= options.silence_dbfs and len(stems) == 2:
+        if not audio_visual(loaded) and level >= options.silence_dbfs and len(stems) == 2:
             check = one_speaker_check(stems, options)
             record["one_speaker_check"] = check
             if check["one_speaker"]:
@@ -526,19 +561,12 @@ def separate_file(
         "task": "separate",
         "mode": (
             "audio-visual"
-            if loaded.audio_visual
+            if audio_visual(loaded)
             else "music"
             if loaded.family == "spleeter"
             else "blind"
         ),
-        "model": {
-            "name": loaded.name,
-            "family": loaded.family,
-            "sha256": loaded.sha256,
-            "license": loaded.license,
-            "config": loaded.config,
-            "lip_reader": loaded.lip_reader,
-        },
+        "model": loaded.facts(),
         "seed": options.seed,
         "options": asdict(options),
         "input": {
@@ -557,7 +585,7 @@ def separate_file(
                 "output": str(path) if keep else None,
                 "rms_dbfs": None if not np.isfinite(rms_dbfs(s)) else round(rms_dbfs(s), 2),
             }
-            for name, path, keep, s in zip(loaded.stems, outputs, wanted, stems, strict=True)
+            for name, path, keep, s in zip(model_stems(loaded), outputs, wanted, stems, strict=True)
         ],
         "gain": round(gain, 6),
         "chunk_swaps": swaps,
@@ -623,7 +651,7 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Separate every item with one loaded model (and face stage for audio-visual models) per
     worker (``batch``: engine, workers).
 
@@ -633,20 +661,18 @@ def run(
     from dataclasses import replace
 
     from avtool.engines import run_items
-    from avtool.models import lipread_resnet
-    from avtool.models import separate as separate_models
-    from avtool.runtime import BatchItem, check_outputs, format_output, resolve_device
+    from avtool.runtime import check_outputs, format_output, resolve_device
 
     if options.chunk_seconds <= 0 or not 0 <= options.overlap_seconds < options.chunk_seconds:
         raise InputError("--chunk-seconds must be > 0 and --overlap-seconds in [0, chunk)")
     run_on = resolve_device(device, engine="torch")
     model_name = options.model or default_model(items)
-    loaded = separate_models.load(model_name, run_on, accept_license=accept_license)
+    loaded = load_separator(model_name, run_on, accept_license)
     plans: list[tuple[BatchItem, list[Path], tuple[bool, ...]]] = []
     checked: list[BatchItem] = []
     for item in items:
         assert item.output is not None
-        if loaded.audio_visual:
+        if audio_visual(loaded):
             target = Path(str(item.output).replace("{n}", "1").replace("{source}", "target"))
             residual = None
             if residual_template:
@@ -662,20 +688,20 @@ def run(
         else:
             if residual_template:
                 raise InputError("--residual is for audio-visual target extraction only")
-            paths = output_paths(item.output, loaded.stems)
+            paths = output_paths(item.output, model_stems(loaded))
             plans.append((item, paths, tuple(True for _ in paths)))
         for k, (path, keep) in enumerate(zip(plans[-1][1], plans[-1][2], strict=True)):
             if keep:
                 checked.append(replace(item, output=path, id=f"{item.id}#{k}"))
     check_outputs(checked, policy)
 
-    def face_stage(model: Any, on: str) -> tuple[Any, Any, Any]:
+    def face_stage(model: Loaded, on: str) -> tuple[Any, Any, Any]:
         """The lip reader, face detector and speaker guard of an audio-visual model."""
-        if not model.audio_visual:
+        if not audio_visual(model):
             return None, None, None
         from avtool.models.face import load_detector
 
-        reader, _ = lipread_resnet.load(model.lip_reader or "lipread-grid-s1", on)
+        reader = load_lip_reader(model.details["lip_reader"], on)
         return (reader, load_detector(accept_license=accept_license),
                 _load_guard(model.name, accept_license))  # fmt: skip
 
@@ -689,7 +715,7 @@ def run(
         models = driver_models
         if models is None:
             on = resolve_device(device, engine="torch")
-            model = separate_models.load(model_name, on, accept_license=accept_license)
+            model = load_separator(model_name, on, accept_license)
             models = (model, *face_stage(model, on))
         model, lip_reader, detector, guard = models
 
@@ -697,7 +723,7 @@ def run(
             paths, keep = by_index[item.index]
             video = item.options.get("video")
             source = Path(item.input)
-            if model.audio_visual and video is None and source.suffix.lower() in VIDEO_SUFFIXES:
+            if audio_visual(model) and video is None and source.suffix.lower() in VIDEO_SUFFIXES:
                 video = source
             separate_file(
                 model,

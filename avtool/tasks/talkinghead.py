@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from avtool.models.facewarp import FaceMotion, WarpRenderer
     from avtool.models.facewarp.phones import AudioDrive
     from avtool.models.facewarp.visemes import Phone
+    from avtool.models.loading import Loaded
+    from avtool.runtime import BatchItem, BatchSummary
 
 log = logging.getLogger(__name__)
 
@@ -149,30 +151,35 @@ def _is_checkpoint_path(model: str) -> bool:
     return model.endswith(".pt") or "/" in model or Path(model).is_file()
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedModel:
-    """A neural ``--model``: what drives or renders, and what the sidecar records.
+    """A neural ``--model``: the front door's record of the network that drives or renders,
+    and for a renderer the predictor whose landmarks it draws.
 
     Attributes:
-        kind: ``"predictor"`` (landmarks from audio, drives the warp) or ``"renderer"``
-            (the UNet draws frames from a landmark track).
-        network: the loaded module (eval mode).
-        name: the registry name, or the checkpoint's path.
-        path: the weights file.
-        sha256: its checksum.
-        license: its licence (``"unknown"`` for a local file).
-        meta: the checkpoint's JSON (config, training steps, data).
+        loaded: the network (:func:`avtool.models.loading.load`; its ``details`` say the
+            ``kind``: ``"predictor"``, landmarks from audio driving the warp, or
+            ``"renderer"``, the UNet drawing frames from a landmark track).
         driver: for a renderer, the predictor whose landmarks it draws (None: the visemes').
     """
 
-    kind: str
-    network: Any
-    name: str
-    path: Path
-    sha256: str
-    license: str
-    meta: dict[str, Any]
+    loaded: Loaded
     driver: LoadedModel | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"predictor"`` or ``"renderer"``."""
+        return str(self.loaded.details["kind"])
+
+    @property
+    def network(self) -> Any:
+        """The loaded module (eval mode)."""
+        return self.loaded.module
+
+    @property
+    def name(self) -> str:
+        """The registry name, or the checkpoint's path."""
+        return self.loaded.name
 
     @property
     def predictor(self) -> LoadedModel | None:
@@ -180,17 +187,9 @@ class LoadedModel:
         return self if self.kind == "predictor" else self.driver
 
     def describe(self) -> dict[str, Any]:
-        """The sidecar's record of this model."""
-        return {
-            "name": self.name,
-            "family": "anyonenet",
-            "kind": self.kind,
-            "path": str(self.path),
-            "sha256": self.sha256,
-            "license": self.license,
-            "steps": self.meta.get("steps"),
-            **({"driver": self.driver.describe()} if self.driver is not None else {}),
-        }
+        """The sidecar's record of this model (:meth:`~avtool.models.loading.Loaded.facts`)."""
+        driver = {"driver": self.driver.describe()} if self.driver is not None else {}
+        return {**self.loaded.facts(), **driver}
 
 
 def model_device(model: str, requested: str = "auto") -> str:
@@ -240,81 +239,39 @@ def load_model(
         return None
     if model == "anyonenet-full":
         renderer = _load_network("anyonenet-unet", device, accept_license)
-        renderer.driver = _load_network("anyonenet", device, accept_license)
-        return renderer
-    return _load_network(model, device, accept_license)
+        return LoadedModel(
+            renderer, LoadedModel(_load_network("anyonenet", device, accept_license))
+        )
+    return LoadedModel(_load_network(model, device, accept_license))
 
 
-def _load_network(model: str, device: str, accept_license: bool) -> LoadedModel:
-    """One AnyoneNet network: a registered short name or a checkpoint path (see load_model)."""
-    import json
+def _load_network(model: str, device: str, accept_license: bool) -> Loaded:
+    """One AnyoneNet network through the front door: a short name (``anyonenet``,
+    ``anyonenet-unet``), a registry name or a checkpoint path."""
+    from avtool.models.loading import load
 
-    from avtool import registry
-    from avtool.models.anyonenet import checkpoint
-
-    registered = {
-        "anyonenet": (ANYONENET_MODEL, "predictor"),
-        "anyonenet-unet": (ANYONENET_UNET_MODEL, "renderer"),
-    }
-    if model in registered:
-        name, kind = registered[model]
-        resolved = registry.resolve(name, task="talkinghead", accept_license=accept_license)
-        path, license_ = resolved.path, resolved.entry.license
-        sha256 = resolved.entry.main.sha256
-    else:
-        path, license_, name = Path(model), "unknown", model
-        if not path.is_file():
-            raise ModelError(f"{path}: no such AnyoneNet checkpoint")
-        try:
-            kind = json.loads(checkpoint.config_path(path).read_text(encoding="utf-8"))["kind"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(
-                f"{path}: not an AnyoneNet checkpoint (no readable "
-                f"{checkpoint.config_path(path).name} beside it: {exc})"
-            ) from exc
-        if kind not in ("predictor", "renderer"):
-            raise ModelError(f"{path}: unknown AnyoneNet checkpoint kind {kind!r}")
-        sha256 = registry.sha256_file(path)
-    network, _, meta = checkpoint.load(path, kind, device)
-    return LoadedModel(kind, network, name, Path(path), sha256, license_, meta)
+    names = {"anyonenet": ANYONENET_MODEL, "anyonenet-unet": ANYONENET_UNET_MODEL}
+    return load(
+        names.get(model, model),
+        task="talkinghead",
+        device=device,
+        accept_license=accept_license,
+        detect=lambda resolved: "anyonenet",
+    )
 
 
-@dataclass
-class LoadedBank:
-    """The mouth-interior bank ``--mouth bank`` pastes, and what the sidecar records."""
-
-    bank: Any  # avtool.models.facewarp.mouth_bank.MouthBank
-    name: str
-    sha256: str
-    license: str
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "sha256": self.sha256,
-            "license": self.license,
-            "exemplars": len(self.bank),
-        }
-
-
-def load_mouth_bank(mouth: str) -> LoadedBank | None:
-    """The registered mouth bank for ``--mouth bank``; None for ``drawn``.
+def load_mouth_bank(mouth: str) -> Loaded | None:
+    """The registered mouth bank for ``--mouth bank`` (its ``module`` a
+    :class:`~avtool.models.facewarp.mouth_bank.MouthBank`); None for ``drawn``.
 
     Raises:
         ModelError: the bank is missing or fails its checksum (exit 3).
     """
     if mouth != "bank":
         return None
-    from avtool import registry
-    from avtool.models.facewarp import mouth_bank
+    from avtool.models.loading import load
 
-    resolved = registry.resolve(MOUTH_BANK_MODEL, task="talkinghead")
-    return LoadedBank(
-        mouth_bank.load(resolved.path),
-        MOUTH_BANK_MODEL,
-        resolved.entry.main.sha256,
-        resolved.entry.license,
-    )
+    return load(MOUTH_BANK_MODEL, task="talkinghead")
 
 
 def predictor_motion(
@@ -426,7 +383,7 @@ class RenderPlan:
     timings: dict[str, float]
     model: LoadedModel | None = None
     speaker_check: dict[str, Any] | None = None  # the face vs the model's training speaker
-    mouth: LoadedBank | None = None  # the mouth-interior bank the warp pastes
+    mouth: Loaded | None = None  # the mouth-interior bank the warp pastes
 
     @property
     def n_frames(self) -> int:
@@ -615,7 +572,7 @@ def plan_render(
     motion: FaceMotion | None = None,
     accept_license: bool = False,
     model: LoadedModel | None = None,
-    mouth: LoadedBank | None = None,
+    mouth: Loaded | None = None,
 ) -> RenderPlan:
     """Everything before the first frame: face, audio analysis, motion and landmarks.
 
@@ -673,7 +630,7 @@ def plan_render(
     # A UNet renderer draws the whole face itself: the bank only serves the warp.
     unet = model is not None and model.kind == "renderer"
     bank = None if unet or options.mouth != "bank" else mouth or load_mouth_bank(options.mouth)
-    renderer = WarpRenderer(image, points, bank.bank if bank is not None and not unet else None)
+    renderer = WarpRenderer(image, points, bank.module if bank is not None and not unet else None)
     timings["face_s"] = time.perf_counter() - start
 
     drive = None
@@ -786,7 +743,7 @@ def render_file(
     metadata: Mapping[str, Any] | None = None,
     audio_label: str | None = None,
     model: LoadedModel | None = None,
-    mouth: LoadedBank | None = None,
+    mouth: Loaded | None = None,
 ) -> RenderResult:
     """Render a talking-head video (or only a still, for an image ``output``) plus sidecar.
 
@@ -938,7 +895,7 @@ def _model_summary(
         "family": "facewarp",
         "renderer": options.model,
         "landmarks": landmarks,
-        "mouth": plan.mouth.describe() if plan.mouth is not None else "drawn",
+        "mouth": plan.mouth.facts() if plan.mouth is not None else "drawn",
     }
     if plan.model is not None:
         # The neural model is what --model named: its name, checksum and licence come first.
@@ -972,7 +929,7 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     progress: bool = False,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Render one face + audio into ``output`` through the batch runner (see :func:`run_items`).
 
     ``audio`` may be ``-``: the speech is read from stdin (``avtool tts ... -o - |``).
@@ -991,7 +948,7 @@ def build_items(
     manifest: Path | None,
     output_template: str,
     face: str | None,
-) -> list:  # list[BatchItem]
+) -> list[BatchItem]:
     """Batch items: audio files (paths, folders, globs) spoken by ``face``, and manifest rows
     (columns ``input`` = the audio, ``face``, ``id``, ``output``; a row without ``face`` uses
     ``face``). A row with no face at all is a failed item of its own.
@@ -1032,7 +989,7 @@ def run_items(
     quiet: bool = False,
     progress: bool = False,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Render every item (``options["face"]`` speaking ``source``) through the batch runner
     (exit codes, overwrite policy, report; a bad item fails alone and the others run).
 

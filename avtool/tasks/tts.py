@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from avtool.engines import BatchOptions
+    from avtool.models.loading import Loaded
+    from avtool.registry import ResolvedModel
+    from avtool.runtime import BatchItem, BatchSummary
 
 log = logging.getLogger(__name__)
 
@@ -81,96 +84,25 @@ class TTSOptions:
         return self
 
 
-@dataclass
-class Voice:
-    """A loaded voice with what the sidecar needs to name it."""
+def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool = False) -> Loaded:
+    """A voice through the front door (:func:`avtool.models.loading.load`): a registry name,
+    a Kokoro voice or blend (``am_adam``, ``af_heart:0.6,am_adam:0.4``), or a local Piper
+    ``.onnx`` (its config JSON beside it).
 
-    name: str
-    family: str
-    sha256: str
-    license: str
-    model: Any  # PiperModel | HibariModel | KokoroModel
-    load_seconds: float
-    #: Extra sidecar fields of the model (a Kokoro voice's blend and pack hashes).
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.model.sample_rate
-
-
-def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool = False) -> Voice:
-    """Resolve a voice in the registry (or a local ``.onnx`` path) and load it.
+    Args:
+        name_or_path: the ``--voice`` value.
+        device: ``auto``, ``cpu`` or ``cuda`` (each family resolves it for its engine).
+        accept_license: allow non-commercial voices.
 
     Raises:
+        InputError: a malformed Kokoro blend or an unknown Kokoro voice.
         ModelError: unknown, unverifiable or unlicensed voice, or an unknown family.
         SetupError: ``device`` is cuda and CUDA is absent.
     """
-    from avtool import registry
-    from avtool.models import kokoro
-    from avtool.runtime import resolve_device
+    from avtool.models.loading import load
 
-    if kokoro.looks_like_kokoro(name_or_path):
-        return load_kokoro(name_or_path, device=device)
-    start = time.perf_counter()
-    resolved = registry.resolve(name_or_path, task="tts", accept_license=accept_license)
-    entry = resolved.entry
-    family = entry.family or _guess_family(resolved.path)
-    run_on = resolve_device(device, engine="onnx")
-    if family == "piper":
-        from avtool.models import piper
-
-        config = next((p for n, p in resolved.files.items() if n.endswith(".json")), None)
-        model = piper.load(
-            resolved.path,
-            config,
-            sha256=entry.files[0].sha256,
-            derived_dir=registry.cache_dir() / "derived",
-            device=run_on,
-        )
-    elif family == "hibari":
-        from avtool.models import hibari
-
-        model = hibari.load(
-            resolved.path,
-            voice=str(entry.config.get("voice", "heart")),
-            british=bool(entry.config.get("british", False)),
-            device="cpu" if device == "auto" else device,
-        )
-    else:
-        raise ModelError(f"{name_or_path}: family {family!r} is not a text-to-speech family")
-    return Voice(
-        name=entry.name,
-        family=family,
-        sha256=entry.files[0].sha256,
-        license=entry.license,
-        model=model,
-        load_seconds=time.perf_counter() - start,
-    )
-
-
-def load_kokoro(spec: str, *, device: str = "auto", british: bool | None = None) -> Voice:
-    """A Kokoro voice or blend (``am_adam``, ``af_heart:0.6,am_adam:0.4``), see
-    :func:`avtool.models.kokoro.load_registered`.
-
-    Raises:
-        InputError: a malformed blend or an unknown voice (close names listed).
-        ModelError: a file missing or failing its checks, a pack of the wrong shape.
-    """
-    from avtool.models import kokoro
-    from avtool.runtime import resolve_device
-
-    start = time.perf_counter()
-    run_on = resolve_device(device, engine="onnx")
-    loaded = kokoro.load_registered(spec, device=run_on, british=british)
-    return Voice(
-        name=loaded.name,
-        family="kokoro",
-        sha256=loaded.sha256,
-        license=loaded.license,
-        model=loaded.model,
-        load_seconds=time.perf_counter() - start,
-        details=loaded.details,
+    return load(
+        name_or_path, task="tts", device=device, accept_license=accept_license, detect=_voice_family
     )
 
 
@@ -233,8 +165,9 @@ def print_voices(*, as_json: bool = False) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
-def _guess_family(path: Path) -> str:
-    """Local files: a Piper voice has its config JSON beside it."""
+def _voice_family(resolved: ResolvedModel) -> str:
+    """A local file's family: a Piper voice has its config JSON beside it."""
+    path = resolved.path
     if Path(f"{path}.json").is_file():
         return "piper"
     raise ModelError(
@@ -433,21 +366,21 @@ def write_timings(path: Path, data: dict[str, Any]) -> list[Path]:
                             data=data)  # fmt: skip
 
 
-def plan_chunks(voice: Voice, text: str) -> list[SpeechChunk]:
+def plan_chunks(voice: Loaded, text: str) -> list[SpeechChunk]:
     """All chunks of ``text`` in order.
 
     Raises:
         InputError: the text has nothing to say.
     """
     sentences = split_sentences(text)
-    chunks = [c for i, s in enumerate(sentences) for c in voice.model.chunks(s, i)]
+    chunks = [c for i, s in enumerate(sentences) for c in voice.module.chunks(s, i)]
     if not chunks:
         raise InputError("the text is empty or has nothing to pronounce")
     return chunks
 
 
 def synthesize(
-    voice: Voice, chunks: list[SpeechChunk], options: TTSOptions, timings: Timings | None = None
+    voice: Loaded, chunks: list[SpeechChunk], options: TTSOptions, timings: Timings | None = None
 ) -> Iterator[np.ndarray]:
     """Yield the audio of each chunk, with sentence pauses, at the voice's sample rate.
 
@@ -458,18 +391,18 @@ def synthesize(
         timings: filled in as chunks are synthesized, when given.
 
     Yields:
-        (T,) float32 blocks in [-1, 1] at ``voice.sample_rate``.
+        (T,) float32 blocks in [-1, 1] at ``voice.module.sample_rate``.
     """
     import numpy as np
 
-    rate = voice.sample_rate
+    rate = voice.module.sample_rate
     pause = np.zeros(round(options.sentence_pause * rate), np.float32)
     position = 0
     for index, chunk in enumerate(chunks):
         if index and chunk.sentence_index != chunks[index - 1].sentence_index and pause.size:
             yield pause
             position += pause.size
-        result = voice.model.synthesize(
+        result = voice.module.synthesize(
             chunk,
             seed=options.seed,
             chunk_index=index,
@@ -543,7 +476,7 @@ def _to_int16(block: np.ndarray) -> bytes:
 
 
 def synthesize_to_file(
-    voice: Voice,
+    voice: Loaded,
     text: str,
     options: TTSOptions,
     output: Path | None,
@@ -566,14 +499,14 @@ def synthesize_to_file(
     """
     options = options.validated()
     start = time.perf_counter()
-    warned = len(getattr(voice.model, "warnings", ()))  # a Kokoro model collects warnings
+    warned = len(getattr(voice.module, "warnings", ()))  # a Kokoro model collects warnings
     chunks = plan_chunks(voice, text)
-    rate_out = options.sample_rate or voice.sample_rate
+    rate_out = options.sample_rate or voice.module.sample_rate
     timings = Timings() if timings_path is not None else None
     chunk_audio = synthesize(voice, chunks, options, timings)
     if progress and len(chunks) > 1:
         chunk_audio = _with_progress(chunk_audio, len(chunks), output)
-    blocks = _resampled(chunk_audio, voice.sample_rate, rate_out)
+    blocks = _resampled(chunk_audio, voice.module.sample_rate, rate_out)
     frames = 0
     if output is None:
         sink = stdout or sys.stdout.buffer
@@ -603,13 +536,7 @@ def synthesize_to_file(
     meta: dict[str, Any] = {
         "task": "tts",
         "output": str(output) if output else "-",
-        "model": {
-            "name": voice.name,
-            "family": voice.family,
-            "sha256": voice.sha256,
-            "license": voice.license,
-            **voice.details,
-        },
+        "model": voice.facts(),
         "seed": options.seed,
         "options": asdict(options),
         "input": {
@@ -627,13 +554,15 @@ def synthesize_to_file(
         },
         "versions": versions(),
     }
-    if getattr(voice.model, "warnings", ())[warned:]:
-        meta["warnings"] = list(voice.model.warnings[warned:])
+    if getattr(voice.module, "warnings", ())[warned:]:
+        meta["warnings"] = list(voice.module.warnings[warned:])
     if timings is not None and timings_path is not None:
         if not timings.aligned:
             log.warning("%s: voice %s gives sentence timings only", timings_path, voice.name)
-        pronounce = getattr(voice.model, "pronounce", None)
-        files = write_timings(timings_path, timings.to_json(voice.sample_rate, duration, pronounce))
+        pronounce = getattr(voice.module, "pronounce", None)
+        files = write_timings(
+            timings_path, timings.to_json(voice.module.sample_rate, duration, pronounce)
+        )
         meta["timings_file"] = str(files[0]) if len(files) == 1 else [str(f) for f in files]
     if output is not None:
         meta["audio"]["sha256"] = sha256_file(output)
@@ -701,7 +630,7 @@ def choose_face_voice(face: FaceVideo, detector: Any) -> dict[str, Any]:
 
 
 def speak_with_face(
-    voice: Voice,
+    voice: Loaded,
     text: str,
     options: TTSOptions,
     output: Path,
@@ -761,7 +690,7 @@ def build_items(
     text_files: list[str],
     manifest: Path | None,
     output_template: str,
-) -> list:  # list[BatchItem]
+) -> list[BatchItem]:
     """Items from text arguments, text files (paths, folders, globs; ``-`` = stdin) and a
     CSV/JSONL manifest.
 
@@ -866,7 +795,7 @@ def run(
     quiet: bool = False,
     face: FaceVideo | None = None,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Synthesize every item, loading each voice once per worker (``batch``: engine, workers).
 
     With ``face``, every item becomes a talking-head video (``.mp4``/``.mov``/``.mkv``);
@@ -894,12 +823,12 @@ def run(
     driver_detector = detector if batch is None or batch.engine == "local" else None
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
-        voices: dict[str, Voice] = {}
+        voices: dict[str, Loaded] = {}
         face_detector = driver_detector
         if face is not None and face_detector is None:
             face_detector = load_detector(accept_license, landmarks=face.options.landmarks)
 
-        def voice_for(name: str) -> Voice:
+        def voice_for(name: str) -> Loaded:
             if name not in voices:
                 voices[name] = load_voice(name, device=device, accept_license=accept_license)
             return voices[name]

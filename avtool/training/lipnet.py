@@ -8,8 +8,8 @@ outside it is ignored), else from :func:`avtool.datasets.grid.split_ids`. Augmen
 LipNet: horizontal flips (p=0.5) and temporal jitter (each frame dropped or duplicated with
 p=0.05), plus its curriculum: with ``--word-prob`` a clip is replaced by a run of 1-3 of its
 aligned words, which cannot be read from the sentence prior alone. Every epoch the model is
-scored on the validation split (greedy CER); the best one is written as ``lipnet.pt`` (a plain
-state dict) + ``lipnet.pt.json`` (its config); ``state.pt`` holds model, optimiser, epoch and
+scored on the validation split (greedy CER); the best one is written as ``lipnet.pt`` (an avtool
+checkpoint) + ``lipnet.pt.json`` (its config); ``state.pt`` holds model, optimiser, epoch and
 best score so an interrupted run resumes where it stopped (``--resume``).
 The cache may still be filling while training runs: each epoch uses the items present then.
 
@@ -289,7 +289,7 @@ def end_epoch(
     epoch = record["epoch"]
     if metrics["cer"] < best["cer"]:
         best = {**metrics, "epoch": epoch}
-        state_dict.save(model.state_dict(), config.to_json(), out_dir / weights)
+        state_dict.save(model.state_dict(), config.to_json(), out_dir / weights, family="lipnet")
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     if log:

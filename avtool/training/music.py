@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from avtool.datasets.chorales import VOICES, augment, load_chorales, split
 from avtool.errors import AvtoolError, InputError
-from avtool.io.files import atomic_output
+from avtool.models import checkpoint
 from avtool.models.music.generate import FAMILIES, Score, generate, load_model
 from avtool.models.music.options import SamplingOptions
 from avtool.models.music.tokens import (
@@ -68,6 +68,7 @@ from avtool.models.music.tokens import (
     PREFIX_LENGTH,
     encode,
     parse_time_signature,
+    vocabulary,
 )
 from avtool.runtime import versions, write_json
 
@@ -236,16 +237,6 @@ def _build(config: TrainConfig) -> torch.nn.Module:
     return music_transformer.build(music_transformer.MusicTransformerConfig.preset(config.preset))
 
 
-def _to_checkpoint(model: torch.nn.Module, family: str) -> dict[str, Any]:
-    if family == "lstm":
-        from avtool.models.music import lstm as music_lstm
-
-        return music_lstm.to_checkpoint(model)
-    from avtool.models.music import transformer as music_transformer
-
-    return music_transformer.to_checkpoint(model)
-
-
 def _train_markov(config: TrainConfig, data: dict[str, Any], out: Path) -> dict[str, Any]:
     from avtool.models.music import markov as music_markov
 
@@ -354,8 +345,10 @@ def _train_neural(
     model.load_state_dict(best_state)
     model.eval()
     path = out / CHECKPOINT_NAMES[config.family]
-    with atomic_output(path) as tmp:
-        torch.save(_to_checkpoint(model.cpu(), config.family), tmp)
+    checkpoint.save(
+        path, f"music_{config.family}", asdict(model.config), model.cpu().state_dict(),
+        {"vocab": vocabulary()},
+    )  # fmt: skip
     return {
         "model_config": asdict(model.config),
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -119,7 +119,7 @@ def test_alignment_folds_stress_marks_and_covers_all_samples():
 
 
 def test_real_voice_is_deterministic_per_seed(piper_voice):
-    model = piper_voice.model
+    model = piper_voice.module
     chunk = model.chunks("Set white with p two soon.")[0]
     a = model.synthesize(chunk, seed=7, chunk_index=0)
     b = model.synthesize(model.chunks("Another sentence first.")[0], seed=7, chunk_index=0)

@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from avtool.models import state_dict
+from avtool.models.chunked import chunk_bounds
 from avtool.models.separate import masknet
 from avtool.tasks import separate as task
 
@@ -25,10 +26,10 @@ def save_debug_masknet(folder: Path, visual_dim: int = 0, seed: int = 0) -> Path
 
 
 def test_chunk_bounds_cover_with_overlap() -> None:
-    bounds = task.chunk_bounds(100, 40, 10)
+    bounds = chunk_bounds(100, 40, 10)
     assert bounds[0] == (0, 40) and bounds[-1][1] == 100
     assert all(b[0] == a[1] - 10 for a, b in itertools.pairwise(bounds))
-    assert task.chunk_bounds(30, 40, 10) == [(0, 30)]
+    assert chunk_bounds(30, 40, 10) == [(0, 30)]
 
 
 def test_speakers_never_swap_across_chunks() -> None:
@@ -68,9 +69,7 @@ def _write(path: Path, audio: np.ndarray, rate: int) -> Path:
 
 
 def test_blind_file_any_rate_silence_and_determinism(tmp_path: Path) -> None:
-    from avtool.models import separate as separate_models
-
-    loaded = separate_models.load(str(save_debug_masknet(tmp_path)))
+    loaded = task.load_separator(str(save_debug_masknet(tmp_path)), "cpu")
     rng = np.random.default_rng(1)
     stereo = (rng.standard_normal((22050 * 2, 2)) * 0.1).astype(np.float32)
     src = _write(tmp_path / "mix.wav", stereo, 22050)

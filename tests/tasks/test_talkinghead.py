@@ -363,7 +363,7 @@ def test_registered_unet_loads_and_draws_256_crops_of_a_real_face(
     entry, model = lookup(ANYONENET_UNET_MODEL), registered_unet
     assert model.kind == "renderer" and model.name == ANYONENET_UNET_MODEL
     assert model.network.config == RendererConfig.reduced()
-    assert model.sha256 == entry.main.sha256 and "GRID" in model.license
+    assert model.loaded.sha256 == entry.main.sha256 and "GRID" in model.loaded.license
     # The astronaut is not GRID s1: the UNet refuses her unless forced (test_talkinghead_realism).
     options = TalkingHeadOptions(model="anyonenet-unet", still=True, force=True)
     plan = plan_render(photo, speech, options, detector=detector, model=model, accept_license=True)

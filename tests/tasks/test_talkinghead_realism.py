@@ -52,7 +52,7 @@ def test_registered_bank_is_real_s1_training_data():
     from avtool.datasets.grid import s1_split
 
     loaded = load_mouth_bank("bank")
-    bank = loaded.bank
+    bank = loaded.module
     assert len(bank) >= 50 and loaded.sha256 and "GRID" in loaded.license
     assert bank.opening.min() < 1.0 and bank.opening.max() > 12.0  # closed to wide open
     clips = {source.split(":")[0] for source in bank.source}

@@ -87,7 +87,7 @@ def test_empty_text_is_an_input_error(piper_voice, tmp_path: Path):
 
 def test_failure_mid_synthesis_leaves_no_partial_file(piper_voice, tmp_path: Path, monkeypatch):
     calls = []
-    real = piper_voice.model.synthesize
+    real = piper_voice.module.synthesize
 
     def flaky(chunk, **kwargs):
         calls.append(chunk)
@@ -95,7 +95,7 @@ def test_failure_mid_synthesis_leaves_no_partial_file(piper_voice, tmp_path: Pat
             raise RuntimeError("engine failure")
         return real(chunk, **kwargs)
 
-    monkeypatch.setattr(piper_voice.model, "synthesize", flaky)
+    monkeypatch.setattr(piper_voice.module, "synthesize", flaky)
     with pytest.raises(RuntimeError):
         synthesize_to_file(
             piper_voice, "One sentence. Two sentences.", TTSOptions(), tmp_path / "x.wav"
@@ -133,7 +133,7 @@ def _long_text(words: int) -> str:
 def test_chunking_a_long_text_keeps_every_phoneme(piper_voice):
     text = _long_text(2000) + " " + ", ".join(["and on"] * 300)  # plus a 600-word run-on
     chunks = plan_chunks(piper_voice, text)
-    whole = [p for s in piper_voice.model._phonemizer().phonemize(text) for p in s]
+    whole = [p for s in piper_voice.module._phonemizer().phonemize(text) for p in s]
     kept = [p for c in chunks for p in c.phonemes]
     cut_spaces = len(whole) - len(kept)
     assert 0 <= cut_spaces <= len(chunks) and all(len(c.phonemes) <= 400 for c in chunks)

@@ -1,7 +1,10 @@
-"""AnyoneNet checkpoints: a state dict (``NAME.pt``) with its config JSON beside it (``NAME.json``).
+"""AnyoneNet checkpoints: ``NAME.pt`` with its config JSON beside it (``NAME.json``).
 
 The JSON carries ``kind`` (predictor/renderer), the architecture ``config``, the mel contract of a
 predictor and how many steps it was trained, so a checkpoint is usable without the trainer.
+:func:`save` writes ``NAME.pt`` in the one avtool format (:mod:`avtool.models.checkpoint`:
+the config inside, the other JSON keys as its ``extra``); the shipped files are the earlier
+layout, a bare state dict, which :func:`load` still reads with the JSON beside it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from avtool.models.anyonenet.config import (
     config_dict,
     config_from_dict,
 )
+from avtool.registry import ResolvedModel
 
 
 def config_path(weights: str | os.PathLike[str]) -> Path:
@@ -44,18 +48,19 @@ def save(
         config: its architecture config.
         extra: more JSON keys (``steps``, ``data``...).
     """
+    from avtool.models import checkpoint
+
     path = Path(path)
     described = config_dict(config)
     meta: dict[str, Any] = {"kind": described.pop("kind"), "config": described}
     if isinstance(config, PredictorConfig):
         meta["melspec"] = PREDICTOR_MEL.to_dict()
     meta.update(extra or {})
-    # The JSON first, so a present .pt always has its config.
+    # The JSON first (for people and registry companions; the .pt carries the same facts).
     with atomic_output(config_path(path)) as tmp:
         tmp.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        # A file object: torch would name the archive after the temporary file.
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
+    rest = {k: v for k, v in meta.items() if k != "config"}
+    checkpoint.save(path, "anyonenet", described, model.state_dict(), rest)
     return path
 
 
@@ -102,13 +107,18 @@ def load(
         ModelError: missing/unreadable files, another kind, or weights that do not fit.
     """
     from avtool.io.features import MelSpec
+    from avtool.models import checkpoint
     from avtool.models.anyonenet import predictor, unet
 
     weights = resolve_weights(path, accept_license=accept_license)
     meta_path = config_path(weights)
     cls = PredictorConfig if kind == "predictor" else RendererConfig
+    stored = checkpoint.read(weights, "anyonenet") if checkpoint.is_checkpoint(weights) else None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if stored is not None:
+            meta = {**stored.extra, "config": stored.config}
+        else:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or meta.get("kind") != kind:
             raise ValueError(f"not a {kind} config")
         config = config_from_dict(cls, meta["config"], str(meta_path))
@@ -122,7 +132,10 @@ def load(
         raise ModelError(f"{meta_path}: trained on another mel contract than this code's")
     model = predictor.build(config) if kind == "predictor" else unet.build(config)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if stored is not None:
+            state = stored.state_dict
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -130,3 +143,46 @@ def load(
             f"{weights}: not a {kind} checkpoint matching its config ({first})"
         ) from exc
     return model.to(device).eval(), config, meta
+
+
+def read_meta(weights: str | os.PathLike[str]) -> dict[str, Any]:
+    """An AnyoneNet weights file's facts (``kind``, ``config``, ``steps``...): an avtool
+    checkpoint's own, else the JSON beside it.
+
+    Raises:
+        ModelError: missing or unreadable, or a ``kind`` other than predictor / renderer.
+    """
+    from avtool.models import checkpoint
+
+    beside = config_path(weights)
+    try:
+        if checkpoint.is_checkpoint(weights):
+            stored = checkpoint.read(weights, "anyonenet")
+            meta = {**stored.extra, "config": stored.config}
+        else:
+            meta = json.loads(beside.read_text(encoding="utf-8"))
+        kind = meta["kind"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"{weights}: not an AnyoneNet checkpoint (no readable {beside.name} beside it: {exc})"
+        ) from exc
+    if kind not in ("predictor", "renderer"):
+        raise ModelError(f"{weights}: unknown AnyoneNet checkpoint kind {kind!r}")
+    return meta
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> nn.Module:
+    """The front door's hook (:func:`avtool.models.loading.load`): the predictor or renderer
+    the JSON beside the weights describes, in eval mode on ``device``.
+
+    Raises:
+        ModelError: no readable JSON, an unknown kind, or weights that do not fit.
+    """
+    network, _, _ = load(resolved.path, read_meta(resolved.path)["kind"], device)
+    return network
+
+
+def entry_facts(resolved: ResolvedModel, network: nn.Module) -> dict[str, Any]:
+    """The sidecar's AnyoneNet facts: ``kind``, the weights ``path``, training ``steps``."""
+    meta = read_meta(resolved.path)
+    return {"kind": meta["kind"], "path": str(resolved.path), "steps": meta.get("steps")}

@@ -15,6 +15,7 @@ import numpy as np
 
 from avtool.errors import ModelError
 from avtool.models.text import ChunkAudio, SpeechChunk
+from avtool.registry import ResolvedModel
 
 
 @dataclass
@@ -81,3 +82,22 @@ def load(
         raise ModelError(f"{model_path}: cannot load as a hibari voice ({exc})") from exc
     engine.voice = voice
     return HibariModel(engine)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> HibariModel:
+    """The front door's hook (:func:`avtool.models.loading.load`): the entry's ONNX graph with
+    the voice and G2P rules of its ``[config]`` (``voice``, ``british``).
+
+    Args:
+        resolved: the entry.
+        device: ``auto`` (the CPU, hibari's only engine) or ``cpu``.
+
+    Raises:
+        ModelError: not a hibari voice, or a device other than the CPU.
+    """
+    return load(
+        resolved.path,
+        voice=str(resolved.entry.config.get("voice", "heart")),
+        british=bool(resolved.entry.config.get("british", False)),
+        device="cpu" if device == "auto" else device,
+    )

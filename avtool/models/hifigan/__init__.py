@@ -374,8 +374,14 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> HiFiGANGenerator
     """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's
     generator. The architecture is the entry's ``[config]`` table, else the ``config.json``
     published beside the generator (the official repository's layout), else the checkpoint's
-    own ``config`` or the preset its keys and shapes fit.
+    own ``config`` or the preset its keys and shapes fit. An avtool checkpoint
+    (:mod:`avtool.models.checkpoint`) carries its config.
     """
+    from avtool.models import checkpoint as avtool_checkpoint
+
+    if avtool_checkpoint.is_checkpoint(resolved.path):
+        stored = avtool_checkpoint.read(resolved.path, "hifigan")
+        return load({"generator": stored.state_dict, "config": stored.config}, None, device)
     config_data = dict(resolved.entry.config) or None
     beside = resolved.path.parent / "config.json"
     if config_data is None and beside.is_file():

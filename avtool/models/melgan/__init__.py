@@ -380,5 +380,11 @@ def infer(model: MelGANGenerator, mel: torch.Tensor | np.ndarray) -> torch.Tenso
 
 def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MelGANGenerator:
     """The front door's hook (:func:`avtool.models.loading.load`): the published state dict
-    of a verified entry, architecture told from its keys and shapes."""
+    of a verified entry, architecture told from its keys and shapes (an avtool checkpoint,
+    :mod:`avtool.models.checkpoint`, carries its config)."""
+    from avtool.models import checkpoint as avtool_checkpoint
+
+    if avtool_checkpoint.is_checkpoint(resolved.path):
+        stored = avtool_checkpoint.read(resolved.path, "melgan")
+        return load(stored.state_dict, MelGANConfig.from_dict(stored.config), device)
     return load(resolved.path, None, device)

@@ -186,6 +186,7 @@ def load(
         config_type=MusicLSTMConfig,
         build=build,
         device=device,
+        family="music_lstm",
     )
 
 

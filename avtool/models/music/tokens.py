@@ -530,8 +530,11 @@ def load_family_checkpoint(
     config_type: Any,
     build: Any,
     device: str | torch.device = "cpu",
+    family: str | None = None,
 ) -> nn.Module:
-    """A model of one neural music family from a :func:`family_checkpoint` file or dict.
+    """A model of one neural music family from a :func:`family_checkpoint` file or dict, or
+    from an avtool checkpoint (:mod:`avtool.models.checkpoint`, the vocabulary in its
+    ``extra``).
 
     Args:
         checkpoint: path (read with ``weights_only=True``) or the loaded dict.
@@ -540,6 +543,7 @@ def load_family_checkpoint(
         config_type: its config dataclass (with ``from_dict``).
         build: its ``build(config)``.
         device: where the model goes.
+        family: the front door's family name (``music_lstm``), checked in an avtool checkpoint.
 
     Returns:
         The model in eval mode on ``device``.
@@ -547,9 +551,14 @@ def load_family_checkpoint(
     Raises:
         ModelError: unreadable file, another family or vocabulary, mismatching weights.
     """
+    from avtool.models import checkpoint as avtool_checkpoint
     from avtool.models.weightnorm import load_weights, open_checkpoint
 
     data, source = open_checkpoint(checkpoint, f"{what} checkpoint")
+    if isinstance(data, Mapping) and data.get("format") == avtool_checkpoint.FORMAT:
+        stored = avtool_checkpoint.from_dict(data, source, family)
+        data = {**stored.extra, "format": format_tag, "config": stored.config,
+                "state_dict": stored.state_dict}  # fmt: skip
     if not isinstance(data, Mapping) or data.get("format") != format_tag:
         found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
         raise ModelError(f"{source}: not a {what} checkpoint (format {found!r})")

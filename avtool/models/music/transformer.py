@@ -364,6 +364,7 @@ def load(
         config_type=MusicTransformerConfig,
         build=build,
         device=device,
+        family="music_transformer",
     )
 
 

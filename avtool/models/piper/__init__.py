@@ -16,6 +16,7 @@ import numpy as np
 
 from avtool.errors import ModelError
 from avtool.models.text import ChunkAudio, SpeechChunk
+from avtool.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +255,28 @@ def load(
     )
     banks = tuple(i.name for i in session.get_inputs() if i.name.startswith(NOISE_INPUT_PREFIX))
     return PiperModel(session=session, config=config, noise_inputs=banks)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> PiperModel:
+    """The front door's hook (:func:`avtool.models.loading.load`): a verified voice, its
+    config the entry's ``.json`` companion (else ``NAME.onnx.json`` beside it).
+
+    Args:
+        resolved: the entry (or a local ``.onnx``).
+        device: ``auto``, ``cpu`` or ``cuda``, resolved for onnxruntime.
+
+    Raises:
+        ModelError: config missing or unreadable, or not a Piper VITS export.
+        SetupError: ``cuda`` and onnxruntime has no CUDA provider.
+    """
+    from avtool.registry import cache_dir
+    from avtool.runtime import resolve_device
+
+    config = next((p for n, p in resolved.files.items() if n.endswith(".json")), None)
+    return load(
+        resolved.path,
+        config,
+        sha256=resolved.entry.main.sha256,
+        derived_dir=cache_dir() / "derived",
+        device=resolve_device(device, engine="onnx"),
+    )

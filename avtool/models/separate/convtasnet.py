@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.registry import ResolvedModel
 
 
 @dataclass(frozen=True)
@@ -247,3 +248,24 @@ def infer(model: ConvTasNet, audio: torch.Tensor) -> torch.Tensor:
     """``(B, T)`` at ``config.sample_rate`` -> ``(B, n_src, T)`` (no gradient)."""
     with torch.no_grad():
         return model(audio)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> ConvTasNet:
+    """The front door's hook (:func:`avtool.models.loading.load`): an Asteroid package, at the
+    sample rate of the entry's ``[config]`` (else its ``sample_rate``, else the file's); an
+    avtool checkpoint (:mod:`avtool.models.checkpoint`) carries its config."""
+    from avtool.models import checkpoint
+
+    if checkpoint.is_checkpoint(resolved.path):
+        stored = checkpoint.read(resolved.path, "convtasnet")
+        return checkpoint.build_from(
+            stored, lambda data: ConvTasNetConfig(**data), build, device, source=str(resolved.path)
+        )
+    entry = resolved.entry
+    rate = entry.config.get("sample_rate") or entry.sample_rate
+    return load_asteroid(resolved.path, device, sample_rate=rate)
+
+
+def entry_facts(resolved: ResolvedModel, model: ConvTasNet) -> dict[str, Any]:
+    """The sidecar's facts: the architecture (no lip reader)."""
+    return {"config": model.config.to_dict(), "lip_reader": None}

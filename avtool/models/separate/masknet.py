@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avtool.errors import ModelError
 from avtool.models.separate.stft import istft, stft
+from avtool.registry import ResolvedModel
 
 #: Floor of the magnitude before the log (the input is RMS-normalised first).
 LOG_FLOOR = 1e-4
@@ -227,3 +229,53 @@ class MaskNet(nn.Module):
 def build(config: MaskNetConfig) -> MaskNet:
     """A randomly initialised model (seed torch first for reproducible weights)."""
     return MaskNet(config)
+
+
+def _companion(resolved: ResolvedModel) -> dict[str, Any] | None:
+    """The stored config (architecture plus ``lip_reader``): an avtool checkpoint's own, else
+    the entry's ``NAME.pt.json``; None without either."""
+    from avtool.models import checkpoint
+    from avtool.models.state_dict import config_path
+
+    if checkpoint.is_checkpoint(resolved.path):
+        return checkpoint.read(resolved.path, "masknet").config
+    companion = resolved.files.get(config_path(resolved.path).name)
+    if companion is None:
+        return None
+    try:
+        return json.loads(companion.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{companion}: not a readable mask network config ({exc})") from exc
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MaskNet:
+    """The front door's hook (:func:`avtool.models.loading.load`): an avtool checkpoint, or a
+    state dict with its ``NAME.pt.json`` (the entry's companion, else the file beside a local
+    ``.pt``).
+
+    Raises:
+        ModelError: no config, unreadable, or weights that do not fit.
+    """
+    from avtool.models import state_dict
+
+    path = resolved.path
+    data = _companion(resolved) or state_dict.read_config(path, "mask network")
+    data = {k: v for k, v in data.items() if k != "lip_reader"}
+    try:
+        config = MaskNetConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: bad mask network config ({exc})") from exc
+    return state_dict.load_into(build(config), path, "mask network", device)
+
+
+def entry_facts(resolved: ResolvedModel, model: MaskNet) -> dict[str, Any]:
+    """The sidecar's facts: the architecture and, for an audio-visual model, the registry name
+    of its frozen lip reader (``lipread-grid-s1`` unless the config or entry names another)."""
+    lip_reader = None
+    if model.config.visual_dim:
+        lip_reader = (
+            (_companion(resolved) or {}).get("lip_reader")
+            or resolved.entry.config.get("lip_reader")
+            or "lipread-grid-s1"
+        )
+    return {"config": model.config.to_dict(), "lip_reader": lip_reader}

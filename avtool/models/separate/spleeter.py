@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.registry import ResolvedModel
 
 #: The only globals a checkpoint pickle may name: what ``np.ndarray.__reduce__`` emits.
 ALLOWED_GLOBALS = frozenset(
@@ -276,3 +278,37 @@ def infer(model: Spleeter, audio: torch.Tensor) -> torch.Tensor:
             length=audio.shape[-1],
         )
     return stems.view(len(model.nets), 2, -1)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> Spleeter:
+    """The front door's hook (:func:`avtool.models.loading.load`): the entry's two published
+    checkpoints, the main file (vocals) and its one companion (accompaniment).
+
+    An avtool checkpoint (:mod:`avtool.models.checkpoint`) holds both stems' weights.
+
+    Raises:
+        ModelError: not exactly two files, or checkpoints that do not fit.
+    """
+    from avtool.models import checkpoint
+
+    if checkpoint.is_checkpoint(resolved.path):
+        stored = checkpoint.read(resolved.path, "spleeter")
+        return checkpoint.build_from(
+            stored, _config_from_dict, build, device, source=str(resolved.path)
+        )
+    others = [p for p in resolved.files.values() if p != resolved.path]
+    if len(others) != 1:
+        raise ModelError(
+            f"{resolved.entry.name}: expected the vocals and accompaniment checkpoints"
+        )
+    return load([resolved.path, others[0]], device)
+
+
+def _config_from_dict(data: Mapping[str, Any]) -> SpleeterConfig:
+    """:meth:`SpleeterConfig.to_dict` back (lists read from JSON become tuples)."""
+    return SpleeterConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def entry_facts(resolved: ResolvedModel, model: Spleeter) -> dict[str, Any]:
+    """The sidecar's facts: the architecture (no lip reader)."""
+    return {"config": model.config.to_dict(), "lip_reader": None}

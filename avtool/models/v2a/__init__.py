@@ -130,11 +130,22 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> Any:
     dict with its config from the entry's ``[config]`` table, else ``<file>.json`` or
     ``config.json`` beside the weights.
 
+    An avtool checkpoint (:mod:`avtool.models.checkpoint`) carries its own config.
+
     Raises:
         ModelError: no or a bad config, an unreadable file, or weights not matching it.
     """
-    config_data: dict[str, Any] | None = dict(resolved.entry.config) or None
+    from avtool.models import checkpoint
+
     path = resolved.path
+    if checkpoint.is_checkpoint(path):
+        stored = checkpoint.read(path, "v2a")
+        try:
+            config = config_from_dict(stored.config)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"{path}: bad V2A config ({exc})") from exc
+        return load(stored.state_dict, config, device)
+    config_data: dict[str, Any] | None = dict(resolved.entry.config) or None
     if config_data is None:
         for candidate in (path.with_name(path.name + ".json"), path.parent / "config.json"):
             if candidate.is_file():

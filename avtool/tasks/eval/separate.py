@@ -208,10 +208,15 @@ def evaluate_separate(
     from avtool.metrics.grid import GridRecognizer
     from avtool.metrics.separation import ideal_ratio_mask, improvements
     from avtool.metrics.speech import pesq_wb, stoi
-    from avtool.models import lipread_resnet
-    from avtool.models import separate as models
     from avtool.models.separate.visual import lip_reader_features
-    from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, SeparateOptions, masknet_stems
+    from avtool.tasks.separate import (
+        AV_MODEL,
+        BLIND_MODEL,
+        SeparateOptions,
+        load_lip_reader,
+        load_separator,
+        masknet_stems,
+    )
     from avtool.tasks.v2a import V2AOptions, load_model, predict_mel, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
@@ -219,9 +224,9 @@ def evaluate_separate(
     if not ids:
         raise InputError(f"{cache}: no GRID s1 test clip in the cache; build it first")
     voices = interferers(Path(data))
-    av = models.load(av_model or AV_MODEL, device)
-    blind = models.load(blind_model or BLIND_MODEL, device)
-    lip_reader, _ = lipread_resnet.load(av.lip_reader or "lipread-grid-s1", device)
+    av = load_separator(av_model or AV_MODEL, device)
+    blind = load_separator(blind_model or BLIND_MODEL, device)
+    lip_reader = load_lip_reader(av.details["lip_reader"], device)
     v2a = load_model(v2a_model, device=device)
     vocoder = load_vocoder(VocodeOptions(model="hifigan-v1-universal"), device=device)
     spec = MelSpec.preset(v2a.model.config.mel_preset)

@@ -207,7 +207,7 @@ class Reader:
         from avtool.tasks.tts import TTSOptions, plan_chunks, synthesize
 
         if voice == "piper-joe-medium":
-            rate = self.piper.sample_rate
+            rate = self.piper.module.sample_rate
             options = TTSOptions(sentence_pause=0.0)
             audio = [
                 np.concatenate(list(synthesize(self.piper, plan_chunks(self.piper, t), options)))
