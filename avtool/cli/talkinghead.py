@@ -40,11 +40,11 @@ def talkinghead_command(
     size: str = typer.Option(
         None, "--size", help="Output WIDTHxHEIGHT, even (default: the photo's, made even)."
     ),
-    still: bool = typer.Option(False, "--still", help="No head motion and no blinks."),
+    still: bool = typer.Option(_DEFAULTS.still, "--still", help="No head motion and no blinks."),
     face_index: int = typer.Option(
         _DEFAULTS.face_index, "--face-index", help="Which face when several (0 = largest)."
     ),
-    box: str = typer.Option(None, "--box", help="Face box x,y,w,h in photo pixels."),
+    box: str = typer.Option(_DEFAULTS.box, "--box", help="Face box x,y,w,h in photo pixels."),
     model: str = typer.Option(
         _DEFAULTS.model,
         "--model",
@@ -75,7 +75,7 @@ def talkinghead_command(
         "face, scaled to the output size).",
     ),
     force: bool = typer.Option(
-        False,
+        _DEFAULTS.force,
         "--force",
         help="Render with anyonenet-unet/-full even for a face that is not its training "
         "speaker (GRID s1); refused otherwise.",

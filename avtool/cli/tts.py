@@ -8,9 +8,12 @@ import typer
 
 from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
 from avtool.engines import BatchOptions
+from avtool.tasks.talkinghead import TalkingHeadOptions
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
 
 _DEFAULTS = TTSOptions()
+#: ``--face``'s options are talkinghead's: one definition, the options dataclass.
+_FACE = TalkingHeadOptions()
 
 
 @handle_errors
@@ -68,13 +71,19 @@ def tts_command(
     face: str = typer.Option(
         None, "--face", help="Face photo: the output becomes a talking-head video (.mp4)."
     ),
-    face_index: int = typer.Option(0, "--face-index", help="With --face: 0 = largest face."),
-    box: str = typer.Option(None, "--box", help="With --face: face box x,y,w,h in pixels."),
-    still: bool = typer.Option(False, "--still", help="With --face: no head motion, no blinks."),
-    fps: float = typer.Option(25.0, "--fps", help="With --face: video frames per second."),
+    face_index: int = typer.Option(
+        _FACE.face_index, "--face-index", help="With --face: 0 = largest face."
+    ),
+    box: str = typer.Option(_FACE.box, "--box", help="With --face: face box x,y,w,h in pixels."),
+    still: bool = typer.Option(
+        _FACE.still, "--still", help="With --face: no head motion, no blinks."
+    ),
+    fps: float = typer.Option(_FACE.fps, "--fps", help="With --face: video frames per second."),
     size: str = typer.Option(None, "--size", help="With --face: video WIDTHxHEIGHT (even)."),
     landmarks: str = typer.Option(
-        "dlib", "--landmarks", help="With --face: dlib (shipped) or fan (2D-FAN, downloaded once)."
+        _FACE.landmarks,
+        "--landmarks",
+        help="With --face: dlib (shipped) or fan (2D-FAN, downloaded once).",
     ),
     batch: BatchOptions = BatchOptions(),
 ) -> None:
@@ -103,7 +112,7 @@ def tts_command(
     policy = overwrite_policy(overwrite, skip_existing)
     video = None
     if face is not None:
-        from avtool.tasks.talkinghead import TalkingHeadOptions, parse_size
+        from avtool.tasks.talkinghead import parse_size
 
         if output == "{id}.wav":  # the default: a talking head is a video
             output = "{id}.mp4"

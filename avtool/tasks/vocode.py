@@ -22,8 +22,12 @@ from typing import TYPE_CHECKING, Any
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from avtool.engines import BatchOptions
+    from avtool.io.features import MelSpec
     from avtool.registry import ResolvedModel
+    from avtool.runtime import BatchSummary
 
 GRIFFIN_LIM = "griffin-lim"
 #: The registered families that turn a mel into a waveform (Griffin-Lim needs no weights).
@@ -154,7 +158,7 @@ def load_vocoder(
                    model.config.mel, run_neural, time.perf_counter() - start)  # fmt: skip
 
 
-def input_spec(path: Path, options: VocodeOptions) -> Any:  # -> MelSpec
+def input_spec(path: Path, options: VocodeOptions) -> MelSpec:
     """The contract of an input when no vocoder is named: a mel file's own (or
     ``--mel-preset`` for a bare ``.npy``), HiFi-GAN's for audio/video (analysed with it).
 
@@ -172,8 +176,11 @@ def input_spec(path: Path, options: VocodeOptions) -> Any:  # -> MelSpec
     return MelSpec.default()
 
 
-def read_input(path: Path, vocoder: Vocoder, options: VocodeOptions):  # -> (mel, spec, kind)
-    """The ``(n_mels, frames)`` mel of an input and its contract.
+def read_input(
+    path: Path, vocoder: Vocoder, options: VocodeOptions
+) -> tuple[np.ndarray, MelSpec, str]:
+    """The ``(n_mels, frames)`` mel of an input, its contract and its kind (``"mel"`` or
+    ``"audio"``).
 
     Raises:
         InputError: unreadable file, a bad or mismatched mel (naming the differing fields).
@@ -270,7 +277,7 @@ def run(
     report: Path | None = None,
     quiet: bool = False,
     batch: BatchOptions | None = None,
-):  # -> BatchSummary
+) -> BatchSummary:
     """Vocode every item with one loaded model per worker (``batch``: engine, workers)."""
     from avtool.engines import run_items
     from avtool.runtime import check_outputs
