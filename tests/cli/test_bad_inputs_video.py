@@ -152,3 +152,22 @@ def test_10_face_index_beyond_the_faces_shown(tmp_path, face_frames, tiny_lipnet
     line = _error_line(result)
     assert f"{clip}: --face-index 3 is out of range: the video shows 1 face (index 0" in line
     assert not out.exists() and not (tmp_path / "x.txt.json").exists()
+
+
+def test_7_v2a_audio_with_nan_samples_names_the_audio_file(tmp_path, face_frames):
+    import soundfile as sf
+
+    from tests.tasks.test_v2a import save_debug_model
+
+    model = save_debug_model(tmp_path, audio=True)
+    clip = _video(tmp_path / "clip.mp4", face_frames[:10])
+    noisy = tmp_path / "nan.wav"
+    samples = (0.1 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    samples[50] = np.inf
+    sf.write(noisy, samples, 16000, subtype="FLOAT")
+    out = tmp_path / "speech.wav"
+    result = _run("v2a", str(clip), "--audio", str(noisy), "-o", str(out), "--model", str(model),
+                  "--vocoder", "griffin-lim", "--iters", "1")  # fmt: skip
+    assert result.exit_code == 2
+    assert f"{noisy}: 1 NaN or infinite samples" in _error_line(result)
+    assert not out.exists() and not (tmp_path / "speech.wav.json").exists()
