@@ -611,7 +611,7 @@ def separate_file(
 
 def build_items(
     inputs: list[str], manifest: Path | None, output_template: str, video: Path | None = None
-) -> list:
+) -> list[BatchItem]:
     """Items from audio/video files, folders, globs and a manifest (``input``, ``id``,
     ``output``, ``video``). ``{n}`` and ``{source}`` in the template name the stems.
 
@@ -632,7 +632,7 @@ def build_items(
     )
 
 
-def default_model(items: list) -> str:
+def default_model(items: list[BatchItem]) -> str:
     """:data:`AV_MODEL` when any item has a face video (or is a video), else :data:`BLIND_MODEL`."""
     for item in items:
         if item.options.get("video") or Path(item.input).suffix.lower() in VIDEO_SUFFIXES:
@@ -641,7 +641,7 @@ def default_model(items: list) -> str:
 
 
 def run(
-    items: list,
+    items: list[BatchItem],
     options: SeparateOptions,
     *,
     residual_template: str | None = None,

@@ -979,7 +979,7 @@ def build_items(
 
 
 def run_items(
-    items: Sequence,
+    items: Sequence[BatchItem],
     options: TalkingHeadOptions,
     *,
     accept_license: bool = False,
@@ -1036,7 +1036,7 @@ def run_items(
             worker_mouth = load_mouth_bank(options.mouth)
             face_detector = load_detector(accept_license, landmarks=options.landmarks)
 
-        def process(item) -> Sequence[Path]:
+        def process(item: BatchItem) -> Sequence[Path]:
             item_options = options
             if options.preview:
                 preview = format_output(options.preview, item_id=item.id, index=item.index,

@@ -784,7 +784,7 @@ def build_items(
 
 
 def run(
-    items: list,
+    items: list[BatchItem],
     options: TTSOptions,
     *,
     timings_template: str | None = None,
@@ -835,7 +835,7 @@ def run(
 
         voice_for(options.voice)  # a broken default voice fails the run before any item
 
-        def process(item) -> list[Path]:
+        def process(item: BatchItem) -> list[Path]:
             overrides = {k: v for k, v in item.options.items() if k in _OPTION_FIELDS}
             item_options = with_overrides(options, overrides, item.origin)
             text = read_text(item.source) if item.source is not None else item.input
@@ -873,7 +873,7 @@ def run(
                      quiet=quiet, label="tts")  # fmt: skip
 
 
-def _check_face(items: list, face: FaceVideo, accept_license: bool) -> Any:
+def _check_face(items: list[BatchItem], face: FaceVideo, accept_license: bool) -> Any:
     """Refuse non-video outputs and a photo without a face before any synthesis.
 
     Returns:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from avtool.engines import BatchOptions
     from avtool.io.features import MelSpec
     from avtool.registry import ResolvedModel
-    from avtool.runtime import BatchSummary
+    from avtool.runtime import BatchItem, BatchSummary
 
 GRIFFIN_LIM = "griffin-lim"
 #: The registered families that turn a mel into a waveform (Griffin-Lim needs no weights).
@@ -252,7 +252,7 @@ def vocode_file(
     return meta
 
 
-def build_items(inputs: list[str], manifest: Path | None, output_template: str) -> list:
+def build_items(inputs: list[str], manifest: Path | None, output_template: str) -> list[BatchItem]:
     """Items from files, folders, globs (``-`` = paths on stdin) and a manifest
     (columns ``input``, optional ``id`` and ``output``).
 
@@ -268,7 +268,7 @@ def build_items(inputs: list[str], manifest: Path | None, output_template: str) 
 
 
 def run(
-    items: list,
+    items: list[BatchItem],
     options: VocodeOptions,
     *,
     device: str = "auto",
@@ -301,7 +301,7 @@ def run(
         if options.model is not None:
             vocoder_for(Path())  # load (and verify) the named model before any item
 
-        def process(item) -> list[Path]:
+        def process(item: BatchItem) -> list[Path]:
             vocode_file(vocoder_for(item.source), item.source, item.output, options)
             return [item.output]
 
