@@ -42,11 +42,12 @@ def test_1_wav_header_of_1_hz_is_refused_up_front(tmp_path):
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_2_corrupted_prepared_voice_is_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVTOOL_CACHE_DIR", str(tmp_path / "cache"))
+def test_2_corrupted_prepared_voice_is_rebuilt(tmp_path, use_voice_cache):
+    # The shared voice cache: its graph is built once per session; this test's rebuild
+    # leaves it intact (the same bytes) for the tests after it.
     first, second = tmp_path / "a.wav", tmp_path / "b.wav"
     assert runner.invoke(app, ["tts", "Hello there.", "-o", str(first)]).exit_code == 0
-    (graph,) = (tmp_path / "cache" / "derived").glob("piper-*.onnx")
+    (graph,) = (use_voice_cache / "derived").glob("piper-*.onnx")
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
