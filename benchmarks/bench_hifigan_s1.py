@@ -39,11 +39,17 @@ def shared_data() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def resynthesis(clips: list[Path], models: list[str], keep: set[str] | None = None) -> dict:
-    """Mean vocoder measures per model over ``clips`` (or only the stems in ``keep``)."""
-    from avtool.tasks.eval.vocode import VOCODER_MEASURES, evaluate_vocoders
+def resynthesis(clips: list[Path], models: list[str]) -> dict:
+    """``evaluate_vocoders`` of every model on ``clips`` (per-clip rows kept)."""
+    from avtool.tasks.eval.vocode import evaluate_vocoders
 
-    results = evaluate_vocoders(clips, models, accept_license=True)
+    return evaluate_vocoders(clips, models, accept_license=True)
+
+
+def means(results: dict, keep: set[str] | None = None) -> dict:
+    """Mean vocoder measures per model of :func:`resynthesis` (or only the stems in ``keep``)."""
+    from avtool.tasks.eval.vocode import VOCODER_MEASURES
+
     out: dict = {}
     for name, row in results["models"].items():
         rows = [r for r in row["per_clip"] if keep is None or Path(r["clip"]).stem in keep]
@@ -105,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = value
         print(json.dumps({key: value}), flush=True)
 
-    report("resynth_grid_all6", resynthesis(grid, models))
-    others = {p.stem for p in grid if p.stem != S1_GRID_CLIP}
-    report("resynth_grid_5_non_s1", resynthesis(grid, models, keep=others))
+    on_grid = resynthesis(grid, models)
+    report("resynth_grid_all6", means(on_grid))
+    report("resynth_grid_5_non_s1", means(on_grid, {p.stem for p in grid} - {S1_GRID_CLIP}))
     test = [s1 / f"{i}.mkv" for i in split["test"][: args.s1_test_clips]]
-    report("resynth_s1_test", resynthesis(test, models))
+    report("resynth_s1_test", means(resynthesis(test, models)))
     if args.v2a_val_clips:
         val = [s1 / f"{i}.mkv" for i in split["val"][: args.v2a_val_clips]]
         report("v2a_s1_val", v2a_through(val, models))

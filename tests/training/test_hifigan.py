@@ -357,3 +357,17 @@ def test_init_starts_from_given_weights_and_time_bound_stops(run, tmp_path: Path
     with pytest.raises(ModelError, match="does not fit"):
         train(data, tmp_path / "bad", "v3", steps=1, device="cpu", init=result.generator,
               training=TrainConfig.for_preset("debug"))  # fmt: skip
+
+
+def test_exported_float16_generator_loads_and_sounds_the_same(run, tmp_path: Path):
+    from avtool.training.hifigan import export_generator
+
+    _, _, result = run
+    shipped = export_generator(result.generator, tmp_path / "g16.pt")
+    stored = torch.load(shipped, map_location="cpu", weights_only=True)
+    assert {v.dtype for v in stored["generator"].values()} == {torch.float16}
+    full, half = hifigan.load(result.generator), hifigan.load(shipped)
+    assert next(half.parameters()).dtype == torch.float32  # widened again when loaded
+    mel = torch.randn(1, 80, 20, generator=torch.Generator().manual_seed(0)) - 5
+    a, b = hifigan.infer(full, mel), hifigan.infer(half, mel)
+    assert (a - b).abs().max() <= 0.01 * a.abs().max() + 1e-6
