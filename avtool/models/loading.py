@@ -137,10 +137,12 @@ def load(
     """Resolve, verify and load a model.
 
     Args:
-        name_or_path: a registry name, or a local weights file (with its ``<file>.json``).
+        name_or_path: a registry name, a local weights file (with its ``<file>.json``), or
+            a spec one of the task's :data:`SPEC_FAMILIES` claims.
         task: the task the caller runs; an entry of another task is refused.
         device: a resolved torch device (``cpu``, ``cuda``; see
-            :func:`avtool.runtime.resolve_device`).
+            :func:`avtool.runtime.resolve_device`); the ONNX families (Piper, hibari, Kokoro)
+            also take ``auto`` and resolve it for onnxruntime themselves.
         accept_license: allow non-commercial entries.
         detect: tells the family of a file that has no registry entry (a local path);
             None requires the entry's ``family``.

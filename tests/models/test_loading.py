@@ -76,3 +76,22 @@ def test_wrong_task_and_unknown_family_are_refused(tiny_vocoder: Path, tiny_read
         load("tiny-hifigan", task="lipread")
     with pytest.raises(ModelError, match="unknown model family"):
         load(str(tiny_reader), task="lipread", detect=lambda resolved: "no-such-family")
+
+
+def test_family_facts_join_the_sidecar_record():
+    """The mouth bank (numpy, fast): the facewarp family adds its exemplar count."""
+    loaded = load("mouth-bank-grid-s1", task="talkinghead")
+    assert loaded.family == "facewarp" and loaded.details["exemplars"] == len(loaded.module)
+    facts = loaded.facts()
+    assert facts["exemplars"] == len(loaded.module) and facts["sha256"] == loaded.sha256
+
+
+def test_a_spec_family_claims_its_names_before_the_registry():
+    """A Kokoro voice is not a registry name: the kokoro family resolves it (and says which
+    voices exist), the registry never sees it; other tasks do not consult it."""
+    from avtool.errors import InputError
+
+    with pytest.raises(InputError, match="af_heart"):
+        load("af_hearth", task="tts")  # a near miss of a real voice
+    with pytest.raises(ModelError, match="unknown model"):
+        load("af_hearth", task="vocode")
