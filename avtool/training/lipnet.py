@@ -241,7 +241,7 @@ def train(
             "seconds": round(epoch_seconds[-1], 1), "lr": optimizer.param_groups[0]["lr"],
         }  # fmt: skip
         best = end_epoch(out_dir, "lipnet.pt", record, metrics, best, model, optimizer, config,
-                         log=log)  # fmt: skip
+                         log=log, family="lipnet")  # fmt: skip
         remaining = max_minutes * 60 - (time.monotonic() - start)
         if out_of_time or remaining < 0.5 * epoch_seconds[-1]:
             break
@@ -276,10 +276,13 @@ def end_epoch(
     config: Any,
     *,
     log: bool,
+    family: str | None = None,
 ) -> dict[str, float]:
     """Close an epoch of a lip-reader run (LipNet and the ResNet/BiGRU reader share this).
 
-    Keeps the weights as ``out_dir/weights`` (+ config JSON) when the validation CER improved,
+    Keeps the weights as ``out_dir/weights`` (+ config JSON) when the validation CER improved:
+    an avtool checkpoint of ``family`` (:mod:`avtool.models.checkpoint`), or a bare state dict
+    when None (the ResNet reader's, which ``--init-reader`` warm starts read as one),
     appends ``record`` to ``log.jsonl`` (and prints it with ``log``) and checkpoints model,
     optimizer, epoch and best metrics in ``state.pt`` for ``--resume``.
 
@@ -289,7 +292,7 @@ def end_epoch(
     epoch = record["epoch"]
     if metrics["cer"] < best["cer"]:
         best = {**metrics, "epoch": epoch}
-        state_dict.save(model.state_dict(), config.to_json(), out_dir / weights, family="lipnet")
+        state_dict.save(model.state_dict(), config.to_json(), out_dir / weights, family=family)
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     if log:
