@@ -22,7 +22,10 @@ def v2a_command(
         None, "--manifest", "-m", help="CSV/JSONL: input, id, output, audio."
     ),
     output: str = typer.Option(
-        "{stem}.wav", "--output", "-o", help="Output WAV/FLAC path or template ({id} {stem})."
+        "{stem}.wav",
+        "--output",
+        "-o",
+        help="Output audio path or template ({id} {stem}): .wav .flac .ogg .mp3 .m4a .opus.",
     ),
     audio: Path = typer.Option(
         None, "--audio", help="Noisy/gappy speech of the same video: audio-visual mode (AV2A)."
