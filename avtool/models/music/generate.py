@@ -103,7 +103,8 @@ class TokenModel(Protocol):
 
 def detect_family(path: str | os.PathLike[str]) -> str:
     """The family of a checkpoint file: ``"markov"`` (``.npz``), ``"lstm"`` or
-    ``"transformer"`` (the ``format`` tag inside a torch checkpoint).
+    ``"transformer"`` (the ``format`` tag inside a torch checkpoint, or the ``family`` of an
+    avtool checkpoint, :mod:`avtool.models.checkpoint`).
 
     Raises:
         ModelError: unreadable, or not a music checkpoint.
@@ -111,12 +112,15 @@ def detect_family(path: str | os.PathLike[str]) -> str:
     path = Path(path)
     if path.suffix == ".npz":
         return "markov"
+    from avtool.models.checkpoint import FORMAT
     from avtool.models.weightnorm import read_checkpoint
 
     data = read_checkpoint(path)
     tag = data.get("format", "") if isinstance(data, Mapping) else ""
     for family in FAMILIES[1:]:
-        if tag == f"avtool-music-{family}-1":
+        if tag == f"avtool-music-{family}-1" or (
+            tag == FORMAT and data.get("family") == f"music_{family}"
+        ):
             return family
     raise ModelError(f"{path}: not a music model checkpoint (format {tag!r})")
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from avtool.models import checkpoint as avtool_checkpoint
 from avtool.models.anyonenet import checkpoint, predictor, unet
 from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
 from avtool.models.anyonenet.infer import predict, project, render_frames
@@ -81,8 +82,8 @@ def test_predictor_training_is_deterministic_and_resumable(tmp_path):
     with pytest.raises(Exception, match="--resume"):
         train_predictor.train(data, tmp_path / "b", steps=4, **kwargs)
     train_predictor.train(data, tmp_path / "b", steps=4, resume=True, **kwargs)
-    a = torch.load(tmp_path / "a" / "predictor.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "predictor.pt", weights_only=True)
+    a = avtool_checkpoint.read(tmp_path / "a" / "predictor.pt").state_dict
+    b = avtool_checkpoint.read(tmp_path / "b" / "predictor.pt").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a" / "predictor.pt").read_bytes() == (
         tmp_path / "b" / "predictor.pt"
@@ -100,8 +101,8 @@ def test_renderer_training_runs_resumes_and_falls_back(tmp_path, caplog):
     assert "feature-matching" in caplog.text and record["perceptual_kind"] == "feature-matching"
     train_renderer.train(data, tmp_path / "b", steps=2, **kwargs)
     train_renderer.train(data, tmp_path / "b", steps=3, resume=True, **kwargs)
-    a = torch.load(tmp_path / "a" / "renderer.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "renderer.pt", weights_only=True)
+    a = avtool_checkpoint.read(tmp_path / "a" / "renderer.pt").state_dict
+    b = avtool_checkpoint.read(tmp_path / "b" / "renderer.pt").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
     model, _, _ = checkpoint.load(tmp_path / "a" / "renderer.pt", "renderer")
     image = np.random.default_rng(0).integers(0, 255, (120, 100, 3), dtype=np.uint8)
@@ -123,8 +124,8 @@ def test_renderer_with_dropout_resumes_bit_identically(tmp_path):
     train_renderer.train(data, tmp_path / "a", steps=4, **kwargs)
     train_renderer.train(data, tmp_path / "b", steps=2, **kwargs)
     train_renderer.train(data, tmp_path / "b", steps=4, resume=True, **kwargs)
-    a = torch.load(tmp_path / "a" / "renderer.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "renderer.pt", weights_only=True)
+    a = avtool_checkpoint.read(tmp_path / "a" / "renderer.pt").state_dict
+    b = avtool_checkpoint.read(tmp_path / "b" / "renderer.pt").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
