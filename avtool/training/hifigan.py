@@ -522,7 +522,8 @@ def train(
                 f"step {done_steps}: a loss is not finite ({losses}); lower the learning rate "
                 "or check the data for silent or clipped files"
             )
-        if done_steps % log_every == 0 or done_steps in (start_step + 1, steps):
+        out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
+        if done_steps % log_every == 0 or done_steps in (start_step + 1, steps) or out_of_time:
             now = time.perf_counter()
             record = {
                 "step": done_steps,
@@ -549,7 +550,6 @@ def train(
                 record["heldout_mel_l1"],
                 record["seconds_per_step"],
             )
-        out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
         if done_steps % checkpoint_every == 0 or done_steps == steps or out_of_time:
             g_path, do_path = _checkpoint(
                 out, done_steps, epoch, generator, mpd, msd, optim_g, optim_d
