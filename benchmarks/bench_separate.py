@@ -16,6 +16,9 @@
 5. ``--compare-av A B ...``: audio-visual models side by side on exactly eval separate's
    mixtures (same clips, interferers, offsets and SNRs), AV systems only (no baseline, IRM or
    blind model), so a retrained model is compared with the shipped one in one run.
+6. ``--one-voice``: the blind path's one-speaker report (``one_speaker_check`` on the blind
+   model's stems) on real single voices (the first ``--clips`` s1 test clips, every LibriSpeech
+   test-other utterance) and on eval separate's two-voice mixtures (false reports).
 
 Writes ``<out>/separate.json`` and prints it.
 """
@@ -208,6 +211,42 @@ def music() -> dict:
     }
 
 
+def eval_mixtures(cache: Path, limit: int):
+    """eval separate's mixtures, in its order: yields ``(clip_id, item, voice, snr, mix, tgt)``
+    (16 kHz mixture and target, scaled together when the mixture would clip)."""
+    import zlib
+
+    from avtool.datasets.grid import load_item, s1_split
+    from avtool.io.audio import resample
+    from avtool.tasks.eval.separate import (
+        GROUPS,
+        SAMPLE_RATE,
+        SNRS,
+        _choose,
+        fit,
+        interferers,
+        scale_to_snr,
+    )
+
+    ids = [i for i in s1_split()["test"] if (cache / f"{i}.npz").is_file()][:limit]
+    voices = interferers(shared_data())
+    for clip_id in ids:
+        item = load_item(cache, clip_id)
+        target = resample(item["audio"].astype(np.float32) / 32768.0, 22050, SAMPLE_RATE)
+        for group in GROUPS:
+            voice = _choose(voices[group], f"{clip_id}/{group}")
+            other_raw = fit(voice.audio, len(target), zlib.crc32(clip_id.encode()))
+            for snr in SNRS:
+                other = scale_to_snr(target, other_raw, snr)
+                mix = (target + other).astype(np.float32)
+                peak = float(np.abs(mix).max())
+                if peak > 0.99:
+                    mix, tgt = mix * 0.99 / peak, target * 0.99 / peak
+                else:
+                    tgt = target
+                yield clip_id, item, voice, snr, mix, tgt
+
+
 def compare_av(cache: Path, models: list[str], limit: int) -> dict:
     """Part 5: each audio-visual model on eval separate's mixtures (see the module docstring).
 
@@ -215,27 +254,13 @@ def compare_av(cache: Path, models: list[str], limit: int) -> dict:
         ``{"clips", "mixtures", "rows": summarise(...)}`` with one system per model (its name
         or path) beside ``mixture``.
     """
-    import zlib
-
     import torch
 
-    from avtool.datasets.grid import load_item, s1_split
-    from avtool.io.audio import resample
     from avtool.metrics.grid import GridRecognizer
     from avtool.metrics.separation import improvements
     from avtool.metrics.speech import pesq_wb, stoi
     from avtool.models.separate.visual import lip_reader_features
-    from avtool.tasks.eval.separate import (
-        GROUPS,
-        SAMPLE_RATE,
-        SNRS,
-        _choose,
-        _word_errors,
-        fit,
-        interferers,
-        scale_to_snr,
-        summarise,
-    )
+    from avtool.tasks.eval.separate import SAMPLE_RATE, _word_errors, summarise
     from avtool.tasks.separate import (
         SeparateOptions,
         load_lip_reader,
@@ -244,51 +269,94 @@ def compare_av(cache: Path, models: list[str], limit: int) -> dict:
     )
 
     torch.set_num_threads(1)
-    ids = [i for i in s1_split()["test"] if (cache / f"{i}.npz").is_file()][:limit]
-    voices = interferers(shared_data())
     loaded = {m: load_separator(m, "cpu", accept_license=True) for m in models}
     readers = {m: load_lip_reader(a.details["lip_reader"], "cpu") for m, a in loaded.items()}
     recogniser = GridRecognizer()
     options = SeparateOptions()
-    rows = []
-    for clip_id in ids:
-        item = load_item(cache, clip_id)
-        target = resample(item["audio"].astype(np.float32) / 32768.0, 22050, SAMPLE_RATE)
-        text = str(item["text"])
-        visual = {
-            m: lip_reader_features(r, item["gray88"], item["landmarks"]) for m, r in readers.items()
+    rows, ids, visual, last = [], [], {}, None
+    for clip_id, item, voice, snr, mix, tgt in eval_mixtures(cache, limit):
+        if clip_id != last:
+            ids.append(clip_id)
+            last = clip_id
+            visual = {
+                m: lip_reader_features(r, item["gray88"], item["landmarks"])
+                for m, r in readers.items()
+            }
+        estimates = {"mixture": mix}
+        for m, a in loaded.items():
+            estimates[m] = masknet_stems(a, mix, options, visual[m])[0][0]
+        row = {
+            "clip": clip_id,
+            "group": voice.group,
+            "interferer": voice.id,
+            "gender": "same" if voice.gender == "M" else "cross",
+            "snr": snr,
+            "systems": {},
         }
-        for group in GROUPS:
-            voice = _choose(voices[group], f"{clip_id}/{group}")
-            other_raw = fit(voice.audio, len(target), zlib.crc32(clip_id.encode()))
-            for snr in SNRS:
-                other = scale_to_snr(target, other_raw, snr)
-                mix = (target + other).astype(np.float32)
-                peak = float(np.abs(mix).max())
-                tgt = target * 0.99 / peak if peak > 0.99 else target
-                if peak > 0.99:
-                    mix = mix * 0.99 / peak
-                estimates = {"mixture": mix}
-                for m, a in loaded.items():
-                    estimates[m] = masknet_stems(a, mix, options, visual[m])[0][0]
-                row = {
-                    "clip": clip_id,
-                    "group": group,
-                    "interferer": voice.id,
-                    "gender": "same" if voice.gender == "M" else "cross",
-                    "snr": snr,
-                    "systems": {},
-                }
-                for name, est in estimates.items():
-                    scores = improvements(tgt, est, mix)
-                    if snr == 0.0:
-                        scores["pesq"] = pesq_wb(tgt, est, SAMPLE_RATE)
-                        scores["stoi"] = stoi(tgt, est, SAMPLE_RATE)
-                        hyp = recogniser.recognize(est, SAMPLE_RATE)
-                        scores["wer_errors"], scores["wer_words"] = _word_errors(text, hyp)
-                    row["systems"][name] = {k: round(float(v), 4) for k, v in scores.items()}
-                rows.append(row)
+        for name, est in estimates.items():
+            scores = improvements(tgt, est, mix)
+            if snr == 0.0:
+                scores["pesq"] = pesq_wb(tgt, est, SAMPLE_RATE)
+                scores["stoi"] = stoi(tgt, est, SAMPLE_RATE)
+                hyp = recogniser.recognize(est, SAMPLE_RATE)
+                scores["wer_errors"], scores["wer_words"] = _word_errors(str(item["text"]), hyp)
+            row["systems"][name] = {k: round(float(v), 4) for k, v in scores.items()}
+        rows.append(row)
     return {"clips": ids, "mixtures": len(rows), "rows": summarise(rows)}
+
+
+def one_voice(cache: Path, limit: int, model: str = "masknet-blind-grid-s1") -> dict:
+    """Part 6: how often the blind path reports one speaker, per set of inputs.
+
+    Returns:
+        ``{set: {"n", "reported", "by_level", "by_pitch", "level_db", "pitch_agreement"}}``
+        (the last two as [min, median, max]) for ``one/s1-test``, ``one/librispeech-test-other``
+        and ``two/<group>`` (eval separate's mixtures, every SNR).
+    """
+    import torch
+
+    from avtool.datasets.grid import s1_split
+    from avtool.io.audio import load_audio
+    from avtool.tasks.separate import (
+        SeparateOptions,
+        load_separator,
+        masknet_stems,
+        one_speaker_check,
+    )
+
+    torch.set_num_threads(1)
+    blind = load_separator(model, "cpu", accept_license=True)
+    options = SeparateOptions()
+    data = shared_data()
+    inputs: list[tuple[str, np.ndarray]] = []
+    for clip_id in s1_split()["test"][:limit]:
+        path = data / "grid_s1" / "clips" / f"{clip_id}.mkv"
+        inputs.append(("one/s1-test", load_audio(path, sample_rate=16000)[0]))
+    for path in sorted((data / "librispeech" / "test-other").glob("*/*.flac")):
+        inputs.append(("one/librispeech-test-other", load_audio(path, sample_rate=16000)[0]))
+    checks: dict[str, list[dict]] = {}
+
+    def check(name: str, audio: np.ndarray) -> None:
+        stems, _ = masknet_stems(blind, audio, options)
+        checks.setdefault(name, []).append(one_speaker_check(stems, options, 16000))
+
+    for name, audio in inputs:
+        check(name, audio)
+    for _, _, voice, _, mix, _ in eval_mixtures(cache, limit):
+        check(f"two/{voice.group}", mix)
+    out = {}
+    for name, rows in checks.items():
+        level = [r["level_difference_db"] for r in rows]
+        pitch = [r["pitch_agreement"] for r in rows]
+        out[name] = {
+            "n": len(rows),
+            "reported": sum(r["one_speaker"] for r in rows),
+            "by_level": sum(v > options.one_speaker_db for v in level),
+            "by_pitch": sum(v >= options.one_speaker_pitch for v in pitch),
+            "level_db": [round(float(f(level)), 2) for f in (np.min, np.median, np.max)],
+            "pitch_agreement": [round(float(f(pitch)), 3) for f in (np.min, np.median, np.max)],
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare-av", nargs="+", metavar="MODEL", help="only part 5: these AV models"
     )
+    parser.add_argument("--one-voice", action="store_true", help="only part 6")
     args = parser.parse_args(argv)
     import torch
 
@@ -311,10 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"machine": "shared CPU, one thread"}
     if args.compare_av:
         report["compare_av"] = compare_av(Path(args.cache), args.compare_av, args.clips)
-        args.only, args.skip_quality = "none", True
+    if args.one_voice:
+        report["one_voice"] = one_voice(Path(args.cache), args.clips)
+    if args.compare_av or args.one_voice:
+        args.skip_quality = True
     parts = {"music": music, "speed": lambda: speed(Path(args.cache)), "memory": memory}
     for name, run in parts.items():
-        if args.only in (None, name) and not args.compare_av:
+        if args.only in (None, name) and not (args.compare_av or args.one_voice):
             report[name] = run()
     if not args.skip_quality and args.only is None:
         from avtool.tasks.eval.separate import evaluate_separate

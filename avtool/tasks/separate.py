@@ -62,6 +62,8 @@ class SeparateOptions:
         max_offset_seconds: largest video/audio duration difference accepted.
         max_gap: longest run of video frames without a face that is interpolated.
         one_speaker_db: a blind stem this many dB below the other means one voice.
+        one_speaker_pitch: share of the frames where both stems are voiced whose pitches agree
+            (within 3.5%) at or above which the two stems are one voice split in two.
         silence_dbfs: mixture RMS below this is silence (written as silence).
         seed: recorded in the sidecar (the models are deterministic).
     """
@@ -72,6 +74,7 @@ class SeparateOptions:
     max_offset_seconds: float = 1.0
     max_gap: int = 12
     one_speaker_db: float = 15.0
+    one_speaker_pitch: float = 0.85
     silence_dbfs: float = -80.0
     seed: int = 0
 
@@ -192,23 +195,91 @@ def rms_dbfs(audio: np.ndarray) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
-def one_speaker_check(stems: np.ndarray, options: SeparateOptions) -> dict[str, Any]:
-    """Whether two blind stems are really one voice.
+#: Fewest frames where both stems are voiced for the pitch-agreement rule to apply.
+PITCH_MIN_FRAMES = 20
 
-    The blind model is trained with one-voice examples whose second source is silent, so on a
-    single voice it leaves one stem near silence: a level difference above
-    ``one_speaker_db`` means one speaker.
+
+def pitch_track(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:
+    """Per-frame energy, periodicity and pitch period of 40 ms Hann frames every 10 ms.
+
+    Args:
+        audio: ``(T,)`` samples.
+        sample_rate: Hz.
 
     Returns:
-        ``{"one_speaker", "level_difference_db"}``.
+        ``(energy, periodicity, period)``, each ``(N,)``: the frame's sum of squares, its
+        normalised autocorrelation peak in [0, 1] between 60 and 400 Hz, and that peak's lag in
+        samples.
+    """
+    import numpy as np
+
+    frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
+    lo, hi = sample_rate // 400, sample_rate // 60
+    n = max(0, (len(audio) - frame) // hop + 1)
+    size = 1 << (2 * frame - 1).bit_length()
+    window = np.hanning(frame)
+    energy, peak, period = (np.zeros(n) for _ in range(3))
+    for a in range(0, n, 512):  # blocks of frames: bounded memory on long inputs
+        idx = np.arange(a, min(n, a + 512))[:, None] * hop + np.arange(frame)[None]
+        frames = audio[idx].astype(np.float64) * window
+        ac = np.fft.irfft(np.abs(np.fft.rfft(frames, size)) ** 2, size)[:, : hi + 1]
+        ac /= ac[:, :1] + 1e-12
+        lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+        energy[a : a + len(idx)] = (frames**2).sum(1)
+        peak[a : a + len(idx)] = ac[np.arange(len(ac)), lag]
+        period[a : a + len(idx)] = lag
+    return energy, peak, period
+
+
+def pitch_agreement(stems: np.ndarray, sample_rate: int) -> tuple[float, int]:
+    """How often two stems carry the same pitch: one voice split in two, not two voices.
+
+    Frames count where both stems are voiced (periodicity above 0.4) and within 20 dB of their
+    own loudest frame; a frame agrees when the two pitch periods differ by under 3.5%
+    (0.05 octave).
+
+    Returns:
+        ``(share of agreeing frames, frames counted)``; ``(0.0, frames)`` when fewer than
+        :data:`PITCH_MIN_FRAMES` count.
+    """
+    import numpy as np
+
+    (e0, p0, t0), (e1, p1, t1) = (pitch_track(s, sample_rate) for s in stems[:2])
+    if len(e0) == 0:
+        return 0.0, 0
+    both = (e0 > 0.01 * e0.max()) & (e1 > 0.01 * e1.max()) & (p0 > 0.4) & (p1 > 0.4)
+    frames = int(both.sum())
+    if frames < PITCH_MIN_FRAMES:
+        return 0.0, frames
+    agree = np.abs(np.log2(t0[both] / t1[both])) < 0.05
+    return float(agree.mean()), frames
+
+
+def one_speaker_check(
+    stems: np.ndarray, options: SeparateOptions, sample_rate: int = 16000
+) -> dict[str, Any]:
+    """Whether two blind stems are really one voice.
+
+    Two cues, either suffices: the blind model, trained with one-voice examples whose second
+    source is silent, leaves one stem near silence on a GRID-like single voice (a level
+    difference above ``one_speaker_db``); on other single voices it often splits the voice in
+    two, and then both stems carry the same pitch (:func:`pitch_agreement` at or above
+    ``one_speaker_pitch``), which two different talkers rarely do.
+
+    Returns:
+        ``{"one_speaker", "level_difference_db", "pitch_agreement", "pitch_frames"}``.
     """
     import numpy as np
 
     levels = [rms_dbfs(s) for s in stems]
     diff = abs(levels[0] - levels[1]) if all(np.isfinite(levels)) else math.inf
+    agreement, frames = pitch_agreement(stems, sample_rate) if np.isfinite(diff) else (0.0, 0)
+    one = diff > options.one_speaker_db or agreement >= options.one_speaker_pitch
     return {
-        "one_speaker": bool(diff > options.one_speaker_db),
+        "one_speaker": bool(one),
         "level_difference_db": round(diff, 2) if np.isfinite(diff) else None,
+        "pitch_agreement": round(agreement, 3),
+        "pitch_frames": frames,
     }
 
 
@@ -522,7 +593,7 @@ def separate_file(
             stems = stems[:, : len(mono)]
             stems = np.pad(stems, ((0, 0), (0, len(mono) - stems.shape[1])))
         if not audio_visual(loaded) and level >= options.silence_dbfs and len(stems) == 2:
-            check = one_speaker_check(stems, options)
+            check = one_speaker_check(stems, options, rate)
             record["one_speaker_check"] = check
             if check["one_speaker"]:
                 loud = int(rms_dbfs(stems[1]) > rms_dbfs(stems[0]))
@@ -530,7 +601,8 @@ def separate_file(
                 stems[0] = mono  # the voice in spk1, silence in spk2 (no invented second voice)
                 warnings.append(
                     f"{source}: one speaker found, not two (stem level difference "
-                    f"{check['level_difference_db']} dB); "
+                    f"{check['level_difference_db']} dB, pitch agreement "
+                    f"{check['pitch_agreement']:.0%}); "
                     "wrote the mixture as spk1 and silence as spk2 "
                     f"(the louder stem was spk{loud + 1})"
                 )

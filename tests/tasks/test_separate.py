@@ -95,10 +95,26 @@ def test_output_paths_need_a_stem_field() -> None:
         task.output_paths(Path("x.wav"), ("spk1", "spk2"))
 
 
+def _voice(f0: np.ndarray, rate: int = 16000) -> np.ndarray:
+    """A harmonic 'voice' following the pitch contour ``f0`` (Hz per sample), 8 harmonics."""
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    return sum(np.sin(k * phase) / k for k in range(1, 9)).astype(np.float32) * 0.1
+
+
 def test_one_voice_is_reported() -> None:
-    """Two stems far apart in level count as one speaker; comparable ones as two."""
+    """One voice: stems far apart in level, or one voice split in two (same pitch in both
+    stems); two voices of different pitch at comparable levels are not reported."""
     opts = task.SeparateOptions()
-    loud = np.sin(np.arange(16000) / 10.0).astype(np.float32) * 0.3
-    check = task.one_speaker_check(np.stack([loud, loud * 1e-3]), opts)
+    t = np.arange(32000) / 16000
+    a = _voice(120 + 20 * np.sin(2 * np.pi * 0.7 * t))
+    b = _voice(210 + 30 * np.sin(2 * np.pi * 1.3 * t + 1.0))
+    check = task.one_speaker_check(np.stack([a, a * 1e-3]), opts)
     assert check["one_speaker"] and check["level_difference_db"] > opts.one_speaker_db
-    assert not task.one_speaker_check(np.stack([loud, loud * 0.5]), opts)["one_speaker"]
+    low, high = task.pitch_track(a, 16000)[2], task.pitch_track(b, 16000)[2]
+    assert np.median(16000 / low) == pytest.approx(120, rel=0.1)
+    assert np.median(16000 / high) == pytest.approx(210, rel=0.1)
+    split = task.one_speaker_check(np.stack([a * 0.7, a * 0.3]), opts)
+    assert split["one_speaker"] and split["pitch_agreement"] > 0.9 and split["pitch_frames"] > 100
+    two = task.one_speaker_check(np.stack([a + 0.1 * b, b + 0.1 * a]), opts)
+    assert not two["one_speaker"] and two["pitch_agreement"] < 0.2
+    assert task.pitch_agreement(np.zeros((2, 100), np.float32), 16000) == (0.0, 0)
