@@ -140,3 +140,28 @@ def test_select_keeps_one_frame_per_opening_cell():
     chosen = select(inner.astype(np.float32), rng.uniform(0, 1, 200))
     assert len(chosen) == len(set(chosen)) > 10
     assert all(0 <= i < 200 for i in chosen)
+
+
+def test_rim_shadow_darkens_the_interior_at_the_lips_not_the_centre(monkeypatch):
+    from avtool.models.facewarp.mouth_bank import RIM_DARKEN, shading
+
+    assert RIM_DARKEN > 0  # the shipped renderer shades the rim
+    bank = _bank(value=150)
+    frame = np.full((240, 200, 3), 200, np.uint8)
+    face = _face(opening=14.0)  # inner lips from y = 118 (upper) to y = 134 (lower)
+    skin = np.full(3, 150.0, np.float32)
+    shaded = paint_mouth(frame.copy(), face, bank, skin).astype(int)
+    monkeypatch.setattr(mouth_bank, "RIM_DARKEN", 0.0)
+    plain = paint_mouth(frame.copy(), face, bank, skin).astype(int)
+    assert shaded[133, 100].mean() < plain[133, 100].mean() - 10  # a pixel inside the lower lip
+    assert abs(shaded[127, 100].mean() - plain[127, 100].mean()) <= 3  # the middle: unchanged
+    assert (shaded <= plain).all()
+    # shading itself: 1 - RIM_DARKEN at the edge, near 1 deep inside, never negative
+    mask = np.zeros((20, 40), np.uint8)
+    mask[2:18, 2:38] = 255
+    inner = np.array([[2, 10], [12, 2], [20, 2], [28, 2], [38, 10], [28, 18], [20, 18],
+                      [12, 18]], np.float64)  # fmt: skip
+    monkeypatch.setattr(mouth_bank, "RIM_DARKEN", RIM_DARKEN)
+    shade = shading(mask, inner)
+    assert shade.min() >= 1 - RIM_DARKEN - 1e-6 and shade[10, 20] > shade[3, 20]
+    assert shade[10, 20] == pytest.approx(1.0, abs=0.01)
