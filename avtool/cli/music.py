@@ -8,7 +8,7 @@ import typer
 
 from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
 from avtool.engines import BatchOptions
-from avtool.tasks.music import MusicOptions
+from avtool.tasks.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
 _DEFAULTS = MusicOptions()
 _SAMPLING = _DEFAULTS.sampling
@@ -24,7 +24,11 @@ def music_command(
     audio: str = typer.Option(
         None, "--audio", help="Also render audio (.wav .flac .ogg .mp3 .m4a .opus)."
     ),
-    bars: int = typer.Option(_SAMPLING.bars, "--bars", help="Length in bars."),
+    bars: int = typer.Option(
+        _SAMPLING.bars,
+        "--bars",
+        help=f"Length in bars, 1..{MAX_BARS} (a progress bar shows from {PROGRESS_MIN_BARS}).",
+    ),
     key: str = typer.Option(
         None,
         "--key",

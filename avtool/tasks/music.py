@@ -4,8 +4,10 @@ prompt, or harmonise a melody, with the chorale models trained on music21's Bach
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +27,14 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
-MAX_BARS = 512
-"""The longest piece ``--bars`` asks for (~17 minutes at the default tempo)."""
+MAX_BARS = 256
+"""The longest piece ``--bars`` asks for: 11 minutes of music at the default 90 quarter notes
+per minute in 4/4, ten times the longest Bach chorale. Composing costs the same per bar however
+long the piece (the Transformer attends 4 bars back through a key/value cache): 0.26 CPU s a
+bar on the shared 2-core test machine, so the worst case is about a minute of one core per piece
+(``benchmarks/bench_music_length.py``; docs/music.md)."""
+PROGRESS_MIN_BARS = 16
+"""Pieces x bars from which composing shows a progress bar on stderr (unless ``--quiet``)."""
 SAMPLE_RATE_RANGE = (8000, 192_000)
 """``--sample-rate`` of the rendered audio, in Hz."""
 _PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
@@ -68,7 +76,10 @@ class MusicOptions:
 
         s = self.sampling
         if not 1 <= s.bars <= MAX_BARS:
-            raise InputError(f"--bars {s.bars}: must be 1..{MAX_BARS} (longer pieces wander)")
+            raise InputError(
+                f"--bars {s.bars}: must be 1..{MAX_BARS} ({MAX_BARS} bars is 11 minutes at 90 "
+                "quarter notes per minute; longer pieces only wander)"
+            )
         low, high = SAMPLE_RATE_RANGE
         if not low <= self.sample_rate <= high:
             raise InputError(f"--sample-rate {self.sample_rate}: must be {low}..{high} Hz")
@@ -173,8 +184,13 @@ def compose(
     *,
     prompt: Path | None = None,
     harmonize: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, tuple[int, str], dict[str, Any]]:
     """Sample ``options.count`` pieces, continuing ``prompt`` or harmonising ``harmonize``.
+
+    Args:
+        progress: ``progress(bars done, bars total)`` while composing (see
+            :func:`avtool.models.music.generate.generate_batch`); it does not change the result.
 
     Returns:
         ``(pieces, (tonic, mode), details)`` where pieces is ``(count, 4, T)``.
@@ -210,7 +226,7 @@ def compose(
         how = f"estimated from {prompt or harmonize} by music21's key analysis; --key to change"
     log.info("key: %s (%s)", key_name(key), how)
     score = Score(key[0], key[1], steps, prompt_voices=prompt_voices, fixed_soprano=fixed_soprano)
-    pieces = generate_batch(loaded.module, options.count, score, s)
+    pieces = generate_batch(loaded.module, options.count, score, s, progress)
     return pieces, key, details
 
 
@@ -336,7 +352,11 @@ def run(
             log.info("tempo: %g quarter notes per minute (from %s)", options.tempo, harmonize)
     loaded = load_music_model(options.model, accept_license=accept_license)
     start = time.perf_counter()
-    pieces, key, details = compose(loaded, options, prompt=prompt, harmonize=harmonize)
+    what = Path(output_template).name if options.count == 1 else f"{options.count} pieces"
+    with compose_progress(quiet, options.count, what) as progress:
+        pieces, key, details = compose(
+            loaded, options, prompt=prompt, harmonize=harmonize, progress=progress
+        )
     compose_s = time.perf_counter() - start
     facts, load_s = loaded.facts(), loaded.load_seconds  # plain data: workers need no model
 
@@ -359,6 +379,57 @@ def run(
 
     return run_items(items, lambda: process, batch=batch, policy=policy, report=report,
                      quiet=quiet, label="music")  # fmt: skip
+
+
+@contextlib.contextmanager
+def compose_progress(quiet: bool, count: int, label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(bars done, bars total)`` callback drawing a rich bar on stderr.
+
+    The bar (transient, like the other subcommands') starts with the first call, and only
+    when ``count`` pieces of ``total`` bars reach :data:`PROGRESS_MIN_BARS` and stderr is a
+    terminal (rich's ``TTY_COMPATIBLE=1`` forces one); with ``quiet`` nothing is drawn.
+    Stdout is untouched (``--json``).
+
+    Args:
+        quiet: draw nothing (``--quiet``).
+        count: pieces composed together (they advance bar by bar together).
+        label: what is composed, shown before the bar.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from avtool.io.console import stderr_console
+
+    bar: list[Any] = []  # [Progress, task id] once started
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            if quiet or count * total < PROGRESS_MIN_BARS:
+                bar.append(None)
+                return
+            console = stderr_console()
+            if not console.is_terminal:  # a log would only get the bar's blank last line
+                bar.append(None)
+                return
+            progress = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                TextColumn("bars"), TimeRemainingColumn(), console=console, transient=True,
+            )  # fmt: skip
+            progress.start()
+            bar.extend([progress, progress.add_task(f"music {label}", total=total)])
+        if bar[0] is not None:
+            bar[0].update(bar[1], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar and bar[0] is not None:
+            bar[0].stop()
 
 
 def _check_destinations(items: list) -> None:

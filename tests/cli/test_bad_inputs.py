@@ -104,7 +104,7 @@ def test_5_unterminated_quote_names_the_csv_line(tmp_path, use_voice_cache):
         (["--audio", "{tmp}/ro/x.wav"], "not writable"),
         (["--audio", "{tmp}/x.aiff"], "audio output must be one of .wav, .flac"),
         (["--sample-rate", "1", "--audio", "{tmp}/x.wav"], "--sample-rate 1: must be"),
-        (["--bars", "10000"], "--bars 10000: must be 1..512"),
+        (["--bars", "10000"], "--bars 10000: must be 1..256"),
     ],
 )
 def test_6_music_checks_everything_before_composing(tmp_path, extra, message, monkeypatch):

@@ -92,7 +92,7 @@ def test_prompt_is_continued_verbatim(tmp_path: Path):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--bars", "0"], 2, "must be 1..512"),
+        (["--bars", "0"], 2, "must be 1..256"),
         (["--key", "H major"], 2, "H major"),
         (["--model", "nope"], 3, "avtool models list"),
         (["-o", "x.txt"], 2, ".mid"),

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -265,6 +265,7 @@ def generate_batch(
     count: int,
     score: Score,
     sampling: SamplingOptions = SamplingOptions(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Sample ``count`` pieces at once.
 
@@ -278,6 +279,10 @@ def generate_batch(
             (never sample a note making parallel fifths or octaves with a voice above it;
             forced notes are kept as given). ``bars`` and ``key`` are the caller's: the
             score already holds the length and key.
+        progress: called as ``progress(done, total)`` in bars of the whole piece (prompt
+            included; a partial last bar counts as one): once with ``done = 0`` before
+            decoding, then each time a bar is finished, ending with ``done == total``. It
+            only observes: the result is the same with or without it.
 
     Returns:
         ``(count, 4, P + steps)`` int16 voices (MIDI / HOLD / REST), rows S, A, T, B.
@@ -339,8 +344,26 @@ def generate_batch(
             forced,
             masks,
             _Sampling(sampling.temperature, sampling.top_k, generators, sampling.avoid_parallels),
+            None if progress is None else _BarCounter(progress, total, steps_per_bar),
         )
     return np.stack([decode(row) for row in tokens.numpy()])
+
+
+class _BarCounter:
+    """Turns finished steps into ``progress(bars done, bars total)`` calls, one per bar."""
+
+    def __init__(self, progress: Callable[[int, int], None], steps: int, steps_per_bar: int):
+        self.progress, self.steps, self.steps_per_bar = progress, steps, steps_per_bar
+        self.total = -(-steps // steps_per_bar)  # a partial last bar counts
+        self.done = 0
+        progress(0, self.total)
+
+    def step_done(self, steps_done: int) -> None:
+        """Note that the first ``steps_done`` steps (all four voices) are placed."""
+        bars = self.total if steps_done >= self.steps else steps_done // self.steps_per_bar
+        if bars > self.done:
+            self.done = bars
+            self.progress(bars, self.total)
 
 
 @dataclass(frozen=True)
@@ -385,11 +408,13 @@ def _decode(
     forced: np.ndarray,
     masks: torch.Tensor,
     sampling: _Sampling,
+    bars: _BarCounter | None = None,
 ) -> None:
     """Fill ``tokens`` (B, N) in place from position 1 on: forced tokens or samples.
 
     ``cond`` (N, COND_SIZE) holds the metadata columns; the voice-state columns are filled
-    here as tokens are placed (:class:`music_tokens.VoiceState`).
+    here as tokens are placed (:class:`music_tokens.VoiceState`). ``bars`` hears of every
+    finished step.
     """
     count, length = tokens.shape
     state = VoiceState(count)
@@ -416,14 +441,22 @@ def _decode(
         tokens[:, position] = token
         if position >= PREFIX_LENGTH:
             state.update(voice, token)
+            if bars is not None and voice == NUM_VOICES - 1:
+                bars.step_done((position - PREFIX_LENGTH) // NUM_VOICES + 1)
 
 
 def generate(
-    model: TokenModel, score: Score, sampling: SamplingOptions = SamplingOptions()
+    model: TokenModel,
+    score: Score,
+    sampling: SamplingOptions = SamplingOptions(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Sample one piece: piece 0 of :func:`generate_batch` (same seed, same result).
+
+    Args:
+        progress: ``progress(bars done, bars total)``, as in :func:`generate_batch`.
 
     Returns:
         ``(4, P + steps)`` int16 voices (MIDI pitch / HOLD / REST), rows S, A, T, B.
     """
-    return generate_batch(model, 1, score, sampling)[0]
+    return generate_batch(model, 1, score, sampling, progress)[0]
