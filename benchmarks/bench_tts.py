@@ -15,6 +15,9 @@ because development machines are shared and noisy:
    directly on the same text (same G2P, vocab and pack). Target <= 1.10.
 6. Kokoro quality: GRID-grammar WER of every bundled Kokoro voice reading GRID sentences
    (pocketsphinx), beside Piper joe. Target: every voice <= 0.10.
+7. A 2,000-word text (about 13 minutes of speech) with word timings: every word listed in
+   order, the share found in the audio, and its seconds per second of speech as a ratio of the
+   30 s text's, measured in the same run (long texts must not slow down per word).
 """
 
 from __future__ import annotations
@@ -258,6 +261,44 @@ def kokoro_wer(sentences: int, work: Path) -> dict:
     return {"sentences": len(texts), "voices": rows, "kokoro_max_wer": worst, "target": 0.10}
 
 
+def long_text(work: Path, words: int = 2000) -> dict:
+    import random
+
+    from avtool.tasks.tts import TTSOptions, load_voice, synthesize_to_file
+
+    rng = random.Random(3)
+    sentences = TEXT_30S.replace(",", "").split(". ")
+    vocab = " ".join(sentences).replace(".", "").lower().split()
+    chunks, left = [], words
+    while left:
+        n = min(left, rng.randint(8, 18))
+        chunks.append(" ".join(rng.choice(vocab) for _ in range(n)).capitalize())
+        left -= n
+    text = ". ".join(chunks) + "."
+    voice = load_voice("piper-joe-medium", device="cpu")
+
+    def seconds_per_second(body: str, name: str) -> tuple[float, dict, dict]:
+        timings = work / f"{name}.json"
+        start = time.perf_counter()
+        meta = synthesize_to_file(
+            voice, body, TTSOptions(), work / f"{name}.flac", timings_path=timings
+        )
+        elapsed = time.perf_counter() - start
+        return elapsed / meta["audio"]["duration"], meta, json.loads(timings.read_text())
+
+    short, _, _ = seconds_per_second(TEXT_30S, "short")
+    long, meta, data = seconds_per_second(text, "long")
+    listed = [w["word"] for w in data["words"]] == text.replace(".", "").split()
+    found = sum(w["start"] is not None for w in data["words"]) / words
+    return {
+        "words": words,
+        "duration_s": round(meta["audio"]["duration"], 1),
+        "every_word_listed_in_order": listed,
+        "words_found_in_audio": round(found, 4),
+        "per_second_of_speech_long_vs_30s": round(long / short, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -274,6 +315,7 @@ def main() -> None:
             results["in_process_30s"] = in_process(args.repeats, work)
             results["command_line_30s"] = command_line(max(3, args.repeats // 2), work)
             results["batch_100"] = batch(work)
+            results["long_text_2000_words"] = long_text(work)
         results["kokoro_speed"] = kokoro_speed(max(3, args.repeats // 2), work)
         if args.kokoro_sentences:
             results["kokoro_wer"] = kokoro_wer(args.kokoro_sentences, work)

@@ -83,12 +83,12 @@ def test_batch_files_redoes_only_the_changed_input(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_slurm_array_shards_cover_the_batch(grid_dir: Path, tmp_path: Path) -> None:
-    """Two array tasks of the sbatch template, real avtool on the six GRID clips, then the
+    """Two array tasks of the sbatch template, real avtool on four GRID clips, then the
     merge: every clip once, all written; a resubmitted task skips what exists."""
     avtool = Path(sys.executable).with_name("avtool")
     if not avtool.exists():
         pytest.skip("the avtool console script is not installed beside this python")
-    clips = sorted(grid_dir.glob("*.mpg"))
+    clips = sorted(grid_dir.glob("*.mpg"))[:4]
     env = {**os.environ, "AVTOOL": str(avtool), "SLURM_ARRAY_TASK_MAX": "2", "AVTOOL_OFFLINE": "1",
            "REPORTS": str(tmp_path / "reports")}  # fmt: skip
     command = ["bash", str(RECIPES / "slurm" / "avtool-array.sbatch"), "vocode", *map(str, clips),
@@ -110,10 +110,10 @@ def test_slurm_array_shards_cover_the_batch(grid_dir: Path, tmp_path: Path) -> N
     merged = [json.loads(line) for line in merged_path.read_text().splitlines()]
     assert sorted(r["id"] for r in merged) == sorted(c.stem for c in clips)  # each clip once
     per_shard = [len(r.read_text().splitlines()) for r in reports]
-    assert per_shard == [3, 3]
+    assert per_shard == [2, 2]
     assert all((tmp_path / "out" / f"{c.stem}.wav").stat().st_size > 0 for c in clips)
     again = subprocess.run(command, env={**env, "SLURM_ARRAY_TASK_ID": "2"},
                            capture_output=True, text=True, check=False)  # fmt: skip
     assert again.returncode == 0, again.stderr
     rows = [json.loads(line) for line in reports[1].read_text().splitlines()]
-    assert [r["status"] for r in rows] == ["skipped"] * 3
+    assert [r["status"] for r in rows] == ["skipped"] * 2

@@ -65,12 +65,16 @@ def test_raw_mels_ignore_and_keep_the_models_own_advance() -> None:
     assert torch.equal(advance(raw, 2), infer(model, crops, raw.shape[1]))
 
 
+#: The first few validation clips (main's --limit): the whole split would make a minutes-long test.
+VAL_CLIPS = 3
+
+
 @pytest.fixture
 def val_cache(tmp_path: Path) -> Path:
     folder = tmp_path / "cache"
     folder.mkdir()
     rng = np.random.default_rng(1)
-    for n, clip_id in enumerate(s1_split()["val"]):
+    for n, clip_id in enumerate(s1_split()["val"][:VAL_CLIPS]):
         audio = _speech_like(1.0, n)
         np.savez(folder / f"{clip_id}.npz", gray88=rng.integers(0, 256, (25, 88, 88), np.uint8),
                  audio=(audio * 32767).astype(np.int16), text="bin blue at a one now",
@@ -88,10 +92,10 @@ def test_main_writes_the_measured_advance_into_the_config(
     torch.save(_debug_model().state_dict(), weights)
     (weights.parent / "config.json").write_text(json.dumps(V2AConfig.debug().to_dict()))
     argv = ["--cache", str(val_cache), "--model", str(weights), "--max-advance", "2",
-            "--iters", "4"]  # fmt: skip
+            "--iters", "4", "--limit", str(VAL_CLIPS)]  # fmt: skip
     assert calibrate.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["clips"] == len(s1_split()["val"])
+    assert report["clips"] == VAL_CLIPS
     by_advance = {int(k): v for k, v in report["stoi_by_advance"].items()}
     assert set(by_advance) == {0, 1, 2}
     assert report["output_advance"] == calibrate.best_advance(by_advance)

@@ -142,8 +142,11 @@ def test_chunking_a_long_text_keeps_every_phoneme(piper_voice):
 
 
 @pytest.mark.slow
-def test_two_thousand_words_come_out_whole(piper_voice, tmp_path: Path):
-    text = _long_text(2000)
+def test_a_long_text_comes_out_whole(piper_voice, tmp_path: Path):
+    # 300 words is about 40 sentences: enough to cross many sentence and chunk seams (the
+    # 2,000-word run is a benchmark, python -m benchmarks.bench_tts, not a timed test).
+    words = 300
+    text = _long_text(words)
     timings = tmp_path / "long.json"
     meta = synthesize_to_file(
         piper_voice, text, TTSOptions(), tmp_path / "long.flac", timings_path=timings
@@ -151,9 +154,9 @@ def test_two_thousand_words_come_out_whole(piper_voice, tmp_path: Path):
     data = json.loads(timings.read_text())
     # Every text word is listed, in order, and nearly all were found in the audio.
     assert [w["word"] for w in data["words"]] == text.replace(".", "").split()
-    assert sum(w["start"] is not None for w in data["words"]) >= 0.99 * 2000
-    # 2,000 words at a natural rate (120-220 words per minute).
-    assert 2000 / 220 * 60 < meta["audio"]["duration"] < 2000 / 120 * 60
+    assert sum(w["start"] is not None for w in data["words"]) >= 0.99 * words
+    # At a natural rate (120-220 words per minute).
+    assert words / 220 * 60 < meta["audio"]["duration"] < words / 120 * 60
     assert data["sentences"][-1]["text"] == text.split(". ")[-1]
 
 
