@@ -119,8 +119,54 @@ def run_ffmpeg(args: Sequence[str | os.PathLike[str]], input_path: str | os.Path
         raise InputError(f"{input_path}: ffmpeg could not read it ({ffmpeg_reason(proc.stderr)})")
     if proc.stderr.strip():
         # Damaged but partly decodable input: ffmpeg recovers and exits 0, so only warn.
-        logger.warning("%s: ffmpeg reported errors:\n%s", input_path, stderr_tail(proc.stderr))
+        logger.debug("%s: ffmpeg said:\n%s", input_path, stderr_tail(proc.stderr, lines=20))
+        warning = recovered_warning(proc.stderr, input_path, seeked=_seeks_input(args))
+        if warning is not None:
+            logger.warning("%s", warning)
     return proc.stdout
+
+
+def _seeks_input(args: Sequence[str | os.PathLike[str]]) -> bool:
+    """True when ``-ss`` comes before the first ``-i`` (ffmpeg seeks the input)."""
+    words = [str(a) for a in args]
+    return "-ss" in words[: words.index("-i") if "-i" in words else 0]
+
+
+# What a seek into the middle of an MPEG audio frame prints (GRID's .mpg read at an offset):
+# the decoder drops the partial frame it landed in and goes on. Not damage.
+_SEEK_NOISE = (
+    "Header missing",
+    "Error submitting packet to decoder: Invalid data found when processing input",
+)
+
+
+def recovered_warning(
+    text: str | bytes, input_path: str | os.PathLike[str], *, seeked: bool = False
+) -> str | None:
+    """One line for what ffmpeg printed while it still decoded ``input_path`` (exit 0).
+
+    ``"x.mp4: truncated (ffmpeg: partial file); reading what is there"`` when the file stops
+    early, else ``"x: damaged; ffmpeg skipped what it could not decode (<first message>;
+    N more messages)"``. None for nothing to say, or when the input was read from an offset
+    (``seeked``) and the only messages are the one partial MPEG audio frame a seek lands in.
+
+    Args:
+        text: ffmpeg's stderr.
+        input_path: the file read, named in the line.
+        seeked: the run started with ``-ss`` before ``-i``.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    messages = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip()) for line in text.splitlines()]
+    messages = [line for line in messages if line]
+    if not messages:
+        return None
+    if seeked and all(m in _SEEK_NOISE for m in messages) and messages.count(_SEEK_NOISE[0]) <= 1:
+        return None
+    if any(m.endswith("partial file") for m in messages):
+        return f"{input_path}: truncated (ffmpeg: partial file); reading what is there"
+    more = f"; {len(messages) - 1} more messages" if len(messages) > 1 else ""
+    return f"{input_path}: damaged; ffmpeg skipped what it could not decode ({messages[0]}{more})"
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,55 @@ def test_parse_header_audio_only_and_na_duration():
     assert info.duration is None
     assert info.video_codec is None and info.width == 0
     assert (info.audio_codec, info.sample_rate, info.channels) == ("pcm_s16le", 16000, 1)
+
+
+_SEEK_STDERR = (
+    "[mp2 @ 0x559aea28ae80] Header missing\n"
+    "[aist#0:1/mp2 @ 0x559aea27c580] [dec:mp2 @ 0x559aea28a240] Error submitting packet to "
+    "decoder: Invalid data found when processing input\n"
+)
+
+
+def test_recovered_warning_is_one_line_naming_the_file():
+    from avtool.io.ffmpeg import recovered_warning
+
+    partial = (
+        "[h264 @ 0x5] Invalid NAL unit size (6316 > 4470).\n"
+        "[in#0/mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] stream 1, offset 0x9edc: partial file\n"
+    )
+    line = recovered_warning(partial, "cut.mp4")
+    assert line == "cut.mp4: truncated (ffmpeg: partial file); reading what is there"
+    line = recovered_warning(_SEEK_STDERR, "bad.mpg")  # not after a seek: real damage
+    assert line is not None and "\n" not in line and line.startswith("bad.mpg: damaged")
+    assert "(Header missing; 1 more messages)" in line
+    assert recovered_warning(_SEEK_STDERR, "x.mpg", seeked=True) is None  # the seek's own frame
+    twice = _SEEK_STDERR * 2  # a second broken frame after the seek is damage
+    assert recovered_warning(twice, "x.mpg", seeked=True) is not None
+    assert recovered_warning("  \n", "x.mpg") is None
+
+
+def test_truncated_mp4_sound_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    import subprocess
+
+    from avtool.io.audio import load_audio
+
+    whole = tmp_path / "whole.mp4"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=2", "-c:a", "aac", "-movflags", "+faststart",
+                    str(whole)], check=True)  # fmt: skip
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="avtool.io.ffmpeg"):
+        audio, rate = load_audio(cut, 16000)
+    assert 0 < audio.size < 2 * rate
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{cut}: truncated (ffmpeg: partial file); reading what is there"]
+
+
+def test_grid_audio_at_an_offset_reads_without_warning(grid_dir: Path, caplog):
+    from avtool.io.audio import load_audio
+
+    with caplog.at_level("WARNING", logger="avtool.io.ffmpeg"):
+        audio, rate = load_audio(grid_dir / "bbaf2n.mpg", 16000, start=0.5, duration=0.5)
+    assert audio.shape == (8000,) and rate == 16000
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
