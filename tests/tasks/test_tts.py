@@ -143,9 +143,9 @@ def test_chunking_a_long_text_keeps_every_phoneme(piper_voice):
 
 @pytest.mark.slow
 def test_a_long_text_comes_out_whole(piper_voice, tmp_path: Path):
-    # 300 words is about 40 sentences: enough to cross many sentence and chunk seams (the
+    # 150 words is about ten sentences: enough to cross many sentence and chunk seams (the
     # 2,000-word run is a benchmark, python -m benchmarks.bench_tts, not a timed test).
-    words = 300
+    words = 150
     text = _long_text(words)
     timings = tmp_path / "long.json"
     meta = synthesize_to_file(
