@@ -232,8 +232,9 @@ def warp_exemplar(
     for k, (a, b, _) in enumerate(_FAN_TRIANGLES):
         pa = centre + far * _unit(target[a] - centre)
         pb = centre + far * _unit(target[b] - centre)
-        corners = [centre, pa, pb] if _cross(pa - centre, pb - centre) != 0 else [centre]
-        draw.polygon([(x - x0, y - y0) for x, y in corners], fill=k, outline=k)
+        if _cross(pa - centre, pb - centre) == 0:
+            continue  # two inner-lip points in line with the centroid: an empty sector
+        draw.polygon([(x - x0, y - y0) for x, y in (centre, pa, pb)], fill=k, outline=k)
     label = np.asarray(labels).astype(np.intp)
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     coeff = maps[label]  # (h, w, 6)

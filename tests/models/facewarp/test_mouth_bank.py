@@ -165,3 +165,18 @@ def test_rim_shadow_darkens_the_interior_at_the_lips_not_the_centre(monkeypatch)
     shade = shading(mask, inner)
     assert shade.min() >= 1 - RIM_DARKEN - 1e-6 and shade[10, 20] > shade[3, 20]
     assert shade[10, 20] == pytest.approx(1.0, abs=0.01)
+
+
+def test_paint_survives_inner_lips_in_line_with_their_centroid():
+    # GRID s1 test clip bwbt8p drove inner lips where two neighbours lie on one ray from the
+    # centroid (an empty fan sector): the render crashed in PIL instead of painting.
+    bank = _bank(value=60)
+    frame = np.full((240, 200, 3), 200, np.uint8)
+    face = _face(opening=12.0)
+    for _ in range(50):  # 61 halfway along the ray from the (moving) centroid to 62
+        centre = face[60:68].mean(axis=0)
+        face[61] = centre + 0.5 * (face[62] - centre)
+    centre = face[60:68].mean(axis=0)
+    assert mouth_bank._cross(face[61] - centre, face[62] - centre) == 0
+    out = paint_mouth(frame.copy(), face, bank, np.full(3, 150.0, np.float32))
+    assert out.dtype == np.uint8 and (out[:100] == 200).all()
