@@ -482,6 +482,52 @@ def train(
     return record
 
 
+def interpolate(
+    data_dir: str | Path,
+    first: str | Path,
+    second: str | Path,
+    out: str | Path,
+    alphas: Sequence[float] = (0.25, 0.5, 0.625, 0.75, 0.875),
+) -> dict:
+    """Weight-space interpolation of two mask networks of one architecture (a warm-started run
+    and its start: ``(1 - alpha) * first + alpha * second``), alpha chosen on validation.
+
+    Every alpha (and 0 and 1, the two ends) is scored on the LibriSpeech-interferer and the
+    s1-pseudo-speaker validation sets of :meth:`Mixer.validation` (their mean, as
+    ``train --grid-val`` selects); the best is written to ``out`` (+ ``out.json``) with the
+    scores in ``out.interpolate.json``. No test data is read.
+
+    Raises:
+        ValueError: the two configs differ.
+    """
+    torch.set_num_threads(1)
+    configs = [state_dict.read_config(path, "mask network") for path in (first, second)]
+    if configs[0] != configs[1]:
+        raise ValueError(f"{first} and {second}: different mask network configs")
+    config = MaskNetConfig.from_dict({k: v for k, v in configs[0].items() if k != "lip_reader"})
+    a, b = (torch.load(path, map_location="cpu", weights_only=True) for path in (first, second))
+    mixer = Mixer(Path(data_dir), bool(config.visual_dim), 0)
+    val_sets = {"librispeech": mixer.validation(), "s1": mixer.validation("s1")}
+    model = build(config)
+    scores, best = [], None
+    for alpha in sorted({0.0, 1.0, *alphas}):
+        model.load_state_dict(
+            {k: (1 - alpha) * a[k] + alpha * b[k] if a[k].is_floating_point() else b[k] for k in a}
+        )
+        sets = {name: round(validate(model, data), 3) for name, data in val_sets.items()}
+        mean = round(float(np.mean(list(sets.values()))), 3)
+        scores.append(
+            {"alpha": alpha, "val_si_sdri": mean, **{f"val_{k}": v for k, v in sets.items()}}
+        )
+        print(f"alpha {alpha:g}: val SI-SDRi {mean:.2f} dB {sets}", flush=True)
+        if best is None or mean > best["val_si_sdri"]:
+            best = scores[-1]
+            state_dict.save(model.state_dict(), config.to_json(), out)
+    record = {"first": str(first), "second": str(second), "best": best, "scores": scores}
+    write_json(Path(out).with_name(Path(out).name + ".interpolate.json"), record)
+    return record
+
+
 #: What each shipped model's registry entry says (``entries`` prints them with the hashes).
 SHIPPED = {
     "masknet-blind-grid-s1": (
@@ -568,13 +614,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--s1-interferer", type=float, default=S1_INTERFERER)
     t.add_argument("--pseudo-speakers", action="store_true")
     t.add_argument("--grid-val", action="store_true")
+    w = sub.add_parser("interpolate", help="interpolate two runs' weights, alpha on validation")
+    w.add_argument("data_dir")
+    w.add_argument("first")
+    w.add_argument("second")
+    w.add_argument("out")
+    w.add_argument("--alphas", default="0.25,0.5,0.625,0.75,0.875")
     e = sub.add_parser("entries", help="print the registry tables of the shipped weights")
     e.add_argument(
         "weights", nargs="?", default=str(Path(__file__).parents[1] / "weights" / "separate")
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if args.command == "entries":
+    if args.command == "interpolate":
+        alphas = [float(x) for x in args.alphas.split(",")]
+        record = interpolate(args.data_dir, args.first, args.second, args.out, alphas)
+        print(json.dumps(record["best"]))
+    elif args.command == "entries":
         print(registry_entries(args.weights), end="")
     elif args.command == "audio":
         print(prepare_audio(args.data_root, args.out))

@@ -96,3 +96,31 @@ def test_warm_start_with_pseudo_speakers_and_grid_validation(tmp_path) -> None:
     assert json.loads((tmp_path / "warm.pt.json").read_text())["bottleneck"] == 16
     with np.testing.assert_raises(ValueError):
         train("blind", tmp_path, tmp_path / "b.pt", minutes=0.01, init=init)
+
+
+def test_interpolate_keeps_the_best_on_validation(tmp_path) -> None:
+    import json
+
+    import numpy as np
+
+    from avtool.models import state_dict
+    from avtool.models.separate.masknet import MaskNetConfig, build
+    from avtool.training.separate import interpolate
+
+    _fake_data(tmp_path, np.random.default_rng(0))
+    config = MaskNetConfig.debug(visual_dim=8)
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(
+            state_dict.save(build(config).state_dict(), config.to_json(), tmp_path / f"{seed}.pt")
+        )
+    record = interpolate(tmp_path, *paths, tmp_path / "mid.pt", alphas=(0.5,))
+    assert [s["alpha"] for s in record["scores"]] == [0.0, 0.5, 1.0]
+    assert record["best"]["val_si_sdri"] == max(s["val_si_sdri"] for s in record["scores"])
+    saved = torch.load(tmp_path / "mid.pt", weights_only=True)
+    ends = [torch.load(p, weights_only=True) for p in paths]
+    alpha = record["best"]["alpha"]
+    key = "mask.weight"
+    assert torch.allclose(saved[key], (1 - alpha) * ends[0][key] + alpha * ends[1][key])
+    assert json.loads((tmp_path / "mid.pt.interpolate.json").read_text())["best"] == record["best"]
