@@ -33,6 +33,10 @@ per minute in 4/4, ten times the longest Bach chorale. Composing costs the same 
 long the piece (the Transformer attends 4 bars back through a key/value cache): 0.26 CPU s a
 bar on the shared 2-core test machine, so the worst case is about a minute of one core per piece
 (``benchmarks/bench_music_length.py``; docs/music.md)."""
+BATCH_PIECE_BARS = 2048
+"""Pieces x bars decoded together at most (``-n``): 0.4 MB each with the default model, so a
+chunk holds under 1 GB, and ``-n 10000`` is composed chunk by chunk instead of asking for
+tens of GB at once."""
 PROGRESS_MIN_BARS = 16
 """Pieces x bars from which composing shows a progress bar on stderr (unless ``--quiet``)."""
 SAMPLE_RATE_RANGE = (8000, 192_000)
@@ -188,13 +192,21 @@ def compose(
 ) -> tuple[np.ndarray, tuple[int, str], dict[str, Any]]:
     """Sample ``options.count`` pieces, continuing ``prompt`` or harmonising ``harmonize``.
 
+    The pieces are decoded in chunks of at most :data:`BATCH_PIECE_BARS` pieces x bars (piece
+    ``i`` uses the generator seeded ``seed + i`` in any chunk).
+
     Args:
         progress: ``progress(bars done, bars total)`` while composing (see
             :func:`avtool.models.music.generate.generate_batch`); it does not change the result.
 
     Returns:
         ``(pieces, (tonic, mode), details)`` where pieces is ``(count, 4, T)``.
+
+    Raises:
+        InputError: an unreadable prompt or melody, or one longer than :data:`MAX_BARS` bars.
     """
+    import numpy as np
+
     from avtool.datasets.chorales import REST, parse_key
     from avtool.models.music.generate import Score, generate_batch
     from avtool.models.music.tokens import parse_time_signature
@@ -206,9 +218,11 @@ def compose(
     steps: int | None = s.bars * steps_per_bar
     if prompt is not None:
         prompt_voices = read_prompt(prompt, options.tempo)
+        _check_length(prompt, prompt_voices.shape[1], steps_per_bar)
         details["prompt_steps"] = int(prompt_voices.shape[1])
     if harmonize is not None:
         melody = read_prompt(harmonize, options.tempo)
+        _check_length(harmonize, melody.shape[1], steps_per_bar)
         fixed_soprano = melody[0]
         if (fixed_soprano == REST).all():
             raise InputError(f"{harmonize}: the melody has no notes in its top voice")
@@ -226,8 +240,37 @@ def compose(
         how = f"estimated from {prompt or harmonize} by music21's key analysis; --key to change"
     log.info("key: %s (%s)", key_name(key), how)
     score = Score(key[0], key[1], steps, prompt_voices=prompt_voices, fixed_soprano=fixed_soprano)
-    pieces = generate_batch(loaded.module, options.count, score, s, progress)
+    piece_steps = (0 if prompt_voices is None else prompt_voices.shape[1]) + (
+        steps if steps is not None else fixed_soprano.size  # type: ignore[union-attr]
+    )
+    piece_bars = -(-piece_steps // steps_per_bar)
+    # Pieces are decoded together, chunk by chunk (memory grows with pieces x bars); piece i
+    # still uses the generator seeded seed + i, whatever chunk it falls in.
+    chunk = max(1, BATCH_PIECE_BARS // piece_bars)
+    starts = range(0, options.count, chunk)
+    parts = []
+    for number, first in enumerate(starts):
+
+        def chunk_progress(done: int, total: int, number: int = number) -> None:
+            if progress is not None:
+                progress(number * total + done, len(starts) * total)
+
+        size = min(chunk, options.count - first)
+        sampling = replace(s, seed=s.seed + first)
+        parts.append(generate_batch(loaded.module, size, score, sampling, chunk_progress))
+    pieces = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return pieces, key, details
+
+
+def _check_length(path: Path, steps: int, steps_per_bar: int) -> None:
+    """Refuse a prompt or melody longer than :data:`MAX_BARS` bars, as ``--bars`` is refused.
+
+    Raises:
+        InputError: naming the file and its length.
+    """
+    bars = -(-steps // steps_per_bar)
+    if bars > MAX_BARS:
+        raise InputError(f"{path}: {bars} bars long; at most {MAX_BARS} bars are composed on")
 
 
 def key_name(key: tuple[int, str]) -> str:

@@ -104,3 +104,37 @@ def test_bars_above_the_cap_are_refused(tmp_path: Path, monkeypatch, bars: str):
     assert not list(tmp_path.iterdir())
     help_text = _ANSI.sub("", runner.invoke(app, ["music", "--help"]).stdout)
     assert "1..256" in " ".join(help_text.split())
+
+
+def test_many_pieces_are_composed_chunk_by_chunk(tiny_model: Path, monkeypatch):
+    from avtool.models.loading import Loaded
+
+    loaded = music_task.load_music_model(str(tiny_model))
+    assert isinstance(loaded, Loaded)
+    options = music_task.MusicOptions(count=3, sampling=SamplingOptions(bars=1, seed=7))
+    whole, _, _ = music_task.compose(loaded, options)
+    monkeypatch.setattr(music_task, "BATCH_PIECE_BARS", 1)  # one piece per chunk
+    calls: list[tuple[int, int]] = []
+    chunked, _, _ = music_task.compose(
+        loaded, options, progress=lambda done, total: calls.append((done, total))
+    )
+    np.testing.assert_array_equal(chunked, whole)  # piece i keeps seed + i in any chunk
+    assert calls == [(0, 3), (1, 3), (1, 3), (2, 3), (2, 3), (3, 3)]
+
+
+def test_a_melody_longer_than_the_cap_is_refused(tmp_path: Path, tiny_model: Path):
+    from avtool.datasets.chorales import HOLD, REST
+    from avtool.io.midi import write_midi
+
+    steps = 16 * (music_task.MAX_BARS + 1)
+    voices = np.full((4, steps), REST, dtype=np.int16)
+    voices[0] = HOLD
+    voices[0, ::16] = 67
+    melody = tmp_path / "long.mid"
+    write_midi(melody, voices, 90)
+    out = tmp_path / "harm.mid"
+    args = ["music", "--model", str(tiny_model), "--harmonize", str(melody), "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.stderr
+    assert f"{melody}: 257 bars long; at most 256" in result.stderr
+    assert not out.exists()
