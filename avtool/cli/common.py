@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -173,13 +174,29 @@ def overwrite_policy(overwrite: bool, skip_existing: bool) -> str:
 
 
 def with_batch_options(func: F) -> F:
-    """Give a batch command ``--engine``, ``--shard`` and ``--workers`` (defaults from
-    :class:`avtool.engines.BatchOptions`); the command receives them as its ``batch`` argument
-    (a validated :class:`BatchOptions`), so every batch command spells them the same way."""
+    """Give a batch command its shared options, defined once here: ``--overwrite``,
+    ``--skip-existing`` and ``--report``, and ``--engine``, ``--shard`` and ``--workers``
+    (defaults from :class:`avtool.engines.BatchOptions`).
+
+    The command receives them as three arguments of its own signature, which the CLI does not
+    show: ``policy`` (:func:`overwrite_policy`), ``report`` (a path or None) and ``batch`` (a
+    validated :class:`BatchOptions`), so every batch command spells them the same way.
+    """
     defaults = BatchOptions()
     panel = "Batch options"
     signature = inspect.signature(func, eval_str=True)
     extra = [
+        inspect.Parameter("batch_overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--overwrite",
+                                               help="Replace existing outputs.")),
+        inspect.Parameter("batch_skip_existing", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(
+                              False, "--skip-existing",
+                              help="Keep existing outputs; make only the missing ones.")),
+        inspect.Parameter("batch_report", inspect.Parameter.KEYWORD_ONLY,
+                          annotation=Path | None,
+                          default=typer.Option(None, "--report",
+                                               help="Write a JSONL status line per item.")),
         inspect.Parameter("batch_engine", inspect.Parameter.KEYWORD_ONLY, annotation=str,
                           default=typer.Option(
                               defaults.engine, "--engine", rich_help_panel=panel,
@@ -204,9 +221,12 @@ def with_batch_options(func: F) -> F:
             shard=kwargs.pop("batch_shard"),
             workers=kwargs.pop("batch_workers"),
         )
-        return func(*args, batch=batch.validated(), **kwargs)
+        policy = overwrite_policy(kwargs.pop("batch_overwrite"), kwargs.pop("batch_skip_existing"))
+        report = kwargs.pop("batch_report")
+        return func(*args, batch=batch.validated(), policy=policy, report=report, **kwargs)
 
-    own = [p for name, p in signature.parameters.items() if name != "batch"]
+    hidden = ("batch", "policy", "report")
+    own = [p for name, p in signature.parameters.items() if name not in hidden]
     wrapper.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 

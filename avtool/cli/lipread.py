@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.lipread import DEFAULT_MODEL, LipreadOptions
 
@@ -51,10 +51,9 @@ def lipread_command(
     max_gap: int = typer.Option(
         _DEFAULTS.max_gap, "--max-gap", help="Longest face gap in frames that is interpolated."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Read the lips in face videos (any frame rate; resampled to 25 fps).
 
@@ -73,7 +72,6 @@ def lipread_command(
     from avtool.tasks import lipread
 
     opts = global_options(ctx)
-    policy = overwrite_policy(overwrite, skip_existing)
     if grammar is not None and grammar != "grid":
         raise InputError(f"--grammar {grammar!r}: the only grammar is grid")
     if grammar and decoder not in (None, "grid"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
@@ -57,10 +57,9 @@ def music_command(
     ),
     instrument: str = typer.Option(_DEFAULTS.instrument, "--instrument", help="GM instrument."),
     sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per piece."),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Compose Bach-style four-voice chorales (MIDI, optionally audio).
 
@@ -78,7 +77,6 @@ def music_command(
     from avtool.tasks import music
 
     opts = global_options(ctx)
-    policy = overwrite_policy(overwrite, skip_existing)
     sampling = replace(
         _SAMPLING,
         bars=bars,

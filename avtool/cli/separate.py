@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, MUSIC_MODEL, SeparateOptions
 
@@ -49,10 +49,9 @@ def separate_command(
     overlap_seconds: float = typer.Option(
         _DEFAULTS.overlap_seconds, "--overlap-seconds", help="Overlap of consecutive chunks."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Separate speakers (or vocals from music) into files the next command can take.
 
@@ -72,7 +71,6 @@ def separate_command(
     from avtool.tasks import separate
 
     opts = global_options(ctx)
-    policy = overwrite_policy(overwrite, skip_existing)
     options = SeparateOptions(
         model=model, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds, seed=opts.seed
     )

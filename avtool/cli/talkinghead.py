@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.talkinghead import TalkingHeadOptions
 
@@ -80,10 +80,9 @@ def talkinghead_command(
         help="Render with anyonenet-unet/-full even for a face that is not its training "
         "speaker (GRID s1); refused otherwise.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Animate a face photo to speak an audio file (mouth, head motion, blinks).
 
@@ -119,7 +118,6 @@ def talkinghead_command(
     from avtool.tasks.talkinghead import parse_size
 
     opts = global_options(ctx)
-    policy = overwrite_policy(overwrite, skip_existing)
     options = TalkingHeadOptions(
         fps=fps,
         size=parse_size(size),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.talkinghead import TalkingHeadOptions
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
@@ -63,11 +63,6 @@ def tts_command(
         help="Write sentence/word/phoneme timings (path or template); the suffix picks the "
         "format: .json, .srt, .vtt, .tsv, .TextGrid, or .all for every one of them.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Keep existing outputs, synthesize the rest."
-    ),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
     face: str = typer.Option(
         None, "--face", help="Face photo: the output becomes a talking-head video (.mp4)."
     ),
@@ -86,6 +81,8 @@ def tts_command(
         help="With --face: dlib (shipped) or fan (2D-FAN, downloaded once).",
     ),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Speak text with an offline neural voice (Piper VITS by default).
 
@@ -109,7 +106,6 @@ def tts_command(
     if list_voices:
         tts.print_voices(as_json=opts.json)
         raise typer.Exit(0)
-    policy = overwrite_policy(overwrite, skip_existing)
     video = None
     if face is not None:
         from avtool.tasks.talkinghead import parse_size

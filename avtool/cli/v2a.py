@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
@@ -55,10 +55,9 @@ def v2a_command(
     max_yaw: float = typer.Option(
         _DEFAULTS.max_yaw, "--max-yaw", help="Head yaw (degrees) beyond which a face is profile."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Generate speech from the lip movements in a video (GRID s1 speaker-dependent default).
 
@@ -75,7 +74,6 @@ def v2a_command(
     from avtool.tasks import v2a
 
     opts = global_options(ctx)
-    policy = overwrite_policy(overwrite, skip_existing)
     if not 0 < max_yaw <= 90:  # before any input is read or model loaded
         raise InputError(f"--max-yaw {max_yaw:g}: must be more than 0 and at most 90 degrees")
     items = batch.select(v2a.build_items(inputs or [], manifest, output, audio))

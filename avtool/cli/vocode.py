@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, overwrite_policy, with_batch_options
+from avtool.cli.common import global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
@@ -37,10 +37,9 @@ def vocode_command(
         None, "--mel-preset", help="Contract for .npy mels without one: hifigan-22k, melgan-22k."
     ),
     sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate", help="Output Hz."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing outputs."),
-    report: Path = typer.Option(None, "--report", help="Write a JSONL status line per item."),
     batch: BatchOptions = BatchOptions(),
+    policy: str = "refuse",
+    report: Path | None = None,
 ) -> None:
     """Turn mel spectrograms into audio; audio/video inputs are analysed and resynthesised.
 
@@ -56,7 +55,6 @@ def vocode_command(
     from avtool.tasks import vocode
 
     opts = global_options(ctx)
-    policy = overwrite_policy(overwrite, skip_existing)
     items = batch.select(vocode.build_items(inputs or [], manifest, output))
     options = VocodeOptions(
         model=model,
