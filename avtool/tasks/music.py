@@ -270,7 +270,10 @@ def _check_length(path: Path, steps: int, steps_per_bar: int) -> None:
     """
     bars = -(-steps // steps_per_bar)
     if bars > MAX_BARS:
-        raise InputError(f"{path}: {bars} bars long; at most {MAX_BARS} bars are composed on")
+        raise InputError(
+            f"{path}: {bars} bars long; --prompt and --harmonize files may have at most "
+            f"{MAX_BARS} bars"
+        )
 
 
 def key_name(key: tuple[int, str]) -> str:
@@ -438,41 +441,57 @@ def compose_progress(quiet: bool, count: int, label: str) -> Iterator[Callable[[
         count: pieces composed together (they advance bar by bar together).
         label: what is composed, shown before the bar.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from avtool.io.console import stderr_console
-
-    bar: list[Any] = []  # [Progress, task id] once started
-
-    def update(done: int, total: int) -> None:
-        if not bar:
-            if quiet or count * total < PROGRESS_MIN_BARS:
-                bar.append(None)
-                return
-            console = stderr_console()
-            if not console.is_terminal:  # a log would only get the bar's blank last line
-                bar.append(None)
-                return
-            progress = Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                TextColumn("bars"), TimeRemainingColumn(), console=console, transient=True,
-            )  # fmt: skip
-            progress.start()
-            bar.extend([progress, progress.add_task(f"music {label}", total=total)])
-        if bar[0] is not None:
-            bar[0].update(bar[1], completed=done, total=total)
-
+    bar = _ComposeBar(quiet, count, label)
     try:
-        yield update
+        yield bar.update
     finally:
-        if bar and bar[0] is not None:
-            bar[0].stop()
+        bar.stop()
+
+
+class _ComposeBar:
+    """The rich bar behind :func:`compose_progress`, started by the first ``update``."""
+
+    def __init__(self, quiet: bool, count: int, label: str) -> None:
+        self.quiet, self.count, self.label = quiet, count, label
+        self.decided = False
+        self.progress: Any = None  # rich Progress once drawn
+        self.task: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` bars."""
+        if not self.decided:
+            self.decided = True
+            self._start(total)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+    def _start(self, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        from avtool.io.console import stderr_console
+
+        if self.quiet or self.count * total < PROGRESS_MIN_BARS:
+            return
+        console = stderr_console()
+        if not console.is_terminal:  # a log would only get the bar's blank last line
+            return
+        self.progress = Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TextColumn("bars"), TimeRemainingColumn(), console=console, transient=True,
+        )  # fmt: skip
+        self.progress.start()
+        self.task = self.progress.add_task(f"music {self.label}", total=total)
+
+    def stop(self) -> None:
+        """Take the bar off the terminal (it is transient)."""
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def _check_destinations(items: list) -> None:

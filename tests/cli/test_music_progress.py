@@ -136,5 +136,7 @@ def test_a_melody_longer_than_the_cap_is_refused(tmp_path: Path, tiny_model: Pat
     args = ["music", "--model", str(tiny_model), "--harmonize", str(melody), "-o", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.stderr
-    assert f"{melody}: 257 bars long; at most 256" in result.stderr
+    assert f"{melody}: 257 bars long; --prompt and --harmonize files may have at most 256" in (
+        result.stderr
+    )
     assert not out.exists()
