@@ -13,15 +13,15 @@
 3. Speed: ``avtool v2a`` end to end (face stage with the speaker guard, network, vocoder) on
    ``--speed-clips`` s1 test videos, as times faster than real time (video seconds / wall
    seconds), per stage, for each ``MODEL:VOCODER`` of ``--speed-configs`` side by side in one
-   run: by default today's default (``v2a-content-grid-s1`` + HiFi-GAN V1 universal) against
-   the previous one (the same model + Griffin-Lim). ``guard`` is the speaker check's share
-   (dlib descriptors of 5 frames), inside the face stage. The configurations alternate over
-   ``--speed-rounds`` rounds (A B, then B A, ...) and each one's times are summed over the
+   run: by default today's default (``v2a-content-grid-s1`` + ``DEFAULT_VOCODER``, a HiFi-GAN
+   V1) against the previous one (the same model + Griffin-Lim). ``guard`` is the speaker check's
+   share (dlib descriptors of 5 frames), inside the face stage. The configurations alternate
+   over ``--speed-rounds`` rounds (A B, then B A, ...) and each one's times are summed over the
    rounds, so a change of load on a shared machine, or the first run's cold caches, falls on
-   both; ``default_time_ratio`` is the first configuration's wall time over each other's
-   (above 1: the default is that many times slower) and ``default_cpu_ratio`` the same for
-   the process's CPU seconds (``time.process_time``), which a busy shared machine disturbs
-   far less than wall time.
+   both; ``default_time_ratio`` is the first configuration's wall time over each other's (above
+   1: the default is that many times slower) and ``default_cpu_ratio`` the same for the
+   process's CPU seconds (``time.process_time``), which a busy shared machine disturbs far less
+   than wall time.
 
 Writes ``<out>/v2a.json`` and prints the same JSON.
 """
