@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
 from avtool.engines import BatchOptions
 from avtool.errors import AvtoolError, ExitCode
 from avtool.io.console import stderr_console
+from avtool.runtime import BatchSummary, print_summary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,6 +172,20 @@ def overwrite_policy(overwrite: bool, skip_existing: bool) -> str:
     if overwrite and skip_existing:
         raise typer.BadParameter("--overwrite and --skip-existing exclude each other")
     return "overwrite" if overwrite else "skip" if skip_existing else "refuse"
+
+
+def finish(summary: BatchSummary, opts: GlobalOptions, *, as_json: bool | None = None) -> NoReturn:
+    """Print a batch command's summary (JSON with ``--json``, nothing with ``--quiet``) and exit
+    with its code (0 only when every item's outputs exist).
+
+    Args:
+        summary: what the task's ``run`` returned.
+        opts: the global options.
+        as_json: override ``opts.json`` (False when the JSON would mix with audio on stdout).
+    """
+    as_json = opts.json if as_json is None else as_json
+    print_summary(summary, as_json=as_json, quiet=opts.quiet)
+    raise typer.Exit(summary.exit_code)
 
 
 def with_batch_options(func: F) -> F:

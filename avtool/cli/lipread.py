@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.lipread import DEFAULT_MODEL, LipreadOptions
 
@@ -68,7 +68,6 @@ def lipread_command(
       avtool --accept-license lipread clips/ -o 'text/{stem}.json' --format json
     """
     from avtool.errors import InputError
-    from avtool.runtime import print_summary
     from avtool.tasks import lipread
 
     opts = global_options(ctx)
@@ -86,5 +85,4 @@ def lipread_command(
         items, options, device=opts.device, accept_license=opts.accept_license, policy=policy,
         report=report, quiet=opts.quiet, batch=batch,
     )  # fmt: skip
-    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts)

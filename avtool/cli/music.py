@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
@@ -73,7 +73,6 @@ def music_command(
     """
     from dataclasses import replace
 
-    from avtool.runtime import print_summary
     from avtool.tasks import music
 
     opts = global_options(ctx)
@@ -109,5 +108,4 @@ def music_command(
         quiet=opts.quiet,
         batch=batch,
     )
-    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts)

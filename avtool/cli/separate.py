@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, MUSIC_MODEL, SeparateOptions
 
@@ -67,7 +67,6 @@ def separate_command(
 
       avtool separate song.mp3 --model spleeter-2stems -o '{stem}.{source}.wav'
     """
-    from avtool.runtime import print_summary
     from avtool.tasks import separate
 
     opts = global_options(ctx)
@@ -96,5 +95,4 @@ def separate_command(
         quiet=opts.quiet,
         batch=batch,
     )
-    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts)

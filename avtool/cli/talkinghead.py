@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.talkinghead import TalkingHeadOptions
 
@@ -113,7 +113,7 @@ def talkinghead_command(
     models run on --device.
     """
     from avtool.errors import InputError
-    from avtool.runtime import BatchItem, print_summary
+    from avtool.runtime import BatchItem
     from avtool.tasks import talkinghead
     from avtool.tasks.talkinghead import parse_size
 
@@ -158,5 +158,4 @@ def talkinghead_command(
         progress=not opts.quiet,
         batch=batch,
     )
-    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts)

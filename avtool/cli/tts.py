@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.talkinghead import TalkingHeadOptions
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
@@ -99,7 +99,6 @@ def tts_command(
       avtool --accept-license tts "Hello there" --face me.jpg -o hello.mp4
     """
     from avtool.errors import InputError
-    from avtool.runtime import print_summary
     from avtool.tasks import tts
 
     opts = global_options(ctx)
@@ -148,5 +147,4 @@ def tts_command(
         face=video,
         batch=batch,
     )
-    print_summary(summary, as_json=opts.json and output != "-", quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts, as_json=opts.json and output != "-")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
@@ -70,7 +70,6 @@ def v2a_command(
       avtool --accept-license v2a clip.mp4 --audio noisy.wav -o clean.wav
     """
     from avtool.errors import InputError
-    from avtool.runtime import print_summary
     from avtool.tasks import v2a
 
     opts = global_options(ctx)
@@ -98,5 +97,4 @@ def v2a_command(
         quiet=opts.quiet,
         batch=batch,
     )
-    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
 from avtool.engines import BatchOptions
 from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
@@ -51,7 +51,6 @@ def vocode_command(
 
       avtool vocode clips/ -o 'resynth/{stem}.wav' --iters 64
     """
-    from avtool.runtime import print_summary
     from avtool.tasks import vocode
 
     opts = global_options(ctx)
@@ -74,5 +73,4 @@ def vocode_command(
         quiet=opts.quiet,
         batch=batch,
     )
-    print_summary(summary, as_json=opts.json, quiet=opts.quiet)
-    raise typer.Exit(summary.exit_code)
+    finish(summary, opts)
