@@ -6,6 +6,12 @@
 #                                        # (needs the GRID cache: make -f recipes/v2a.mk cache)
 #   make -f recipes/separate.mk train-blind  # uPIT blind model, 1 thread, MINUTES wall clock
 #   make -f recipes/separate.mk train-av     # audio-visual target model, 1 thread, MINUTES
+#   make -f recipes/separate.mk train-av-warm  # stage 2: warm start from train-av's weights,
+#                                        # LR 3e-4, 35% s1 interferers played at 0.8-1.25x
+#                                        # (GRID-grammar pseudo-speakers), selected on LibriSpeech
+#                                        # + s1-pseudo-speaker validation, WARM_MINUTES
+#   make -f recipes/separate.mk interpolate-av  # stage 3: weights (1-a)*stage1 + a*stage2, a
+#                                        # chosen on that validation (no test data read)
 #   make -f recipes/separate.mk ship     # copy best weights to avtool/weights/separate and print
 #                                        # their models.toml tables (paste them over the old ones)
 #   make -f recipes/separate.mk eval     # OUT/eval.json: avtool eval separate (LIMIT clips)
@@ -22,7 +28,11 @@
 # The shipped weights came from these targets with MINUTES=75 (blind) and 70 (av) on the shared
 # 2-core machine, two departures from a clean run: the blind run was resumed at step 300 with the
 # one-voice examples switched on (they were added then), and the AV run started while the GRID
-# cache was still being built, so it trained on the s1 training clips cached by then.
+# cache was still being built, so it trained on the s1 training clips cached by then (442).
+# The AV model then went through train-av-warm (WARM_MINUTES=45, 654 steps) and interpolate-av
+# (alpha 0.75); train-av-warm also ran while a fresh cache was being built (val and test clips
+# first, then training clips newest first): its pool grew from about 60 to 466 training clips,
+# re-read from visual.npz at each validation.
 PYTHON ?= .venv/bin/python
 AVTOOL ?= .venv/bin/avtool
 SHARED ?= ../shared/data
@@ -30,6 +40,7 @@ CACHE ?= data/grid_s1_cache
 WORK ?= data/separate
 OUT ?= $(WORK)/runs
 MINUTES ?= 75
+WARM_MINUTES ?= 45
 SEED ?= 0
 LIMIT ?= 20
 THREADS ?= 1
@@ -39,7 +50,7 @@ CLIP ?= bbie8n
 OTHER ?= lbbc2a.mpg
 PIPE ?= $(WORK)/pipeline
 
-.PHONY: audio visual train-blind train-av ship eval pipeline
+.PHONY: audio visual train-blind train-av train-av-warm interpolate-av ship eval pipeline
 
 $(WORK)/audio.npz:
 	$(ENV) $(PYTHON) -m avtool.training.separate audio $(SHARED) $@
@@ -59,12 +70,28 @@ train-av: $(WORK)/audio.npz
 	$(ENV) $(PYTHON) -m avtool.training.separate train av $(WORK) $(OUT)/masknet-av.pt \
 		--minutes $(MINUTES) --seed $(SEED) >> $(OUT)/av.log 2>&1
 
+train-av-warm: $(WORK)/audio.npz
+	$(ENV) $(PYTHON) -m avtool.training.separate train av $(WORK) $(OUT)/masknet-av-warm.pt \
+		--init $(OUT)/masknet-av.pt --lr 3e-4 --s1-interferer 0.35 --pseudo-speakers \
+		--grid-val --minutes $(WARM_MINUTES) --seed 1 >> $(OUT)/av-warm.log 2>&1
+
+interpolate-av:
+	$(ENV) $(PYTHON) -m avtool.training.separate interpolate $(WORK) $(OUT)/masknet-av.pt \
+		$(OUT)/masknet-av-warm.pt $(OUT)/masknet-av-interp.pt >> $(OUT)/av-interp.log 2>&1
+
+# The blind model is stage 1's; the AV model is stage 3's, its record the three stages' records.
 ship:
-	for m in blind av; do \
-		cp $(OUT)/masknet-$$m.pt avtool/weights/separate/masknet-$$m-grid-s1.pt; \
-		cp $(OUT)/masknet-$$m.pt.json avtool/weights/separate/masknet-$$m-grid-s1.pt.json; \
-		cp $(OUT)/masknet-$$m.pt.train.json avtool/weights/separate/masknet-$$m-grid-s1.train.json; \
-	done
+	W=avtool/weights/separate; \
+	cp $(OUT)/masknet-blind.pt $$W/masknet-blind-grid-s1.pt; \
+	cp $(OUT)/masknet-blind.pt.json $$W/masknet-blind-grid-s1.pt.json; \
+	cp $(OUT)/masknet-blind.pt.train.json $$W/masknet-blind-grid-s1.train.json; \
+	cp $(OUT)/masknet-av-interp.pt $$W/masknet-av-grid-s1.pt; \
+	cp $(OUT)/masknet-av-interp.pt.json $$W/masknet-av-grid-s1.pt.json; \
+	$(PYTHON) -c "import json, sys; r = [json.load(open(p)) for p in sys.argv[1:4]]; \
+		json.dump({'stages': {'train-av': r[0], 'train-av-warm': r[1], 'interpolate-av': r[2]}}, \
+		open(sys.argv[4], 'w'), indent=1, sort_keys=True)" $(OUT)/masknet-av.pt.train.json \
+		$(OUT)/masknet-av-warm.pt.train.json $(OUT)/masknet-av-interp.pt.interpolate.json \
+		$$W/masknet-av-grid-s1.train.json
 	$(PYTHON) -m avtool.training.separate entries
 
 eval:
