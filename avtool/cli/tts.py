@@ -80,6 +80,12 @@ def tts_command(
         "--landmarks",
         help="With --face: dlib (shipped) or fan (2D-FAN, downloaded once).",
     ),
+    mouth: str = typer.Option(
+        _FACE.mouth, "--mouth", help="With --face: bank (real mouth interiors) or drawn."
+    ),
+    crop: str = typer.Option(
+        _FACE.crop, "--crop", help="With --face: full (the whole photo) or face (head crop)."
+    ),
     batch: BatchOptions = BatchOptions(),
     policy: str = "refuse",
     report: Path | None = None,
@@ -115,7 +121,7 @@ def tts_command(
             face,
             TalkingHeadOptions(fps=fps, size=parse_size(size), still=still,
                                face_index=face_index, box=box, seed=opts.seed,
-                               landmarks=landmarks).validated(),
+                               landmarks=landmarks, mouth=mouth, crop=crop).validated(),
             accent=accent, voice_from_face=voice is None,
         )  # fmt: skip
     items = batch.select(tts.build_items(text or [], text_file, manifest, output))

@@ -198,6 +198,21 @@ def test_face_makes_a_talking_head_video(tmp_path: Path, monkeypatch, use_voice_
     assert abs(meta["video"]["duration"] - meta["speech"]["audio"]["duration"]) <= 1 / 20
 
 
+def test_face_takes_talkinghead_mouth_and_crop(tmp_path: Path, monkeypatch, use_voice_cache):
+    monkeypatch.setenv("AVTOOL_ACCEPT_LICENSE", "1")
+    out = tmp_path / "drawn.mp4"
+    face = _face_photo(tmp_path)
+    options = ["--mouth", "drawn", "--crop", "face", "--size", "96x96"]
+    result = tts("tts", "Hi.", "--voice", "piper-joe-medium", "--face", str(face), *options,
+                 "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "drawn.mp4.json").read_text())
+    assert (meta["options"]["mouth"], meta["options"]["crop"]) == ("drawn", "face")
+    bad = tts("tts", "Hi.", "--face", str(face), "--mouth", "painted",
+              "-o", str(tmp_path / "x.mp4"))  # fmt: skip
+    assert bad.exit_code == 2 and "--mouth" in bad.output
+
+
 def test_face_refuses_audio_outputs_and_faceless_photos(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("AVTOOL_ACCEPT_LICENSE", "1")
     face = _face_photo(tmp_path)
