@@ -31,8 +31,8 @@
 # cache was still being built, so it trained on the s1 training clips cached by then (442).
 # The AV model then went through train-av-warm (WARM_MINUTES=45, 654 steps) and interpolate-av
 # (alpha 0.75); train-av-warm also ran while a fresh cache was being built (val and test clips
-# first, then training clips newest first): its pool grew from about 60 to 466 training clips,
-# re-read from visual.npz at each validation.
+# first, then training clips newest first): its pool grew from a few dozen (127 at step 100)
+# to 466 training clips, re-read from visual.npz at each validation.
 PYTHON ?= .venv/bin/python
 AVTOOL ?= .venv/bin/avtool
 SHARED ?= ../shared/data
