@@ -9,7 +9,9 @@ The two signals are trimmed to the shorter length; they must already be time-ali
 
 from __future__ import annotations
 
+import importlib
 import math
+from typing import Any
 
 import numpy as np
 
@@ -40,16 +42,25 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     return soxr.resample(audio, rate, target, "VHQ")
 
 
+def _needs(package: str, name: str, what: str) -> Any:
+    """``package.name``, imported on first use.
+
+    Raises:
+        SetupError: ``package`` is not installed (naming the pip command).
+    """
+    try:
+        return getattr(importlib.import_module(package), name)
+    except ImportError as exc:
+        raise SetupError(f"{what} needs the {package!r} package (pip install {package})") from exc
+
+
 def pesq_wb(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
     """Wide-band PESQ (ITU-T P.862.2), MOS-LQO from 1.0 to 4.64.
 
     Raises:
         SetupError: the ``pesq`` package is not installed.
     """
-    try:
-        from pesq import pesq
-    except ImportError as exc:
-        raise SetupError("PESQ needs the 'pesq' package (pip install pesq)") from exc
+    pesq = _needs("pesq", "pesq", "PESQ")
     ref, est = _pair(reference, estimate)
     ref, est = _resample(ref, sample_rate, PESQ_RATE), _resample(est, sample_rate, PESQ_RATE)
     return float(pesq(PESQ_RATE, ref, est, "wb"))
@@ -63,10 +74,7 @@ def stoi(
     Raises:
         SetupError: the ``pystoi`` package is not installed.
     """
-    try:
-        from pystoi import stoi as _stoi
-    except ImportError as exc:
-        raise SetupError("STOI needs the 'pystoi' package (pip install pystoi)") from exc
+    _stoi = _needs("pystoi", "stoi", "STOI")
     ref, est = _pair(reference, estimate)
     return float(_stoi(ref, est, sample_rate, extended=extended))
 

@@ -19,8 +19,9 @@ frozen, their features computed once per clip (``features.pt``); the audio encod
 norm, GRU and decoder are trained. That is a deviation from the paper (which trains end to
 end), made so each procedure fits a bounded run on one thread. The best epoch on the s1
 validation split (masked L1 of the log mel from video + synthesised mel, the inference input)
-is kept as ``best.pt`` with ``config.json``; ``summary.json`` holds the base model's own
-validation L1 beside it.
+is kept as ``best.pt`` (an avtool checkpoint, :func:`avtool.models.v2a.save_checkpoint`) with
+``config.json`` (the same config, for the recipes that copy it); ``summary.json`` holds the base
+model's own validation L1 beside it.
 
     python -m avtool.training.av2a_synth synth --cache data/grid_s1_cache --out data/av2a/synth
     python -m avtool.training.av2a_synth train --cache data/grid_s1_cache \\
@@ -45,8 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from avtool.datasets.grid import s1_split
-from avtool.models.state_dict import save_atomic
-from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build, lip_features
+from avtool.models.v2a import read_checkpoint, save_checkpoint
+from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
+from avtool.models.visual import lip_features
 from avtool.training.v2a import MODE_PROBS, load_split, loss_fn
 
 PROCEDURES = ("baseline", "dropout", "dropout-gt")
@@ -177,11 +179,11 @@ def train(args: argparse.Namespace) -> int:
             f.write(line + "\n")
 
     resolved = registry.resolve(args.init, task="v2a")
-    base = V2AConfig.from_dict(dict(resolved.entry.config))
+    init = read_checkpoint(resolved.path, dict(resolved.entry.config) or None)
+    base = V2AConfig.from_dict(init.config)
     config = V2AConfig.from_dict({**base.to_dict(), "audio_encoder": True, "output_advance": 0})
     model = build(config)
-    state = torch.load(resolved.path, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(init.state_dict, strict=False)
     if unexpected or any(not k.startswith("audio.") for k in missing):
         raise SystemExit(f"{resolved.path}: does not match the config ({missing}, {unexpected})")
     for module in model.modules():
@@ -252,7 +254,8 @@ def train(args: argparse.Namespace) -> int:
         log(f"epoch {epoch}: train {np.mean(losses):.4f} val L1 {val:.4f} (base {reference:.4f})")
         if val < best:
             best = val
-            save_atomic(model.state_dict(), args.out / "best.pt")
+            facts = {"procedure": args.procedure, "epoch": epoch, "val_l1": val}
+            save_checkpoint(args.out / "best.pt", model.state_dict(), config, facts)
             (args.out / "config.json").write_text(config.to_json() + "\n", encoding="utf-8")
     summary = {
         "procedure": args.procedure,
@@ -291,9 +294,9 @@ def compare(cache: Path, synth: Path, runs: Sequence[Path], threads: int = 1) ->
     ]
     models = {}
     for run in runs:
-        config = V2AConfig.from_dict(json.loads((run / "config.json").read_text("utf-8")))
-        model = build(config)
-        model.load_state_dict(torch.load(run / "best.pt", map_location="cpu", weights_only=True))
+        stored = read_checkpoint(run / "best.pt")
+        model = build(V2AConfig.from_dict(stored.config))
+        model.load_state_dict(stored.state_dict)
         models[run.name] = model.eval()
     rows: dict[str, list[tuple[float, float]]] = {"base": []}
     for clip_id in ids:

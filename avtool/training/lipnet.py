@@ -281,8 +281,8 @@ def end_epoch(
     """Close an epoch of a lip-reader run (LipNet and the ResNet/BiGRU reader share this).
 
     Keeps the weights as ``out_dir/weights`` (+ config JSON) when the validation CER improved:
-    an avtool checkpoint of ``family`` (:mod:`avtool.models.checkpoint`), or a bare state dict
-    when None (the ResNet reader's, which ``--init-reader`` warm starts read as one),
+    an avtool checkpoint of ``family`` (:mod:`avtool.models.checkpoint`; both readers pass
+    theirs), or a bare state dict when None,
     appends ``record`` to ``log.jsonl`` (and prints it with ``log``) and checkpoints model,
     optimizer, epoch and best metrics in ``state.pt`` for ``--resume``.
 

@@ -16,7 +16,8 @@ Decoding uses the CTC output only. Augmentation: horizontal flips (p=0.5), frame
 duplication (p=0.05 each, labels follow), and with ``--word-prob`` a clip is replaced by a run
 of 1-3 of its aligned words. The learning rate follows a cosine over a fixed step count, so
 the same cache, seed and options give the same weights (1 thread, deterministic algorithms).
-Outputs in ``--out``: ``lipread.pt`` + ``lipread.pt.json`` (best val CER), ``state.pt``
+Outputs in ``--out``: ``lipread.pt`` (best val CER; an avtool checkpoint carrying its config,
+:mod:`avtool.models.checkpoint`) + ``lipread.pt.json`` (the same config), ``state.pt``
 (last epoch, for ``--resume``), ``log.jsonl``.
 
 Lip-landmark stream (``--lip-landmarks``): the cache's ``landmarks`` are read with the crops,
@@ -45,7 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from avtool.errors import ModelError
+from avtool.models import checkpoint
 from avtool.models.lipnet.model import encode_text
+from avtool.models.lipread_resnet import FAMILY
 from avtool.models.lipread_resnet.model import (
     GRID_VOCAB,
     LipReader,
@@ -53,7 +56,8 @@ from avtool.models.lipread_resnet.model import (
     build,
     transfer_encoder,
 )
-from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
+from avtool.models.v2a import read_checkpoint
+from avtool.models.visual import LIP_DIM, lip_features, prepare_crops
 from avtool.training.schedule import cosine_lr, optimizer_step
 
 #: ``(crops (T, S, S) float16, frame classes (T,), text, word spans, landmarks (T, 68, 2)
@@ -238,8 +242,10 @@ def train(
         cache_dir: a GRID s1 cache (:mod:`avtool.datasets.grid`).
         out_dir: where ``lipread.pt`` (+ ``.json``), ``state.pt`` and ``log.jsonl`` go.
         config: architecture (ignored on resume: the saved one is used).
-        init_v2a: a V2A state dict whose video encoder initialises the front-end.
-        init_reader: a trained lip reader's state dict to start from (warm start: every
+        init_v2a: V2A weights (any layout :func:`avtool.models.v2a.read_checkpoint` reads) whose
+            video encoder initialises the front-end.
+        init_reader: a trained lip reader to start from (an avtool checkpoint, or a state dict
+            with its ``.pt.json``: :func:`avtool.models.checkpoint.read_any`) (warm start: every
             tensor must fit ``config``; only the lip stream's ``lips.*`` may be missing).
             Ignored on resume.
         epochs: epochs in total; the learning rate follows a cosine over them (to 2% of ``lr``).
@@ -266,10 +272,10 @@ def train(
     torch.manual_seed(seed)
     model = build(config)
     if init_v2a is not None and state is None and init_reader is None:
-        transfer_encoder(model, torch.load(init_v2a, map_location="cpu", weights_only=True))
+        transfer_encoder(model, read_checkpoint(init_v2a).state_dict)
     missing: list[str] = []
     if init_reader is not None and state is None:
-        missing = warm_start(model, torch.load(init_reader, map_location="cpu", weights_only=True))
+        missing = warm_start(model, checkpoint.read_any(init_reader, FAMILY).state_dict)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     first_epoch = 0
     best: dict[str, float] = {"cer": math.inf, "wer": math.inf, "frame_acc": 0.0, "epoch": -1}
@@ -350,7 +356,7 @@ def train(
             "seconds": round(seconds, 1), "lr": optimizer.param_groups[0]["lr"],
         }  # fmt: skip
         best = end_epoch(out_dir, "lipread.pt", record, metrics, best, model, optimizer, config,
-                         log=log)  # fmt: skip
+                         log=log, family=FAMILY)  # fmt: skip
         if out_of_time:
             break
     return {**best, "first_loss": losses[0] if losses else math.nan,

@@ -10,7 +10,10 @@ The loss is L1 between normalised log mels (plus an optional spectral-convergenc
 linear mel), masked to each clip's true length. Training is deterministic for a given seed and
 thread count (shuffles and noise come from seeded generators) and resumable: ``last.pt`` holds
 model, optimiser, epoch and best val loss, and a rerun with the same ``--out`` continues from it.
-``best.pt`` (a plain state dict) and ``config.json`` are written whenever the val loss improves.
+``best.pt`` (an avtool checkpoint, :func:`avtool.models.v2a.save_checkpoint`: weights and config
+in one file) and ``config.json`` (the same config, where :mod:`avtool.tasks.calibrate_v2a` writes
+the calibrated ``output_advance`` and recipes copy it from) are written whenever the val loss
+improves. ``--init`` reads any V2A layout (:func:`avtool.models.v2a.read_checkpoint`).
 
 AV2A: the model gains an audio encoder; each step uses one modality combination (modality
 dropout: video 25%, audio 25%, both 50%) and its own batch-norm statistics; the noisy input is
@@ -32,17 +35,9 @@ import numpy as np
 import torch
 
 from avtool.models.state_dict import save_atomic
-from avtool.models.v2a.model import (
-    AUDIO,
-    BOTH,
-    LIP_DIM,
-    VIDEO,
-    V2AConfig,
-    V2AModel,
-    build,
-    lip_features,
-    prepare_crops,
-)
+from avtool.models.v2a import read_checkpoint, save_checkpoint
+from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
+from avtool.models.visual import LIP_DIM, lip_features, prepare_crops
 
 MODE_PROBS = (0.25, 0.25, 0.5)  # video, audio, both
 #: State-dict prefixes a ``--init`` checkpoint may lack (input streams added after it was trained).
@@ -190,13 +185,21 @@ def evaluate(
     return total / count
 
 
+def cache_parser(description: str | None) -> argparse.ArgumentParser:
+    """The command line of a trainer over a GRID cache: ``--cache`` and ``--out`` (required)."""
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--cache", type=Path, required=True, help="GRID cache folder (<id>.npz)")
+    p.add_argument("--out", type=Path, required=True)
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from avtool.datasets.grid import s1_split
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--cache", type=Path, required=True, help="GRID cache folder (<id>.npz)")
-    p.add_argument("--out", type=Path, required=True)
+    p = cache_parser(__doc__)
     p.add_argument("--config", default="reduced", help="paper, reduced or debug")
     p.add_argument("--stage", choices=("v2a", "av2a"), default="v2a")
     p.add_argument(
@@ -236,8 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     av = args.stage == "av2a"
     base = V2AConfig.preset(args.config)
-    if av and args.init is not None and (args.init.parent / "config.json").is_file():
-        base = V2AConfig.from_dict(json.loads((args.init.parent / "config.json").read_text()))
+    init = read_checkpoint(args.init) if args.init is not None else None
+    if av and init is not None and init.config:
+        base = V2AConfig.from_dict(init.config)
     config = V2AConfig.from_dict({**base.to_dict(), "audio_encoder": av})
     if args.lip_landmarks:
         config = V2AConfig.from_dict({**config.to_dict(), "lip_landmarks": True})
@@ -254,11 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = build(config)
     missing: list[str] = []
-    if not av and args.init is not None:
+    if not av and init is not None:
         # Warm restart from trained V2A weights; the mel statistics come with them. Modules the
         # checkpoint lacks (a new input stream) keep their fresh initialisation.
-        state = torch.load(args.init, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing, unexpected = model.load_state_dict(init.state_dict, strict=False)
         if unexpected or any(not k.startswith(NEW_MODULES) for k in missing):
             raise SystemExit(f"{args.init}: does not match the config ({missing}, {unexpected})")
         log(f"initialised from {args.init} (fresh: {sorted(missing) or 'none'})")
@@ -271,10 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.lips.mean.copy_(mean)
         model.lips.std.copy_(std)
     if av:
-        if args.init is None:
-            p.error("--stage av2a needs --init (the trained V2A state dict)")
-        state = torch.load(args.init, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        if init is None:
+            p.error("--stage av2a needs --init (the trained V2A weights)")
+        missing, unexpected = model.load_state_dict(init.state_dict, strict=False)
         if unexpected or any(not k.startswith("audio.") for k in missing):
             raise SystemExit(f"{args.init}: does not match the config ({missing}, {unexpected})")
         for module in model.modules():
@@ -341,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         improved = val_loss < best
         if improved:
             best = val_loss
-            save_atomic(model.state_dict(), args.out / "best.pt")
+            save_checkpoint(args.out / "best.pt", model.state_dict(), config,
+                            {"stage": args.stage, "epoch": epoch, "val_l1": best})  # fmt: skip
         save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                      "epoch": epoch, "best": best}, last_path)  # fmt: skip
         log(f"epoch {epoch}/{args.epochs} train {epoch_loss / max(n, 1):.4f} val L1 {val_loss:.4f}"

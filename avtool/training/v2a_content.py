@@ -11,19 +11,19 @@ on them alone, which takes minutes on one CPU thread where the networks under it
 
 The loss is V2A's: L1 between normalised log mels, masked to each clip's length. The best
 epoch on the val split (mean L1 in log-mel units, comparable with ``train.py``'s) is written
-as ``OUT/v2a.pt`` (the whole model: both parts and the decoder) + ``OUT/v2a.pt.json`` (its
-config), with ``OUT/summary.json``. Same cache, parts, seed and options → the same weights
-(one thread; shuffles and mirror choices come from seeded generators).
+as ``OUT/v2a.pt`` (the whole model: both parts and the decoder; an avtool checkpoint carrying
+its config, :mod:`avtool.models.checkpoint`) + ``OUT/v2a.pt.json`` (the same config, where
+calibration writes ``output_advance`` and recipes copy it from), with ``OUT/summary.json``.
+Same cache, parts, seed and options → the same weights (one thread; shuffles and mirror choices
+come from seeded generators).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +31,7 @@ import torch
 from avtool.models import lipread_resnet
 from avtool.models.loading import load
 from avtool.models.v2a.content import ContentV2A, ContentV2AConfig
-from avtool.models.v2a.model import lip_features
+from avtool.models.visual import lip_features
 
 
 def load_parts(acoustic: str, reader: str) -> tuple[Any, Any, dict[str, str]]:
@@ -126,11 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from avtool.datasets.grid import s1_split
     from avtool.models import state_dict
-    from avtool.training.v2a import load_split, mel_stats
+    from avtool.training.v2a import cache_parser, load_split, mel_stats
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--cache", type=Path, required=True, help="GRID cache folder (<id>.npz)")
-    p.add_argument("--out", type=Path, required=True)
+    p = cache_parser(__doc__)
     p.add_argument("--acoustic", default="v2a-grid-s1", help="trained V2A model (name or .pt)")
     p.add_argument("--reader", default="lipread-grid-s1", help="trained lip reader (name or .pt)")
     p.add_argument("--channels", type=int, default=256)
@@ -209,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         history.append({"epoch": epoch + 1, "train": epoch_loss / steps_per_epoch, "val_l1": score})
         if score < best:
             best, best_epoch = score, epoch + 1
-            state_dict.save(model.state_dict(), config.to_json(), args.out / "v2a.pt")
+            state_dict.save(model.state_dict(), config.to_json(), args.out / "v2a.pt", "v2a")
         log(f"epoch {epoch + 1}/{args.epochs} train {epoch_loss / steps_per_epoch:.4f} "
             f"val L1 {score:.4f}{' (best)' if best_epoch == epoch + 1 else ''}")  # fmt: skip
         if (time.monotonic() - start_time) / 60 > args.max_minutes:

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, build, lip_features
+from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, build
+from avtool.models.visual import lip_features
 from avtool.training.av2a_synth import _batch, base_l1, forward_features
 
 

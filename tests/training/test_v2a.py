@@ -14,7 +14,15 @@ import pytest
 import torch
 
 from avtool.datasets.grid import s1_split
+from avtool.models import checkpoint
+from avtool.models.v2a import read_checkpoint
 from avtool.training import v2a as train
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a trainer's ``best.pt`` (an avtool checkpoint)."""
+    assert checkpoint.is_checkpoint(path)
+    return read_checkpoint(path).state_dict
 
 
 def _write_cache(folder: Path, ids: list[str], seed: int = 0) -> None:
@@ -58,10 +66,11 @@ def test_trains_checkpoints_and_is_deterministic(cache: Path, tmp_path: Path) ->
     b = _run(cache, tmp_path / "b", "--epochs", "2")
     assert a["epochs"] == 2 and a["train_clips"] == 6 and a["val_clips"] == len(s1_split()["val"])
     assert a["best_val_l1"] == b["best_val_l1"]
-    sa = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
-    sb = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    sa, sb = _weights(tmp_path / "a" / "best.pt"), _weights(tmp_path / "b" / "best.pt")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     config = json.loads((tmp_path / "a" / "config.json").read_text())
+    stored = checkpoint.read(tmp_path / "a" / "best.pt", "v2a")
+    assert stored.config == config and stored.extra["stage"] == "v2a"
     assert config["crop_size"] == 22 and config["audio_encoder"] is False
     # Per-band mel statistics were taken from the training clips.
     assert float(sa["mel_mean"].mean()) < -4
@@ -81,11 +90,16 @@ def test_resume_continues_where_it_stopped(cache: Path, tmp_path: Path) -> None:
 
 def test_av2a_stage_starts_from_v2a_weights(cache: Path, tmp_path: Path) -> None:
     _run(cache, tmp_path / "v2a", "--epochs", "1")
-    v2a = torch.load(tmp_path / "v2a" / "best.pt", weights_only=True)
+    v2a = _weights(tmp_path / "v2a" / "best.pt")
+    # An earlier run's layout (a bare state dict with config.json beside it) still starts it.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    torch.save(v2a, legacy / "best.pt")
+    (legacy / "config.json").write_text((tmp_path / "v2a" / "config.json").read_text())
     summary = _run(cache, tmp_path / "av", "--stage", "av2a", "--init",
-                   str(tmp_path / "v2a" / "best.pt"), "--epochs", "1")  # fmt: skip
+                   str(legacy / "best.pt"), "--epochs", "1")  # fmt: skip
     assert summary["config"]["audio_encoder"] is True
-    av = torch.load(tmp_path / "av" / "best.pt", weights_only=True)
+    av = _weights(tmp_path / "av" / "best.pt")
     assert any(k.startswith("audio.") for k in av)
     assert torch.equal(av["mel_mean"], v2a["mel_mean"])  # statistics carried over
     # Separate statistics per modality combination were trained (rows differ).
@@ -103,13 +117,13 @@ def test_add_noise_hits_the_snr() -> None:
 
 def test_warm_restart_adds_the_lip_stream_to_trained_weights(cache: Path, tmp_path: Path) -> None:
     _run(cache, tmp_path / "v2a", "--epochs", "1")
-    start = torch.load(tmp_path / "v2a" / "best.pt", weights_only=True)
+    start = _weights(tmp_path / "v2a" / "best.pt")
     summary = _run(cache, tmp_path / "lips", "--init", str(tmp_path / "v2a" / "best.pt"),
                    "--lip-landmarks", "--delta-weight", "0.5", "--epochs", "1")  # fmt: skip
     assert summary["config"]["lip_landmarks"] is True and summary["delta_weight"] == 0.5
     log = (tmp_path / "lips" / "train.log").read_text()
     assert "initialised from" in log and "lips.conv1.weight" in log
-    out = torch.load(tmp_path / "lips" / "best.pt", weights_only=True)
+    out = _weights(tmp_path / "lips" / "best.pt")
     assert torch.equal(out["mel_mean"], start["mel_mean"])  # statistics came with the weights
     # The lip statistics were taken from the training clips' landmarks (features ~±0.5).
     assert float(out["lips.std"].min()) > 1e-3 and float(out["lips.mean"].abs().max()) < 1.0

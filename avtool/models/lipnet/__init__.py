@@ -19,6 +19,7 @@ import torch
 
 from avtool.models import state_dict
 from avtool.models.chunked import stream_in_context
+from avtool.models.lipnet.files import load_reader, save_reader
 from avtool.models.lipnet.model import (
     ALPHABET,
     BLANK,
@@ -51,29 +52,22 @@ __all__ = [
 def save(
     state: Mapping[str, torch.Tensor], config: LipNetConfig, out: str | os.PathLike[str]
 ) -> Path:
-    """Write a state dict to ``out`` and its config to ``out.json``, each atomically."""
-    return state_dict.save(state, config.to_json(), out)
+    """Write a plain state dict to ``out`` and its config to ``out.json``
+    (:func:`avtool.models.lipnet.files.save_reader`)."""
+    return save_reader(state, config, out)
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], config: LipNetConfig | Mapping | None = None,
     device: str = "cpu",
 ) -> LipNet:  # fmt: skip
-    """Build a :class:`LipNet` from a state dict file, in eval mode.
-
-    Args:
-        path: the ``.pt`` state dict.
-        config: its architecture; None reads ``<path>.json``.
-        device: torch device.
+    """A :class:`LipNet` in eval mode from its weights file and ``config`` (None: the stored
+    one, else ``<path>.json``): :func:`avtool.models.lipnet.files.load_reader`.
 
     Raises:
         ModelError: no config, an unreadable file, or weights that do not fit the config.
     """
-    if config is None:
-        config = state_dict.read_config(path, "LipNet")
-    if not isinstance(config, LipNetConfig):
-        config = LipNetConfig.from_dict(dict(config))  # type: ignore[arg-type]
-    return state_dict.load_into(build(config), path, "LipNet", device)
+    return load_reader(path, config, LipNetConfig, build, "LipNet", device)
 
 
 def load(

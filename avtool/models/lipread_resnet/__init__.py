@@ -5,9 +5,11 @@
     decoded = ctc.decode(log_probs, "grid")      # avtool.models.lipnet.ctc, unchanged
     log_probs = infer(model, gray88, landmarks=landmarks)  # models with the lip stream
 
-A checkpoint is a plain state dict ``NAME.pt`` with its :class:`LipReaderConfig` as JSON in
-``NAME.pt.json`` beside it (:func:`save`), the same layout as LipNet's. The model reads the
-``gray88`` mouth crops of :func:`avtool.io.face.mouth_crops` (:data:`CROP_PRESET`).
+A checkpoint is an avtool checkpoint ``NAME.pt`` (:mod:`avtool.models.checkpoint`: weights and
+:class:`LipReaderConfig` in one file) with the config also as JSON in ``NAME.pt.json`` beside it
+(:func:`save`); the shipped ``lipread-grid-s1.pt`` is the earlier layout (a plain state dict,
+its config only in the JSON, with the encoder in V2A's config layout), read as well. The model
+reads the ``gray88`` mouth crops of :func:`avtool.io.face.mouth_crops` (:data:`CROP_PRESET`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from avtool.models import state_dict
 from avtool.models.chunked import stream_in_context
+from avtool.models.lipnet.files import load_reader, save_reader
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet.model import (
     GRID_VOCAB,
@@ -54,29 +57,22 @@ def is_config(data: Mapping) -> bool:
 def save(
     state: Mapping[str, torch.Tensor], config: LipReaderConfig, out: str | os.PathLike[str]
 ) -> Path:
-    """Write a state dict to ``out`` and its config to ``out.json``, each atomically."""
-    return state_dict.save(state, config.to_json(), out)
+    """Write an avtool checkpoint to ``out`` and its config to ``out.json``
+    (:func:`avtool.models.lipnet.files.save_reader`)."""
+    return save_reader(state, config, out, FAMILY)
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], config: LipReaderConfig | Mapping | None = None,
     device: str = "cpu",
 ) -> LipReader:  # fmt: skip
-    """Build a :class:`LipReader` from a state dict file, in eval mode.
-
-    Args:
-        path: the ``.pt`` state dict.
-        config: its architecture; None reads ``<path>.json``.
-        device: torch device.
+    """A :class:`LipReader` in eval mode from its weights file and ``config`` (None: the stored
+    one, else ``<path>.json``): :func:`avtool.models.lipnet.files.load_reader`.
 
     Raises:
         ModelError: no config, an unreadable file, or weights that do not fit the config.
     """
-    if config is None:
-        config = state_dict.read_config(path, "lip reader")
-    if not isinstance(config, LipReaderConfig):
-        config = LipReaderConfig.from_dict(dict(config))  # type: ignore[arg-type]
-    return state_dict.load_into(build(config), path, "lip reader", device)
+    return load_reader(path, config, LipReaderConfig, build, "lip reader", device)
 
 
 def infer(
@@ -105,7 +101,7 @@ def infer(
         ValueError: a lip-stream model without landmarks, or landmarks for fewer or more
             frames than crops.
     """
-    from avtool.models.v2a.model import lip_features, prepare_crops
+    from avtool.models.visual import lip_features, prepare_crops
 
     device = next(model.parameters()).device
     with_lips = model.lips is not None

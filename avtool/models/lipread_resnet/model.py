@@ -4,7 +4,7 @@
     model = build(config)
     log_probs, word_logits = model(crops)      # (B, T, 44, 44) in [0, 1] -> (B, T, 28), (B, T, 52)
 
-The front-end is :class:`avtool.models.v2a.model.VideoEncoder` (imported, not copied): a 3-D
+The front-end is :class:`avtool.models.visual.VideoEncoder` (shared with V2A): a 3-D
 convolution stem over gray mouth crops (so the first layer sees lip *motion*), 2-D residual
 stages applied frame by frame and a global average pool. Its weights can start from a trained
 video-to-speech model (:func:`transfer_encoder`), whose dense mel supervision taught it visual
@@ -17,10 +17,15 @@ it only supplies a dense auxiliary loss during training (:mod:`.train`) and is n
 decode.
 
 With ``lip_landmarks`` a second input stream adds the 20 dlib lip points per frame
-(:func:`avtool.models.v2a.model.lip_features`, normalised for position, roll and scale) through
-v2a's :class:`~avtool.models.v2a.model.LipEncoder`, summed with the crop features before the
+(:func:`avtool.models.visual.lip_features`, normalised for position, roll and scale) through
+:class:`~avtool.models.visual.LipEncoder`, summed with the crop features before the
 normalisation. Its output convolution starts at zero, so the stream can be added to a trained
 reader (:mod:`.train` ``--init-reader``) without changing its predictions before training.
+
+The config's ``encoder`` is a :class:`~avtool.models.visual.VisualConfig`. The shipped
+``lipread-grid-s1.pt.json`` (written when the encoder config was a whole ``V2AConfig``) nests
+V2A's other fields too; :meth:`LipReaderConfig.from_dict` reads that layout and drops them
+(:data:`LEGACY_ENCODER_KEYS`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from torch import nn
 from avtool.errors import ModelError
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.presets import PresetConfig
-from avtool.models.v2a.model import LipEncoder, V2AConfig, VideoEncoder
+from avtool.models.visual import LipEncoder, VideoEncoder, VisualConfig
 
 #: The GRID vocabulary in a fixed order (command, colour, preposition, letter, digit, adverb);
 #: frame class ``i + 1`` is ``GRID_VOCAB[i]``, class 0 is silence / no word.
@@ -48,15 +53,23 @@ GRID_VOCAB = (
     "again", "now", "please", "soon",
 )  # fmt: skip
 N_WORD_CLASSES = len(GRID_VOCAB) + 1
+#: The V2A-only fields the encoder config of a reader saved before the visual front-end had its
+#: own config carries (``lipread-grid-s1.pt.json``): read and dropped.
+LEGACY_ENCODER_KEYS = frozenset(
+    {
+        "gru_layers", "decoder_channels", "decoder_layers", "decoder_kernel", "n_mels",
+        "audio_encoder", "audio_channels", "dropout", "lip_landmarks", "fps", "mel_preset",
+        "output_advance",
+    }
+)  # fmt: skip
 
 
-def _reduced_encoder() -> V2AConfig:
-    # Pinned (not V2AConfig.reduced()) so the preset keeps matching the v2a-grid-s1 encoder the
-    # shipped weights started from even if v2a's own reduced preset changes.
-    return V2AConfig(
+def _reduced_encoder() -> VisualConfig:
+    # Pinned (not VisualConfig.reduced()) so the preset keeps matching the v2a-grid-s1 encoder
+    # the shipped weights started from even if the shared reduced preset changes.
+    return VisualConfig(
         crop_size=44, stem_channels=24, stem_kernel=(5, 5, 5), stages=(32, 64, 128),
-        blocks_per_stage=1, hidden=160, gru_layers=1, decoder_channels=192, decoder_layers=3,
-        audio_channels=128,
+        blocks_per_stage=1, hidden=160,
     )  # fmt: skip
 
 
@@ -65,19 +78,19 @@ class LipReaderConfig(PresetConfig):
     """Architecture of a :class:`LipReader`.
 
     Attributes:
-        encoder: the :class:`V2AConfig` whose video-encoder fields (``crop_size``,
-            ``stem_*``, ``stages``, ``blocks_per_stage``, ``hidden``) shape the front-end;
-            its other fields are unused.
+        encoder: the visual front-end (:class:`~avtool.models.visual.VisualConfig`; a
+            V2A model's :attr:`~avtool.models.v2a.model.V2AConfig.visual` for a reader
+            initialised from it).
         hidden: units of each GRU direction.
         gru_layers: stacked bidirectional GRU layers.
         dropout: dropout on the encoder features and between GRU layers (training only).
         word_head: build the auxiliary per-frame GRID word classifier.
         fps: video frame rate the model was trained on.
         lip_landmarks: add the lip-landmark stream (the model then needs ``(B, T, 40)``
-            :func:`~avtool.models.v2a.model.lip_features` beside the crops).
+            :func:`~avtool.models.visual.lip_features` beside the crops).
     """
 
-    encoder: V2AConfig = field(default_factory=_reduced_encoder)
+    encoder: VisualConfig = field(default_factory=_reduced_encoder)
     hidden: int = 160
     gru_layers: int = 2
     dropout: float = 0.2
@@ -101,7 +114,7 @@ class LipReaderConfig(PresetConfig):
     @classmethod
     def debug(cls) -> LipReaderConfig:
         """A tiny random-weight model for tests."""
-        return cls(encoder=V2AConfig.debug(), hidden=8, gru_layers=2, dropout=0.0)
+        return cls(encoder=VisualConfig.debug(), hidden=8, gru_layers=2, dropout=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (the encoder as a nested dict)."""
@@ -111,7 +124,8 @@ class LipReaderConfig(PresetConfig):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LipReaderConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error.
+        """Inverse of :meth:`to_dict`; unknown keys are an error, except the V2A fields of
+        the older encoder layout (:data:`LEGACY_ENCODER_KEYS`), which are dropped.
 
         Raises:
             ModelError: unknown keys or a malformed value.
@@ -123,7 +137,9 @@ class LipReaderConfig(PresetConfig):
         values = dict(data)
         try:
             if "encoder" in values:
-                values["encoder"] = V2AConfig.from_dict(dict(values["encoder"]))
+                values["encoder"] = VisualConfig.from_dict(
+                    dict(values["encoder"]), ignore=LEGACY_ENCODER_KEYS
+                )
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"lip reader config: {exc}") from exc
@@ -156,7 +172,7 @@ class LipReader(nn.Module):
         self.words = nn.Linear(2 * config.hidden, N_WORD_CLASSES) if config.word_head else None
         # Built last so the other modules draw the same random initial weights with or without
         # the stream; it adds to the encoder features, so it needs their size.
-        self.lips = LipEncoder(config.encoder) if config.lip_landmarks else None
+        self.lips = LipEncoder(feat) if config.lip_landmarks else None
 
     def forward(
         self, crops: torch.Tensor, lips: torch.Tensor | None = None
@@ -165,8 +181,8 @@ class LipReader(nn.Module):
 
         Args:
             crops: ``(B, T, S, S)`` float in [0, 1], ``S = config.crop_size``
-                (:func:`avtool.models.v2a.model.prepare_crops` of the 88x88 gray crops).
-            lips: ``(B, T, 40)`` :func:`~avtool.models.v2a.model.lip_features`, exactly when
+                (:func:`avtool.models.visual.prepare_crops` of the 88x88 gray crops).
+            lips: ``(B, T, 40)`` :func:`~avtool.models.visual.lip_features`, exactly when
                 the model has the lip-landmark stream.
 
         Returns:

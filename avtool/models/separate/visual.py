@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from avtool.models.v2a.model import lip_features, prepare_crops
+from avtool.models.visual import lip_features, prepare_crops
 
 #: Video frames per lip-reader window, and the context frames added on each side of it (their
 #: outputs dropped), as :func:`avtool.models.lipread_resnet.infer` does.

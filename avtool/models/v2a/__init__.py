@@ -7,12 +7,17 @@ AV2A additions are described in :mod:`avtool.models.v2a.model`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from avtool.errors import ModelError
+from avtool.models import checkpoint
 from avtool.models.v2a.model import (
     AUDIO,
     BOTH,
@@ -23,15 +28,14 @@ from avtool.models.v2a.model import (
     V2AModel,
     build,
     count_parameters,
-    lip_features,
-    prepare_crops,
 )
+from avtool.models.visual import lip_features, prepare_crops
 from avtool.registry import ResolvedModel
 
 __all__ = [
     "AUDIO", "BOTH", "MODES", "VIDEO", "ModalityBatchNorm1d", "V2AConfig", "V2AModel", "advance",
-    "build", "config_from_dict", "count_parameters", "infer", "lip_features", "load",
-    "prepare_crops",
+    "build", "checkpoint_config", "config_from_dict", "count_parameters", "infer", "lip_features",
+    "load", "prepare_crops", "read_checkpoint", "save_checkpoint",
 ]  # fmt: skip
 
 
@@ -125,39 +129,88 @@ def infer(
     return advance(mel, model.config.output_advance)
 
 
-def load_entry(resolved: ResolvedModel, device: str = "cpu") -> Any:
-    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's state
-    dict with its config from the entry's ``[config]`` table, else ``<file>.json`` or
-    ``config.json`` beside the weights.
+def checkpoint_config(path: Path) -> dict[str, Any] | None:
+    """The config JSON beside a V2A weights file: ``<file>.json``, else the run's
+    ``config.json`` (what the trainers write); None without either.
 
-    An avtool checkpoint (:mod:`avtool.models.checkpoint`) carries its own config.
+    Raises:
+        ModelError: an unreadable JSON.
+    """
+    for candidate in (path.with_name(path.name + ".json"), path.parent / "config.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{candidate}: not a readable V2A config ({exc})") from exc
+    return None
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], config: Mapping[str, Any] | None = None
+) -> checkpoint.Checkpoint:
+    """A V2A / AV2A / content weights file in any of its layouts.
+
+    - an avtool checkpoint (:mod:`avtool.models.checkpoint`, what the trainers write): its
+      stored config, except ``output_advance``, which comes from ``config`` or the JSON beside
+      it when they set one (:mod:`avtool.tasks.calibrate_v2a` writes the calibrated advance
+      there, and the registry's ``[config]`` table may pin it);
+    - a bare state dict (the shipped ``v2a-grid-s1.pt`` / ``av2a-grid-s1.pt`` and
+      ``v2a-content-grid-s1.pt``, and runs of earlier trainers): ``config`` (a registry
+      entry's ``[config]`` table), else the JSON beside it (:func:`checkpoint_config`), else
+      an empty config.
+
+    Args:
+        path: the ``.pt`` file.
+        config: the registry's config for it, when there is one.
+
+    Raises:
+        ModelError: unreadable, not a state dict of tensors, or another family's checkpoint.
+    """
+    path = Path(path)
+    if checkpoint.is_checkpoint(path):
+        stored = checkpoint.read(path, "v2a")
+        outside = dict(config) if config else checkpoint_config(path) or {}
+        if "output_advance" not in outside:
+            return stored
+        return dataclasses.replace(
+            stored, config={**stored.config, "output_advance": outside["output_advance"]}
+        )
+    found = dict(config) if config else checkpoint_config(path) or {}
+    return checkpoint.read_beside(path, "v2a", config=found)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    state: Mapping[str, torch.Tensor],
+    config: Any,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a V2A / AV2A / content model as an avtool checkpoint (atomically).
+
+    Args:
+        path: the ``.pt`` file.
+        state: the model's state dict.
+        config: its :class:`V2AConfig` or content config.
+        extra: training facts (stage, epoch, validation loss).
+    """
+    # Through JSON, so the stored config equals the config.json the trainers write beside it.
+    return checkpoint.save(path, "v2a", json.loads(json.dumps(config.to_dict())), state, extra)
+
+
+def load_entry(resolved: ResolvedModel, device: str = "cpu") -> Any:
+    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's weights
+    (:func:`read_checkpoint`: an avtool checkpoint's own config, a state dict's from the
+    entry's ``[config]`` table, else ``<file>.json`` or ``config.json`` beside it).
 
     Raises:
         ModelError: no or a bad config, an unreadable file, or weights not matching it.
     """
-    from avtool.models import checkpoint
-
     path = resolved.path
-    if checkpoint.is_checkpoint(path):
-        stored = checkpoint.read(path, "v2a")
-        try:
-            config = config_from_dict(stored.config)
-        except (ValueError, TypeError) as exc:
-            raise ModelError(f"{path}: bad V2A config ({exc})") from exc
-        return load(stored.state_dict, config, device)
-    config_data: dict[str, Any] | None = dict(resolved.entry.config) or None
-    if config_data is None:
-        for candidate in (path.with_name(path.name + ".json"), path.parent / "config.json"):
-            if candidate.is_file():
-                config_data = json.loads(candidate.read_text(encoding="utf-8"))
-                break
-    if config_data is None:
+    stored = read_checkpoint(path, dict(resolved.entry.config) or None)
+    if not stored.config:
         raise ModelError(f"{path}: no V2A config (put it in {path.name}.json)")
     try:
-        config = config_from_dict(config_data)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        config = config_from_dict(stored.config)
     except (ValueError, TypeError) as exc:
         raise ModelError(f"{path}: bad V2A config ({exc})") from exc
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ModelError(f"{path}: not a readable torch checkpoint ({exc})") from exc
-    return load(state, config, device)
+    return load(stored.state_dict, config, device)

@@ -3,13 +3,14 @@
 The network maps mouth crops at 25 fps to a log-mel spectrogram in the ``hifigan-22k``
 contract (80 bands, 22.05 kHz, hop 256: about 86.13 frames per second):
 
-1. **Video encoder**: a 3-D convolution stem over ``(T, H, W)`` gray mouth crops (so the first
-   layer sees lip *motion*), then 2-D residual stages applied frame by frame and a global
-   average pool: ``(B, T, 1, H, W)`` → ``(B, T, C)``.
+1. **Video encoder** (:mod:`avtool.models.visual`, shared with the ResNet lip reader; its
+   fields are part of :class:`V2AConfig`, :attr:`V2AConfig.visual`): a 3-D convolution stem over
+   ``(T, H, W)`` gray mouth crops (so the first layer sees lip *motion*), then 2-D residual
+   stages applied frame by frame and a global average pool: ``(B, T, 1, H, W)`` → ``(B, T, C)``.
    With ``lip_landmarks`` a second stream adds the 20 dlib lip points per frame, normalised
-   for position, in-plane rotation and scale (:func:`lip_features`), through a small temporal
-   convolution whose output is added to the crop features (an explicit, cheap measure of mouth
-   opening and shape that the 44x44 crops only imply).
+   for position, in-plane rotation and scale (:func:`avtool.models.visual.lip_features`),
+   through a small temporal convolution whose output is added to the crop features (an
+   explicit, cheap measure of mouth opening and shape that the 44x44 crops only imply).
 2. **Audio encoder** (AV2A only): 1-D convolutions over the noisy input's log mel, pooled to the
    video frame rate and added to the video features.
 3. **Temporal module**: a bidirectional GRU at the video rate.
@@ -36,11 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.models.presets import PresetConfig
-
-#: dlib 68-point indices of the lips (outer 48-59, inner 60-67) and of each one's mirror image.
-LIP_POINTS = tuple(range(48, 68))
-LIP_MIRROR = (54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65)
-LIP_DIM = 2 * len(LIP_POINTS)
+from avtool.models.visual import LipEncoder, VideoEncoder, VisualConfig
 
 #: Modality combinations; the index selects the batch-norm statistics.
 VIDEO, AUDIO, BOTH = 0, 1, 2
@@ -110,14 +107,10 @@ class V2AConfig(PresetConfig):
 
     @classmethod
     def reduced(cls) -> V2AConfig:
-        """The CPU configuration the shipped weights use (44x44 crops, 1.3 M parameters)."""
+        """The CPU configuration the shipped weights use (44x44 crops, 1.3 M parameters): the
+        shared reduced front-end (:meth:`VisualConfig.reduced`) and a small GRU and decoder."""
         return cls(
-            crop_size=44,
-            stem_channels=24,
-            stem_kernel=(5, 5, 5),
-            stages=(32, 64, 128),
-            blocks_per_stage=1,
-            hidden=160,
+            **VisualConfig.reduced().to_dict(),
             gru_layers=1,
             decoder_channels=192,
             decoder_layers=3,
@@ -126,19 +119,19 @@ class V2AConfig(PresetConfig):
 
     @classmethod
     def debug(cls) -> V2AConfig:
-        """A tiny random-weight configuration for tests."""
+        """A tiny random-weight configuration for tests (:meth:`VisualConfig.debug` in front)."""
         return cls(
-            crop_size=22,
-            stem_channels=4,
-            stem_kernel=(3, 3, 3),
-            stages=(8,),
-            blocks_per_stage=1,
-            hidden=16,
+            **VisualConfig.debug().to_dict(),
             gru_layers=1,
             decoder_channels=16,
             decoder_layers=1,
             audio_channels=16,
         )
+
+    @property
+    def visual(self) -> VisualConfig:
+        """The video encoder's part of this config (the shared front-end's fields)."""
+        return VisualConfig.pick(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -200,105 +193,6 @@ class ModalityBatchNorm1d(nn.Module):
                 self.running_var[target].copy_(self.running_var[source])
 
 
-class ResBlock2d(nn.Module):
-    """A basic ResNet block (two 3x3 convolutions), optionally halving the spatial size."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.skip = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
-
-
-class VideoEncoder(nn.Module):
-    """Mouth crops ``(B, T, H, W)`` in [0, 1] → per-frame features ``(B, T, hidden)``."""
-
-    def __init__(self, config: V2AConfig) -> None:
-        super().__init__()
-        kt, kh, kw = config.stem_kernel
-        self.stem = nn.Sequential(
-            nn.Conv3d(1, config.stem_channels, (kt, kh, kw), (1, 2, 2),
-                      (kt // 2, kh // 2, kw // 2), bias=False),
-            nn.BatchNorm3d(config.stem_channels),
-            nn.ReLU(),
-        )  # fmt: skip
-        blocks: list[nn.Module] = []
-        cin = config.stem_channels
-        for cout in config.stages:
-            blocks.append(ResBlock2d(cin, cout, 2))
-            blocks.extend(ResBlock2d(cout, cout, 1) for _ in range(config.blocks_per_stage - 1))
-            cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.proj = nn.Linear(cin, config.hidden)
-
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        b, t = crops.shape[:2]
-        # Fixed normalisation (gray crops average ~0.4, spread ~0.2): no data statistics needed.
-        x = self.stem(((crops - 0.4) / 0.2)[:, None])  # (B, C, T, H', W')
-        x = x.transpose(1, 2).reshape(b * t, x.shape[1], x.shape[3], x.shape[4])
-        x = self.blocks(x).mean(dim=(2, 3))  # (B*T, C)
-        return self.proj(x).reshape(b, t, -1)
-
-
-def lip_features(landmarks: torch.Tensor, mirror: bool = False) -> torch.Tensor:
-    """68-point landmarks ``(..., T, 68, 2)`` pixels → lip shape ``(..., T, 40)``.
-
-    The 20 lip points relative to their centroid, rotated so the eye line is horizontal and
-    divided by the inter-ocular distance: head position, roll and distance to the camera drop
-    out, mouth opening and shape remain. ``mirror`` gives the features of the left-right
-    mirrored face (used with mirrored crops during training).
-    """
-    pts = landmarks.float()
-    left, right = pts[..., 36:42, :].mean(-2), pts[..., 42:48, :].mean(-2)  # (..., T, 2)
-    eye = right - left
-    iod = eye.norm(dim=-1, keepdim=True).clamp_min(1e-3)
-    cos, sin = (eye / iod).unbind(-1)
-    lips = pts[..., list(LIP_POINTS), :]
-    lips = lips - lips.mean(-2, keepdim=True)
-    x, y = lips.unbind(-1)
-    # Rotate by minus the eye-line angle: (x, y) -> (x cos + y sin, -x sin + y cos).
-    rx = x * cos[..., None] + y * sin[..., None]
-    ry = -x * sin[..., None] + y * cos[..., None]
-    rot = torch.stack((rx, ry), -1) / iod[..., None]
-    if mirror:
-        order = [LIP_POINTS.index(i) for i in LIP_MIRROR]
-        rot = rot[..., order, :] * torch.tensor([-1.0, 1.0])
-    return rot.flatten(-2)
-
-
-class LipEncoder(nn.Module):
-    """Lip features ``(B, T, 40)`` → ``(B, T, hidden)``, added to the crop features.
-
-    Buffers ``mean``/``std`` ``(40,)`` hold the training set's feature statistics (the shape
-    changes of speech are small against the static lip outline, so each coordinate is
-    standardised). The output convolution starts at zero, so adding the stream to a trained
-    model leaves its predictions unchanged until training uses the new input.
-    """
-
-    def __init__(self, config: V2AConfig) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(LIP_DIM))
-        self.register_buffer("std", torch.ones(LIP_DIM))
-        self.conv1 = nn.Conv1d(LIP_DIM, config.hidden, 5, padding=2)
-        self.conv2 = nn.Conv1d(config.hidden, config.hidden, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, lips: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(((lips - self.mean) / self.std).transpose(1, 2)))
-        return self.conv2(x).transpose(1, 2)
-
-
 class AudioEncoder(nn.Module):
     """Noisy log mel ``(B, n_mels, F)`` (normalised) → features ``(B, F, hidden)``."""
 
@@ -327,9 +221,9 @@ class V2AModel(nn.Module):
     def __init__(self, config: V2AConfig) -> None:
         super().__init__()
         self.config = config
-        self.video = VideoEncoder(config)
+        self.video = VideoEncoder(config.visual)
         self.audio = AudioEncoder(config) if config.audio_encoder else None
-        self.lips = LipEncoder(config) if config.lip_landmarks else None
+        self.lips = LipEncoder(config.hidden) if config.lip_landmarks else None
         self.fuse_norm = ModalityBatchNorm1d(config.hidden)
         self.dropout = nn.Dropout(config.dropout)
         self.gru = nn.GRU(config.hidden, config.hidden, config.gru_layers, batch_first=True,
@@ -368,12 +262,14 @@ class V2AModel(nn.Module):
 
         Args:
             crops: ``(B, T, S, S)`` gray mouth crops in [0, 1] at ``config.fps``, ``S`` =
-                ``config.crop_size`` (use :func:`prepare_crops` for 88x88 uint8 crops).
+                ``config.crop_size`` (:func:`avtool.models.visual.prepare_crops` of 88x88 uint8
+                crops).
             n_frames: mel frames ``F`` to produce (``MelSpec.frames_for(samples)``).
             noisy_mel: ``(B, n_mels, F)`` log mel of the noisy audio (AV2A models only).
             mode: VIDEO, AUDIO or BOTH; default BOTH when ``noisy_mel`` is given, else VIDEO.
                 With AUDIO the video features are zeroed (audio-only inpainting).
-            lips: ``(B, T, 40)`` :func:`lip_features` (models with ``lip_landmarks`` only).
+            lips: ``(B, T, 40)`` :func:`avtool.models.visual.lip_features` (models with
+                ``lip_landmarks`` only).
 
         Returns:
             ``(B, n_mels, F)`` log mel.
@@ -419,23 +315,6 @@ class V2AModel(nn.Module):
         x = self.fuse_norm(feats.transpose(1, 2)).transpose(1, 2)
         x, _ = self.gru(self.dropout(x))  # (B, T, 2H)
         return x
-
-
-def prepare_crops(gray88: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """88x88 uint8 crops ``(B, T, 88, 88)`` → float ``(B, T, S, S)`` in [0, 1], average-pooled.
-
-    Raises:
-        ValueError: ``crop_size`` does not divide the crop side.
-    """
-    side = gray88.shape[-1]
-    if side % crop_size:
-        raise ValueError(f"crop_size {crop_size} must divide the crop side {side}")
-    x = gray88.float() / 255.0
-    factor = side // crop_size
-    if factor > 1:
-        b, t = x.shape[:2]
-        x = F.avg_pool2d(x.reshape(b * t, 1, side, side), factor).reshape(b, t, crop_size, -1)
-    return x
 
 
 def build(config: V2AConfig) -> V2AModel:

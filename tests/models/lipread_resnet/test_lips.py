@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from avtool.errors import ModelError
+from avtool.models.checkpoint import read_any
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet import (
     CONTEXT_FRAMES,
@@ -21,7 +22,7 @@ from avtool.models.lipread_resnet import (
     load_checkpoint,
     save,
 )
-from avtool.models.v2a.model import LIP_DIM, lip_features, prepare_crops
+from avtool.models.visual import LIP_DIM, lip_features, prepare_crops
 from avtool.training.lipread_resnet import (
     augment,
     augment_clip,
@@ -85,7 +86,7 @@ def test_warm_started_stream_leaves_outputs_unchanged_until_trained(tmp_path: Pa
     path = save(old.state_dict(), old.config, tmp_path / "old.pt")
     torch.manual_seed(1)
     new = build(LIPS)
-    missing = warm_start(new, torch.load(path, weights_only=True))
+    missing = warm_start(new, read_any(path, "lipread-resnet").state_dict)
     assert missing and all(k.startswith("lips.") for k in missing) and "lips.mean" in missing
     new.eval()
     crops = torch.rand(1, 12, LIPS.crop_size, LIPS.crop_size)

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from avtool.errors import ModelError
+from avtool.models.checkpoint import read
 from avtool.models.lipnet import ctc
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet import (
+    FAMILY,
     GRID_VOCAB,
     N_WORD_CLASSES,
     LipReaderConfig,
@@ -49,11 +51,26 @@ def test_reduced_config_is_small_and_matches_v2a_encoder():
     params = sum(p.numel() for p in model.parameters())
     assert 1_000_000 < params < 4_000_000  # < 20 MB as float32
     # The preset's encoder is the one the shipped v2a-grid-s1 weights fit (transfer source).
-    from avtool.models.v2a.model import VideoEncoder
+    from avtool.models.visual import VideoEncoder
 
     v2a_path = Path(__file__).parents[3] / "avtool" / "weights" / "v2a" / "v2a-grid-s1.pt"
     state = torch.load(v2a_path, map_location="cpu", weights_only=True)
     assert transfer_encoder(model, state) == len(VideoEncoder(model.config.encoder).state_dict())
+
+
+def test_shipped_config_in_the_v2a_encoder_layout_reads_as_the_visual_front_end():
+    from avtool.models.visual import VisualConfig
+
+    beside = (
+        Path(__file__).parents[3] / "avtool" / "weights" / "lipread" / "lipread-grid-s1.pt.json"
+    )
+    old = json.loads(beside.read_text())
+    assert "decoder_channels" in old["encoder"]  # the V2AConfig layout it was written in
+    config = LipReaderConfig.from_dict(old)
+    assert config.encoder == VisualConfig.reduced() == V2AConfig.reduced().visual
+    assert set(config.to_dict()["encoder"]) == set(VisualConfig.reduced().to_dict())
+    with pytest.raises(ModelError, match="unknown VisualConfig fields: bogus"):
+        LipReaderConfig.from_dict({**old, "encoder": {**old["encoder"], "bogus": 1}})
 
 
 def test_transfer_encoder_copies_v2a_video_weights():
@@ -156,6 +173,5 @@ def test_training_reduces_loss_and_is_reproducible(tiny_cache: Path, tmp_path: P
     assert len((tmp_path / "a" / "log.jsonl").read_text().splitlines()) == 6
     train(tiny_cache, tmp_path / "b", word_prob=0.0, **kwargs)
     a = (tmp_path / "a" / "lipread.pt").read_bytes()
-    state_a = torch.load(tmp_path / "a" / "lipread.pt", weights_only=True)
-    state_b = torch.load(tmp_path / "b" / "lipread.pt", weights_only=True)
+    state_a, state_b = (read(tmp_path / r / "lipread.pt", FAMILY).state_dict for r in "ab")
     assert a and all(torch.equal(state_a[k], state_b[k]) for k in state_a)

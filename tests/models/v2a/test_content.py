@@ -131,8 +131,12 @@ def test_trainer_learns_is_deterministic_and_its_model_runs(tmp_path: Path) -> N
     assert a["history"] == b["history"]
     vals = [h["val_l1"] for h in a["history"]]
     assert min(vals[1:]) < vals[0]  # the decoder learns something on held-out clips
-    sa = torch.load(tmp_path / "a" / "v2a.pt", weights_only=True)
-    sb = torch.load(tmp_path / "b" / "v2a.pt", weights_only=True)
+    from avtool.models import checkpoint
+
+    assert checkpoint.is_checkpoint(tmp_path / "a" / "v2a.pt")  # config inside, JSON beside
+    stored = checkpoint.read(tmp_path / "a" / "v2a.pt", "v2a")
+    assert stored.config == json.loads((tmp_path / "a" / "v2a.pt.json").read_text())
+    sa, sb = (checkpoint.read(tmp_path / r / "v2a.pt").state_dict for r in "ab")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     # The trained parts went in unchanged.
     source = torch.load(acoustic, weights_only=True)

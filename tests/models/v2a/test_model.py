@@ -23,7 +23,7 @@ from avtool.models.v2a import (
     load,
     prepare_crops,
 )
-from avtool.models.v2a.model import LIP_MIRROR
+from avtool.models.visual import LIP_MIRROR
 
 
 def _model(audio: bool = False, seed: int = 0):
