@@ -193,3 +193,25 @@ def test_lip_stream_starts_neutral_then_uses_the_landmarks() -> None:
         infer(lipped, crops, 31)
     with pytest.raises(ValueError, match="lips"):
         base(prepare_crops(crops[None], 22), 31, lips=lip_features(marks)[None])
+
+
+def test_read_checkpoint_takes_the_calibrated_advance_from_the_json_beside(tmp_path) -> None:
+    import json
+
+    from avtool.models import checkpoint
+    from avtool.models.v2a import read_checkpoint, save_checkpoint
+
+    model = _model()
+    path = save_checkpoint(tmp_path / "best.pt", model.state_dict(), model.config, {"epoch": 1})
+    assert checkpoint.is_checkpoint(path)
+    stored = read_checkpoint(path)
+    assert V2AConfig.from_dict(stored.config) == model.config and stored.extra == {"epoch": 1}
+    # tasks/calibrate_v2a writes output_advance into the run's config.json.
+    (tmp_path / "config.json").write_text(json.dumps({**stored.config, "output_advance": 2}))
+    assert read_checkpoint(path).config["output_advance"] == 2
+    assert read_checkpoint(path, {"output_advance": 3}).config["output_advance"] == 3
+    # An earlier trainer's bare state dict takes its whole config from the JSON.
+    torch.save(model.state_dict(), tmp_path / "bare.pt")
+    legacy = read_checkpoint(tmp_path / "bare.pt")
+    assert legacy.config["output_advance"] == 2
+    assert all(torch.equal(legacy.state_dict[k], v) for k, v in model.state_dict().items())
