@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 import torch.nn.functional as F
@@ -92,8 +92,9 @@ class VisualConfig(PresetConfig):
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], ignore: frozenset[str] = frozenset()) -> Any:
-        """Inverse of :meth:`to_dict` (lists back to tuples).
+    def from_dict(cls, data: Mapping[str, Any], ignore: frozenset[str] = frozenset()) -> Self:
+        """Inverse of :meth:`to_dict` (lists back to tuples); subclasses (``V2AConfig``) read
+        theirs with it too.
 
         Args:
             data: the fields.
@@ -106,14 +107,16 @@ class VisualConfig(PresetConfig):
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names - ignore
         if unknown:
-            raise ValueError(f"unknown VisualConfig fields: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
         return cls(**fixed)
 
     @classmethod
     def pick(cls, config: Any) -> VisualConfig:
         """The front-end fields of a larger config (a ``V2AConfig``), as a :class:`VisualConfig`."""
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+        return VisualConfig(
+            **{f.name: getattr(config, f.name) for f in dataclasses.fields(VisualConfig)}
+        )
 
 
 class ResBlock2d(nn.Module):

@@ -27,16 +27,14 @@ for all three would mis-normalise whichever combination is rarer at test time.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avtool.models.presets import PresetConfig
 from avtool.models.visual import LipEncoder, VideoEncoder, VisualConfig
 
 #: Modality combinations; the index selects the batch-norm statistics.
@@ -45,17 +43,13 @@ MODES = ("video", "audio", "both")
 
 
 @dataclass(frozen=True)
-class V2AConfig(PresetConfig):
-    """Architecture of a V2A/AV2A model.
+class V2AConfig(VisualConfig):
+    """Architecture of a V2A/AV2A model: the shared visual front-end's fields
+    (:class:`~avtool.models.visual.VisualConfig`: ``crop_size``, ``stem_channels``,
+    ``stem_kernel``, ``stages``, ``blocks_per_stage``, ``hidden``; ``hidden`` is also each GRU
+    direction's size) first, flat, as the shipped configs store them, then these.
 
     Attributes:
-        crop_size: side in pixels of the gray mouth crops the encoder sees; the cache's 88x88
-            crops are average-pooled down to this (88 or a divisor: 44, 22).
-        stem_channels: output channels of the 3-D convolution stem.
-        stem_kernel: ``(t, h, w)`` kernel of the stem (stride 1 in time, 2 in space).
-        stages: channels of the 2-D residual stages (each halves the spatial size).
-        blocks_per_stage: residual blocks per stage.
-        hidden: size of the per-frame feature and of each GRU direction.
         gru_layers: layers of the bidirectional GRU.
         decoder_channels: channels of the 1-D decoder at the mel frame rate.
         decoder_layers: convolution layers of the decoder.
@@ -74,12 +68,6 @@ class V2AConfig(PresetConfig):
             from video leaves the speech about one frame late. 0 for AV2A (not calibrated).
     """
 
-    crop_size: int = 88
-    stem_channels: int = 64
-    stem_kernel: tuple[int, int, int] = (5, 7, 7)
-    stages: tuple[int, ...] = (64, 128, 256, 512)
-    blocks_per_stage: int = 2
-    hidden: int = 256
     gru_layers: int = 2
     decoder_channels: int = 256
     decoder_layers: int = 3
@@ -130,26 +118,8 @@ class V2AConfig(PresetConfig):
 
     @property
     def visual(self) -> VisualConfig:
-        """The video encoder's part of this config (the shared front-end's fields)."""
+        """The video encoder's part of this config (the shared front-end's fields alone)."""
         return VisualConfig.pick(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> V2AConfig:
-        """Inverse of :meth:`to_dict` (lists back to tuples; unknown keys refused).
-
-        Raises:
-            ValueError: an unknown field.
-        """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown V2AConfig fields: {', '.join(sorted(unknown))}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fixed)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
