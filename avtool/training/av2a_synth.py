@@ -49,7 +49,7 @@ from avtool.datasets.grid import s1_split
 from avtool.models.v2a import read_checkpoint, save_checkpoint
 from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
 from avtool.models.visual import lip_features
-from avtool.training.v2a import MODE_PROBS, load_split, loss_fn
+from avtool.training.v2a import MODE_PROBS, load_split, loss_fn, start_av2a
 
 PROCEDURES = ("baseline", "dropout", "dropout-gt")
 #: The base model whose output is the synthesised audio, and the AV2A network's initialisation.
@@ -183,12 +183,7 @@ def train(args: argparse.Namespace) -> int:
     base = V2AConfig.from_dict(init.config)
     config = V2AConfig.from_dict({**base.to_dict(), "audio_encoder": True, "output_advance": 0})
     model = build(config)
-    missing, unexpected = model.load_state_dict(init.state_dict, strict=False)
-    if unexpected or any(not k.startswith("audio.") for k in missing):
-        raise SystemExit(f"{resolved.path}: does not match the config ({missing}, {unexpected})")
-    for module in model.modules():
-        if hasattr(module, "copy_stats"):
-            module.copy_stats(VIDEO, (AUDIO, BOTH))
+    start_av2a(model, init.state_dict, resolved.path)
 
     split = s1_split()
     data = {}

@@ -185,6 +185,21 @@ def evaluate(
     return total / count
 
 
+def start_av2a(model: V2AModel, state: dict[str, torch.Tensor], source: object) -> None:
+    """Load trained V2A weights into an AV2A ``model`` (only its ``audio.*`` may be missing)
+    and start the audio and both-modality batch-norm statistics from the video ones.
+
+    Raises:
+        SystemExit: the weights do not fit (naming ``source``).
+    """
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("audio.") for k in missing):
+        raise SystemExit(f"{source}: does not match the config ({missing}, {unexpected})")
+    for module in model.modules():
+        if hasattr(module, "copy_stats"):
+            module.copy_stats(VIDEO, (AUDIO, BOTH))
+
+
 def cache_parser(description: str | None) -> argparse.ArgumentParser:
     """The command line of a trainer over a GRID cache: ``--cache`` and ``--out`` (required)."""
     p = argparse.ArgumentParser(
@@ -276,12 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if av:
         if init is None:
             p.error("--stage av2a needs --init (the trained V2A weights)")
-        missing, unexpected = model.load_state_dict(init.state_dict, strict=False)
-        if unexpected or any(not k.startswith("audio.") for k in missing):
-            raise SystemExit(f"{args.init}: does not match the config ({missing}, {unexpected})")
-        for module in model.modules():
-            if hasattr(module, "copy_stats"):
-                module.copy_stats(VIDEO, (AUDIO, BOTH))
+        start_av2a(model, init.state_dict, args.init)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
