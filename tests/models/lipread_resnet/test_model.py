@@ -175,3 +175,15 @@ def test_training_reduces_loss_and_is_reproducible(tiny_cache: Path, tmp_path: P
     a = (tmp_path / "a" / "lipread.pt").read_bytes()
     state_a, state_b = (read(tmp_path / r / "lipread.pt", FAMILY).state_dict for r in "ab")
     assert a and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_trainer_starts_the_encoder_from_a_v2a_checkpoint(tiny_cache: Path, tmp_path: Path):
+    from avtool.models.v2a import save_checkpoint
+
+    torch.manual_seed(3)
+    v2a = build_v2a(V2AConfig.debug())
+    init = save_checkpoint(tmp_path / "v2a.pt", v2a.state_dict(), v2a.config)
+    train(tiny_cache, tmp_path / "r", config=LipReaderConfig.debug(), init_v2a=init, epochs=1,
+          batch_size=2, lr=0.0, max_steps=1, log=False)  # fmt: skip
+    state = read(tmp_path / "r" / "lipread.pt", FAMILY).state_dict
+    assert torch.equal(state["video.stem.0.weight"], v2a.state_dict()["video.stem.0.weight"])
