@@ -80,9 +80,12 @@ def _command_app() -> typer.Typer:
     def cmd(
         name: str = typer.Argument(...),
         batch: BatchOptions = BatchOptions(),
+        policy: str = "refuse",
+        report: Path | None = None,
     ) -> None:
         print(json.dumps({"name": name, "engine": batch.engine, "shard": batch.shard,
-                          "workers": batch.workers}))  # fmt: skip
+                          "workers": batch.workers, "policy": policy,
+                          "report": None if report is None else str(report)}))  # fmt: skip
 
     return app
 
@@ -93,15 +96,23 @@ def test_every_batch_command_gets_the_same_options() -> None:
     result = runner.invoke(app, ["x", "--engine", "ray", "--shard", "2/5", "--workers", "3"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"name": "x", "engine": "ray", "shard": "2/5",
-                                         "workers": 3}  # fmt: skip
+                                         "workers": 3, "policy": "refuse",
+                                         "report": None}  # fmt: skip
     assert json.loads(runner.invoke(app, ["y"]).stdout)["engine"] == "local"
     bad = runner.invoke(app, ["x", "--shard", "6/5"])
     assert bad.exit_code == 2 and "--shard 6/5" in bad.output
+    # --overwrite / --skip-existing / --report are defined once too, and checked once.
+    kept = json.loads(runner.invoke(app, ["x", "--skip-existing", "--report", "r.jsonl"]).stdout)
+    assert (kept["policy"], kept["report"]) == ("skip", "r.jsonl")
+    assert json.loads(runner.invoke(app, ["x", "--overwrite"]).stdout)["policy"] == "overwrite"
+    both = runner.invoke(app, ["x", "--overwrite", "--skip-existing"])
+    assert both.exit_code == 2 and "exclude each other" in both.output
     from avtool.cli.main import app as avtool_app
 
     for command in ("tts", "vocode", "lipread", "v2a", "music", "separate", "talkinghead"):
         help_text = runner.invoke(avtool_app, [command, "--help"]).output
-        assert "--engine" in help_text and "--shard" in help_text, command
+        for option in ("--engine", "--shard", "--overwrite", "--skip-existing", "--report"):
+            assert option in help_text, (command, option)
 
 
 def _write_report(path: Path, rows: list[tuple[str, str]]) -> Path:
