@@ -115,7 +115,10 @@ def run_all(out: Path, avtool: list[str]) -> dict[str, dict[str, str]]:
         import skimage.data
 
         PIL.Image.fromarray(skimage.data.astronaut()).save(face)
-    env = {**os.environ, "AVTOOL_OFFLINE": "1", "AVTOOL_ACCEPT_LICENSE": "1"}
+    # One torch/BLAS thread: float sums split over more threads round differently, so v2a's
+    # bytes depend on the thread count (same machine, same seed, other threads: other bytes).
+    env = {**os.environ, "AVTOOL_OFFLINE": "1", "AVTOOL_ACCEPT_LICENSE": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # fmt: skip
     hashes: dict[str, dict[str, str]] = {}
     for name, (args, outputs) in commands(out, DATA / f"{CLIP}.mpg").items():
         done = subprocess.run(
