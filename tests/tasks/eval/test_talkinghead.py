@@ -110,14 +110,33 @@ def test_cli_reports_json_and_a_failed_clip(
     with VideoWriter(faceless, 25, (64, 64), audio_array=np.zeros(8000), sample_rate=16000) as w:
         for _ in range(10):
             w.write(np.full((64, 64, 3), 90, np.uint8))
+    # Issue 18, bad input 3: speech of 8 frames (0.32 s) is scored or refused in one line,
+    # never a traceback.
+    from avtool.io.audio import load_audio
+    from avtool.io.video import VideoReader
+
+    tiny = tmp_path / "tiny.mp4"
+    audio, rate = load_audio(grid_dir / "bbaf2n.mpg", start=1.0, duration=0.32)
+    with (
+        VideoReader(grid_dir / "bbaf2n.mpg", fps=25) as reader,
+        VideoWriter(tiny, 25, (360, 288), audio_array=audio, sample_rate=rate) as writer,
+    ):
+        for index, frame in enumerate(reader):
+            if index == 33:
+                break
+            if index >= 25:
+                writer.write(frame)
     report = tmp_path / "report.json"
-    args = ["--quiet", "--json", "eval", "talkinghead", str(short_clip), str(faceless)]
+    args = ["--quiet", "--json", "eval", "talkinghead", str(short_clip), str(faceless), str(tiny)]
     result = runner.invoke(app, [*args, "-o", str(report)])
-    assert result.exit_code == 1, result.stderr  # one clip failed, the other was scored
+    assert result.exit_code == 1, result.stderr  # one clip failed, the others were scored
+    assert "Traceback" not in result.output + result.stderr
     printed = json.loads(result.stdout)
     assert printed["clips"][0]["clip"] == short_clip.name and "systems" in printed["clips"][0]
     assert "no face" in printed["clips"][1]["error"]
-    assert printed["summary"]["n_clips"] == 1
+    short = printed["clips"][2]
+    assert "systems" in short or "\n" not in short["error"]
+    assert printed["summary"]["n_clips"] == 1 + ("systems" in short)
     assert json.loads(report.read_text())["summary"] == printed["summary"]
 
 
