@@ -94,6 +94,29 @@ class BatchOptions:
         return list(items) if self.shard is None else shard_items(items, self.shard)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a subcommand's batch runs, the same for every task's ``run``: one object instead
+    of six keyword arguments repeated in every task and every CLI command.
+
+    Attributes:
+        device: ``auto``, ``cpu`` or ``cuda`` (``--device``).
+        accept_license: non-commercial model licences accepted (``--accept-license``).
+        policy: existing outputs: ``refuse``, ``overwrite`` or ``skip``
+            (``--overwrite`` / ``--skip-existing``).
+        report: a JSONL status line per item is written here (``--report``); None = none.
+        quiet: no progress bar and no "wrote" lines (``--quiet``).
+        batch: engine, shard and workers (``--engine`` / ``--shard`` / ``--workers``).
+    """
+
+    device: str = "auto"
+    accept_license: bool = False
+    policy: str = "refuse"
+    report: Path | None = None
+    quiet: bool = False
+    batch: BatchOptions = BatchOptions()
+
+
 # --------------------------------------------------------------------------- shards
 
 
@@ -187,12 +210,8 @@ def merge_reports(paths: Iterable[Path], *, shards: int | None = None) -> dict[s
 def run_items(
     items: Sequence[BatchItem],
     worker: WorkerFactory,
+    settings: RunSettings | None = None,
     *,
-    batch: BatchOptions | None = None,
-    device: str = "auto",
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
     label: str = "items",
 ) -> BatchSummary:
     """Run a batch on the chosen engine with the local runner's guarantees.
@@ -203,20 +222,22 @@ def run_items(
         worker: the worker factory (see the module docstring). Locally it runs here, before
             any item, so a bad model fails the run (exit 3) before any work; on Ray each actor
             runs it, and the first actor's error is raised here the same way.
-        batch: engine and workers; None = local.
-        device: ``--device``; on Ray, ``cuda`` (or ``auto`` on a cluster with GPUs) gives each
-            actor a share of a GPU (``num_gpus``).
-        policy, report, quiet, label: as :func:`avtool.runtime.run_batch`.
+        settings: engine and workers (``settings.batch``), the overwrite policy, the report,
+            quiet; ``settings.device`` on Ray: ``cuda`` (or ``auto`` on a cluster with GPUs)
+            gives each actor a share of a GPU (``num_gpus``). None = the defaults, local.
+        label: the progress bar's label (:func:`avtool.runtime.run_batch`).
 
     Raises:
         AvtoolError: the factory failed (model, licence, device); SetupError: Ray missing.
     """
-    batch = (batch or BatchOptions()).validated()
+    settings = settings or RunSettings()
+    batch = settings.batch.validated()
     if batch.engine == "local":
-        return run_batch(items, worker(), policy=policy, report=report, quiet=quiet, label=label)
+        return run_batch(items, worker(), policy=settings.policy, report=settings.report,
+                         quiet=settings.quiet, label=label)  # fmt: skip
     return run_on_ray(
-        items, worker, workers=batch.workers, device=device, policy=policy, report=report,
-        quiet=quiet, label=label,
+        items, worker, workers=batch.workers, device=settings.device, policy=settings.policy,
+        report=settings.report, quiet=settings.quiet, label=label,
     )  # fmt: skip
 
 

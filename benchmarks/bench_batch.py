@@ -72,7 +72,7 @@ def batch_items(clips: list[tuple[str, Path]], folder: Path, suffix: str) -> lis
 
 
 def time_workload(workload: str, items: list, engine: str) -> tuple[float, list[float]]:
-    from avtool.engines import BatchOptions
+    from avtool.engines import BatchOptions, RunSettings
 
     batch = BatchOptions(engine=engine, workers=WORKERS)
     start = time.perf_counter()
@@ -80,14 +80,15 @@ def time_workload(workload: str, items: list, engine: str) -> tuple[float, list[
         from avtool.tasks import vocode
 
         options = vocode.VocodeOptions(model="griffin-lim", iters=32)
-        summary = vocode.run(items, options, policy="overwrite", quiet=True, device="cpu",
-                             batch=batch)  # fmt: skip
+        settings = RunSettings(device="cpu", policy="overwrite", quiet=True, batch=batch)
+        summary = vocode.run(items, options, settings)
     else:
         from avtool.tasks import lipread
 
         options = lipread.LipreadOptions(decoder="greedy")
-        summary = lipread.run(items, options, policy="overwrite", quiet=True, device="cpu",
-                              accept_license=True, batch=batch)  # fmt: skip
+        settings = RunSettings(device="cpu", accept_license=True, policy="overwrite",
+                               quiet=True, batch=batch)  # fmt: skip
+        summary = lipread.run(items, options, settings)
     seconds = time.perf_counter() - start
     if summary.failed:
         raise SystemExit(f"{engine}: {summary.failed[0].id}: {summary.failed[0].error}")
@@ -105,14 +106,14 @@ def noop_worker():
 
 
 def time_noop(engine: str, n: int, folder: Path) -> float:
-    from avtool.engines import BatchOptions, run_items
+    from avtool.engines import BatchOptions, RunSettings, run_items
     from avtool.runtime import BatchItem
 
     folder.mkdir(parents=True, exist_ok=True)
     items = [BatchItem(i, f"n{i}", "x", folder / f"n{i}.txt") for i in range(n)]
     start = time.perf_counter()
-    run_items(items, noop_worker, batch=BatchOptions(engine=engine, workers=WORKERS),
-              policy="overwrite", quiet=True)  # fmt: skip
+    batch = BatchOptions(engine=engine, workers=WORKERS)
+    run_items(items, noop_worker, RunSettings(policy="overwrite", quiet=True, batch=batch))
     return time.perf_counter() - start
 
 

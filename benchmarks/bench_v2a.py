@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from avtool.engines import RunSettings
 from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def speed(
     with tempfile.TemporaryDirectory() as tmp:
         items = v2a.build_items([str(c) for c in clips], None, str(Path(tmp) / "{stem}.wav"))
         start, cpu_start = time.perf_counter(), time.process_time()
-        summary = v2a.run(items, options, accept_license=True, quiet=True)
+        summary = v2a.run(items, options, RunSettings(accept_license=True, quiet=True))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         for item in items:
             meta = json.loads(Path(str(item.output) + ".json").read_text())

@@ -13,7 +13,14 @@ import typer
 from typer.testing import CliRunner
 
 from avtool.cli.common import handle_errors, with_batch_options
-from avtool.engines import BatchOptions, merge_reports, parse_shard, run_items, shard_items
+from avtool.engines import (
+    BatchOptions,
+    RunSettings,
+    merge_reports,
+    parse_shard,
+    run_items,
+    shard_items,
+)
 from avtool.errors import InputError, ModelError
 from avtool.runtime import BatchItem, file_items
 
@@ -79,12 +86,11 @@ def _command_app() -> typer.Typer:
     @with_batch_options
     def cmd(
         name: str = typer.Argument(...),
-        batch: BatchOptions = BatchOptions(),
-        policy: str = "refuse",
-        report: Path | None = None,
+        settings: RunSettings = RunSettings(),
     ) -> None:
+        batch, report = settings.batch, settings.report
         print(json.dumps({"name": name, "engine": batch.engine, "shard": batch.shard,
-                          "workers": batch.workers, "policy": policy,
+                          "workers": batch.workers, "policy": settings.policy,
                           "report": None if report is None else str(report)}))  # fmt: skip
 
     return app
@@ -175,13 +181,13 @@ def test_local_engine_loads_once_and_goes_on(tmp_path: Path) -> None:
     monkey = pytest.MonkeyPatch()
     monkey.chdir(tmp_path)
     try:
-        summary = run_items(items, worker, batch=BatchOptions(), report=report, quiet=True)
+        summary = run_items(items, worker, RunSettings(report=report, quiet=True))
         assert loads == [1]
         assert [r.status for r in summary.results] == ["ok", "ok", "failed", "ok"]
         assert summary.exit_code == 1
         assert len(report.read_text().splitlines()) == 4
         (tmp_path / "out" / "b.x").unlink()
-        again = run_items(items, worker, policy="skip", quiet=True)
+        again = run_items(items, worker, RunSettings(policy="skip", quiet=True))
         assert [r.status for r in again.results] == ["skipped", "ok", "failed", "skipped"]
     finally:
         monkey.undo()
@@ -192,7 +198,7 @@ def test_a_factory_error_stops_the_run_before_any_item(tmp_path: Path) -> None:
         raise ModelError("no-such-model: not in the registry")
 
     with pytest.raises(ModelError, match="no-such-model"):
-        run_items(_items(tmp_path, ["a"]), worker, quiet=True)
+        run_items(_items(tmp_path, ["a"]), worker, RunSettings(quiet=True))
 
 
 def test_ray_missing_is_an_environment_error(monkeypatch: pytest.MonkeyPatch) -> None:

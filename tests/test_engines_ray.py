@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from avtool.engines import LOCAL_OBJECT_STORE_BYTES, RAY_LOOPBACK_ENV, BatchOptions, run_items
+from avtool.engines import (
+    LOCAL_OBJECT_STORE_BYTES,
+    RAY_LOOPBACK_ENV,
+    BatchOptions,
+    RunSettings,
+    run_items,
+)
 from avtool.runtime import BatchItem, bad_item
 
 GOOD = ["bbaf2n", "lbax4n", "lrwp9a"]
@@ -168,8 +174,8 @@ def test_one_model_load_per_actor(ray_session, tmp_path: Path, monkeypatch) -> N
     items = [BatchItem(i, f"item{i}", "x", Path(f"item{i}.txt")) for i in range(12)]
     # a manifest row that could not be read is a failed item on Ray too, never processed
     items.append(bad_item(12, "line-14", "m.csv:14", "m.csv:14: unterminated quote"))
-    summary = run_items(items, _pid_worker(str(tmp_path / "loads")), quiet=True,
-                        batch=BatchOptions(engine="ray", workers=2))  # fmt: skip
+    settings = RunSettings(quiet=True, batch=BatchOptions(engine="ray", workers=2))
+    summary = run_items(items, _pid_worker(str(tmp_path / "loads")), settings)
     assert [r.status for r in summary.results] == ["ok"] * 12 + ["failed"]
     assert (summary.results[-1].exit_code, summary.exit_code) == (2, 1)
     assert [r.id for r in summary.results] == [i.id for i in items]  # summary in batch order

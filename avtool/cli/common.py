@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from avtool.engines import BatchOptions
+from avtool.engines import BatchOptions, RunSettings
 from avtool.errors import AvtoolError, ExitCode
 from avtool.io.console import stderr_console
 from avtool.runtime import BatchSummary, print_summary
@@ -193,9 +193,10 @@ def with_batch_options(func: F) -> F:
     ``--skip-existing`` and ``--report``, and ``--engine``, ``--shard`` and ``--workers``
     (defaults from :class:`avtool.engines.BatchOptions`).
 
-    The command receives them as three arguments of its own signature, which the CLI does not
-    show: ``policy`` (:func:`overwrite_policy`), ``report`` (a path or None) and ``batch`` (a
-    validated :class:`BatchOptions`), so every batch command spells them the same way.
+    The command receives them, with the global ``--device``, ``--accept-license`` and
+    ``--quiet``, as one argument of its signature that the CLI does not show: ``settings``, a
+    :class:`avtool.engines.RunSettings` (the policy from :func:`overwrite_policy`, a validated
+    :class:`BatchOptions`), which it hands to its task's ``run``.
     """
     defaults = BatchOptions()
     panel = "Batch options"
@@ -237,11 +238,21 @@ def with_batch_options(func: F) -> F:
             workers=kwargs.pop("batch_workers"),
         )
         policy = overwrite_policy(kwargs.pop("batch_overwrite"), kwargs.pop("batch_skip_existing"))
-        report = kwargs.pop("batch_report")
-        return func(*args, batch=batch.validated(), policy=policy, report=report, **kwargs)
+        # The command's own typer.Context (every avtool command takes one) holds the global
+        # options, merged by with_global_options before this wrapper runs.
+        context = next((v for v in (*args, *kwargs.values()) if hasattr(v, "find_root")), None)
+        opts = global_options(context) if context is not None else GlobalOptions()
+        settings = RunSettings(
+            device=opts.device,
+            accept_license=opts.accept_license,
+            policy=policy,
+            report=kwargs.pop("batch_report"),
+            quiet=opts.quiet,
+            batch=batch.validated(),
+        )
+        return func(*args, settings=settings, **kwargs)
 
-    hidden = ("batch", "policy", "report")
-    own = [p for name, p in signature.parameters.items() if name not in hidden]
+    own = [p for name, p in signature.parameters.items() if name != "settings"]
     wrapper.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 

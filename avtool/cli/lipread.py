@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.lipread import DEFAULT_MODEL, LipreadOptions
 
 _DEFAULTS = LipreadOptions()
@@ -51,9 +51,7 @@ def lipread_command(
     max_gap: int = typer.Option(
         _DEFAULTS.max_gap, "--max-gap", help="Longest face gap in frames that is interpolated."
     ),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Read the lips in face videos (any frame rate; resampled to 25 fps).
 
@@ -76,13 +74,10 @@ def lipread_command(
     if grammar and decoder not in (None, "grid"):
         raise InputError(f"--grammar grid and --decoder {decoder} exclude each other")
     chosen = "grid" if grammar else (decoder or _DEFAULTS.decoder)
-    items = batch.select(lipread.build_items(inputs or [], manifest, output, fmt))
+    items = settings.batch.select(lipread.build_items(inputs or [], manifest, output, fmt))
     options = LipreadOptions(
         model=model, decoder=chosen, beam=beam, format=fmt, chunk_frames=chunk_frames,
         face_index=face_index, max_gap=max_gap,
     )  # fmt: skip
-    summary = lipread.run(
-        items, options, device=opts.device, accept_license=opts.accept_license, policy=policy,
-        report=report, quiet=opts.quiet, batch=batch,
-    )  # fmt: skip
+    summary = lipread.run(items, options, settings)
     finish(summary, opts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
 _DEFAULTS = MusicOptions()
@@ -57,9 +57,7 @@ def music_command(
     ),
     instrument: str = typer.Option(_DEFAULTS.instrument, "--instrument", help="GM instrument."),
     sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate"),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Compose Bach-style four-voice chorales (MIDI, optionally audio).
 
@@ -99,13 +97,9 @@ def music_command(
     summary = music.run(
         options,
         output,
+        settings,
         audio_template=audio,
         prompt=prompt,
         harmonize=harmonize,
-        accept_license=opts.accept_license,
-        policy=policy,
-        report=report,
-        quiet=opts.quiet,
-        batch=batch,
     )
     finish(summary, opts)

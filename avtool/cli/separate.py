@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, MUSIC_MODEL, SeparateOptions
 
 _DEFAULTS = SeparateOptions()
@@ -49,9 +49,7 @@ def separate_command(
     overlap_seconds: float = typer.Option(
         _DEFAULTS.overlap_seconds, "--overlap-seconds", help="Overlap of consecutive chunks."
     ),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Separate speakers (or vocals from music) into files the next command can take.
 
@@ -79,20 +77,15 @@ def separate_command(
         output = {AV_MODEL: "{stem}.target.wav", MUSIC_MODEL: "{stem}.{source}.wav"}.get(
             name, "{stem}.spk{n}.wav"
         )
-    items = batch.select(separate.build_items(inputs or [], manifest, output, video))
-    if batch.shard is not None:  # a shard runs the model the whole batch would pick
+    items = settings.batch.select(separate.build_items(inputs or [], manifest, output, video))
+    if settings.batch.shard is not None:  # a shard runs the model the whole batch would pick
         from dataclasses import replace
 
         options = replace(options, model=name)
     summary = separate.run(
         items,
         options,
+        settings,
         residual_template=residual,
-        device=opts.device,
-        accept_license=opts.accept_license,
-        policy=policy,
-        report=report,
-        quiet=opts.quiet,
-        batch=batch,
     )
     finish(summary, opts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.talkinghead import TalkingHeadOptions
 
 _DEFAULTS = TalkingHeadOptions()
@@ -80,9 +80,7 @@ def talkinghead_command(
         help="Render with anyonenet-unet/-full even for a face that is not its training "
         "speaker (GRID s1); refused otherwise.",
     ),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Animate a face photo to speak an audio file (mouth, head motion, blinks).
 
@@ -148,14 +146,9 @@ def talkinghead_command(
             raise InputError(f"-o {output}: several inputs need a template such as '{{stem}}.mp4'")
         items += talkinghead.build_items(batch_inputs, manifest, template, face)
     summary = talkinghead.run_items(
-        batch.select(items),
+        settings.batch.select(items),
         options,
-        accept_license=opts.accept_license,
-        device=opts.device,
-        policy=policy,
-        report=report,
-        quiet=opts.quiet,
+        settings,
         progress=not opts.quiet,
-        batch=batch,
     )
     finish(summary, opts)

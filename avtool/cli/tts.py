@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.talkinghead import TalkingHeadOptions
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
 
@@ -86,9 +86,7 @@ def tts_command(
     crop: str = typer.Option(
         _FACE.crop, "--crop", help="With --face: full (the whole photo) or face (head crop)."
     ),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Speak text with an offline neural voice (Piper VITS by default).
 
@@ -124,7 +122,7 @@ def tts_command(
                                landmarks=landmarks, mouth=mouth, crop=crop).validated(),
             accent=accent, voice_from_face=voice is None,
         )  # fmt: skip
-    items = batch.select(tts.build_items(text or [], text_file, manifest, output))
+    items = settings.batch.select(tts.build_items(text or [], text_file, manifest, output))
     if video is None and audio_format is None:  # refused before the voice loads
         for item in items:
             suffix = item.output.suffix.lower().lstrip(".") if item.output else "wav"
@@ -144,13 +142,8 @@ def tts_command(
     summary = tts.run(
         items,
         options,
+        settings,
         timings_template=timings,
-        device=opts.device,
-        accept_license=opts.accept_license,
-        policy=policy,
-        report=report,
-        quiet=opts.quiet,
         face=video,
-        batch=batch,
     )
     finish(summary, opts, as_json=opts.json and output != "-")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
 _DEFAULTS = V2AOptions()
@@ -55,9 +55,7 @@ def v2a_command(
     max_yaw: float = typer.Option(
         _DEFAULTS.max_yaw, "--max-yaw", help="Head yaw (degrees) beyond which a face is profile."
     ),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Generate speech from the lip movements in a video (GRID s1 speaker-dependent default).
 
@@ -75,7 +73,7 @@ def v2a_command(
     opts = global_options(ctx)
     if not 0 < max_yaw <= 90:  # before any input is read or model loaded
         raise InputError(f"--max-yaw {max_yaw:g}: must be more than 0 and at most 90 degrees")
-    items = batch.select(v2a.build_items(inputs or [], manifest, output, audio))
+    items = settings.batch.select(v2a.build_items(inputs or [], manifest, output, audio))
     options = V2AOptions(
         model=model,
         vocoder=vocoder,
@@ -89,12 +87,7 @@ def v2a_command(
     summary = v2a.run(
         items,
         options,
+        settings,
         mel_template=mel,
-        device=opts.device,
-        accept_license=opts.accept_license,
-        policy=policy,
-        report=report,
-        quiet=opts.quiet,
-        batch=batch,
     )
     finish(summary, opts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
-from avtool.engines import BatchOptions
+from avtool.engines import RunSettings
 from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
 _DEFAULTS = VocodeOptions()
@@ -37,9 +37,7 @@ def vocode_command(
         None, "--mel-preset", help="Contract for .npy mels without one: hifigan-22k, melgan-22k."
     ),
     sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate", help="Output Hz."),
-    batch: BatchOptions = BatchOptions(),
-    policy: str = "refuse",
-    report: Path | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> None:
     """Turn mel spectrograms into audio; audio/video inputs are analysed and resynthesised.
 
@@ -54,7 +52,7 @@ def vocode_command(
     from avtool.tasks import vocode
 
     opts = global_options(ctx)
-    items = batch.select(vocode.build_items(inputs or [], manifest, output))
+    items = settings.batch.select(vocode.build_items(inputs or [], manifest, output))
     options = VocodeOptions(
         model=model,
         iters=iters,
@@ -63,14 +61,5 @@ def vocode_command(
         sample_rate=sample_rate,
         seed=opts.seed,
     )
-    summary = vocode.run(
-        items,
-        options,
-        device=opts.device,
-        accept_license=opts.accept_license,
-        policy=policy,
-        report=report,
-        quiet=opts.quiet,
-        batch=batch,
-    )
+    summary = vocode.run(items, options, settings)
     finish(summary, opts)

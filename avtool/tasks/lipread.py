@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
-    from avtool.engines import BatchOptions
     from avtool.registry import ResolvedModel
     from avtool.runtime import BatchSummary
 
@@ -500,28 +500,26 @@ def build_items(
 def run(
     items: list,
     options: LipreadOptions,
-    *,
-    device: str = "auto",
-    accept_license: bool = False,
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
-    batch: BatchOptions | None = None,
+    settings: RunSettings | None = None,
 ) -> BatchSummary:
-    """Lip-read every item with one loaded model per worker (``batch``: engine, workers)."""
+    """Lip-read every item with one loaded model per worker (``settings.batch``: engine,
+    workers)."""
+    settings = settings or RunSettings()
     from avtool.engines import run_items
     from avtool.runtime import check_outputs
 
     options.validate()
-    check_outputs(items, policy)
+    check_outputs(items, settings.policy)
     # Every video is scanned before the model loads: a bad one fails at once, in one line.
     items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=FPS, task="lip reading",
-                                   policy=policy)  # fmt: skip
+                                   policy=settings.policy)  # fmt: skip
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
         if all(item.error is not None for item in items):
             return lambda item: []  # nothing left to read: no model to load
-        reader = load_reader(options, device=device, accept_license=accept_license)
+        reader = load_reader(
+            options, device=settings.device, accept_license=settings.accept_license
+        )
 
         def process(item) -> list[Path]:
             result = lipread_file(reader, item.source, item.output, options,
@@ -530,5 +528,4 @@ def run(
 
         return process
 
-    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
-                     quiet=quiet, label="lipread")  # fmt: skip
+    return run_items(items, worker, settings, label="lipread")

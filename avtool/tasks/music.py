@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError
 from avtool.models.music.options import SamplingOptions
 
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     import numpy as np
 
-    from avtool.engines import BatchOptions
     from avtool.models.loading import Loaded
     from avtool.runtime import BatchSummary
 
@@ -342,25 +342,22 @@ def _write_audio_and_sidecars(
 def run(
     options: MusicOptions,
     output_template: str,
+    settings: RunSettings | None = None,
     *,
     audio_template: str | None = None,
     prompt: Path | None = None,
     harmonize: Path | None = None,
-    accept_license: bool = False,
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
-    batch: BatchOptions | None = None,
 ) -> BatchSummary:
     """Compose ``options.count`` pieces and write them (model loaded once).
 
-    The pieces are sampled together in one batched pass here; ``batch`` picks the shard of
+    The pieces are sampled together in one batched pass here; ``settings.batch`` picks the shard of
     pieces to write (``--shard``: every shard samples all pieces, so piece ``i`` has the same
     bytes in any shard) and the engine that writes and renders them.
 
     Raises:
         InputError, ModelError: before anything is written.
     """
+    settings = settings or RunSettings()
     from avtool.engines import run_items
     from avtool.runtime import BatchItem, check_outputs, format_output, versions
 
@@ -382,11 +379,10 @@ def run(
         items.append(BatchItem(index=i, id=item_id, input=str(prompt or harmonize or "sample"),
                                output=format_output(output_template, item_id=item_id, index=i),
                                options={"audio": audio}))  # fmt: skip
-    if batch is not None:
-        items = batch.select(items)
-    check_outputs(items, policy)
+    items = settings.batch.select(items)
+    check_outputs(items, settings.policy)
     if audio_template:
-        check_outputs([replace(it, output=it.options["audio"]) for it in items], policy)
+        check_outputs([replace(it, output=it.options["audio"]) for it in items], settings.policy)
     _check_destinations(items)  # before composing: a failure later leaves nothing behind
     melody_midi = harmonize is not None and harmonize.suffix.lower() in MIDI_SUFFIXES
     if melody_midi and not options.tempo_given:
@@ -396,10 +392,10 @@ def run(
         if found is not None:  # the melody's own tempo, not the default
             options = replace(options, tempo=round(found, 3))
             log.info("tempo: %g quarter notes per minute (from %s)", options.tempo, harmonize)
-    loaded = load_music_model(options.model, accept_license=accept_license)
+    loaded = load_music_model(options.model, accept_license=settings.accept_license)
     start = time.perf_counter()
     what = Path(output_template).name if options.count == 1 else f"{options.count} pieces"
-    with compose_progress(quiet, options.count, what) as progress:
+    with compose_progress(settings.quiet, options.count, what) as progress:
         pieces, key, details = compose(
             loaded, options, prompt=prompt, harmonize=harmonize, progress=progress
         )
@@ -423,8 +419,7 @@ def run(
         }  # fmt: skip
         return write_piece(pieces[item.index], item.output, item.options["audio"], options, meta)
 
-    return run_items(items, lambda: process, batch=batch, policy=policy, report=report,
-                     quiet=quiet, label="music")  # fmt: skip
+    return run_items(items, lambda: process, settings, label="music")
 
 
 @contextlib.contextmanager

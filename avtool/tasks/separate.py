@@ -29,12 +29,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from avtool.engines import BatchOptions
     from avtool.models.loading import Loaded
     from avtool.runtime import BatchItem, BatchSummary
 
@@ -715,21 +715,17 @@ def default_model(items: list[BatchItem]) -> str:
 def run(
     items: list[BatchItem],
     options: SeparateOptions,
+    settings: RunSettings | None = None,
     *,
     residual_template: str | None = None,
-    device: str = "auto",
-    accept_license: bool = False,
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
-    batch: BatchOptions | None = None,
 ) -> BatchSummary:
     """Separate every item with one loaded model (and face stage for audio-visual models) per
-    worker (``batch``: engine, workers).
+    worker (``settings.batch``: engine, workers).
 
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
+    settings = settings or RunSettings()
     from dataclasses import replace
 
     from avtool.engines import run_items
@@ -737,9 +733,9 @@ def run(
 
     if options.chunk_seconds <= 0 or not 0 <= options.overlap_seconds < options.chunk_seconds:
         raise InputError("--chunk-seconds must be > 0 and --overlap-seconds in [0, chunk)")
-    run_on = resolve_device(device, engine="torch")
+    run_on = resolve_device(settings.device, engine="torch")
     model_name = options.model or default_model(items)
-    loaded = load_separator(model_name, run_on, accept_license)
+    loaded = load_separator(model_name, run_on, settings.accept_license)
     plans: list[tuple[BatchItem, list[Path], tuple[bool, ...]]] = []
     checked: list[BatchItem] = []
     for item in items:
@@ -765,7 +761,7 @@ def run(
         for k, (path, keep) in enumerate(zip(plans[-1][1], plans[-1][2], strict=True)):
             if keep:
                 checked.append(replace(item, output=path, id=f"{item.id}#{k}"))
-    check_outputs(checked, policy)
+    check_outputs(checked, settings.policy)
 
     def face_stage(model: Loaded, on: str) -> tuple[Any, Any, Any]:
         """The lip reader, face detector and speaker guard of an audio-visual model."""
@@ -774,20 +770,20 @@ def run(
         from avtool.models.face import load_detector
 
         reader = load_lip_reader(model.details["lip_reader"], on)
-        return (reader, load_detector(accept_license=accept_license),
-                _load_guard(model.name, accept_license))  # fmt: skip
+        return (reader, load_detector(accept_license=settings.accept_license),
+                _load_guard(model.name, settings.accept_license))  # fmt: skip
 
     # The models loaded here planned the outputs; the local engine reuses them, a Ray worker
     # loads its own (dlib's detector does not cross processes).
-    local = batch is None or batch.engine == "local"
+    local = settings.batch.engine == "local"
     driver_models = (loaded, *face_stage(loaded, run_on)) if local else None
     by_index = {item.index: (paths, keep) for item, paths, keep in plans}
 
     def worker() -> Callable[[BatchItem], list[Path]]:  # once per worker: load, then items
         models = driver_models
         if models is None:
-            on = resolve_device(device, engine="torch")
-            model = load_separator(model_name, on, accept_license)
+            on = resolve_device(settings.device, engine="torch")
+            model = load_separator(model_name, on, settings.accept_license)
             models = (model, *face_stage(model, on))
         model, lip_reader, detector, guard = models
 
@@ -813,8 +809,7 @@ def run(
         return process
 
     first = [replace(item, output=by_index[item.index][0][0]) for item in items]
-    return run_items(first, worker, batch=batch, device=device, policy=policy, report=report,
-                     quiet=quiet, label="separate")  # fmt: skip
+    return run_items(first, worker, settings, label="separate")
 
 
 def _load_guard(name: str, accept_license: bool) -> Any:

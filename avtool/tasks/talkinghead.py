@@ -27,13 +27,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
 from avtool.io.console import stderr_console
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from avtool.engines import BatchOptions
     from avtool.models.face import Face, FaceDetector
     from avtool.models.facewarp import FaceMotion, WarpRenderer
     from avtool.models.facewarp.phones import AudioDrive
@@ -922,25 +922,21 @@ def run(
     audio: str,
     output: Path,
     options: TalkingHeadOptions,
+    settings: RunSettings | None = None,
     *,
-    accept_license: bool = False,
-    device: str = "auto",
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
     progress: bool = False,
 ) -> BatchSummary:
     """Render one face + audio into ``output`` through the batch runner (see :func:`run_items`).
 
     ``audio`` may be ``-``: the speech is read from stdin (``avtool tts ... -o - |``).
     """
+    settings = settings or RunSettings()
     from avtool.runtime import BatchItem
 
     source = Path(audio)
     item = BatchItem(0, Path(output).stem, str(audio), Path(output),
                      options={"face": Path(face)}, origin=str(audio), source=source)  # fmt: skip
-    return run_items([item], options, accept_license=accept_license, device=device,
-                     policy=policy, report=report, quiet=quiet, progress=progress)  # fmt: skip
+    return run_items([item], options, settings, progress=progress)
 
 
 def build_items(
@@ -981,14 +977,9 @@ def build_items(
 def run_items(
     items: Sequence[BatchItem],
     options: TalkingHeadOptions,
+    settings: RunSettings | None = None,
     *,
-    accept_license: bool = False,
-    device: str = "auto",
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
     progress: bool = False,
-    batch: BatchOptions | None = None,
 ) -> BatchSummary:
     """Render every item (``options["face"]`` speaking ``source``) through the batch runner
     (exit codes, overwrite policy, report; a bad item fails alone and the others run).
@@ -1000,6 +991,7 @@ def run_items(
     refused for the warp, exit 4). ``options.preview`` is a template like ``-o`` (``{id}``,
     ``{stem}``).
     """
+    settings = settings or RunSettings()
     from dataclasses import replace as replace_options
 
     from avtool.engines import run_items as run_on_engine
@@ -1008,18 +1000,18 @@ def run_items(
     from avtool.runtime import check_outputs, format_output
 
     options = options.validated()
-    check_outputs(items, policy)
+    check_outputs(items, settings.policy)
     for item in items:
         suffix = item.output.suffix.lower() if item.output is not None else ""
         if item.error is None and suffix not in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
             raise InputError(f"{item.output}: the output is a video ({', '.join(VIDEO_SUFFIXES)}) "
                              f"or a still ({', '.join(IMAGE_SUFFIXES)})")  # fmt: skip
     # A bad --device (exit 4) or --model (exit 3) fails before any work.
-    used = model_device(options.model, device)
-    model = load_model(options.model, used, accept_license=accept_license)
+    used = model_device(options.model, settings.device)
+    model = load_model(options.model, used, accept_license=settings.accept_license)
     mouth = load_mouth_bank(options.mouth)
-    detector = load_detector(accept_license, landmarks=options.landmarks)
-    local = batch is None or batch.engine == "local"
+    detector = load_detector(settings.accept_license, landmarks=options.landmarks)
+    local = settings.batch.engine == "local"
     if not local and any(i.source == Path("-") for i in items):
         raise InputError("--audio -: a Ray worker cannot read this process's stdin; give a file")
     driver_models = (model, mouth, detector) if local else None
@@ -1032,9 +1024,9 @@ def run_items(
         if driver_models is not None:
             worker_model, worker_mouth, face_detector = driver_models
         else:
-            worker_model = load_model(options.model, used, accept_license=accept_license)
+            worker_model = load_model(options.model, used, accept_license=settings.accept_license)
             worker_mouth = load_mouth_bank(options.mouth)
-            face_detector = load_detector(accept_license, landmarks=options.landmarks)
+            face_detector = load_detector(settings.accept_license, landmarks=options.landmarks)
 
         def process(item: BatchItem) -> Sequence[Path]:
             item_options = options
@@ -1043,21 +1035,20 @@ def run_items(
                                         source=item.source)  # fmt: skip
                 item_options = replace_options(options, preview=str(preview))
             # A Ray worker's stderr is not the user's terminal: no progress bar there.
-            bar = _progress_bar(quiet or not progress or not local, str(item.output))
+            bar = _progress_bar(settings.quiet or not progress or not local, str(item.output))
             with stdin_to_file(item.source) as audio, bar as update:
                 check_audio(audio, label=item.input)
                 result = render_file(
                     item.options["face"], audio, item.output, item_options,
                     detector=face_detector, progress=update, model=worker_model,
                     mouth=worker_mouth, metadata={"device": used}, audio_label=item.input,
-                    accept_license=accept_license,
+                    accept_license=settings.accept_license,
                 )  # fmt: skip
             return [p for p in (result.output, result.preview) if p is not None]
 
         return process
 
-    return run_on_engine(items, worker, batch=batch, device=device, policy=policy,
-                         report=report, quiet=quiet, label="talkinghead")  # fmt: skip
+    return run_on_engine(items, worker, settings, label="talkinghead")
 
 
 class _progress_bar:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError, SetupError
 from avtool.io.console import stderr_console
 from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
@@ -27,7 +28,6 @@ from avtool.runtime import sidecar_path, versions, write_json
 if TYPE_CHECKING:
     import numpy as np
 
-    from avtool.engines import BatchOptions
     from avtool.models.loading import Loaded
     from avtool.registry import ResolvedModel
     from avtool.runtime import BatchItem, BatchSummary
@@ -786,17 +786,13 @@ def build_items(
 def run(
     items: list[BatchItem],
     options: TTSOptions,
+    settings: RunSettings | None = None,
     *,
     timings_template: str | None = None,
-    device: str = "auto",
-    accept_license: bool = False,
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
     face: FaceVideo | None = None,
-    batch: BatchOptions | None = None,
 ) -> BatchSummary:
-    """Synthesize every item, loading each voice once per worker (``batch``: engine, workers).
+    """Synthesize every item, loading each voice once per worker (``settings.batch``: engine,
+    workers).
 
     With ``face``, every item becomes a talking-head video (``.mp4``/``.mov``/``.mkv``);
     the photo is checked (and its face found) before any voice loads.
@@ -808,29 +804,32 @@ def run(
         InputError, ModelError, SetupError: before any item runs (bad options, existing
             outputs, the default voice cannot load).
     """
+    settings = settings or RunSettings()
     from avtool.engines import run_items
     from avtool.models.face import load_detector
     from avtool.runtime import check_outputs, format_output, read_text
 
     options = options.validated()
-    check_outputs(items, policy)
-    detector = _check_face(items, face, accept_license) if face is not None else None
+    check_outputs(items, settings.policy)
+    detector = _check_face(items, face, settings.accept_license) if face is not None else None
     face_voice = None
     if face is not None and face.voice_from_face:
         face_voice = choose_face_voice(face, detector)
         options = replace(options, voice=face_voice["voice"])
     # dlib's objects do not cross processes: a Ray worker loads its own face detector.
-    driver_detector = detector if batch is None or batch.engine == "local" else None
+    driver_detector = detector if settings.batch.engine == "local" else None
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
         voices: dict[str, Loaded] = {}
         face_detector = driver_detector
         if face is not None and face_detector is None:
-            face_detector = load_detector(accept_license, landmarks=face.options.landmarks)
+            face_detector = load_detector(settings.accept_license, landmarks=face.options.landmarks)
 
         def voice_for(name: str) -> Loaded:
             if name not in voices:
-                voices[name] = load_voice(name, device=device, accept_license=accept_license)
+                voices[name] = load_voice(
+                    name, device=settings.device, accept_license=settings.accept_license
+                )
             return voices[name]
 
         voice_for(options.voice)  # a broken default voice fails the run before any item
@@ -862,15 +861,14 @@ def run(
                 item_options,
                 item.output,
                 timings_path=timings_path,
-                progress=not quiet and len(items) == 1,
+                progress=not settings.quiet and len(items) == 1,
             )
             written = [item.output] if item.output is not None else []
             return written + timings_files(timings_path)
 
         return process
 
-    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
-                     quiet=quiet, label="tts")  # fmt: skip
+    return run_items(items, worker, settings, label="tts")
 
 
 def _check_face(items: list[BatchItem], face: FaceVideo, accept_license: bool) -> Any:

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
-    from avtool.engines import BatchOptions
     from avtool.runtime import BatchSummary
 
 log = logging.getLogger(__name__)
@@ -409,21 +409,17 @@ def build_items(
 def run(
     items: list,
     options: V2AOptions,
+    settings: RunSettings | None = None,
     *,
     mel_template: str | None = None,
-    device: str = "auto",
-    accept_license: bool = False,
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
-    batch: BatchOptions | None = None,
 ) -> BatchSummary:
     """Make speech for every item with one loaded model, vocoder and face detector per worker
-    (``batch``: engine, workers).
+    (``settings.batch``: engine, workers).
 
     Raises:
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
+    settings = settings or RunSettings()
     from avtool.engines import run_items
     from avtool.models.face import load_detector
     from avtool.runtime import check_outputs, format_output
@@ -435,25 +431,27 @@ def run(
         raise InputError("--chunk-frames must be >= 1 and --context-frames >= 0")
     if options.iters is not None and options.iters < 1:
         raise InputError(f"--iters {options.iters}: must be at least 1")
-    check_outputs(items, policy)
+    check_outputs(items, settings.policy)
     any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
     name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
     # Every video is scanned before the models load: a bad one fails at once, in one line.
     items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=FPS, task="v2a",
-                                   policy=policy)  # fmt: skip
+                                   policy=settings.policy)  # fmt: skip
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
         if all(item.error is not None for item in items):
             return lambda item: []  # nothing left to do: no model to load
-        loaded = load_model(name, device=device)
+        loaded = load_model(name, device=settings.device)
         if any_audio and loaded.model.audio is None:
             raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
         vocoder_options = VocodeOptions(
             model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed
         )
-        vocoder = load_vocoder(vocoder_options, device=device, accept_license=accept_license)
-        detector = load_detector(accept_license=accept_license)
-        guard = load_guard(loaded.name, accept_license=accept_license)
+        vocoder = load_vocoder(
+            vocoder_options, device=settings.device, accept_license=settings.accept_license
+        )
+        detector = load_detector(accept_license=settings.accept_license)
+        guard = load_guard(loaded.name, accept_license=settings.accept_license)
 
         def process(item) -> list[Path]:
             mel_out = None
@@ -467,5 +465,4 @@ def run(
 
         return process
 
-    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
-                     quiet=quiet, label="v2a")  # fmt: skip
+    return run_items(items, worker, settings, label="v2a")

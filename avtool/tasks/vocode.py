@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from avtool.engines import BatchOptions
     from avtool.io.features import MelSpec
     from avtool.registry import ResolvedModel
     from avtool.runtime import BatchItem, BatchSummary
@@ -270,21 +270,16 @@ def build_items(inputs: list[str], manifest: Path | None, output_template: str) 
 def run(
     items: list[BatchItem],
     options: VocodeOptions,
-    *,
-    device: str = "auto",
-    accept_license: bool = False,
-    policy: str = "refuse",
-    report: Path | None = None,
-    quiet: bool = False,
-    batch: BatchOptions | None = None,
+    settings: RunSettings | None = None,
 ) -> BatchSummary:
-    """Vocode every item with one loaded model per worker (``batch``: engine, workers)."""
+    """Vocode every item with one loaded model per worker (``settings.batch``: engine, workers)."""
+    settings = settings or RunSettings()
     from avtool.engines import run_items
     from avtool.runtime import check_outputs
 
     if options.iters is not None and options.iters < 1:
         raise InputError(f"--iters {options.iters}: must be at least 1")
-    check_outputs(items, policy)
+    check_outputs(items, settings.policy)
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items
         loaded: dict[str, Vocoder] = {}
@@ -294,7 +289,9 @@ def run(
             name = options.model or default_vocoder(input_spec(path, options))
             if name not in loaded:
                 loaded[name] = load_vocoder(
-                    replace(options, model=name), device=device, accept_license=accept_license
+                    replace(options, model=name),
+                    device=settings.device,
+                    accept_license=settings.accept_license,
                 )
             return loaded[name]
 
@@ -307,5 +304,4 @@ def run(
 
         return process
 
-    return run_items(items, worker, batch=batch, device=device, policy=policy, report=report,
-                     quiet=quiet, label="vocode")  # fmt: skip
+    return run_items(items, worker, settings, label="vocode")

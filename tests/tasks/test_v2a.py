@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
 from avtool.io.features import MelSpec
 from avtool.models.v2a import V2AConfig, build
@@ -38,7 +39,7 @@ def debug_model(tmp_path: Path) -> Path:
 
 
 def _run(items, **options):
-    return task.run(items, task.V2AOptions(**options), accept_license=True, quiet=True)
+    return task.run(items, task.V2AOptions(**options), RunSettings(accept_license=True, quiet=True))
 
 
 def test_chunked_prediction_matches_one_pass_with_full_context() -> None:
@@ -124,8 +125,8 @@ def test_same_seed_same_bytes_and_mel_output(
     for name in ("a", "b"):
         items = task.build_items([str(video)], None, str(tmp_path / f"{name}.wav"))
         summary = task.run(items, task.V2AOptions(model=str(debug_model), iters=2),
-                           mel_template=str(tmp_path / f"{name}.npz"), accept_license=True,
-                           quiet=True)  # fmt: skip
+                           RunSettings(accept_license=True, quiet=True),
+                           mel_template=str(tmp_path / f"{name}.npz"))  # fmt: skip
         assert summary.exit_code == 0
         outs.append((tmp_path / f"{name}.wav").read_bytes())
     assert outs[0] == outs[1]
