@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from avtool.io.voice_grid import (
     notes_to_row,
     row_to_notes,
 )
+
+if TYPE_CHECKING:  # mido is imported where it is used: `avtool --help` stays light
+    import mido
 
 logger = logging.getLogger("avtool.io.midi")
 
@@ -147,7 +151,7 @@ def build_midi(
     velocity: int = 80,
     fermata: np.ndarray | None = None,
     tail_steps: int = 0,
-):  # -> mido.MidiFile (mido is imported lazily)
+) -> mido.MidiFile:
     """The :func:`write_midi` file as a ``mido.MidiFile``, without writing it.
 
     Args:
