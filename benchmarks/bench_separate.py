@@ -214,37 +214,17 @@ def music() -> dict:
 def eval_mixtures(cache: Path, limit: int):
     """eval separate's mixtures, in its order: yields ``(clip_id, item, voice, snr, mix, tgt)``
     (16 kHz mixture and target, scaled together when the mixture would clip)."""
-    import zlib
-
     from avtool.datasets.grid import load_item, s1_split
     from avtool.io.audio import resample
-    from avtool.tasks.eval.separate import (
-        GROUPS,
-        SAMPLE_RATE,
-        SNRS,
-        _choose,
-        fit,
-        interferers,
-        scale_to_snr,
-    )
+    from avtool.tasks.eval.separate import SAMPLE_RATE, SNRS, interferers, two_speaker_mixtures
 
     ids = [i for i in s1_split()["test"] if (cache / f"{i}.npz").is_file()][:limit]
     voices = interferers(shared_data())
     for clip_id in ids:
         item = load_item(cache, clip_id)
         target = resample(item["audio"].astype(np.float32) / 32768.0, 22050, SAMPLE_RATE)
-        for group in GROUPS:
-            voice = _choose(voices[group], f"{clip_id}/{group}")
-            other_raw = fit(voice.audio, len(target), zlib.crc32(clip_id.encode()))
-            for snr in SNRS:
-                other = scale_to_snr(target, other_raw, snr)
-                mix = (target + other).astype(np.float32)
-                peak = float(np.abs(mix).max())
-                if peak > 0.99:
-                    mix, tgt = mix * 0.99 / peak, target * 0.99 / peak
-                else:
-                    tgt = target
-                yield clip_id, item, voice, snr, mix, tgt
+        for _, voice, snr, mix, tgt, _ in two_speaker_mixtures(target, clip_id, voices, SNRS):
+            yield clip_id, item, voice, snr, mix, tgt
 
 
 def compare_av(cache: Path, models: list[str], limit: int) -> dict:

@@ -32,7 +32,7 @@ import csv
 import math
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,38 @@ def _choose(items: Sequence[Any], key: str) -> Any:
     return items[zlib.crc32(key.encode()) % len(items)]
 
 
+def two_speaker_mixtures(
+    target: np.ndarray, clip_id: str, voices: dict[str, list[Voice]], snrs: Sequence[float]
+) -> Iterator[tuple[str, Voice, float, np.ndarray, np.ndarray, np.ndarray]]:
+    """The evaluation's mixtures of one target clip, in its order (group, then SNR).
+
+    Each group's interferer is chosen by the clip id and looped or cut to the target's length
+    from a clip-dependent offset; when a mixture would clip, mixture, target and interferer
+    are scaled together (the ratio is unchanged).
+
+    Args:
+        target: ``(T,)`` the target speech at 16 kHz.
+        clip_id: the target's id (fixes the choice of interferer and its offset).
+        voices: :func:`interferers`.
+        snrs: target-to-interferer ratios in dB.
+
+    Yields:
+        ``(group, voice, snr, mix, target, interferer)``, the three signals ``(T,)`` float32.
+    """
+    for group in GROUPS:
+        voice = _choose(voices[group], f"{clip_id}/{group}")
+        other_raw = fit(voice.audio, len(target), zlib.crc32(clip_id.encode()))
+        for snr in snrs:
+            other = scale_to_snr(target, other_raw, snr)
+            mix = (target + other).astype(np.float32)
+            peak = float(np.abs(mix).max())
+            if peak > 0.99:  # keep the mixture unclipped; the ratio is unchanged
+                mix, tgt, oth = mix * 0.99 / peak, target * 0.99 / peak, other * 0.99 / peak
+            else:
+                tgt, oth = target, other
+            yield group, voice, snr, mix, tgt, oth
+
+
 def evaluate_separate(
     data: Path,
     cache: Path,
@@ -250,57 +282,47 @@ def evaluate_separate(
         )
         predicted = resample(speech_from_mel(vocoder, mel, spec), spec.sample_rate, SAMPLE_RATE)
         seconds["v2a-mask"] += time.perf_counter() - start
-        for group in GROUPS:
-            voice = _choose(voices[group], f"{clip_id}/{group}")
-            other_raw = fit(voice.audio, len(target), zlib.crc32(clip_id.encode()))
-            for snr in snrs:
-                other = scale_to_snr(target, other_raw, snr)
-                mix = (target + other).astype(np.float32)
-                peak = float(np.abs(mix).max())
-                if peak > 0.99:  # keep the mixture unclipped; the ratio is unchanged
-                    mix, tgt, oth = mix * 0.99 / peak, target * 0.99 / peak, other * 0.99 / peak
-                else:
-                    tgt, oth = target, other
-                estimates: dict[str, np.ndarray] = {"mixture": mix}
-                t0 = time.perf_counter()
-                estimates["oracle-irm"] = ideal_ratio_mask(tgt, oth)
-                t1 = time.perf_counter()
-                estimates["v2a-mask"] = v2a_mask_estimate(mix, predicted)
-                t2 = time.perf_counter()
-                stems, _ = masknet_stems(av, mix, options, visual)
-                estimates["av"] = stems[0]
-                t3 = time.perf_counter()
-                stems, _ = masknet_stems(blind, mix, options)
-                t4 = time.perf_counter()
-                pick = int(np.argmax([np.dot(s, tgt) / (np.linalg.norm(s) + 1e-8) for s in stems]))
-                estimates["blind"] = stems[pick]
-                for name, dt in (
-                    ("oracle-irm", t1 - t0),
-                    ("v2a-mask", t2 - t1),
-                    ("av", t3 - t2),
-                    ("blind", t4 - t3),
-                ):
-                    seconds[name] += dt
-                audio_seconds += len(mix) / SAMPLE_RATE
-                row: dict[str, Any] = {
-                    "clip": clip_id,
-                    "group": group,
-                    "interferer": voice.id,
-                    "gender": "same" if voice.gender == "M" else "cross",
-                    "snr": snr,
-                    "systems": {},
-                }
-                for name, est in estimates.items():
-                    scores = improvements(tgt, est, mix)
-                    if full or snr == 0.0:
-                        scores["pesq"] = pesq_wb(tgt, est, SAMPLE_RATE)
-                        scores["stoi"] = stoi(tgt, est, SAMPLE_RATE)
-                        hyp = recogniser.recognize(est, SAMPLE_RATE)
-                        scores["wer_errors"], scores["wer_words"] = _word_errors(text, hyp)
-                    row["systems"][name] = {k: round(float(v), 4) for k, v in scores.items()}
-                per_mixture.append(row)
-                if progress:
-                    progress(f"{clip_id} {group} {snr:+g} dB")
+        for group, voice, snr, mix, tgt, oth in two_speaker_mixtures(target, clip_id, voices, snrs):
+            estimates: dict[str, np.ndarray] = {"mixture": mix}
+            t0 = time.perf_counter()
+            estimates["oracle-irm"] = ideal_ratio_mask(tgt, oth)
+            t1 = time.perf_counter()
+            estimates["v2a-mask"] = v2a_mask_estimate(mix, predicted)
+            t2 = time.perf_counter()
+            stems, _ = masknet_stems(av, mix, options, visual)
+            estimates["av"] = stems[0]
+            t3 = time.perf_counter()
+            stems, _ = masknet_stems(blind, mix, options)
+            t4 = time.perf_counter()
+            pick = int(np.argmax([np.dot(s, tgt) / (np.linalg.norm(s) + 1e-8) for s in stems]))
+            estimates["blind"] = stems[pick]
+            for name, dt in (
+                ("oracle-irm", t1 - t0),
+                ("v2a-mask", t2 - t1),
+                ("av", t3 - t2),
+                ("blind", t4 - t3),
+            ):
+                seconds[name] += dt
+            audio_seconds += len(mix) / SAMPLE_RATE
+            row: dict[str, Any] = {
+                "clip": clip_id,
+                "group": group,
+                "interferer": voice.id,
+                "gender": "same" if voice.gender == "M" else "cross",
+                "snr": snr,
+                "systems": {},
+            }
+            for name, est in estimates.items():
+                scores = improvements(tgt, est, mix)
+                if full or snr == 0.0:
+                    scores["pesq"] = pesq_wb(tgt, est, SAMPLE_RATE)
+                    scores["stoi"] = stoi(tgt, est, SAMPLE_RATE)
+                    hyp = recogniser.recognize(est, SAMPLE_RATE)
+                    scores["wer_errors"], scores["wer_words"] = _word_errors(text, hyp)
+                row["systems"][name] = {k: round(float(v), 4) for k, v in scores.items()}
+            per_mixture.append(row)
+            if progress:
+                progress(f"{clip_id} {group} {snr:+g} dB")
     return {
         "mixtures": len(per_mixture),
         "clips": ids,

@@ -17,6 +17,22 @@ def test_scale_to_snr_and_fit() -> None:
     assert abs(10 * np.log10(np.mean(a**2) / np.mean(other**2)) + 5.0) < 1e-3
 
 
+def test_two_speaker_mixtures_order_ratio_and_no_clipping() -> None:
+    rng = np.random.default_rng(2)
+    target = (rng.standard_normal(800) * 0.4).astype(np.float32)
+    voices = {g: [ev.Voice(f"{g}{i}", rng.standard_normal(500).astype(np.float32) * 3, "x", "F", g)
+                  for i in range(3)] for g in ev.GROUPS}  # fmt: skip
+    made = list(ev.two_speaker_mixtures(target, "clip", voices, (0.0, -5.0)))
+    assert [(g, snr) for g, _, snr, *_ in made] == [(g, s) for g in ev.GROUPS for s in (0.0, -5.0)]
+    for group, voice, snr, mix, tgt, oth in made:
+        assert voice in voices[group] and mix.shape == tgt.shape == oth.shape == target.shape
+        assert np.abs(mix).max() <= 0.99 + 1e-6  # scaled together, never clipped
+        np.testing.assert_allclose(mix, tgt + oth, atol=1e-5)
+        assert abs(10 * np.log10(np.mean(tgt**2) / np.mean(oth**2)) - snr) < 1e-3
+    again = list(ev.two_speaker_mixtures(target, "clip", voices, (0.0, -5.0)))
+    assert all(np.array_equal(a[3], b[3]) for a, b in zip(made, again, strict=True))
+
+
 def test_baseline_mask_with_a_perfect_prediction_beats_the_mixture() -> None:
     rng = np.random.default_rng(1)
     t = np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000).astype(np.float32)
