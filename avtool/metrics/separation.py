@@ -71,6 +71,29 @@ def improvements(
     return out
 
 
+def mask_stft(x: np.ndarray, n_fft: int = 512, hop_length: int = 160) -> torch.Tensor:
+    """The STFT the mask estimates here work in: periodic Hann, centred, as the mask networks.
+
+    Args:
+        x: ``(T,)`` audio.
+
+    Returns:
+        ``(n_fft // 2 + 1, frames)`` complex spectrum (invert with :func:`apply_mask`).
+    """
+    # eval sits below models in the import order, so it calls torch directly.
+    window = torch.hann_window(n_fft, periodic=True)
+    samples = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    return torch.stft(samples, n_fft, hop_length, window=window, center=True, return_complex=True)
+
+
+def apply_mask(
+    mask: torch.Tensor, mixture: torch.Tensor, length: int, n_fft: int = 512, hop_length: int = 160
+) -> np.ndarray:
+    """``mask * mixture`` (both :func:`mask_stft`-shaped) back to ``(length,)`` float32 audio."""
+    window = torch.hann_window(n_fft, periodic=True)
+    return torch.istft(mask * mixture, n_fft, hop_length, window=window, length=length).numpy()
+
+
 def ideal_ratio_mask(
     target: np.ndarray, interferer: np.ndarray, n_fft: int = 512, hop_length: int = 160
 ) -> np.ndarray:
@@ -82,21 +105,6 @@ def ideal_ratio_mask(
     Returns:
         ``(T,)`` float32 estimate of the target.
     """
-    # The same analysis as the mask networks (periodic Hann, centred); eval sits below models
-    # in the import order, so it calls torch directly.
-    window = torch.hann_window(n_fft, periodic=True)
-
-    def spec(x: np.ndarray) -> torch.Tensor:
-        return torch.stft(
-            torch.from_numpy(np.asarray(x, np.float32)),
-            n_fft,
-            hop_length,
-            window=window,
-            center=True,
-            return_complex=True,
-        )
-
-    s, n = spec(target), spec(interferer)
+    s, n = mask_stft(target, n_fft, hop_length), mask_stft(interferer, n_fft, hop_length)
     mask = s.abs() / (s.abs() + n.abs() + 1e-8)
-    out = torch.istft(mask * (s + n), n_fft, hop_length, window=window, length=len(target))
-    return out.numpy().astype(np.float32)
+    return apply_mask(mask, s + n, len(target), n_fft, hop_length).astype(np.float32)

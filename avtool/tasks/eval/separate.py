@@ -146,22 +146,13 @@ def v2a_mask_estimate(
     Returns:
         ``(T,)`` target estimate.
     """
-    window = torch.hann_window(n_fft)
+    from avtool.metrics.separation import apply_mask, mask_stft
+
     pred = np.pad(predicted, (0, max(0, len(mixture) - len(predicted))))[: len(mixture)]
-
-    def spec(x: np.ndarray) -> torch.Tensor:
-        return torch.stft(
-            torch.from_numpy(np.ascontiguousarray(x, np.float32)),
-            n_fft,
-            hop,
-            window=window,
-            return_complex=True,
-        )
-
-    x, p = spec(mixture), spec(pred).abs()
+    x, p = mask_stft(mixture, n_fft, hop), mask_stft(pred, n_fft, hop).abs()
     gain = float((x.abs() * p).sum() / (p.pow(2).sum() + 1e-8))
     mask = torch.clamp(gain * p / (x.abs() + 1e-8), 0.0, 1.0)
-    return torch.istft(mask * x, n_fft, hop, window=window, length=len(mixture)).numpy()
+    return apply_mask(mask, x, len(mixture), n_fft, hop)
 
 
 def _choose(items: Sequence[Any], key: str) -> Any:
