@@ -985,10 +985,10 @@ def run_items(
     (exit codes, overwrite policy, report; a bad item fails alone and the others run).
 
     The model, mouth bank and face detector load once here (and once more per Ray worker with
-    ``batch.engine`` ``ray``: dlib's detector does not cross processes). With one item, the
-    face and audio are checked before anything else (a photo without a face fails with exit 2
-    before the audio is analysed). ``device`` is ``--device`` (:func:`model_device`: cuda is
-    refused for the warp, exit 4). ``options.preview`` is a template like ``-o`` (``{id}``,
+    ``settings.batch.engine`` ``ray``: dlib's detector does not cross processes). With one item,
+    the face and audio are checked before anything else (a photo without a face fails with exit
+    2 before the audio is analysed). ``settings.device`` is ``--device`` (:func:`model_device`:
+    cuda is refused for the warp, exit 4). ``options.preview`` is a template like ``-o`` (``{id}``,
     ``{stem}``).
     """
     settings = settings or RunSettings()
