@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 
 import numpy as np
 import soundfile as sf
@@ -31,7 +31,7 @@ from avtool.io.ffmpeg import (
     run_ffmpeg,
     stderr_tail,
 )
-from avtool.io.files import atomic_output
+from avtool.io.files import StreamingOutput, atomic_output
 
 logger = logging.getLogger("avtool.io.audio")
 
@@ -332,7 +332,7 @@ def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> b
     return buf.getvalue()
 
 
-class AudioWriter:
+class AudioWriter(StreamingOutput):
     """Write a long output block by block; the file appears under its name only on success.
 
     Example::
@@ -360,7 +360,7 @@ class AudioWriter:
         subtype: str = "PCM_16",
         format: str | None = None,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.sample_rate = sample_rate
         self.channels = channels
         # mp3/m4a/opus: blocks go to a temporary WAV, encoded by ffmpeg when the block ends.
@@ -370,36 +370,26 @@ class AudioWriter:
             self._format, self._subtype = "WAV", "PCM_16"
         else:
             self._format, self._subtype = _format_and_subtype(self.path, format, subtype)
-        self._stack: contextlib.ExitStack | None = None
         self._file: sf.SoundFile | None = None
-        self._frames = 0
 
-    @property
-    def frames_written(self) -> int:
-        """Samples per channel written so far."""
-        return self._frames
-
-    def __enter__(self) -> AudioWriter:
-        # If opening fails, the stack's own exit removes the temporary file.
-        with contextlib.ExitStack() as stack:
-            if self._encoder is not None:
-                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="avtool-encode-"))
-                tmp = Path(folder) / "audio.wav"
-            else:
-                tmp = stack.enter_context(atomic_output(self.path))
-            self._wav = tmp
-            self._file = stack.enter_context(
-                sf.SoundFile(
-                    str(tmp),
-                    "w",
-                    samplerate=self.sample_rate,
-                    channels=self.channels,
-                    subtype=self._subtype,
-                    format=self._format,
-                )
+    def _open(self, stack: contextlib.ExitStack) -> None:
+        if self._encoder is not None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="avtool-encode-"))
+            tmp = Path(folder) / "audio.wav"
+        else:
+            tmp = stack.enter_context(atomic_output(self.path))
+        self._wav = tmp
+        self._file = stack.enter_context(
+            sf.SoundFile(
+                str(tmp),
+                "w",
+                samplerate=self.sample_rate,
+                channels=self.channels,
+                subtype=self._subtype,
+                format=self._format,
             )
-            self._stack = stack.pop_all()
-        return self
+        )
+        stack.callback(setattr, self, "_file", None)
 
     def write(self, block: np.ndarray) -> None:
         """Append ``block``: ``(T,)`` for mono or ``(C, T)`` with C = ``channels``."""
@@ -412,27 +402,14 @@ class AudioWriter:
         self._file.write(block.T)
         self._frames += block.shape[-1]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack, file = self._stack, None, self._file
-        self._file = None
-        if stack is None:
+    def _finish(self) -> None:
+        if self._encoder is None or self._file is None:
             return
-        if exc_type is None and self._encoder is not None and file is not None:
-            file.close()
-            try:
-                with atomic_output(self.path) as out:
-                    run_ffmpeg(["-i", self._wav, "-map_metadata", "-1", "-fflags", "+bitexact",
-                                "-flags:a", "+bitexact", *self._encoder, "-y", out],
-                               self._wav)  # fmt: skip
-            except BaseException as failed:
-                stack.__exit__(type(failed), failed, failed.__traceback__)
-                raise
-        stack.__exit__(exc_type, exc, tb)
+        self._file.close()
+        with atomic_output(self.path) as out:
+            run_ffmpeg(["-i", self._wav, "-map_metadata", "-1", "-fflags", "+bitexact",
+                        "-flags:a", "+bitexact", *self._encoder, "-y", out],
+                       self._wav)  # fmt: skip
 
 
 def _rebuffer(chunks: Iterator[np.ndarray], block_frames: int) -> Iterator[np.ndarray]:

@@ -8,7 +8,8 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from avtool.errors import SetupError
 
@@ -60,6 +61,59 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+class StreamingOutput:
+    """A file written piece by piece inside a ``with`` block, which appears only on success.
+
+    Subclasses put everything they open (the temporary file from :func:`atomic_output`, an
+    encoder process, a scratch folder) on the ``stack`` given to :meth:`_open`, and complete the
+    file in :meth:`_finish` (close an encoder, check something was written). An exception in the
+    ``with`` block or in ``_finish`` unwinds the stack, which removes the temporary file and
+    leaves any existing ``path`` untouched; a clean exit unwinds it in order, which renames it.
+
+    Args:
+        path: the final output path.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._stack: contextlib.ExitStack | None = None
+        self._frames = 0
+
+    @property
+    def frames_written(self) -> int:
+        """What was written so far: samples per channel (audio) or frames (video)."""
+        return self._frames
+
+    def _open(self, stack: contextlib.ExitStack) -> None:
+        """Open the temporary output and whatever writes it, registering each on ``stack``."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Complete the output after a clean ``with`` block (the stack is unwound after)."""
+
+    def __enter__(self) -> Self:
+        # If opening fails, the stack's own exit removes what was opened so far.
+        with contextlib.ExitStack() as stack:
+            self._open(stack)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        if exc is not None:
+            stack.__exit__(exc_type, exc, tb)
+            return
+        with stack:  # an error raised while finishing also removes the temporary file
+            self._finish()
 
 
 def sidecar_path(output: Path) -> Path:

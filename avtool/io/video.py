@@ -25,7 +25,7 @@ import numpy as np
 
 from avtool.errors import InputError
 from avtool.io.ffmpeg import QUIET, ffmpeg_exe, read_media_info, run_ffmpeg, stderr_tail
-from avtool.io.files import atomic_output
+from avtool.io.files import StreamingOutput, atomic_output
 
 WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
@@ -319,7 +319,7 @@ class VideoReader:
         self.close()
 
 
-class VideoWriter:
+class VideoWriter(StreamingOutput):
     """Encode RGB frames to H.264 (yuv420p, libx264) and mux an optional AAC audio track.
 
     The output appears under ``path`` only when the ``with`` block ends cleanly; an exception
@@ -362,7 +362,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         if self.path.suffix.lower() not in WRITER_SUFFIXES:
             raise ValueError(f"{self.path}: video output must be one of {WRITER_SUFFIXES}")
         width, height = size
@@ -386,45 +386,35 @@ class VideoWriter:
         self._sample_rate = sample_rate
         self._crf = crf
         self._preset = preset
-        self._stack: contextlib.ExitStack | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
-        self._frames = 0
 
-    @property
-    def frames_written(self) -> int:
-        """Frames written so far."""
-        return self._frames
+    def _open(self, stack: contextlib.ExitStack) -> None:
+        tmp = stack.enter_context(atomic_output(self.path))
+        audio = self.audio
+        if self._audio_array is not None:
+            from avtool.io.audio import save_audio
 
-    def __enter__(self) -> VideoWriter:
-        with contextlib.ExitStack() as stack:
-            tmp = stack.enter_context(atomic_output(self.path))
-            audio = self.audio
-            if self._audio_array is not None:
-                from avtool.io.audio import save_audio
-
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                audio = save_audio(
-                    folder / "audio.wav", self._audio_array, self._sample_rate, subtype="FLOAT"
-                )
-            width, height = self.size
-            video_in = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
-            video_in += ["-framerate", _rational(self.fps), "-i", "-"]
-            audio_in = ["-i", str(audio), "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
-            video_out = ["-map", "0:v:0", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-            video_out += ["-crf", str(self._crf), "-preset", self._preset]
-            faststart = ["-movflags", "+faststart"] if tmp.suffix.lower() != ".mkv" else []
-            cmd = [
-                ffmpeg_exe(), *QUIET, "-y", *video_in, *(audio_in if audio else []),
-                *video_out, *faststart, str(tmp),
-            ]  # fmt: skip
-            self._stderr = stack.enter_context(tempfile.TemporaryFile())
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            audio = save_audio(
+                folder / "audio.wav", self._audio_array, self._sample_rate, subtype="FLOAT"
             )
-            stack.callback(self._kill)
-            self._stack = stack.pop_all()
-        return self
+        width, height = self.size
+        video_in = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
+        video_in += ["-framerate", _rational(self.fps), "-i", "-"]
+        audio_in = ["-i", str(audio), "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
+        video_out = ["-map", "0:v:0", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+        video_out += ["-crf", str(self._crf), "-preset", self._preset]
+        faststart = ["-movflags", "+faststart"] if tmp.suffix.lower() != ".mkv" else []
+        cmd = [
+            ffmpeg_exe(), *QUIET, "-y", *video_in, *(audio_in if audio else []),
+            *video_out, *faststart, str(tmp),
+        ]  # fmt: skip
+        self._stderr = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (on the stack)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+        )
+        stack.callback(self._kill)
 
     def _fail(self, what: str) -> InputError:
         assert self._stderr is not None
@@ -459,24 +449,12 @@ class VideoWriter:
                     proc.stdin.close()
             proc.wait()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack = self._stack, None
-        if stack is None:
-            return
-        if exc is not None:
-            stack.__exit__(exc_type, exc, tb)  # kills ffmpeg, removes the temporary file
-            return
-        with stack:  # an error raised here also removes the temporary file
-            if self._frames == 0:
-                raise ValueError(f"{self.path}: no frames were written")
-            proc = self._proc
-            assert proc is not None and proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-            if proc.wait() != 0:
-                raise self._fail("ffmpeg failed to encode the video")
+    def _finish(self) -> None:
+        if self._frames == 0:
+            raise ValueError(f"{self.path}: no frames were written")
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        if proc.wait() != 0:
+            raise self._fail("ffmpeg failed to encode the video")
