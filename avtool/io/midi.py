@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
@@ -142,6 +142,16 @@ def _check_voices(voices: np.ndarray) -> np.ndarray:
     return voices
 
 
+class MidiLayout(TypedDict, total=False):
+    """The keyword arguments of :func:`build_midi` that :func:`write_midi` passes on."""
+
+    time_signature: str
+    programs: Sequence[int]
+    velocity: int
+    fermata: np.ndarray | None
+    tail_steps: int
+
+
 def build_midi(
     voices: np.ndarray,
     tempo_bpm: float,
@@ -152,11 +162,25 @@ def build_midi(
     fermata: np.ndarray | None = None,
     tail_steps: int = 0,
 ) -> mido.MidiFile:
-    """The :func:`write_midi` file as a ``mido.MidiFile``, without writing it.
+    """A voice grid as a standard MIDI file (``mido.MidiFile``), not yet written.
 
     Args:
+        voices: ``(V, T)`` integer grid, one row per voice (normally 4, S A T B), one column
+            per sixteenth: MIDI pitch at an onset, ``HOLD`` (-1) or ``REST`` (-2).
+        tempo_bpm: quarter notes per minute.
+        time_signature: ``"N/D"``, written as the file's time signature.
+        programs: General MIDI program (0-127) per voice, e.g. ``GM_PROGRAMS["organ"]``.
+        velocity: note-on velocity 1-127 for every note.
+        fermata: optional ``(T,)`` bool; each run of fermata steps is played
+            :data:`FERMATA_STRETCH` times slower (a tempo change), lengthening the chord
+            under it by half. The notes' written lengths, and so :func:`read_midi`, are
+            unaffected.
         tail_steps: extra sixteenths of silence after the last step (renderers use it to
-            keep the release of the final chord); everything else as in :func:`write_midi`.
+            keep the release of the final chord).
+
+    Raises:
+        ValueError: a malformed grid, tempo, velocity or program list.
+        InputError: a malformed time signature.
     """
     import mido
 
@@ -226,26 +250,15 @@ def write_midi(
     path: str | os.PathLike[str],
     voices: np.ndarray,
     tempo_bpm: float,
-    *,
-    time_signature: str = "4/4",
-    programs: Sequence[int] = (0, 0, 0, 0),
-    velocity: int = 80,
-    fermata: np.ndarray | None = None,
+    **layout: Unpack[MidiLayout],
 ) -> Path:
     """Write a voice grid as a standard MIDI file, atomically.
 
     Args:
         path: output ``.mid`` file.
-        voices: ``(V, T)`` integer grid, one row per voice (normally 4, S A T B), one column
-            per sixteenth: MIDI pitch at an onset, ``HOLD`` (-1) or ``REST`` (-2).
+        voices: ``(V, T)`` integer grid, as in :func:`build_midi`.
         tempo_bpm: quarter notes per minute.
-        time_signature: ``"N/D"``, written as the file's time signature.
-        programs: General MIDI program (0-127) per voice, e.g. ``GM_PROGRAMS["organ"]``.
-        velocity: note-on velocity 1-127 for every note.
-        fermata: optional ``(T,)`` bool; each run of fermata steps is played
-            :data:`FERMATA_STRETCH` times slower (a tempo change), lengthening the chord
-            under it by half. The notes' written lengths, and so :func:`read_midi`, are
-            unaffected.
+        **layout: time signature, programs, velocity, fermata (see :func:`build_midi`).
 
     Returns:
         ``path``.
@@ -256,14 +269,7 @@ def write_midi(
         SetupError: the output folder is not writable.
     """
     path = Path(path)
-    midi = build_midi(
-        voices,
-        tempo_bpm,
-        time_signature=time_signature,
-        programs=programs,
-        velocity=velocity,
-        fermata=fermata,
-    )
+    midi = build_midi(voices, tempo_bpm, **layout)
     with atomic_output(path) as tmp:
         midi.save(str(tmp))
     return path
