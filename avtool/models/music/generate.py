@@ -43,6 +43,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,6 +51,11 @@ import torch
 
 from avtool.datasets.chorales import REST, STEPS_PER_QUARTER, VOICE_RANGES
 from avtool.errors import InputError, ModelError
+from avtool.metrics.music import perfect_parallel
+from avtool.models.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from avtool.models.music import lstm as music_lstm
+from avtool.models.music import markov as music_markov
+from avtool.models.music import transformer as music_transformer
 from avtool.models.music.options import SamplingOptions
 from avtool.models.music.tokens import (
     BOS,
@@ -61,6 +67,7 @@ from avtool.models.music.tokens import (
     PITCH_LOW,
     PREFIX_LENGTH,
     VOCAB_SIZE,
+    NeuralFamily,
     VoiceState,
     decode,
     encode_voices,
@@ -69,6 +76,7 @@ from avtool.models.music.tokens import (
     sequence,
     voice_masks,
 )
+from avtool.models.weightnorm import read_checkpoint
 
 __all__ = [
     "FAMILIES",
@@ -84,6 +92,10 @@ __all__ = [
 
 #: The symbolic music families, by the name ``load_model`` and the training script use.
 FAMILIES = ("markov", "lstm", "transformer")
+#: The neural ones among them and their one build / save / load path.
+NEURAL_FAMILIES: Mapping[str, NeuralFamily[Any, Any]] = MappingProxyType(
+    {"lstm": music_lstm.FAMILY, "transformer": music_transformer.FAMILY}
+)
 
 
 class Decoder(Protocol):
@@ -112,16 +124,13 @@ def detect_family(path: str | os.PathLike[str]) -> str:
     path = Path(path)
     if path.suffix == ".npz":
         return "markov"
-    from avtool.models.checkpoint import FORMAT
-    from avtool.models.weightnorm import read_checkpoint
-
     data = read_checkpoint(path)
     tag = data.get("format", "") if isinstance(data, Mapping) else ""
-    for family in FAMILIES[1:]:
-        if tag == f"avtool-music-{family}-1" or (
-            tag == FORMAT and data.get("family") == f"music_{family}"
+    for name, neural in NEURAL_FAMILIES.items():
+        if tag == neural.format_tag or (
+            tag == CHECKPOINT_FORMAT and data.get("family") == neural.family
         ):
-            return family
+            return name
     raise ModelError(f"{path}: not a music model checkpoint (format {tag!r})")
 
 
@@ -140,17 +149,9 @@ def load_model(
     """
     family = family or detect_family(path)
     if family == "markov":
-        from avtool.models.music import markov as music_markov
-
         return music_markov.load(path)
-    if family == "lstm":
-        from avtool.models.music import lstm as music_lstm
-
-        return music_lstm.load(path, device)
-    if family == "transformer":
-        from avtool.models.music import transformer as music_transformer
-
-        return music_transformer.load(path, device)
+    if family in NEURAL_FAMILIES:
+        return NEURAL_FAMILIES[family].load(path, device)
     raise ModelError(f"unknown music family {family!r} (known: {', '.join(FAMILIES)})")
 
 
@@ -382,8 +383,6 @@ def _parallel_notes(before: torch.Tensor, now: torch.Tensor, voice: int) -> torc
         before: ``(B, 4)`` tokens each voice sounded at the end of the previous step.
         now: ``(B, 4)`` tokens each voice sounds now (the voices above ``voice`` are placed).
     """
-    from avtool.metrics.music import perfect_parallel
-
     token = torch.arange(VOCAB_SIZE)
     pitch = token - PITCH_BASE + PITCH_LOW  # meaningful for pitch tokens only
     is_pitch = (token >= PITCH_BASE) & (token < KEY_BASE)

@@ -10,15 +10,14 @@ token ``i + 1`` over :data:`~avtool.models.music.tokens.VOCAB_SIZE` tokens.
     logp = model.log_probs(tokens, cond)                # (N,) per-token log-likelihood
     decoder = model.decoder(batch)                      # step by step, for sampling
 
-Checkpoints are ``{"format", "config", "state_dict", "vocab"}`` (:func:`to_checkpoint`).
+Checkpoints are ``{"format", "config", "state_dict", "vocab"}``
+(:meth:`~avtool.models.music.tokens.NeuralFamily.to_checkpoint`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -28,14 +27,11 @@ from avtool.models.music.tokens import (
     PAD,
     VOCAB_SIZE,
     ConditionEmbedding,
+    NeuralFamily,
     StepDecoder,
     TokenLanguageModel,
-    family_checkpoint,
-    load_family_checkpoint,
-    next_token_log_probs,
 )
 from avtool.models.presets import PresetConfig
-from avtool.registry import ResolvedModel
 
 __all__ = [
     "PRESETS",
@@ -147,50 +143,16 @@ class _LSTMDecoder(StepDecoder):
         return logits
 
 
-def build(config: MusicLSTMConfig) -> MusicLSTM:
-    """A randomly initialised model (training mode; torch's global RNG)."""
-    return MusicLSTM(config)
-
-
-def infer(model: MusicLSTM, tokens: torch.Tensor, next_cond: torch.Tensor) -> torch.Tensor:
-    """Next-token log-probabilities without gradients.
-
-    Args:
-        model: a :class:`MusicLSTM`.
-        tokens: ``(B, L)`` int64 input tokens.
-        next_cond: ``(B, L, COND_SIZE)`` conditioning of the predicted positions.
-
-    Returns:
-        ``(B, L, VOCAB_SIZE)`` float32 log-probabilities.
-    """
-    return next_token_log_probs(model, tokens, next_cond)
-
-
-def to_checkpoint(model: MusicLSTM) -> dict[str, Any]:
-    """``{"format", "config", "state_dict", "vocab"}``; save with ``torch.save``."""
-    return family_checkpoint(model, FORMAT)
-
-
-def load(
-    checkpoint: str | os.PathLike[str] | Mapping[str, Any], device: str | torch.device = "cpu"
-) -> MusicLSTM:
-    """A model from a :func:`to_checkpoint` file (read with ``weights_only=True``) or dict.
-
-    Raises:
-        ModelError: unreadable file, another family or vocabulary, mismatching weights.
-    """
-    return load_family_checkpoint(
-        checkpoint,
-        format_tag=FORMAT,
-        what="music LSTM",
-        config_type=MusicLSTMConfig,
-        build=build,
-        device=device,
-        family="music_lstm",
-    )
-
-
-def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MusicLSTM:
-    """The front door's hook (:func:`avtool.models.loading.load`): the checkpoint carries its
-    config."""
-    return load(resolved.path, device)
+#: The family's one build / save / load path (:class:`~avtool.models.music.tokens.NeuralFamily`).
+FAMILY: NeuralFamily[MusicLSTMConfig, MusicLSTM] = NeuralFamily(
+    family="music_lstm",
+    format_tag=FORMAT,
+    what="music LSTM",
+    config_type=MusicLSTMConfig,
+    model_type=MusicLSTM,
+)
+build = FAMILY.build
+to_checkpoint = FAMILY.to_checkpoint
+load = FAMILY.load
+load_entry = FAMILY.load_entry
+infer = FAMILY.infer

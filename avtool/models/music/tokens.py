@@ -49,8 +49,10 @@ that of the token stream); :class:`VoiceState` updates them while sampling, and
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -59,6 +61,12 @@ from torch import nn
 
 from avtool.datasets.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICE_RANGES, VOICES
 from avtool.errors import InputError, ModelError
+from avtool.models import checkpoint as avtool_checkpoint
+from avtool.models.weightnorm import load_weights, open_checkpoint
+from avtool.registry import ResolvedModel
+
+ConfigT = TypeVar("ConfigT")
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 __all__ = [
     "BOS",
@@ -85,6 +93,7 @@ __all__ = [
     "VOCAB_SIZE",
     "VOICE_TOKENS",
     "ConditionEmbedding",
+    "NeuralFamily",
     "StepDecoder",
     "TokenLanguageModel",
     "VoiceState",
@@ -508,64 +517,86 @@ def score_sequence(model: nn.Module, tokens: Any, cond: Any) -> np.ndarray:
     return out
 
 
-def family_checkpoint(model: nn.Module, format_tag: str) -> dict[str, Any]:
-    """``{"format", "config", "state_dict", "vocab"}`` of a neural music model (save with
-    ``torch.save``); the vocabulary travels with the weights so a mismatch is caught on load.
-    """
-    from dataclasses import asdict
+@dataclass(frozen=True)
+class NeuralFamily(Generic[ConfigT, ModelT]):
+    """The one build / save / load path of a neural music family (LSTM, Transformer).
 
-    return {
-        "format": format_tag,
-        "config": asdict(model.config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "vocab": vocabulary(),
-    }
+    Checkpoints are ``{"format", "config", "state_dict", "vocab"}`` dicts (:meth:`to_checkpoint`,
+    saved with ``torch.save``): the vocabulary travels with the weights so a mismatch is caught
+    on load. :meth:`load` also reads an avtool checkpoint (:mod:`avtool.models.checkpoint`, the
+    vocabulary in its ``extra``).
 
-
-def load_family_checkpoint(
-    checkpoint: Any,
-    *,
-    format_tag: str,
-    what: str,
-    config_type: Any,
-    build: Any,
-    device: str | torch.device = "cpu",
-    family: str | None = None,
-) -> nn.Module:
-    """A model of one neural music family from a :func:`family_checkpoint` file or dict, or
-    from an avtool checkpoint (:mod:`avtool.models.checkpoint`, the vocabulary in its
-    ``extra``).
-
-    Args:
-        checkpoint: path (read with ``weights_only=True``) or the loaded dict.
-        format_tag: the family's ``FORMAT``.
-        what: the family's name for messages ("music LSTM").
-        config_type: its config dataclass (with ``from_dict``).
-        build: its ``build(config)``.
-        device: where the model goes.
+    Attributes:
         family: the front door's family name (``music_lstm``), checked in an avtool checkpoint.
-
-    Returns:
-        The model in eval mode on ``device``.
-
-    Raises:
-        ModelError: unreadable file, another family or vocabulary, mismatching weights.
+        format_tag: the family's own checkpoint tag (``avtool-music-lstm-1``).
+        what: the family's name for messages (``music LSTM``).
+        config_type: its config dataclass (with ``from_dict``).
+        model_type: its network, built as ``model_type(config)``.
     """
-    from avtool.models import checkpoint as avtool_checkpoint
-    from avtool.models.weightnorm import load_weights, open_checkpoint
 
-    data, source = open_checkpoint(checkpoint, f"{what} checkpoint")
-    if isinstance(data, Mapping) and data.get("format") == avtool_checkpoint.FORMAT:
-        stored = avtool_checkpoint.from_dict(data, source, family)
-        data = {**stored.extra, "format": format_tag, "config": stored.config,
-                "state_dict": stored.state_dict}  # fmt: skip
-    if not isinstance(data, Mapping) or data.get("format") != format_tag:
-        found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
-        raise ModelError(f"{source}: not a {what} checkpoint (format {found!r})")
-    check_vocabulary(data.get("vocab"), source)
-    model = build(config_type.from_dict(data.get("config") or {}))
-    load_weights(model, data["state_dict"], source=source, what=what)
-    return model.to(device).eval()
+    family: str
+    format_tag: str
+    what: str
+    config_type: type[ConfigT]
+    model_type: Callable[[ConfigT], ModelT]
+
+    def build(self, config: ConfigT) -> ModelT:
+        """A randomly initialised model (training mode; torch's global RNG)."""
+        return self.model_type(config)
+
+    def to_checkpoint(self, model: ModelT) -> dict[str, Any]:
+        """``{"format", "config", "state_dict", "vocab"}``; save with ``torch.save``."""
+        return {
+            "format": self.format_tag,
+            "config": asdict(model.config),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "vocab": vocabulary(),
+        }
+
+    def load(
+        self,
+        checkpoint: str | os.PathLike[str] | Mapping[str, Any],
+        device: str | torch.device = "cpu",
+    ) -> ModelT:
+        """A model from a :meth:`to_checkpoint` file (read with ``weights_only=True``) or dict,
+        or from an avtool checkpoint.
+
+        Returns:
+            The model in eval mode on ``device``.
+
+        Raises:
+            ModelError: unreadable file, another family or vocabulary, mismatching weights.
+        """
+        data, source = open_checkpoint(checkpoint, f"{self.what} checkpoint")
+        if isinstance(data, Mapping) and data.get("format") == avtool_checkpoint.FORMAT:
+            stored = avtool_checkpoint.from_dict(data, source, self.family)
+            data = {**stored.extra, "format": self.format_tag, "config": stored.config,
+                    "state_dict": stored.state_dict}  # fmt: skip
+        if not isinstance(data, Mapping) or data.get("format") != self.format_tag:
+            found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+            raise ModelError(f"{source}: not a {self.what} checkpoint (format {found!r})")
+        check_vocabulary(data.get("vocab"), source)
+        model = self.build(self.config_type.from_dict(data.get("config") or {}))
+        load_weights(model, data["state_dict"], source=source, what=self.what)
+        return model.to(device).eval()
+
+    def infer(self, model: ModelT, tokens: torch.Tensor, next_cond: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities without gradients (:func:`next_token_log_probs`).
+
+        Args:
+            model: one of this family's networks.
+            tokens: ``(B, L)`` int64 input tokens.
+            next_cond: ``(B, L, COND_SIZE)`` conditioning of the predicted positions.
+
+        Returns:
+            ``(B, L, VOCAB_SIZE)`` float32 log-probabilities.
+        """
+        return next_token_log_probs(model, tokens, next_cond)
+
+    def load_entry(self, resolved: ResolvedModel, device: str = "cpu") -> ModelT:
+        """The front door's hook (:func:`avtool.models.loading.load`): the checkpoint carries
+        its config."""
+        return self.load(resolved.path, device)
 
 
 class TokenLanguageModel(nn.Module):

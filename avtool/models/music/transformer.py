@@ -20,16 +20,15 @@ and step-by-step sampling all see the same kind of context.
     logp = model.log_probs(tokens, cond)            # (N,) per-token log-likelihood
     decoder = model.decoder(batch)                  # key/value cache, for sampling
 
-Checkpoints are ``{"format", "config", "state_dict", "vocab"}`` (:func:`to_checkpoint`).
+Checkpoints are ``{"format", "config", "state_dict", "vocab"}``
+(:meth:`~avtool.models.music.tokens.NeuralFamily.to_checkpoint`).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,14 +40,11 @@ from avtool.models.music.tokens import (
     PREFIX_LENGTH,
     VOCAB_SIZE,
     ConditionEmbedding,
+    NeuralFamily,
     StepDecoder,
     TokenLanguageModel,
-    family_checkpoint,
-    load_family_checkpoint,
-    next_token_log_probs,
 )
 from avtool.models.presets import PresetConfig
-from avtool.registry import ResolvedModel
 
 __all__ = [
     "PRESETS",
@@ -325,50 +321,16 @@ class _TransformerDecoder(StepDecoder):
         return model.out(model.norm(x))
 
 
-def build(config: MusicTransformerConfig) -> MusicTransformer:
-    """A randomly initialised model (training mode; torch's global RNG)."""
-    return MusicTransformer(config)
-
-
-def infer(model: MusicTransformer, tokens: torch.Tensor, next_cond: torch.Tensor) -> torch.Tensor:
-    """Next-token log-probabilities without gradients.
-
-    Args:
-        model: a :class:`MusicTransformer`.
-        tokens: ``(B, L)`` int64 input tokens.
-        next_cond: ``(B, L, COND_SIZE)`` conditioning of the predicted positions.
-
-    Returns:
-        ``(B, L, VOCAB_SIZE)`` float32 log-probabilities.
-    """
-    return next_token_log_probs(model, tokens, next_cond)
-
-
-def to_checkpoint(model: MusicTransformer) -> dict[str, Any]:
-    """``{"format", "config", "state_dict", "vocab"}``; save with ``torch.save``."""
-    return family_checkpoint(model, FORMAT)
-
-
-def load(
-    checkpoint: str | os.PathLike[str] | Mapping[str, Any], device: str | torch.device = "cpu"
-) -> MusicTransformer:
-    """A model from a :func:`to_checkpoint` file (read with ``weights_only=True``) or dict.
-
-    Raises:
-        ModelError: unreadable file, another family or vocabulary, mismatching weights.
-    """
-    return load_family_checkpoint(
-        checkpoint,
-        format_tag=FORMAT,
-        what="music Transformer",
-        config_type=MusicTransformerConfig,
-        build=build,
-        device=device,
-        family="music_transformer",
-    )
-
-
-def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MusicTransformer:
-    """The front door's hook (:func:`avtool.models.loading.load`): the checkpoint carries its
-    config."""
-    return load(resolved.path, device)
+#: The family's one build / save / load path (:class:`~avtool.models.music.tokens.NeuralFamily`).
+FAMILY: NeuralFamily[MusicTransformerConfig, MusicTransformer] = NeuralFamily(
+    family="music_transformer",
+    format_tag=FORMAT,
+    what="music Transformer",
+    config_type=MusicTransformerConfig,
+    model_type=MusicTransformer,
+)
+build = FAMILY.build
+to_checkpoint = FAMILY.to_checkpoint
+load = FAMILY.load
+load_entry = FAMILY.load_entry
+infer = FAMILY.infer
