@@ -13,8 +13,11 @@ model also sees LibriSpeech + LibriSpeech mixtures so it does not learn "s1 is a
 them". Each batch is mixed afresh at a random target-to-interferer ratio in [-6, 6] dB.
 
 Model selection: SI-SDR improvement on fixed 0 dB mixtures of s1's *validation* split with
-LibriSpeech train-clean-100 interferers; the best checkpoint is kept. A state file beside the
-output lets a killed run resume.
+LibriSpeech train-clean-100 interferers (with ``--grid-val``, the mean of that and s1 val clips
+over other s1 val clips at other playback rates); the best checkpoint is kept, written in the
+one avtool format (:mod:`avtool.models.checkpoint`, family ``masknet``; the shipped legacy
+state dicts with ``NAME.pt.json`` are still read, by ``--init`` and ``interpolate`` too). A
+state file beside the output lets a killed run resume.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from avtool.datasets.grid import load_item, s1_split
 from avtool.io.audio import load_audio
 from avtool.io.files import write_json
 from avtool.metrics.separation import si_sdr_torch
-from avtool.models import lipread_resnet, state_dict
+from avtool.models import checkpoint, lipread_resnet, state_dict
 from avtool.models.separate.masknet import MaskNet, MaskNetConfig, build
 from avtool.models.separate.visual import lip_reader_features
 
 SAMPLE_RATE = 16000
+#: The front door's family of the weights written here (``avtool-checkpoint-1`` files).
+FAMILY = "masknet"
 SEGMENT_SECONDS = 2.0
 #: Samples of 16 kHz audio per 25 fps video frame.
 FRAME_SAMPLES = SAMPLE_RATE // 25
@@ -344,7 +349,8 @@ def train(
 ) -> dict:
     """Train ``mode`` ("blind" or "av") for at most ``minutes`` of wall-clock time.
 
-    Writes ``out`` (best-on-validation state dict) with its config in ``out.json``, the resume
+    Writes ``out`` (the best-on-validation weights: an ``avtool-checkpoint-1`` file of family
+    ``masknet``, :mod:`avtool.models.checkpoint`) with its config also in ``out.json``, the resume
     state ``out.state`` and a training record ``out.train.json``.
 
     Args:
@@ -405,7 +411,7 @@ def train(
             | ({f"val_{k}": round(v, 3) for k, v in scores.items()} if len(scores) > 1 else {})
         )
         print(f"init val SI-SDRi {best:.2f} dB ({scores})", flush=True)
-        state_dict.save(model.state_dict(), config.to_json(), out)
+        state_dict.save(model.state_dict(), config.to_json(), out, family=FAMILY)
     loss_fn = target_loss if audio_visual else pit_loss
     start = time.monotonic() - elapsed
     running = []
@@ -445,7 +451,7 @@ def train(
             )
             if score > best:
                 best = score
-                state_dict.save(model.state_dict(), config.to_json(), out)
+                state_dict.save(model.state_dict(), config.to_json(), out, family=FAMILY)
             state_dict.save_atomic(
                 {
                     "model": model.state_dict(),
@@ -505,7 +511,7 @@ def interpolate(
     if configs[0] != configs[1]:
         raise ValueError(f"{first} and {second}: different mask network configs")
     config = MaskNetConfig.from_dict({k: v for k, v in configs[0].items() if k != "lip_reader"})
-    a, b = (torch.load(path, map_location="cpu", weights_only=True) for path in (first, second))
+    a, b = (checkpoint.read_any(path, FAMILY).state_dict for path in (first, second))
     mixer = Mixer(Path(data_dir), bool(config.visual_dim), 0)
     val_sets = {"librispeech": mixer.validation(), "s1": mixer.validation("s1")}
     model = build(config)
@@ -522,7 +528,7 @@ def interpolate(
         print(f"alpha {alpha:g}: val SI-SDRi {mean:.2f} dB {sets}", flush=True)
         if best is None or mean > best["val_si_sdri"]:
             best = scores[-1]
-            state_dict.save(model.state_dict(), config.to_json(), out)
+            state_dict.save(model.state_dict(), config.to_json(), out, family=FAMILY)
     record = {"first": str(first), "second": str(second), "best": best, "scores": scores}
     write_json(Path(out).with_name(Path(out).name + ".interpolate.json"), record)
     return record
@@ -591,6 +597,13 @@ def registry_entries(weights: str | Path) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+#: The ``train`` command's options, passed to :func:`train` under the same names.
+TRAIN_OPTIONS = (
+    "minutes", "batch_size", "seed", "eval_every", "lr", "init", "s1_interferer",
+    "pseudo_speakers", "grid_val",
+)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m avtool.training.separate")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -637,20 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "visual":
         print(prepare_visual(args.cache_dir, args.out, args.lip_reader))
     else:
-        record = train(
-            args.mode,
-            args.data_dir,
-            args.out,
-            minutes=args.minutes,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            eval_every=args.eval_every,
-            lr=args.lr,
-            init=args.init,
-            s1_interferer=args.s1_interferer,
-            pseudo_speakers=args.pseudo_speakers,
-            grid_val=args.grid_val,
-        )
+        options = {name: getattr(args, name) for name in TRAIN_OPTIONS}
+        record = train(args.mode, args.data_dir, args.out, **options)
         print(json.dumps({k: record[k] for k in ("steps", "best_val_si_sdri_db")}))
     return 0
 

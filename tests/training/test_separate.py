@@ -69,7 +69,7 @@ def test_warm_start_with_pseudo_speakers_and_grid_validation(tmp_path) -> None:
 
     import numpy as np
 
-    from avtool.models import state_dict
+    from avtool.models import checkpoint, state_dict
     from avtool.models.separate.masknet import MaskNetConfig, build
     from avtool.training.separate import Mixer, train
 
@@ -94,6 +94,8 @@ def test_warm_start_with_pseudo_speakers_and_grid_validation(tmp_path) -> None:
     assert record["steps"] >= 1 and record["history"][0]["step"] == 0
     assert "val_s1" in record["history"][1]
     assert json.loads((tmp_path / "warm.pt.json").read_text())["bottleneck"] == 16
+    written = checkpoint.read(out, "masknet")  # the one avtool format, config inside
+    assert written.config["bottleneck"] == 16 and "mask.weight" in written.state_dict
     with np.testing.assert_raises(ValueError):
         train("blind", tmp_path, tmp_path / "b.pt", minutes=0.01, init=init)
 
@@ -103,7 +105,7 @@ def test_interpolate_keeps_the_best_on_validation(tmp_path) -> None:
 
     import numpy as np
 
-    from avtool.models import state_dict
+    from avtool.models import checkpoint, state_dict
     from avtool.models.separate.masknet import MaskNetConfig, build
     from avtool.training.separate import interpolate
 
@@ -118,7 +120,7 @@ def test_interpolate_keeps_the_best_on_validation(tmp_path) -> None:
     record = interpolate(tmp_path, *paths, tmp_path / "mid.pt", alphas=(0.5,))
     assert [s["alpha"] for s in record["scores"]] == [0.0, 0.5, 1.0]
     assert record["best"]["val_si_sdri"] == max(s["val_si_sdri"] for s in record["scores"])
-    saved = torch.load(tmp_path / "mid.pt", weights_only=True)
+    saved = checkpoint.read(tmp_path / "mid.pt", "masknet").state_dict  # legacy ends read too
     ends = [torch.load(p, weights_only=True) for p in paths]
     alpha = record["best"]["alpha"]
     key = "mask.weight"
