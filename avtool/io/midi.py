@@ -35,12 +35,12 @@ import numpy as np
 from avtool.errors import InputError
 from avtool.io.files import atomic_output
 from avtool.io.voice_grid import (
-    HOLD,
     REST,
     STEPS_PER_QUARTER,
     VOICES,
     notes_to_row,
     row_to_notes,
+    split_by_pitch,
 )
 
 if TYPE_CHECKING:  # mido is imported where it is used: `avtool --help` stays light
@@ -343,37 +343,6 @@ def _polyphonic(notes: list[tuple[int, int, int]], steps: int) -> bool:
     return bool((np.cumsum(count) > 1).any())
 
 
-def _split_by_pitch(notes: list[tuple[int, int, int]], steps: int) -> np.ndarray:
-    """Pool of notes -> ``(4, T)`` by pitch order at each step (see the module docstring)."""
-    slots = {1: (0,), 2: (0, 3), 3: (0, 1, 3), 4: (0, 1, 2, 3)}
-    starts: dict[int, list[int]] = defaultdict(list)
-    ends: dict[int, list[int]] = defaultdict(list)
-    for i, (onset, end, _) in enumerate(notes):
-        starts[onset].append(i)
-        ends[end].append(i)
-    voices = np.full((len(VOICES), steps), REST, dtype=np.int16)
-    previous = [-1] * len(VOICES)  # note index each voice had at the previous step
-    active: set[int] = set()
-    dropped: set[int] = set()
-    for t in range(steps):
-        active.difference_update(ends.get(t, ()))
-        active.update(starts.get(t, ()))
-        order = sorted(active, key=lambda i: (-notes[i][2], i))
-        if len(order) > 4:
-            dropped.update(order[3:-1])
-            order = [*order[:3], order[-1]]
-        current = [-1] * len(VOICES)
-        for slot, i in zip(slots.get(len(order), ()), order, strict=True):
-            current[slot] = i
-        for v, i in enumerate(current):
-            if i >= 0:
-                voices[v, t] = HOLD if previous[v] == i else notes[i][2]
-        previous = current
-    if dropped:
-        logger.info("more than four notes at once: %d inner notes (partly) dropped", len(dropped))
-    return voices
-
-
 def midi_tempo(path: str | os.PathLike[str]) -> float | None:
     """The first tempo of a MIDI file in quarter notes per minute; None when it sets none.
 
@@ -424,7 +393,7 @@ def read_midi(path: str | os.PathLike[str]) -> tuple[np.ndarray, float, str]:
         voices = np.full((len(VOICES), steps), REST, dtype=np.int16)
         voices[0] = notes_to_row(pooled, steps)
     else:
-        voices = _split_by_pitch(pooled, steps)
+        voices = split_by_pitch(pooled, steps)
     logger.debug(
         "%s: %d notes in %d streams, %d steps", path.name, len(pooled), len(streams), steps
     )

@@ -8,10 +8,13 @@ sixteenth note: a MIDI pitch starts a note, :data:`HOLD` continues the voice's p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 HOLD = -1  # the voice continues its previous note
 REST = -2
@@ -68,3 +71,48 @@ def row_to_notes(row: np.ndarray) -> list[tuple[int, int, int]]:
     breaks = np.append(np.flatnonzero(row != HOLD), len(row))
     ends = breaks[np.searchsorted(breaks, onsets, side="right")]
     return [(int(o), int(e), int(row[o])) for o, e in zip(onsets, ends, strict=True)]
+
+
+def split_by_pitch(
+    notes: Sequence[tuple[int, int, int]], steps: int, voices: int = len(VOICES)
+) -> np.ndarray:
+    """Pooled (polyphonic) notes -> a ``(V, T)`` grid by pitch order at each step.
+
+    ``k <= V`` sounding notes fill the top ``k - 1`` voices and the lowest (four voices:
+    S; S B; S A B; S A T B); with more, the top ``V - 1`` and the lowest are kept (one voice
+    keeps the highest). A voice holds while the same note stays in its slot, and restarts
+    the pitch when another note moves in.
+
+    Args:
+        notes: ``(onset, end, pitch)`` in steps (end exclusive) and MIDI numbers.
+        steps: grid length T.
+        voices: grid rows V, 1-4.
+
+    Returns:
+        ``(V, T)`` int16: pitch at onsets, :data:`HOLD` while held, :data:`REST` elsewhere.
+    """
+    grid = np.full((voices, steps), REST, np.int16)
+    starts: dict[int, list[int]] = {}
+    for i, (onset, _, _) in enumerate(notes):
+        starts.setdefault(onset, []).append(i)
+    active: list[int] = []
+    previous = [-1] * voices  # note index each voice had at the previous step
+    dropped: set[int] = set()
+    for t in range(steps):
+        active = [i for i in active if notes[i][1] > t] + starts.get(t, [])
+        order = sorted(active, key=lambda i: (-notes[i][2], i))
+        if len(order) > voices:
+            keep = order[:1] if voices == 1 else [*order[: voices - 1], order[-1]]
+            dropped.update(set(order) - set(keep))
+            order = keep
+        slots = [*range(len(order) - 1), voices - 1] if len(order) > 1 else [0] * len(order)
+        current = [-1] * voices
+        for slot, i in zip(slots, order, strict=True):
+            current[slot] = i
+        for v, i in enumerate(current):
+            if i >= 0:
+                grid[v, t] = HOLD if previous[v] == i else notes[i][2]
+        previous = current
+    if dropped:
+        logger.info("more than %d notes at once: %d notes (partly) dropped", voices, len(dropped))
+    return grid

@@ -61,8 +61,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from avtool.datasets.chorales import HOLD, REST, STEPS_PER_QUARTER, VOICES, notes_to_row
+from avtool.datasets.chorales import REST, STEPS_PER_QUARTER, VOICES, notes_to_row
 from avtool.errors import InputError, ModelError
+from avtool.io.voice_grid import split_by_pitch
 
 if TYPE_CHECKING:
     import onnxruntime  # imported by load(), when a session is made
@@ -118,6 +119,62 @@ class Note:
     end_s: float
     pitch: int
     velocity: float
+
+
+@dataclass(frozen=True)
+class NoteOptions:
+    """How notes are picked from the activations (:func:`notes_from_activations`).
+
+    Attributes:
+        onset_threshold: onset strength that starts a note, 0-1; raise it against
+            spurious notes, lower it for soft attacks.
+        frame_threshold: note activation below which a note ends, 0-1.
+        min_note_ms: shortest note kept, in milliseconds (58 ms ≈ 5 frames).
+        min_pitch: lowest MIDI pitch reported (inclusive); None for A0 (21).
+        max_pitch: highest MIDI pitch reported (inclusive); None for C8 (108).
+        min_velocity: drop notes whose mean activation is lower, 0-1. 0 keeps all, as
+            basic-pitch does; 0.5 removes the model's harmonic "ghost" notes and the few
+            notes it hears in noise, at the risk of losing uncertain real ones.
+        melodia_trick: also report notes found without an onset (legato; noisier).
+
+    Raises:
+        ValueError: a threshold outside (0, 1), a velocity outside [0, 1), a negative
+            length, or a pitch range that keeps none of the 88 keys.
+    """
+
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.3
+    min_note_ms: float = 58
+    min_pitch: int | None = None
+    max_pitch: int | None = None
+    min_velocity: float = 0.0
+    melodia_trick: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("onset_threshold", "frame_threshold"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if not 0 <= self.min_velocity < 1 or self.min_note_ms < 0:
+            raise ValueError(
+                f"bad min_velocity {self.min_velocity} or min_note_ms {self.min_note_ms}"
+            )
+        lo, hi = self.keys
+        if lo >= hi:
+            raise ValueError(
+                f"no pitch is both >= {self.min_pitch} and <= {self.max_pitch} (MIDI 21-108)"
+            )
+
+    @property
+    def keys(self) -> tuple[int, int]:
+        """The output keys kept, as a half-open range ``lo:hi`` of the 88 (0 = A0)."""
+        lo = 0 if self.min_pitch is None else min(max(self.min_pitch - LOWEST_PITCH, 0), N_PITCHES)
+        hi = (
+            N_PITCHES
+            if self.max_pitch is None
+            else min(max(self.max_pitch - LOWEST_PITCH + 1, 0), N_PITCHES)
+        )
+        return lo, hi
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -411,30 +468,19 @@ def _melodia(
 
 
 def notes_from_activations(
-    note: np.ndarray,
-    onset: np.ndarray,
-    *,
-    onset_threshold: float = 0.5,
-    frame_threshold: float = 0.3,
-    min_note_ms: float = 58,
-    min_pitch: int | None = None,
-    max_pitch: int | None = None,
-    min_velocity: float = 0.0,
-    melodia_trick: bool = False,
+    note: np.ndarray, onset: np.ndarray, options: NoteOptions = NoteOptions()
 ) -> list[Note]:
     """:func:`activations` output -> notes sorted by onset, then pitch.
 
-    Arguments as in :func:`transcribe`.
+    Args:
+        note: ``(N, 88)`` note activations, one row per :data:`FFT_HOP` samples.
+        onset: ``(N, 88)`` onset activations.
+        options: how notes are picked.
+
+    Returns:
+        Notes sorted by onset, then pitch.
     """
-    for name, value in (("onset_threshold", onset_threshold), ("frame_threshold", frame_threshold)):
-        if not 0 < value < 1:
-            raise ValueError(f"{name} must be between 0 and 1, got {value}")
-    if not 0 <= min_velocity < 1 or min_note_ms < 0:
-        raise ValueError(f"bad min_velocity {min_velocity} or min_note_ms {min_note_ms}")
-    lo = 0 if min_pitch is None else min(max(min_pitch - LOWEST_PITCH, 0), N_PITCHES)
-    hi = N_PITCHES if max_pitch is None else min(max(max_pitch - LOWEST_PITCH + 1, 0), N_PITCHES)
-    if lo >= hi:
-        raise ValueError(f"no pitch is both >= {min_pitch} and <= {max_pitch} (MIDI 21-108)")
+    lo, hi = options.keys
     if lo > 0 or hi < N_PITCHES:
         # Cleared before extraction (as basic-pitch does), so out-of-range keys cannot
         # start notes nor feed the onset strength's scaling.
@@ -445,15 +491,15 @@ def notes_from_activations(
     found = extract_notes(
         note,
         onset,
-        onset_threshold=onset_threshold,
-        frame_threshold=frame_threshold,
-        min_frames=max(round(min_note_ms / 1000 * FRAME_RATE), 1),
-        melodia_trick=melodia_trick,
+        onset_threshold=options.onset_threshold,
+        frame_threshold=options.frame_threshold,
+        min_frames=max(round(options.min_note_ms / 1000 * FRAME_RATE), 1),
+        melodia_trick=options.melodia_trick,
     )
     notes = [
         Note(start / FRAME_RATE, end / FRAME_RATE, pitch, velocity)
         for start, end, pitch, velocity in found
-        if velocity >= min_velocity
+        if velocity >= options.min_velocity
     ]
     return sorted(notes, key=lambda x: (x.start_s, x.pitch))
 
@@ -461,15 +507,9 @@ def notes_from_activations(
 def transcribe(
     audio: np.ndarray,
     sample_rate: int,
+    options: NoteOptions = NoteOptions(),
     *,
-    onset_threshold: float = 0.5,
-    frame_threshold: float = 0.3,
-    min_note_ms: float = 58,
-    min_pitch: int | None = None,
-    max_pitch: int | None = None,
-    min_velocity: float = 0.0,
-    melodia_trick: bool = False,
-    session=None,
+    session: onnxruntime.InferenceSession | None = None,
 ) -> list[Note]:
     """Transcribe audio into notes.
 
@@ -477,16 +517,7 @@ def transcribe(
         audio: ``(T,)`` or ``(C, T)`` samples in [-1, 1] at ``sample_rate``; downmixed and
             resampled to 22050 Hz. Any length: the model sees 2-second windows in batches.
         sample_rate: rate of ``audio`` in Hz.
-        onset_threshold: onset strength that starts a note, 0-1; raise it against
-            spurious notes, lower it for soft attacks.
-        frame_threshold: note activation below which a note ends, 0-1.
-        min_note_ms: shortest note kept, in milliseconds (58 ms ≈ 5 frames).
-        min_pitch: lowest MIDI pitch reported (inclusive); None for A0 (21).
-        max_pitch: highest MIDI pitch reported (inclusive); None for C8 (108).
-        min_velocity: drop notes whose mean activation is lower, 0-1. 0 keeps all, as
-            basic-pitch does; 0.5 removes the model's harmonic "ghost" notes and the few
-            notes it hears in noise, at the risk of losing uncertain real ones.
-        melodia_trick: also report notes found without an onset (legato; noisier).
+        options: how notes are picked (thresholds, shortest note, pitch range).
         session: from :func:`load`; None loads one (about a second).
 
     Returns:
@@ -494,7 +525,7 @@ def transcribe(
 
     Raises:
         ModelError: ``session`` is None and the model is not installed.
-        ValueError: a malformed array, rate or option.
+        ValueError: a malformed array or rate.
     """
     from avtool.io.audio import resample, to_mono
 
@@ -505,17 +536,7 @@ def transcribe(
         raise ValueError(f"sample rate must be positive, got {sample_rate}")
     audio = resample(to_mono(audio), sample_rate, SAMPLE_RATE)
     note, onset = activations(session if session is not None else load(), [audio])
-    return notes_from_activations(
-        note,
-        onset,
-        onset_threshold=onset_threshold,
-        frame_threshold=frame_threshold,
-        min_note_ms=min_note_ms,
-        min_pitch=min_pitch,
-        max_pitch=max_pitch,
-        min_velocity=min_velocity,
-        melodia_trick=melodia_trick,
-    )
+    return notes_from_activations(note, onset, options)
 
 
 # --- notes -> the voice grid ----------------------------------------------------------------
@@ -595,41 +616,6 @@ def _cut_tails(notes: Sequence[StepNote], tolerance: int) -> list[StepNote]:
     return out
 
 
-def _split_by_pitch(notes: Sequence[StepNote], steps: int, voices: int) -> np.ndarray:
-    """Pooled notes -> ``(V, T)`` grid by pitch order at each step.
-
-    ``k <= V`` sounding notes fill the top ``k - 1`` voices and the lowest (four voices:
-    S; S B; S A B; S A T B, as :func:`avtool.io.midi.read_midi` does); with more, the top
-    ``V - 1`` and the lowest are kept (one voice keeps the highest). A voice holds while
-    the same note stays in its slot, and restarts the pitch when another note moves in.
-    """
-    grid = np.full((voices, steps), REST, np.int16)
-    starts: dict[int, list[int]] = {}
-    for i, (onset, _, _) in enumerate(notes):
-        starts.setdefault(onset, []).append(i)
-    active: list[int] = []
-    previous = [-1] * voices
-    dropped: set[int] = set()
-    for t in range(steps):
-        active = [i for i in active if notes[i][1] > t] + starts.get(t, [])
-        order = sorted(active, key=lambda i: (-notes[i][2], i))
-        if len(order) > voices:
-            keep = order[:1] if voices == 1 else [*order[: voices - 1], order[-1]]
-            dropped.update(set(order) - set(keep))
-            order = keep
-        slots = [*range(len(order) - 1), voices - 1] if len(order) > 1 else [0] * len(order)
-        current = [-1] * voices
-        for slot, i in zip(slots, order, strict=True):
-            current[slot] = i
-        for v, i in enumerate(current):
-            if i >= 0:
-                grid[v, t] = HOLD if previous[v] == i else notes[i][2]
-        previous = current
-    if dropped:
-        logger.info("more than %d notes at once: %d notes (partly) dropped", voices, len(dropped))
-    return grid
-
-
 def notes_to_grid(
     notes: Sequence[Note],
     tempo_bpm: float,
@@ -681,7 +667,7 @@ def notes_to_grid(
         grid = np.full((voices, steps), REST, np.int16)
         grid[0] = notes_to_row(steps_notes, steps)
         return grid
-    return _split_by_pitch(_cut_tails(steps_notes, tolerance), steps, voices)
+    return split_by_pitch(_cut_tails(steps_notes, tolerance), steps, voices)
 
 
 def transcribe_file(
@@ -689,14 +675,8 @@ def transcribe_file(
     tempo_bpm: float,
     *,
     voices: int = len(VOICES),
-    onset_threshold: float = 0.5,
-    frame_threshold: float = 0.3,
-    min_note_ms: float = 58,
-    min_pitch: int | None = None,
-    max_pitch: int | None = None,
-    min_velocity: float = 0.0,
-    melodia_trick: bool = False,
-    session=None,
+    options: NoteOptions = NoteOptions(),
+    session: onnxruntime.InferenceSession | None = None,
 ) -> np.ndarray:
     """Transcribe an audio file onto the voice grid.
 
@@ -707,9 +687,8 @@ def transcribe_file(
         path: any file :func:`avtool.io.audio.load_audio` reads.
         tempo_bpm: quarter notes per minute of the performance.
         voices: grid rows, 1-4.
+        options: how notes are picked, as in :func:`transcribe`.
         session: from :func:`load`; None loads one.
-        onset_threshold, frame_threshold, min_note_ms, min_pitch, max_pitch,
-        min_velocity, melodia_trick: as in :func:`transcribe`.
 
     Returns:
         ``(V, T)`` int16 grid, see :func:`notes_to_grid`.
@@ -723,17 +702,7 @@ def transcribe_file(
     path = Path(path)
     blocks = iter_audio_blocks(path, HOP_SAMPLES, sample_rate=SAMPLE_RATE, mono=True)
     note, onset = activations(session if session is not None else load(), blocks)
-    notes = notes_from_activations(
-        note,
-        onset,
-        onset_threshold=onset_threshold,
-        frame_threshold=frame_threshold,
-        min_note_ms=min_note_ms,
-        min_pitch=min_pitch,
-        max_pitch=max_pitch,
-        min_velocity=min_velocity,
-        melodia_trick=melodia_trick,
-    )
+    notes = notes_from_activations(note, onset, options)
     if not notes:
         raise InputError(
             f"no notes detected in {path} ({note.shape[0] / FRAME_RATE:.1f} s of audio); "

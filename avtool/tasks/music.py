@@ -150,7 +150,9 @@ def read_prompt(path: Path, tempo: float) -> np.ndarray:
     else:
         from avtool.models import basic_pitch
 
-        voices = basic_pitch.transcribe_file(path, tempo, min_velocity=0.5)
+        voices = basic_pitch.transcribe_file(
+            path, tempo, options=basic_pitch.NoteOptions(min_velocity=0.5)
+        )
     pitches = voices[(voices != HOLD) & (voices != REST)]
     outside = pitches[(pitches < PITCH_LOW) | (pitches > PITCH_HIGH)]
     if outside.size:

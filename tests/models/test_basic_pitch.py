@@ -152,7 +152,7 @@ def test_short_notes_pitch_limits_and_min_velocity():
     onset[[10, 30, 30], [_key(60), _key(84), _key(48)]] = 0.9
 
     def pitches(**options) -> list[int]:
-        return [n.pitch for n in bp.notes_from_activations(note, onset, **options)]
+        return [n.pitch for n in bp.notes_from_activations(note, onset, bp.NoteOptions(**options))]
 
     assert pitches() == [48, 84]
     assert pitches(min_note_ms=30) == [60, 48, 84]
@@ -254,7 +254,7 @@ def test_organ_harmonics_are_extra_notes_that_min_velocity_removes(session):
     notes = bp.transcribe(audio, 44100, session=session)
     assert _recovered(truth[0], notes) >= 0.9
     assert {n.pitch - 24 for n in notes if n.velocity < 0.5} <= set(SCALE)
-    confident = bp.transcribe(audio, 44100, session=session, min_velocity=0.5)
+    confident = bp.transcribe(audio, 44100, bp.NoteOptions(min_velocity=0.5), session=session)
     grid = bp.notes_to_grid(confident, TEMPO)
     assert [p for _, _, p in row_to_notes(grid[0])] == list(SCALE)
     assert (grid[1:] == REST).all()
@@ -287,7 +287,7 @@ def test_silence_and_noise_give_no_notes(session, tmp_path):
     noisy = tmp_path / "noise.flac"
     sf.write(noisy, noise, 22050)
     with pytest.raises(InputError, match=r"no notes detected in .*noise\.flac"):
-        bp.transcribe_file(noisy, TEMPO, session=session, min_velocity=0.5)
+        bp.transcribe_file(noisy, TEMPO, options=bp.NoteOptions(min_velocity=0.5), session=session)
 
 
 def test_unreadable_files_name_themselves(tmp_path):
