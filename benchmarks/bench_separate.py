@@ -13,9 +13,11 @@
    offline, so this synthetic mix stands in for one.
 4. Quality: ``avtool eval separate`` on ``--clips`` s1 test clips (see
    :mod:`avtool.tasks.eval.separate`).
-5. ``--compare-av A B ...``: audio-visual models side by side on exactly eval separate's
-   mixtures (same clips, interferers, offsets and SNRs), AV systems only (no baseline, IRM or
-   blind model), so a retrained model is compared with the shipped one in one run.
+5. ``--compare-av A B ...`` / ``--compare-blind A B ...``: audio-visual (or blind) mask
+   networks side by side on exactly eval separate's mixtures (same clips, interferers, offsets
+   and SNRs), those systems only (no baseline or IRM), so a retrained model is compared with
+   the shipped one in one run. A blind model's stem nearer the target is scored (oracle
+   selection, as eval separate does).
 6. ``--one-voice``: the blind path's one-speaker report (``one_speaker_check`` on the blind
    model's stems) on real single voices (the first ``--clips`` s1 test clips, every LibriSpeech
    test-other utterance) and on eval separate's two-voice mixtures (false reports).
@@ -227,8 +229,11 @@ def eval_mixtures(cache: Path, limit: int):
             yield clip_id, item, voice, snr, mix, tgt
 
 
-def compare_av(cache: Path, models: list[str], limit: int) -> dict:
-    """Part 5: each audio-visual model on eval separate's mixtures (see the module docstring).
+def compare(cache: Path, models: list[str], limit: int) -> dict:
+    """Part 5: each mask network on eval separate's mixtures (see the module docstring).
+
+    Args:
+        models: registry names or local ``.pt`` files, audio-visual or blind (mixed freely).
 
     Returns:
         ``{"clips", "mixtures", "rows": summarise(...)}`` with one system per model (its name
@@ -250,7 +255,11 @@ def compare_av(cache: Path, models: list[str], limit: int) -> dict:
 
     torch.set_num_threads(1)
     loaded = {m: load_separator(m, "cpu", accept_license=True) for m in models}
-    readers = {m: load_lip_reader(a.details["lip_reader"], "cpu") for m, a in loaded.items()}
+    readers = {
+        m: load_lip_reader(a.details["lip_reader"], "cpu")
+        for m, a in loaded.items()
+        if a.module.config.visual_dim
+    }
     recogniser = GridRecognizer()
     options = SeparateOptions()
     rows, ids, visual, last = [], [], {}, None
@@ -264,7 +273,11 @@ def compare_av(cache: Path, models: list[str], limit: int) -> dict:
             }
         estimates = {"mixture": mix}
         for m, a in loaded.items():
-            estimates[m] = masknet_stems(a, mix, options, visual[m])[0][0]
+            stems = masknet_stems(a, mix, options, visual.get(m))[0]
+            pick = 0
+            if m not in readers:  # blind: the stem nearer the target (eval separate's choice)
+                pick = int(np.argmax([np.dot(x, tgt) / (np.linalg.norm(x) + 1e-8) for x in stems]))
+            estimates[m] = stems[pick]
         row = {
             "clip": clip_id,
             "group": voice.group,
@@ -349,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare-av", nargs="+", metavar="MODEL", help="only part 5: these AV models"
     )
+    parser.add_argument(
+        "--compare-blind", nargs="+", metavar="MODEL", help="only part 5: these blind models"
+    )
     parser.add_argument("--one-voice", action="store_true", help="only part 6")
     args = parser.parse_args(argv)
     import torch
@@ -358,15 +374,18 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_separate: ../shared/data not found; skipped")
         return 0
     report: dict = {"machine": "shared CPU, one thread"}
-    if args.compare_av:
-        report["compare_av"] = compare_av(Path(args.cache), args.compare_av, args.clips)
+    for kind in ("av", "blind"):
+        if getattr(args, f"compare_{kind}"):
+            models = getattr(args, f"compare_{kind}")
+            report[f"compare_{kind}"] = compare(Path(args.cache), models, args.clips)
+    comparing = bool(args.compare_av or args.compare_blind)
     if args.one_voice:
         report["one_voice"] = one_voice(Path(args.cache), args.clips)
-    if args.compare_av or args.one_voice:
+    if comparing or args.one_voice:
         args.skip_quality = True
     parts = {"music": music, "speed": lambda: speed(Path(args.cache)), "memory": memory}
     for name, run in parts.items():
-        if args.only in (None, name) and not (args.compare_av or args.one_voice):
+        if args.only in (None, name) and not (comparing or args.one_voice):
             report[name] = run()
     if not args.skip_quality and args.only is None:
         from avtool.tasks.eval.separate import evaluate_separate
