@@ -62,11 +62,12 @@ def means(results: dict, keep: set[str] | None = None) -> dict:
 def v2a_through(clip_paths: list[Path], vocoders: list[str]) -> dict:
     """The default v2a model's mel of each clip, vocoded by each vocoder and scored."""
     from avtool.io.features import MelSpec
+    from avtool.io.video import MODEL_FPS as FPS
     from avtool.metrics.grid import GridRecognizer
     from avtool.models import v2a as v2a_model
     from avtool.models.face import load_detector
     from avtool.tasks.eval.v2a import score, summarise, video_clips
-    from avtool.tasks.v2a import FPS, V2A_MODEL, load_model, speech_from_mel
+    from avtool.tasks.v2a import V2A_MODEL, load_model, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     spec = MelSpec.hifigan_22k()

@@ -180,13 +180,13 @@ def eval_lipread_command(
     from rich.table import Table
 
     from avtool.cli.common import stderr_console
+    from avtool.io.video import READER_SUFFIXES
     from avtool.runtime import expand_paths, write_json
     from avtool.tasks.eval.lipread import evaluate_lipread, select_split
-    from avtool.tasks.lipread import VIDEO_SUFFIXES
 
     opts = global_options(ctx)
     folders = [str(Path(c) / "clips") if (Path(c) / "clips").is_dir() else c for c in clips]
-    paths = select_split(expand_paths(folders, VIDEO_SUFFIXES), split)
+    paths = select_split(expand_paths(folders, READER_SUFFIXES), split)
     console = stderr_console(opts.quiet)
     results = evaluate_lipread(
         paths,

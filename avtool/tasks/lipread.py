@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
+from avtool.io.video import MODEL_FPS, READER_SUFFIXES
 
 if TYPE_CHECKING:
     from avtool.registry import ResolvedModel
@@ -37,8 +38,6 @@ FORMATS = ("text", "json", "srt", "vtt", "tsv", "textgrid", "all")
 #: Default output suffix per --format ("all" writes x.srt, x.vtt, x.tsv, x.json, x.TextGrid).
 FORMAT_SUFFIXES = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt", "tsv": ".tsv",
                    "textgrid": ".TextGrid", "all": ""}  # fmt: skip
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
-FPS = 25.0
 # The GRID grammar decodes one six-word sentence; GRID clips are 3 s long.
 GRAMMAR_MAX_SECONDS = 30.0
 # Yaw beyond which a face counts as a profile view (the mouth's far half is hidden).
@@ -233,7 +232,7 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     start = time.perf_counter()
     try:
         track = track_video(
-            path, fps=FPS, face_index=options.face_index, max_gap=options.max_gap,
+            path, fps=MODEL_FPS, face_index=options.face_index, max_gap=options.max_gap,
             detector=reader.detector,
         )  # fmt: skip
     except InputError:
@@ -243,9 +242,10 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     if track.n_frames < MIN_FRAMES:
         raise InputError(
             f"{path}: {track.n_frames} video frame{'s' if track.n_frames != 1 else ''} decode; "
-            f"lip reading needs at least {MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s at {FPS:g} fps)"
+            f"lip reading needs at least {MIN_FRAMES} "
+            f"({MIN_FRAMES / MODEL_FPS:.2f} s at {MODEL_FPS:g} fps)"
         )
-    duration = track.n_frames / FPS
+    duration = track.n_frames / MODEL_FPS
     if options.decoder == "grid" and duration > GRAMMAR_MAX_SECONDS:
         raise InputError(
             f"{path}: {duration:.1f} s long; the GRID grammar decodes one sentence (at most "
@@ -254,9 +254,9 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     median_yaw = check_frontal(track.landmarks, str(path))
     check = None
     if reader.guard is not None:  # is this the person the model was trained on?
-        check = reader.guard.check_video(path, track.landmarks, track.detected, FPS).emit()
+        check = reader.guard.check_video(path, track.landmarks, track.detected, MODEL_FPS).emit()
     tracked = time.perf_counter()
-    with VideoReader(path, fps=FPS) as video:
+    with VideoReader(path, fps=MODEL_FPS) as video:
         source_fps = video.info.fps
         crops: Iterator = mouth_crops(video, track.landmarks, MouthCrop.preset(reader.crop_preset))
         log_probs = reader.log_probs(crops, track.landmarks, chunk_frames=options.chunk_frames)
@@ -265,8 +265,8 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
     return {
         "log_probs": log_probs,
         "frames": len(log_probs),
-        "fps": FPS,
-        "duration": round(len(log_probs) / FPS, 4),
+        "fps": MODEL_FPS,
+        "duration": round(len(log_probs) / MODEL_FPS, 4),
         "source_fps": round(float(source_fps), 4),
         "median_yaw": round(median_yaw, 2),
         "speaker_check": check.record if check else None,
@@ -289,7 +289,7 @@ def check_face_index(detector: Any, path: Path, face_index: int, samples: int = 
     from avtool.io.video import VideoReader
 
     most = 0
-    with VideoReader(path, fps=FPS) as video:
+    with VideoReader(path, fps=MODEL_FPS) as video:
         for index, frame in enumerate(video):
             if index >= samples * 31:
                 break
@@ -351,7 +351,7 @@ def read_lips(reader: Reader, path: Path, options: LipreadOptions) -> dict[str, 
     result = clip_log_probs(reader, path, options)
     log_probs = result.pop("log_probs")
     start = time.perf_counter()
-    decoded = ctc.decode(log_probs, options.decoder, beam=options.beam, fps=FPS)
+    decoded = ctc.decode(log_probs, options.decoder, beam=options.beam, fps=MODEL_FPS)
     result["timings"]["decode_s"] = round(time.perf_counter() - start, 4)
     return {
         "text": decoded.text,
@@ -396,7 +396,7 @@ def trim_to_speech(words: list[dict[str, Any]], path: Path) -> list[dict[str, An
         return words
     onset, offset = span
     first, last = dict(words[0]), dict(words[-1])
-    frame = 1.0 / FPS  # a word keeps at least one video frame
+    frame = 1.0 / MODEL_FPS  # a word keeps at least one video frame
     if onset > first["start"]:
         first["start"] = round(min(onset, first["end"] - frame), 4)
     out = [first, *words[1:]]
@@ -491,7 +491,7 @@ def build_items(
         raise InputError("--format all writes five files: give -o a name, not -")
     template = output_template or "{stem}" + FORMAT_SUFFIXES.get(fmt, ".txt")
     nothing = "nothing to read: give video files, folders or --manifest"
-    items = file_items(inputs, VIDEO_SUFFIXES, manifest, template, nothing=nothing)
+    items = file_items(inputs, READER_SUFFIXES, manifest, template, nothing=nothing)
     if template == STDIO and len(items) > 1:
         raise InputError("-o - (stdout) takes one input; use a template such as '{stem}.txt'")
     return items
@@ -511,7 +511,7 @@ def run(
     options.validate()
     check_outputs(items, settings.policy)
     # Every video is scanned before the model loads: a bad one fails at once, in one line.
-    items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=FPS, task="lip reading",
+    items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=MODEL_FPS, task="lip reading",
                                    policy=settings.policy)  # fmt: skip
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
+from avtool.io.video import MODEL_FPS, READER_SUFFIXES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,9 +44,7 @@ log = logging.getLogger(__name__)
 AV_MODEL = "masknet-av-grid-s1"
 BLIND_MODEL = "masknet-blind-grid-s1"
 MUSIC_MODEL = "spleeter-2stems"
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
-FPS = 25.0
 #: Peak a written stem may reach (PCM_16 full scale is 1.0).
 MAX_PEAK = 0.999
 
@@ -349,7 +348,7 @@ def masknet_stems(
 
     model = loaded.module
     rate = loaded.config.sample_rate
-    per_frame = rate / FPS
+    per_frame = rate / MODEL_FPS
     device = next(model.parameters()).device
 
     def fn(start: int, end: int) -> np.ndarray:
@@ -478,11 +477,11 @@ def visual_features(
             f"{video}: video is {info.duration:.2f} s but the audio is {audio_seconds:.2f} s; "
             f"more than {options.max_offset_seconds:g} s apart, so they cannot be aligned"
         )
-    track = track_video(video, fps=FPS, detector=detector, max_gap=options.max_gap)
+    track = track_video(video, fps=MODEL_FPS, detector=detector, max_gap=options.max_gap)
     warnings: list[str] = []
     check = None
     if guard is not None:
-        result = guard.check_video(video, track.landmarks, track.detected, FPS).emit()
+        result = guard.check_video(video, track.landmarks, track.detected, MODEL_FPS).emit()
         check, warnings = result.record, list(result.warnings)
     crops = np.stack(list(stream_crops(video, track.landmarks, 88)))
     n = min(len(crops), len(track.landmarks))
@@ -578,7 +577,7 @@ def separate_file(
         elif loaded.family == "masknet":
             visual = None
             if prepared is not None:
-                need = math.ceil(len(x) / loaded.config.sample_rate * FPS)
+                need = math.ceil(len(x) / loaded.config.sample_rate * MODEL_FPS)
                 visual = prepared.visual[:need]
                 visual = np.pad(visual, ((0, need - len(visual)), (0, 0)), mode="edge")
             stems16, swaps = masknet_stems(loaded, x, options, visual)
@@ -694,7 +693,7 @@ def build_items(
 
     return file_items(
         inputs,
-        AUDIO_SUFFIXES + VIDEO_SUFFIXES,
+        AUDIO_SUFFIXES + READER_SUFFIXES,
         manifest,
         _escape(output_template),
         path_columns=("input", "video"),
@@ -707,7 +706,7 @@ def build_items(
 def default_model(items: list[BatchItem]) -> str:
     """:data:`AV_MODEL` when any item has a face video (or is a video), else :data:`BLIND_MODEL`."""
     for item in items:
-        if item.options.get("video") or Path(item.input).suffix.lower() in VIDEO_SUFFIXES:
+        if item.options.get("video") or Path(item.input).suffix.lower() in READER_SUFFIXES:
             return AV_MODEL
     return BLIND_MODEL
 
@@ -791,7 +790,7 @@ def run(
             paths, keep = by_index[item.index]
             video = item.options.get("video")
             source = Path(item.input)
-            if audio_visual(model) and video is None and source.suffix.lower() in VIDEO_SUFFIXES:
+            if audio_visual(model) and video is None and source.suffix.lower() in READER_SUFFIXES:
                 video = source
             separate_file(
                 model,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
+from avtool.io.video import MODEL_FPS, READER_SUFFIXES
 
 if TYPE_CHECKING:
     from avtool.runtime import BatchSummary
@@ -44,8 +45,6 @@ V2A_MODEL = "v2a-content-grid-s1"
 AV2A_MODEL = "av2a-grid-s1"
 #: The vocoder of a V2A mel when none is named and the contracts match.
 DEFAULT_VOCODER = "hifigan-v1-grid-s1"
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
-FPS = 25.0
 #: Shortest video made into speech (frames at 25 fps, 0.2 s): the video stem's temporal kernel
 #: (5 frames), as :data:`avtool.tasks.lipread.MIN_FRAMES`; a still image or a 1-frame video
 #: gave 0.04 s of audio.
@@ -163,7 +162,7 @@ def stream_crops(path: Path, landmarks: Any, size: int) -> Iterator[Any]:
     from avtool.io.face import MouthCrop, mouth_crops
     from avtool.io.video import VideoReader
 
-    with VideoReader(path, fps=FPS) as reader:
+    with VideoReader(path, fps=MODEL_FPS) as reader:
         frames = _take(reader, len(landmarks))
         yield from mouth_crops(frames, landmarks, MouthCrop.preset("gray88"))
 
@@ -325,25 +324,27 @@ def v2a_file(
     audio_source = video if options.audio_from_video else audio
     if audio_source is not None and audio_source == video and not info.has_audio:
         raise InputError(f"{video}: has no audio track for audio-visual mode (frame 0 onwards)")
-    if abs(info.fps - FPS) > 0.01:
-        log.warning("%s: %.3f fps resampled to %g fps (the model's rate)", video, info.fps, FPS)
-    track = track_video(video, fps=FPS, detector=detector, max_gap=options.max_gap)
+    if abs(info.fps - MODEL_FPS) > 0.01:
+        log.warning(
+            "%s: %.3f fps resampled to %g fps (the model's rate)", video, info.fps, MODEL_FPS
+        )
+    track = track_video(video, fps=MODEL_FPS, detector=detector, max_gap=options.max_gap)
     if track.n_frames < MIN_FRAMES:
         raise InputError(
             f"{video}: {track.n_frames} video frame{'s' if track.n_frames != 1 else ''} decode; "
-            f"v2a needs at least {MIN_FRAMES} ({MIN_FRAMES / FPS:.2f} s at {FPS:g} fps)"
+            f"v2a needs at least {MIN_FRAMES} ({MIN_FRAMES / MODEL_FPS:.2f} s at {MODEL_FPS:g} fps)"
         )
     yaw = check_pose(track.landmarks, track.detected, options.max_yaw, options.max_gap,
                      str(video))  # fmt: skip
     check = None
     if guard is not None:
-        check = guard.check_video(video, track.landmarks, track.detected, FPS).emit()
+        check = guard.check_video(video, track.landmarks, track.detected, MODEL_FPS).emit()
     face_s = time.perf_counter() - start
     spec = MelSpec.preset(model.config.mel_preset)
     if vocoder.spec is not None:
         assert_compatible(spec, vocoder.spec, video)
     n_video = track.n_frames
-    n_samples = round(n_video * spec.sample_rate / FPS)
+    n_samples = round(n_video * spec.sample_rate / MODEL_FPS)
     n_mel = spec.frames_for(n_samples)
     noisy = None
     if audio_source is not None:
@@ -368,7 +369,7 @@ def v2a_file(
         "seed": options.seed,
         "options": asdict(options),
         "input": {"video": str(video), "audio": str(audio_source) if audio_source else None,
-                  "source_fps": info.fps, "fps": FPS, "frames": n_video,
+                  "source_fps": info.fps, "fps": MODEL_FPS, "frames": n_video,
                   "face_detected_fraction": round(float(track.detected.mean()), 4),
                   "max_abs_yaw": round(float(np.abs(yaw).max()), 1)},
         "speaker_check": check.record if check else None,
@@ -400,7 +401,7 @@ def build_items(
     from avtool.runtime import file_items
 
     return file_items(
-        inputs, VIDEO_SUFFIXES, manifest, output_template, path_columns=("input", "audio"),
+        inputs, READER_SUFFIXES, manifest, output_template, path_columns=("input", "audio"),
         item_options=("audio",), input_options={"audio": audio} if audio else None,
         nothing="nothing to do: give video files or --manifest",
     )  # fmt: skip
@@ -435,7 +436,7 @@ def run(
     any_audio = options.audio_from_video or any(i.options.get("audio") for i in items)
     name = options.model or (AV2A_MODEL if any_audio else V2A_MODEL)
     # Every video is scanned before the models load: a bad one fails at once, in one line.
-    items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=FPS, task="v2a",
+    items, warnings = check_videos(items, min_frames=MIN_FRAMES, fps=MODEL_FPS, task="v2a",
                                    policy=settings.policy)  # fmt: skip
 
     def worker() -> Callable[[Any], list[Path]]:  # once per worker: load, then items

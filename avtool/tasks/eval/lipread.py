@@ -99,9 +99,10 @@ def evaluate_lipread(
         "char_edits", "chars"}}, "clips": [{"clip", "reference", name: hypothesis, ...}],
         "failed": [{"clip", "error"}], "speed": {...}}``.
     """
+    from avtool.io.video import MODEL_FPS
     from avtool.metrics.wer import character_errors, word_errors
     from avtool.models.lipnet import ctc
-    from avtool.tasks.lipread import FPS, LipreadOptions, clip_log_probs, load_reader
+    from avtool.tasks.lipread import LipreadOptions, clip_log_probs, load_reader
 
     for name in decoders:
         if name not in DECODERS:
@@ -135,14 +136,14 @@ def evaluate_lipread(
                 log_probs = result["log_probs"]
                 speed["face_s"] += result["timings"]["face_s"]
                 speed["network_s"] += result["timings"]["network_s"]
-            speed["video_s"] += len(log_probs) / FPS
+            speed["video_s"] += len(log_probs) / MODEL_FPS
         except AvtoolError as exc:
             failed.append({"clip": str(clip), "error": str(exc)})
             continue
         row: dict[str, Any] = {"clip": clip.name, "reference": reference}
         for name in decoders:
             start = time.perf_counter()
-            hypothesis = ctc.decode(log_probs, name, beam=beam, fps=FPS).text
+            hypothesis = ctc.decode(log_probs, name, beam=beam, fps=MODEL_FPS).text
             decode_s[name] += time.perf_counter() - start
             row[name] = hypothesis
             edits, count = word_errors(reference, hypothesis)

@@ -99,14 +99,15 @@ def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str
     import numpy as np
 
     from avtool.io.audio import load_audio
+    from avtool.io.video import MODEL_FPS
     from avtool.metrics.grid import parse_grid_id
     from avtool.models.face import track_video
-    from avtool.tasks.v2a import FPS, V2AOptions, check_pose, stream_crops
+    from avtool.tasks.v2a import V2AOptions, check_pose, stream_crops
 
     options = V2AOptions()
     clips = []
     for path in paths:
-        track = track_video(path, fps=FPS, detector=detector, max_gap=options.max_gap)
+        track = track_video(path, fps=MODEL_FPS, detector=detector, max_gap=options.max_gap)
         check_pose(track.landmarks, track.detected, options.max_yaw, options.max_gap, str(path))
         crops = np.stack(list(stream_crops(path, track.landmarks, 88)))
         audio, _ = load_audio(path, sample_rate=22050)
@@ -207,11 +208,12 @@ def evaluate_v2a(
 
     from avtool.datasets.grid import s1_split
     from avtool.io.features import MelSpec, mel_spectrogram
+    from avtool.io.video import MODEL_FPS
     from avtool.metrics.grid import GridRecognizer
     from avtool.models import v2a as v2a_model
     from avtool.models.face import load_detector
     from avtool.models.v2a import AUDIO, BOTH, VIDEO
-    from avtool.tasks.v2a import FPS, load_model, speech_from_mel
+    from avtool.tasks.v2a import load_model, speech_from_mel
     from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     if cache is None and seen_dir is None and unseen_dir is None:
@@ -263,13 +265,13 @@ def evaluate_v2a(
         for index, clip in enumerate(clips):
             if on_clip:
                 on_clip(clip.id)
-            n_mel = spec.frames_for(round(len(clip.crops) * spec.sample_rate / FPS))
+            n_mel = spec.frames_for(round(len(clip.crops) * spec.sample_rate / MODEL_FPS))
             # Each mel variant -> {vocoder label: waveform}; the noisy input is not vocoded.
             mels: dict[str, Any] = {"resynth": real_mel(clip.audio, n_mel)} if resynth else {}
             start = time.perf_counter()
             mel = v2a_model.infer(v2a.model, clip.crops, n_mel, None, clip.landmarks).numpy()
             model_seconds += time.perf_counter() - start
-            audio_seconds += len(clip.crops) / FPS
+            audio_seconds += len(clip.crops) / MODEL_FPS
             mels["v2a"] = mel
             for label, synth_model in synth_models:
                 # The paper's inference: the V2A model's own speech is the audio input.
