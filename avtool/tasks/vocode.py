@@ -92,15 +92,23 @@ def default_vocoder(spec: Any) -> str:
 
 
 def detect_family(resolved: ResolvedModel) -> str:
-    """The family of a local vocoder file (no registry entry), from its published layout:
-    HiFi-GAN wraps its weights in ``generator``; MelGAN's keys are ``model.N``.
+    """The family of a local vocoder file (no registry entry): an avtool checkpoint's
+    ``family`` (the HiFi-GAN trainer's ``g_`` files), else from its published layout: HiFi-GAN
+    wraps its weights in ``generator``; MelGAN's keys are ``model.N``.
 
     Raises:
-        ModelError: an unreadable file, or neither layout.
+        ModelError: an unreadable file, another task's checkpoint, or neither layout.
     """
+    from avtool.models.checkpoint import FORMAT
     from avtool.models.weightnorm import read_checkpoint
 
     state = read_checkpoint(resolved.path)
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        if state.get("family") not in VOCODER_FAMILIES:
+            raise ModelError(
+                f"{resolved.path}: a {state.get('family')!r} checkpoint, not a vocoder"
+            )
+        return str(state["family"])
     keys = state.get("generator", state).keys() if isinstance(state, dict) else []
     if any(str(k).startswith("conv_pre") for k in keys):
         return "hifigan"

@@ -9,13 +9,17 @@ the training files), batch 16 and 8192-sample crops, as in the paper. The ``debu
 trains with batch 2 and discriminators 8x narrower (see :class:`TrainConfig`) so that a CPU
 step takes about half a second.
 
-The output folder follows the official layout, so jik876's scripts and :func:`hifigan.load`
-(and ``avtool vocode --model OUT/g_XXXXXXXX``) read it:
+The output folder keeps the official file names; the generators are avtool checkpoints, read
+by the front door (``avtool vocode --model OUT/g_XXXXXXXX``) and :func:`hifigan.load`:
 
 * ``config.json``: the official keys (architecture, audio and training), so the file works with
   jik876's code and with :meth:`HiFiGANConfig.from_dict`;
-* ``g_XXXXXXXX``: the generator after XXXXXXXX updates (:func:`hifigan.to_checkpoint`);
-* ``do_XXXXXXXX``: ``{"mpd", "msd", "optim_g", "optim_d", "steps", "epoch"}``, to resume;
+* ``g_XXXXXXXX``: the generator after XXXXXXXX updates, in the one checkpoint format
+  (:mod:`avtool.models.checkpoint`, family ``hifigan``: the architecture inside, the published
+  ``weight_g``/``weight_v`` key names, ``extra`` ``{"steps", "epoch"}``); the
+  ``{"generator"}`` files of earlier runs still resume and warm-start (:func:`read_generator`);
+* ``do_XXXXXXXX``: ``{"mpd", "msd", "optim_g", "optim_d", "steps", "epoch"}``, to resume (the
+  reference's layout of the training state);
 * ``train_log.jsonl``: one JSON record per logged step: ``step``, ``epoch``, ``lr``,
   ``loss_disc`` (D total), ``loss_gen`` (G total), ``loss_adv``, ``loss_fm``, ``loss_mel``
   (unweighted mel L1 of the batch), ``heldout_mel_l1`` (the same on the held-out file),
@@ -63,7 +67,7 @@ from torch import nn
 from avtool.errors import AvtoolError, InputError, ModelError
 from avtool.io.audio import load_audio
 from avtool.io.features import MelSpec, mel_spectrogram
-from avtool.io.files import atomic_output
+from avtool.models import checkpoint
 from avtool.models.hifigan import PRESETS, HiFiGANConfig, build, to_checkpoint
 from avtool.models.hifigan.discriminators import (
     MultiPeriodDiscriminator,
@@ -72,6 +76,7 @@ from avtool.models.hifigan.discriminators import (
     feature_loss,
     generator_loss,
 )
+from avtool.models.state_dict import save_atomic
 from avtool.models.weightnorm import load_weights, read_checkpoint
 from avtool.runtime import resolve_device, versions, write_json
 
@@ -82,6 +87,7 @@ __all__ = [
     "export_generator",
     "find_audio_files",
     "main",
+    "read_generator",
     "train",
 ]
 
@@ -96,6 +102,8 @@ PEAK_LEVEL = 0.95
 #: Longest stretch of the held-out file that is vocoded for the validation mel L1, in seconds.
 HELDOUT_SECONDS = 10.0
 LOG_NAME = "train_log.jsonl"
+#: The front door's family of the generators written here.
+FAMILY = "hifigan"
 _CHECKPOINT = re.compile(r"^(g|do)_(\d{8})$")
 
 
@@ -342,12 +350,45 @@ def checkpoint_steps(out_dir: Path) -> list[int]:
     return sorted(found["g"] & found["do"])
 
 
-def _save(data: Mapping[str, Any], path: Path) -> Path:
-    # Written to a temporary name first: an interrupted save never leaves a truncated
-    # checkpoint that a later --resume would pick up.
-    with atomic_output(path, suffix=".tmp") as tmp:
-        torch.save(dict(data), tmp)
-    return path
+def save_generator(
+    generator: nn.Module,
+    path: Path,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    half: bool = False,
+) -> Path:
+    """Write a generator as an avtool checkpoint (family ``hifigan``), atomically.
+
+    Args:
+        generator: the network (its ``config`` goes inside; weight norm as published).
+        path: the file (``g_XXXXXXXX`` or a shipped ``.pt``).
+        extra: training facts (``steps``, ``epoch``).
+        half: store floating-point tensors as float16 (half the size; widened on loading).
+    """
+    data = to_checkpoint(generator)  # the published weight_g / weight_v key names
+    state = {
+        k: v.half() if half and v.is_floating_point() else v for k, v in data["generator"].items()
+    }
+    return checkpoint.save(path, FAMILY, data["config"], state, extra)
+
+
+def read_generator(path: str | os.PathLike[str]) -> checkpoint.Checkpoint:
+    """A generator file: this format, or the published ``{"generator"}`` layout (with the
+    ``config`` earlier runs of this trainer stored beside it, if any; other keys go to
+    ``extra``). Registry files and ``g_`` files of earlier runs read the same way.
+
+    Raises:
+        ModelError: unreadable, another family's checkpoint, or no generator inside.
+    """
+    if checkpoint.is_checkpoint(path):
+        return checkpoint.read(path, FAMILY)
+    data = read_checkpoint(path)
+    if not isinstance(data, Mapping) or not isinstance(data.get("generator"), Mapping):
+        raise ModelError(f"{path}: no 'generator' state dict in the checkpoint")
+    rest = {k: v for k, v in data.items() if k not in ("generator", "config")}
+    return checkpoint.Checkpoint(
+        FAMILY, dict(data.get("config") or {}), dict(data["generator"]), rest
+    )
 
 
 @contextlib.contextmanager
@@ -618,22 +659,21 @@ def _init_generator(generator: nn.Module, init: str | os.PathLike[str]) -> None:
     path = Path(init)
     if not path.is_file():
         path = resolve(str(init), task="vocode", quiet=True).path
-    data = read_checkpoint(path)
-    if not isinstance(data, Mapping) or "generator" not in data:
-        raise ModelError(f"{path}: no 'generator' state dict in the checkpoint")
-    load_weights(generator, data["generator"], source=str(path), what="HiFi-GAN generator")
+    stored = read_generator(path)
+    load_weights(generator, stored.state_dict, source=str(path), what="HiFi-GAN generator")
 
 
 def export_generator(
-    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, half: bool = True
+    checkpoint_file: str | os.PathLike[str], out: str | os.PathLike[str], *, half: bool = True
 ) -> Path:
     """Write a ``g_`` file's generator for shipping: float16 tensors (half the size) by default.
 
-    The file keeps the ``{"generator", "config"}`` layout, so :func:`hifigan.load` reads it
-    (the weights become float32 again when loaded); weight norm is kept, as published.
+    The file is an avtool checkpoint (family ``hifigan``, :func:`save_generator`), read by the
+    front door and :func:`hifigan.load` (the weights become float32 again when loaded); weight
+    norm is kept, as published. The shipped files written before keep their layout.
 
     Args:
-        checkpoint: a ``g_XXXXXXXX`` file from :func:`train`.
+        checkpoint_file: a ``g_XXXXXXXX`` file from :func:`train` (either layout).
         out: the file to write (atomically).
         half: store floating-point tensors as float16.
 
@@ -641,15 +681,17 @@ def export_generator(
         ``out`` as a path.
 
     Raises:
-        ModelError: ``checkpoint`` holds no generator.
+        ModelError: ``checkpoint_file`` holds no generator, or no config to rebuild it.
     """
-    data = read_checkpoint(Path(checkpoint))
-    if not isinstance(data, Mapping) or "generator" not in data:
-        raise ModelError(f"{checkpoint}: no 'generator' state dict in the checkpoint")
-    state = {
-        k: v.half() if half and v.is_floating_point() else v for k, v in data["generator"].items()
-    }
-    return _save({**data, "generator": state}, Path(out))
+    stored = read_generator(checkpoint_file)
+    if not stored.config:
+        raise ModelError(f"{checkpoint_file}: no generator config inside (not a g_ file of train)")
+    with torch.device("meta"):
+        generator = build(HiFiGANConfig.from_dict(stored.config))
+    load_weights(
+        generator, stored.state_dict, source=str(checkpoint_file), what="HiFi-GAN generator"
+    )
+    return save_generator(generator, Path(out), stored.extra, half=half)
 
 
 def _heldout_audio(path: Path, sample_rate: int) -> np.ndarray:
@@ -683,7 +725,7 @@ def _checkpoint(
     optim_g: torch.optim.Optimizer,
     optim_d: torch.optim.Optimizer,
 ) -> tuple[Path, Path]:
-    g_path = _save(to_checkpoint(generator), out / f"g_{step:08d}")
+    g_path = save_generator(generator, out / f"g_{step:08d}", {"steps": step, "epoch": epoch})
     # "steps" counts updates done; the reference reads it as the index of the last one and
     # would resume at steps + 1 (its file names are one lower than ours for the same weights).
     states = {
@@ -694,7 +736,11 @@ def _checkpoint(
         "steps": step,
         "epoch": epoch,
     }
-    return g_path, _save(states, out / f"do_{step:08d}")
+    do_path = out / f"do_{step:08d}"
+    # Written to a temporary name first: an interrupted save never leaves a truncated
+    # checkpoint that a later --resume would pick up.
+    save_atomic(states, do_path)
+    return g_path, do_path
 
 
 def _resume(
@@ -707,10 +753,8 @@ def _resume(
     optim_d: torch.optim.Optimizer,
 ) -> None:
     g_file, do_file = out / f"g_{step:08d}", out / f"do_{step:08d}"
-    g_data = read_checkpoint(g_file)
-    if not isinstance(g_data, Mapping) or "generator" not in g_data:
-        raise ModelError(f"{g_file}: no 'generator' state dict in the checkpoint")
-    load_weights(generator, g_data["generator"], source=str(g_file), what="HiFi-GAN generator")
+    stored = read_generator(g_file)
+    load_weights(generator, stored.state_dict, source=str(g_file), what="HiFi-GAN generator")
     states = read_checkpoint(do_file)
     try:  # optimisers move the loaded moments to their parameters' device themselves
         mpd.load_state_dict(states["mpd"])

@@ -18,7 +18,7 @@ import torch
 
 from avtool.errors import InputError, ModelError
 from avtool.io.audio import save_audio
-from avtool.models import hifigan
+from avtool.models import checkpoint, hifigan, loading
 from avtool.models.hifigan import HiFiGANConfig
 from avtool.models.hifigan.discriminators import (
     PERIODS,
@@ -28,7 +28,15 @@ from avtool.models.hifigan.discriminators import (
     feature_loss,
     generator_loss,
 )
-from avtool.training.hifigan import AudioCrops, TrainConfig, find_audio_files, train
+from avtool.tasks.vocode import detect_family
+from avtool.training.hifigan import (
+    AudioCrops,
+    TrainConfig,
+    export_generator,
+    find_audio_files,
+    read_generator,
+    train,
+)
 
 RATE = 22050
 SEGMENT = 8192
@@ -231,7 +239,7 @@ def test_find_audio_files_needs_two(tmp_path: Path):
 
 
 def generator_weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=True)["generator"]
+    return checkpoint.read(path, "hifigan").state_dict
 
 
 def read_log(out: Path) -> list[dict]:
@@ -249,16 +257,19 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     return data, out, result
 
 
-def test_training_writes_the_official_layout(run):
+def test_training_writes_avtool_checkpoints_and_the_official_files(run):
     _, out, result = run
     assert result.step == 3
     assert result.generator == out / "g_00000003" and result.discriminators == out / "do_00000003"
     names = {p.name for p in out.iterdir()}
     assert {"g_00000002", "do_00000002", "g_00000003", "do_00000003"} <= names
     assert {"config.json", "train_log.jsonl", "run.json"} <= names
-    g = torch.load(result.generator, map_location="cpu", weights_only=True)
-    assert set(g) == {"generator", "config"}
-    assert "conv_pre.weight_g" in g["generator"] and "conv_pre.weight_v" in g["generator"]
+    assert not any(n.startswith(".") for n in names)  # no temporary file left behind
+    assert checkpoint.is_checkpoint(result.generator)
+    g = checkpoint.read(result.generator, "hifigan")
+    assert HiFiGANConfig.from_dict(g.config) == HiFiGANConfig.debug()
+    assert g.extra == {"steps": 3, "epoch": 2}  # step 3 took crops 4-5 of 2 training files
+    assert "conv_pre.weight_g" in g.state_dict and "conv_pre.weight_v" in g.state_dict
     do = torch.load(result.discriminators, map_location="cpu", weights_only=True)
     assert set(do) == {"mpd", "msd", "optim_g", "optim_d", "steps", "epoch"}
     assert do["steps"] == 3
@@ -271,10 +282,14 @@ def test_training_writes_the_official_layout(run):
     assert json.loads((out / "run.json").read_text())["heldout"][0].endswith("tone2.wav")
 
 
-def test_trained_generator_loads_and_vocodes(run):
+def test_trained_generator_loads_through_the_front_door_and_vocodes(run):
     _, out, result = run
+    loaded = loading.load(result.generator, task="vocode", detect=detect_family)
+    assert loaded.family == "hifigan" and loaded.module.config == HiFiGANConfig.debug()
     model = hifigan.load(result.generator)
     assert model.config == HiFiGANConfig.debug()
+    mel = torch.randn(1, 80, 12, generator=torch.Generator().manual_seed(1)) - 5
+    assert torch.equal(hifigan.infer(loaded.module, mel), hifigan.infer(model, mel))
     # The official layout: config.json beside a g_ file holding only the generator.
     bare = {"generator": generator_weights(result.generator)}
     config = HiFiGANConfig.from_dict(json.loads((out / "config.json").read_text()))
@@ -360,14 +375,37 @@ def test_init_starts_from_given_weights_and_time_bound_stops(run, tmp_path: Path
 
 
 def test_exported_float16_generator_loads_and_sounds_the_same(run, tmp_path: Path):
-    from avtool.training.hifigan import export_generator
-
     _, _, result = run
     shipped = export_generator(result.generator, tmp_path / "g16.pt")
-    stored = torch.load(shipped, map_location="cpu", weights_only=True)
-    assert {v.dtype for v in stored["generator"].values()} == {torch.float16}
-    full, half = hifigan.load(result.generator), hifigan.load(shipped)
+    stored = checkpoint.read(shipped, "hifigan")
+    assert {v.dtype for v in stored.state_dict.values()} == {torch.float16}
+    assert stored.extra == {"steps": 3, "epoch": 2}
+    full = hifigan.load(result.generator)
+    half = loading.load(shipped, task="vocode", detect=detect_family).module
     assert next(half.parameters()).dtype == torch.float32  # widened again when loaded
     mel = torch.randn(1, 80, 20, generator=torch.Generator().manual_seed(0)) - 5
     a, b = hifigan.infer(full, mel), hifigan.infer(half, mel)
     assert (a - b).abs().max() <= 0.01 * a.abs().max() + 1e-6
+
+
+def test_generators_of_earlier_runs_still_resume_warm_start_and_export(run, tmp_path: Path):
+    """A ``g_`` file in the layout the trainer wrote before (``{"generator", "config"}``)."""
+    data, out, result = run
+    weights = generator_weights(result.generator)
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for name in ("config.json", "do_00000003"):
+        (earlier / name).write_bytes((out / name).read_bytes())
+    legacy = {"generator": weights, "config": HiFiGANConfig.debug().to_dict()}
+    torch.save(legacy, earlier / "g_00000003")
+    stored = read_generator(earlier / "g_00000003")
+    assert stored.family == "hifigan" and stored.config == legacy["config"]
+    assert all(torch.equal(stored.state_dict[k], weights[k]) for k in weights)
+    assert hifigan.load(earlier / "g_00000003").config == HiFiGANConfig.debug()
+    resumed = train(data, earlier, None, steps=4, seed=3, device="cpu", resume=True)
+    assert resumed.step == 4 and checkpoint.is_checkpoint(resumed.generator)
+    exported = export_generator(earlier / "g_00000003", tmp_path / "g16.pt", half=False)
+    got = checkpoint.read(exported, "hifigan").state_dict
+    assert all(torch.equal(got[k], weights[k]) for k in weights)
+    with pytest.raises(ModelError, match="no 'generator'"):
+        read_generator(earlier / "do_00000003")

@@ -27,6 +27,7 @@ import torch
 
 from avtool.errors import InputError, ModelError
 from avtool.io.features import MelSpec
+from avtool.models import checkpoint as avtool_checkpoint
 from avtool.models.hifigan.generator import HiFiGANGenerator
 from avtool.models.presets import PresetConfig
 from avtool.models.weightnorm import load_weights, open_checkpoint, to_model_keys
@@ -299,7 +300,7 @@ def load(
     *,
     fold_weight_norm: bool = True,
 ) -> HiFiGANGenerator:
-    """Load a generator from a published (or :func:`to_checkpoint`) file.
+    """Load a generator from a published (or :func:`to_checkpoint`, or avtool checkpoint) file.
 
     Args:
         checkpoint: path of a ``{"generator": state_dict}`` file (read with
@@ -319,6 +320,9 @@ def load(
             and the first few keys).
     """
     data, source = open_checkpoint(checkpoint, "HiFi-GAN checkpoint")
+    if isinstance(data, Mapping) and data.get("format") == avtool_checkpoint.FORMAT:
+        stored = avtool_checkpoint.from_dict(data, source, "hifigan")  # the trainer's g_ files
+        data = {"generator": stored.state_dict, "config": stored.config}
     state = _generator_state(data, source)
     if config is None and isinstance(data.get("config"), Mapping):
         config = HiFiGANConfig.from_dict(data["config"])
@@ -377,8 +381,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> HiFiGANGenerator
     own ``config`` or the preset its keys and shapes fit. An avtool checkpoint
     (:mod:`avtool.models.checkpoint`) carries its config.
     """
-    from avtool.models import checkpoint as avtool_checkpoint
-
     if avtool_checkpoint.is_checkpoint(resolved.path):
         stored = avtool_checkpoint.read(resolved.path, "hifigan")
         return load({"generator": stored.state_dict, "config": stored.config}, None, device)
