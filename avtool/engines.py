@@ -30,7 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,9 @@ from avtool.runtime import (
     BatchSummary,
     ItemResult,
     ProcessFn,
+    collect_results,
     run_batch,
+    summarise_results,
 )
 from avtool.runtime import _run_item as run_item
 
@@ -406,42 +408,12 @@ def run_on_ray(
 ) -> BatchSummary:
     """:func:`ray_results` written to the report as they arrive, with the local runner's
     progress bar; the summary lists the items in batch order."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from avtool.io.console import stderr_console
-
-    results: list[ItemResult] = []
-    report_file = None
-    if report is not None:
-        from avtool.io.files import ensure_parent_writable
-
-        ensure_parent_writable(report)
-        report_file = open(report, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    progress = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=stderr_console(quiet),
-        disable=quiet or len(items) < 2, transient=True,
-    )  # fmt: skip
     start = time.perf_counter()
-    try:
-        with progress:
-            task = progress.add_task(f"{label} (ray)", total=len(items))
-            for result in ray_results(items, worker, workers=workers, device=device,
-                                      policy=policy):  # fmt: skip
-                results.append(result)
-                if report_file is not None:
-                    report_file.write(json.dumps(asdict(result)) + "\n")
-                    report_file.flush()
-                progress.advance(task)
-    finally:
-        if report_file is not None:
-            report_file.close()
+    results = collect_results(
+        ray_results(items, worker, workers=workers, device=device, policy=policy), len(items),
+        report=report, quiet=quiet, label=f"{label} (ray)", announce=False,
+    )  # fmt: skip
     log.debug("ray: %d items in %.2f s", len(results), time.perf_counter() - start)
     order = {item.id: item.index for item in items}
     results.sort(key=lambda r: order.get(r.id, 0))
-    for result in results:  # as run_batch logs them
-        if result.status == "failed" and str(result.error).startswith(f"{result.input}:"):
-            log.error("%s", result.error)  # a bad manifest row: the error names file:line
-        elif result.status == "failed":
-            log.error("%s: %s", result.id, result.error)
-    return BatchSummary(results)
+    return summarise_results(results)

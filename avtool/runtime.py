@@ -8,6 +8,7 @@ and decides the exit code: 0 only when every declared output exists and is non-e
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import json
@@ -24,6 +25,7 @@ from typing import Any
 
 from avtool.errors import AvtoolError, ExitCode, InputError, SetupError
 from avtool.io.console import stderr_console
+from avtool.io.files import ensure_parent_writable
 
 # Re-exported: the tasks write their sidecars through runtime, which owns the batch conventions.
 from avtool.io.files import sidecar_path as sidecar_path
@@ -478,42 +480,67 @@ def run_batch(
     Returns:
         The results; an item whose declared outputs are missing or empty counts as failed.
     """
+    results = collect_results((_run_item(item, process, policy) for item in items), len(items),
+                              report=report, quiet=quiet, label=label)  # fmt: skip
+    return summarise_results(results)
+
+
+def collect_results(
+    results: Iterable[ItemResult],
+    total: int,
+    *,
+    report: Path | None = None,
+    quiet: bool = False,
+    label: str = "items",
+    announce: bool = True,
+) -> list[ItemResult]:
+    """Drain ``results`` under a progress bar, appending each to the JSONL ``report`` as it
+    arrives (so a killed batch keeps the lines of what finished).
+
+    Args:
+        results: item results as they finish (a generator that does the work).
+        total: how many to expect, for the bar.
+        report: JSONL status file, one line per item.
+        quiet: no progress bar and no ``wrote ...`` lines.
+        label: what the items are, for the progress bar.
+        announce: print ``wrote out.wav (...)`` for each written item.
+
+    Returns:
+        The results in arrival order.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    results: list[ItemResult] = []
-    report_file = None
-    if report is not None:
-        from avtool.io.files import ensure_parent_writable
-
-        ensure_parent_writable(report)
-        report_file = open(report, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    collected: list[ItemResult] = []
     progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr_console(quiet),
-        disable=quiet or len(items) < 2,
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=stderr_console(quiet), disable=quiet or total < 2,
         transient=True,
-    )
-    try:
-        with progress:
-            task = progress.add_task(label, total=len(items))
-            for item in items:
-                results.append(_run_item(item, process, policy))
-                if not quiet and results[-1].status == "ok" and results[-1].outputs:
-                    progress.console.print(wrote_line(Path(results[-1].outputs[0])),
-                                           highlight=False, markup=False)  # fmt: skip
-                if report_file is not None:
-                    report_file.write(json.dumps(asdict(results[-1])) + "\n")
-                    report_file.flush()
-                progress.advance(task)
-    finally:
-        if report_file is not None:
-            report_file.close()
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        report_file = None
+        if report is not None:
+            ensure_parent_writable(report)
+            report_file = stack.enter_context(open(report, "w", encoding="utf-8"))
+        stack.enter_context(progress)
+        task = progress.add_task(label, total=total)
+        for result in results:
+            collected.append(result)
+            if announce and not quiet and result.status == "ok" and result.outputs:
+                progress.console.print(wrote_line(Path(result.outputs[0])),
+                                       highlight=False, markup=False)  # fmt: skip
+            if report_file is not None:
+                report_file.write(json.dumps(asdict(result)) + "\n")
+                report_file.flush()
+            progress.advance(task)
+    return collected
+
+
+def summarise_results(results: list[ItemResult]) -> BatchSummary:
+    """Log every failed item on stderr (a bad manifest row's error already names file:line)
+    and wrap the results, in the order given, as the batch's summary."""
     for result in results:
         if result.status == "failed" and str(result.error).startswith(f"{result.input}:"):
-            log.error("%s", result.error)  # a bad manifest row: the error names file:line
+            log.error("%s", result.error)
         elif result.status == "failed":
             log.error("%s: %s", result.id, result.error)
     return BatchSummary(results)
