@@ -34,7 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -88,15 +88,15 @@ class ModelEntry:
 
     name: str
     task: str
-    family: str
-    description: str
     license: str
     commercial: bool
-    sample_rate: int | None
-    fps: float | None
-    homepage: str
-    config: Mapping[str, Any]
     files: tuple[FileSpec, ...]
+    family: str = ""
+    description: str = ""
+    sample_rate: int | None = None
+    fps: float | None = None
+    homepage: str = ""
+    config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def main(self) -> FileSpec:
@@ -640,19 +640,8 @@ def _local_entry(name: str, task: str | None, models: Mapping[str, ModelEntry]) 
         specs.append(FileSpec(name=p.name, source=str(p), sha256=sha256, size=st.st_size))
     if stamps != before:
         _save_stamps(stamps)
-    return ModelEntry(
-        name=str(path),
-        task=task or "",
-        family="",
-        description="local file",
-        license="unknown",
-        commercial=True,
-        sample_rate=None,
-        fps=None,
-        homepage="",
-        config=MappingProxyType({}),
-        files=tuple(specs),
-    )
+    return ModelEntry(str(path), task or "", license="unknown", commercial=True,
+                      files=tuple(specs), description="local file")  # fmt: skip
 
 
 def _download(spec: FileSpec, dest: Path, *, quiet: bool) -> str:
