@@ -7,7 +7,8 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -188,6 +189,165 @@ def finish(summary: BatchSummary, opts: GlobalOptions, *, as_json: bool | None =
     raise typer.Exit(summary.exit_code)
 
 
+def _invocation_options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> GlobalOptions:
+    """The global options of the command called with these arguments: its own typer.Context
+    (every avtool command takes one) holds them, merged by :func:`with_global_options` before
+    the command's other wrappers run; defaults for a command without a context."""
+    context = next((v for v in (*args, *kwargs.values()) if hasattr(v, "find_root")), None)
+    return global_options(context) if context is not None else GlobalOptions()
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How one field of a task's options dataclass is spelt on the command line.
+
+    Attributes:
+        field: the dataclass field the option fills.
+        flags: the option's flags, e.g. ``"--face-index"`` or ``("--count", "-n")``.
+        help: its help line.
+        type: the command-line type where it is not the field's (``str | None`` for
+            ``--size``, parsed into a tuple); None: the field's annotation.
+        parse: what turns the command-line value into the field's, e.g. ``parse_size``.
+    """
+
+    field: str
+    flags: str | tuple[str, ...]
+    help: str
+    type: Any = None
+    parse: Callable[[Any], Any] | None = None
+
+    def option(self, default: Any, *, help_prefix: str = "", panel: str | None = None) -> Any:
+        """A typer option with these flags and help, and this default."""
+        flags = (self.flags,) if isinstance(self.flags, str) else self.flags
+        return typer.Option(default, *flags, help=help_prefix + self.help, rich_help_panel=panel)
+
+
+def with_options(
+    cls: type,
+    specs: Sequence[OptionSpec],
+    *,
+    into: str = "options",
+    help_prefix: str = "",
+    panel: str | None = None,
+) -> Callable[[F], F]:
+    """Give a command the options ``specs`` and hand it their values as one ``cls``.
+
+    Each option's default is its field's in ``cls()`` (the one definition of every default);
+    fields without an option keep theirs, and ``seed``, when ``cls`` has one, is the global
+    ``--seed``. The command receives the instance as its argument ``into``, which the command
+    line does not show, and never the options one by one.
+
+    Args:
+        cls: a task's frozen options dataclass (every field has a default).
+        specs: the fields given on the command line.
+        into: the command's parameter that receives the ``cls``.
+        help_prefix: put before every help line (``"With --face: "``).
+        panel: the ``--help`` panel of these options (None: the command's own).
+    """
+    defaults = cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    prefix = f"{into}_"
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func, eval_str=True)
+        extra = [
+            inspect.Parameter(
+                prefix + spec.field,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=spec.type or hints[spec.field],
+                default=spec.option(
+                    getattr(defaults, spec.field), help_prefix=help_prefix, panel=panel
+                ),
+            )
+            for spec in specs
+        ]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {}
+            for spec in specs:
+                given = kwargs.pop(prefix + spec.field)
+                values[spec.field] = spec.parse(given) if spec.parse else given
+            if "seed" in fields and "seed" not in values:
+                values["seed"] = _invocation_options(args, kwargs).seed
+            return func(*args, **kwargs, **{into: cls(**values)})
+
+        own = [p for name, p in signature.parameters.items() if name != into]
+        wrapper.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def inputs_argument(help: str) -> Any:
+    """A batch command's inputs: files, folders or globs (none given: an empty list)."""
+    return typer.Argument(None, help=help)
+
+
+def manifest_option(columns: str) -> Any:
+    """``--manifest/-m``: a CSV or JSONL file of items, one a row, with these ``columns``."""
+    return typer.Option(None, "--manifest", "-m", help=f"CSV/JSONL: {columns}.")
+
+
+def output_option(default: str | None, help: str) -> Any:
+    """``--output/-o``: an output path, or a template for several inputs."""
+    return typer.Option(default, "--output", "-o", help=help)
+
+
+def model_spec(help: str) -> OptionSpec:
+    """``--model``: the registry name or weights path of a command's model."""
+    return OptionSpec("model", "--model", help)
+
+
+# Options that several commands' options dataclasses share, spelt once.
+FACE_INDEX = OptionSpec("face_index", "--face-index", "Which face when several (0 = largest).")
+MAX_GAP = OptionSpec(
+    "max_gap", "--max-gap", "Longest run of frames without a face that is bridged (interpolated)."
+)
+CHUNK_FRAMES = OptionSpec(
+    "chunk_frames", "--chunk-frames", "Video frames per model window (bounds memory)."
+)
+ITERS = OptionSpec("iters", "--iters", "Griffin-Lim iterations (default 32).")
+
+
+@dataclass(frozen=True)
+class _OutputPolicy:
+    """What a batch does with outputs that exist, and where its per-item report goes."""
+
+    overwrite: bool = False
+    skip_existing: bool = False
+    report: Path | None = None
+
+
+_OUTPUT_SPECS = (
+    OptionSpec("overwrite", "--overwrite", "Replace existing outputs."),
+    OptionSpec(
+        "skip_existing", "--skip-existing", "Keep existing outputs; make only the missing ones."
+    ),
+    OptionSpec("report", "--report", "Write a JSONL status line per item."),
+)
+_BATCH_SPECS = (
+    OptionSpec(
+        "engine",
+        "--engine",
+        "local (this process) or ray (a Ray cluster at $RAY_ADDRESS, else one started on this "
+        "machine; shared filesystem assumed).",
+    ),
+    OptionSpec(
+        "shard",
+        "--shard",
+        "I/N: only the I-th of N parts of the items (by sorted id), e.g. $SLURM_ARRAY_TASK_ID/N.",
+    ),
+    OptionSpec(
+        "workers",
+        "--workers",
+        "Ray workers, each loading the model once (default: one per CPU, or per GPU with "
+        "--device cuda).",
+    ),
+)
+
+
 def with_batch_options(func: F) -> F:
     """Give a batch command its shared options, defined once here: ``--overwrite``,
     ``--skip-existing`` and ``--report``, and ``--engine``, ``--shard`` and ``--workers``
@@ -198,63 +358,27 @@ def with_batch_options(func: F) -> F:
     :class:`avtool.engines.RunSettings` (the policy from :func:`overwrite_policy`, a validated
     :class:`BatchOptions`), which it hands to its task's ``run``.
     """
-    defaults = BatchOptions()
-    panel = "Batch options"
     signature = inspect.signature(func, eval_str=True)
-    extra = [
-        inspect.Parameter("batch_overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(False, "--overwrite",
-                                               help="Replace existing outputs.")),
-        inspect.Parameter("batch_skip_existing", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(
-                              False, "--skip-existing",
-                              help="Keep existing outputs; make only the missing ones.")),
-        inspect.Parameter("batch_report", inspect.Parameter.KEYWORD_ONLY,
-                          annotation=Path | None,
-                          default=typer.Option(None, "--report",
-                                               help="Write a JSONL status line per item.")),
-        inspect.Parameter("batch_engine", inspect.Parameter.KEYWORD_ONLY, annotation=str,
-                          default=typer.Option(
-                              defaults.engine, "--engine", rich_help_panel=panel,
-                              help="local (this process) or ray (a Ray cluster at $RAY_ADDRESS, "
-                              "else one started on this machine; shared filesystem assumed).")),
-        inspect.Parameter("batch_shard", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
-                          default=typer.Option(
-                              defaults.shard, "--shard", rich_help_panel=panel,
-                              help="I/N: only the I-th of N parts of the items (by sorted id), "
-                              "e.g. $SLURM_ARRAY_TASK_ID/N.")),
-        inspect.Parameter("batch_workers", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
-                          default=typer.Option(
-                              defaults.workers, "--workers", rich_help_panel=panel,
-                              help="Ray workers, each loading the model once (default: one per "
-                              "CPU, or per GPU with --device cuda).")),
-    ]  # fmt: skip
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        batch = BatchOptions(
-            engine=kwargs.pop("batch_engine"),
-            shard=kwargs.pop("batch_shard"),
-            workers=kwargs.pop("batch_workers"),
-        )
-        policy = overwrite_policy(kwargs.pop("batch_overwrite"), kwargs.pop("batch_skip_existing"))
-        # The command's own typer.Context (every avtool command takes one) holds the global
-        # options, merged by with_global_options before this wrapper runs.
-        context = next((v for v in (*args, *kwargs.values()) if hasattr(v, "find_root")), None)
-        opts = global_options(context) if context is not None else GlobalOptions()
+    def wrapper(*args: Any, outputs: _OutputPolicy, batch: BatchOptions, **kwargs: Any) -> Any:
+        opts = _invocation_options(args, kwargs)
         settings = RunSettings(
             device=opts.device,
             accept_license=opts.accept_license,
-            policy=policy,
-            report=kwargs.pop("batch_report"),
+            policy=overwrite_policy(outputs.overwrite, outputs.skip_existing),
+            report=outputs.report,
             quiet=opts.quiet,
             batch=batch.validated(),
         )
         return func(*args, settings=settings, **kwargs)
 
     own = [p for name, p in signature.parameters.items() if name != "settings"]
-    wrapper.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+    wrapper.__signature__ = signature.replace(parameters=own)  # type: ignore[attr-defined]
+    with_outputs = with_options(_OutputPolicy, _OUTPUT_SPECS, into="outputs")(wrapper)
+    return with_options(BatchOptions, _BATCH_SPECS, into="batch", panel="Batch options")(
+        with_outputs
+    )
 
 
 class _LevelFormatter(logging.Formatter):

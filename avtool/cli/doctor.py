@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors, stderr_console
+from avtool.cli.common import global_options, stderr_console
 
 # Packages that pyproject.toml cannot declare (their published metadata pulls TensorFlow, a
 # webrtcvad source build or pins below avtool's): import name -> (install line, what needs it).
@@ -111,7 +111,6 @@ def collect(device: str) -> dict:
     return info
 
 
-@handle_errors
 def doctor_command(ctx: typer.Context) -> None:
     """Show versions, device, ffmpeg, cache folder, offline mode and installed models.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors
+from avtool.cli.common import global_options
 from avtool.tasks.lipread import DEFAULT_MODEL
 from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
 from avtool.tasks.vocode import GRIFFIN_LIM
@@ -13,7 +13,6 @@ app = typer.Typer(help="Measure models on real recordings.", no_args_is_help=Tru
 
 
 @app.command("vocode")
-@handle_errors
 def eval_vocode_command(
     ctx: typer.Context,
     clips: list[str] = typer.Argument(..., help="Speech recordings (audio/video), folders, globs."),
@@ -57,7 +56,6 @@ def eval_vocode_command(
 
 
 @app.command("talkinghead")
-@handle_errors
 def eval_talkinghead_command(
     ctx: typer.Context,
     clips: list[str] = typer.Argument(
@@ -155,7 +153,6 @@ def eval_talkinghead_command(
 
 
 @app.command("lipread")
-@handle_errors
 def eval_lipread_command(
     ctx: typer.Context,
     clips: list[str] = typer.Argument(..., help="GRID face videos (files, folders, globs)."),
@@ -215,7 +212,6 @@ def eval_lipread_command(
 
 
 @app.command("v2a")
-@handle_errors
 def eval_v2a_command(
     ctx: typer.Context,
     cache: str = typer.Option(None, "--cache", help="GRID s1 cache folder (seen set)."),
@@ -287,7 +283,6 @@ def eval_v2a_command(
 
 
 @app.command("voices")
-@handle_errors
 def eval_voices_command(
     ctx: typer.Context,
     data: str = typer.Argument("../shared/data", help="Folder with grid/, grid_s1/, grid_s4/."),
@@ -334,7 +329,6 @@ def eval_voices_command(
 
 
 @app.command("separate")
-@handle_errors
 def eval_separate_command(
     ctx: typer.Context,
     data: str = typer.Option("../shared/data", "--data", help="grid, grid_s4, librispeech here."),

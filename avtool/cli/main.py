@@ -54,14 +54,15 @@ app.add_typer(models.app, name="models")
 app.add_typer(eval_cli.app, name="eval")
 
 
-def _global_options_everywhere(*typers: typer.Typer) -> None:
-    """Every command, the groups' too, takes the global options after its own arguments."""
+def _wrap_every_command(*typers: typer.Typer) -> None:
+    """Every command, the groups' too, takes the global options after its own arguments and
+    turns an :class:`avtool.errors.AvtoolError` into its one-line message and exit code."""
     for group in typers:
         for command in group.registered_commands:
-            command.callback = with_global_options(command.callback)
+            command.callback = with_global_options(handle_errors(command.callback))
 
 
-_global_options_everywhere(app, models.app, eval_cli.app)
+_wrap_every_command(app, models.app, eval_cli.app)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from avtool.cli.common import global_options, handle_errors
+from avtool.cli.common import global_options
 from avtool.errors import ModelError
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
 
 
 @app.command("list")
-@handle_errors
 def list_command(
     ctx: typer.Context,
     task: str | None = typer.Option(None, "--task", help="Only models for this task (tts, ...)."),
@@ -92,7 +91,6 @@ def list_command(
 
 
 @app.command("show")
-@handle_errors
 def show_command(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
     """Show every field of one model: sources, checksums, cache paths, config."""
     from avtool import registry
@@ -115,7 +113,6 @@ def show_command(ctx: typer.Context, name: str = typer.Argument(..., help="Model
 
 
 @app.command("pull")
-@handle_errors
 def pull_command(ctx: typer.Context, name: str = typer.Argument(..., help="Model name.")) -> None:
     """Download a model's files (when not cached) and verify them."""
     from avtool import registry
@@ -131,7 +128,6 @@ def pull_command(ctx: typer.Context, name: str = typer.Argument(..., help="Model
 
 
 @app.command("verify")
-@handle_errors
 def verify_command(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="Model name; all present models when omitted."),
@@ -188,7 +184,6 @@ def _present(entry: ModelEntry, spec: FileSpec) -> bool:
 
 
 @app.command("path")
-@handle_errors
 def path_command(
     ctx: typer.Context, name: str = typer.Argument(..., help="Model name or weights file.")
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, with_batch_options
 from avtool.engines import RunSettings
 from avtool.tasks.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
@@ -14,7 +14,6 @@ _DEFAULTS = MusicOptions()
 _SAMPLING = _DEFAULTS.sampling
 
 
-@handle_errors
 @with_batch_options
 def music_command(
     ctx: typer.Context,

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, with_batch_options
 from avtool.engines import RunSettings
 from avtool.tasks.talkinghead import TalkingHeadOptions
 
 _DEFAULTS = TalkingHeadOptions()
 
 
-@handle_errors
 @with_batch_options
 def talkinghead_command(
     ctx: typer.Context,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, with_batch_options
 from avtool.engines import RunSettings
 from avtool.tasks.talkinghead import TalkingHeadOptions
 from avtool.tasks.tts import DEFAULT_VOICE, TTSOptions
@@ -16,7 +16,6 @@ _DEFAULTS = TTSOptions()
 _FACE = TalkingHeadOptions()
 
 
-@handle_errors
 @with_batch_options
 def tts_command(
     ctx: typer.Context,

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
+from avtool.cli.common import finish, global_options, with_batch_options
 from avtool.engines import RunSettings
 from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
 _DEFAULTS = V2AOptions()
 
 
-@handle_errors
 @with_batch_options
 def v2a_command(
     ctx: typer.Context,

@@ -6,38 +6,50 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import finish, global_options, handle_errors, with_batch_options
+from avtool.cli.common import (
+    ITERS,
+    OptionSpec,
+    finish,
+    global_options,
+    inputs_argument,
+    manifest_option,
+    model_spec,
+    output_option,
+    with_batch_options,
+    with_options,
+)
 from avtool.engines import RunSettings
 from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
-_DEFAULTS = VocodeOptions()
+#: The options that fill :class:`VocodeOptions` (defaults from it; ``seed`` is the global one).
+_OPTIONS = (
+    model_spec(
+        f"{GRIFFIN_LIM}, a registry name, or a checkpoint path [default: {DEFAULT_NEURAL} for "
+        f"{DEFAULT_NEURAL}'s mel contract (hifigan-22k) and for audio/video, else {GRIFFIN_LIM}]."
+    ),
+    ITERS,
+    OptionSpec("momentum", "--momentum", "Fast Griffin-Lim momentum (0.99)."),
+    OptionSpec(
+        "mel_preset",
+        "--mel-preset",
+        "Contract for .npy mels without one: hifigan-22k, melgan-22k.",
+    ),
+    OptionSpec("sample_rate", "--sample-rate", "Output Hz."),
+)
 
 
-@handle_errors
 @with_batch_options
+@with_options(VocodeOptions, _OPTIONS)
 def vocode_command(
     ctx: typer.Context,
-    inputs: list[str] = typer.Argument(
-        None, help="Mel files (.npz, .npy + .npy.json), audio or video files, folders, globs."
+    inputs: list[str] = inputs_argument(
+        "Mel files (.npz, .npy + .npy.json), audio or video files, folders, globs."
     ),
-    manifest: Path = typer.Option(None, "--manifest", "-m", help="CSV/JSONL: input, id, output."),
-    output: str = typer.Option(
-        "{stem}.wav", "--output", "-o", help="Output path or template ({id} {stem} {index})."
-    ),
-    model: str = typer.Option(
-        _DEFAULTS.model,
-        "--model",
-        help=f"{GRIFFIN_LIM}, a registry name, or a checkpoint path [default: {DEFAULT_NEURAL} "
-        f"for {DEFAULT_NEURAL}'s mel contract (hifigan-22k) and for audio/video, else "
-        f"{GRIFFIN_LIM}].",
-    ),
-    iters: int = typer.Option(None, "--iters", help="Griffin-Lim iterations (default 32)."),
-    momentum: float = typer.Option(None, "--momentum", help="Fast Griffin-Lim momentum (0.99)."),
-    mel_preset: str = typer.Option(
-        None, "--mel-preset", help="Contract for .npy mels without one: hifigan-22k, melgan-22k."
-    ),
-    sample_rate: int = typer.Option(_DEFAULTS.sample_rate, "--sample-rate", help="Output Hz."),
-    settings: RunSettings = RunSettings(),
+    manifest: Path = manifest_option("input, id, output"),
+    output: str = output_option("{stem}.wav", "Output path or template ({id} {stem} {index})."),
+    *,
+    options: VocodeOptions,
+    settings: RunSettings,
 ) -> None:
     """Turn mel spectrograms into audio; audio/video inputs are analysed and resynthesised.
 
@@ -51,15 +63,6 @@ def vocode_command(
     """
     from avtool.tasks import vocode
 
-    opts = global_options(ctx)
     items = settings.batch.select(vocode.build_items(inputs or [], manifest, output))
-    options = VocodeOptions(
-        model=model,
-        iters=iters,
-        momentum=momentum,
-        mel_preset=mel_preset,
-        sample_rate=sample_rate,
-        seed=opts.seed,
-    )
     summary = vocode.run(items, options, settings)
-    finish(summary, opts)
+    finish(summary, global_options(ctx))
