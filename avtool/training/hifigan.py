@@ -49,11 +49,9 @@ import contextlib
 import itertools
 import json
 import logging
-import math
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -79,6 +77,7 @@ from avtool.models.hifigan.discriminators import (
 from avtool.models.state_dict import save_atomic
 from avtool.models.weightnorm import load_weights, read_checkpoint
 from avtool.runtime import resolve_device, versions, write_json
+from avtool.training.loop import check_cadence, run_steps
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -464,11 +463,7 @@ def train(
             NaN/infinite.
         SetupError: cuda asked for and absent, or ``out_dir`` not writable.
     """
-    if log_every < 1 or checkpoint_every < 1:
-        raise InputError(
-            f"log_every and checkpoint_every must be positive, got {log_every} and "
-            f"{checkpoint_every}"
-        )
+    check_cadence(log_every, checkpoint_every)
     out = Path(out_dir)
     done = checkpoint_steps(out)
     if done and not resume:
@@ -546,60 +541,60 @@ def train(
     log_path = out / LOG_NAME
     g_path, do_path = out / f"g_{start_step:08d}", out / f"do_{start_step:08d}"
     record: dict[str, Any] = {}
-    began = time.perf_counter()
-    last_logged = (start_step, began)
+    last_logged = (start_step, 0.0)
     batch = train_config.batch_size
-    for step in range(start_step, steps):
-        epoch = crops.epoch_of(step, batch)
-        lr = train_config.learning_rate * train_config.lr_decay**epoch
+
+    def update(step: int) -> dict[str, float]:
+        lr = train_config.learning_rate * train_config.lr_decay ** crops.epoch_of(step, batch)
         for group in itertools.chain(optim_g.param_groups, optim_d.param_groups):
             group["lr"] = lr
             group["initial_lr"] = train_config.learning_rate  # what the reference's scheduler reads
         audio = crops.batch(step, batch).to(run_on, non_blocking=True)
-        losses = _update(audio, generator, mpd, msd, optim_g, optim_d, mel_spec, loss_spec)
-        done_steps = step + 1
-        if not all(math.isfinite(v) for v in losses.values()):
-            raise ModelError(
-                f"step {done_steps}: a loss is not finite ({losses}); lower the learning rate "
-                "or check the data for silent or clipped files"
-            )
-        out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
-        if done_steps % log_every == 0 or done_steps in (start_step + 1, steps) or out_of_time:
-            now = time.perf_counter()
-            record = {
-                "step": done_steps,
-                "epoch": epoch,
-                "lr": lr,
-                **{k: round(v, 6) for k, v in losses.items()},
-                "heldout_mel_l1": round(
-                    _heldout_mel_l1(generator, heldout, mel_spec, loss_spec), 6
-                ),
-                "seconds": round(now - began, 3),
-                "seconds_per_step": round(
-                    (now - last_logged[1]) / (done_steps - last_logged[0]), 4
-                ),
-            }
-            last_logged = (done_steps, now)
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            log.info(
-                "step %d  D %.3f  G %.3f  mel %.3f  held-out mel %.3f  %.2f s/step",
-                done_steps,
-                record["loss_disc"],
-                record["loss_gen"],
-                record["loss_mel"],
-                record["heldout_mel_l1"],
-                record["seconds_per_step"],
-            )
-        if done_steps % checkpoint_every == 0 or done_steps == steps or out_of_time:
-            g_path, do_path = _checkpoint(
-                out, done_steps, epoch, generator, mpd, msd, optim_g, optim_d
-            )
-            _prune(out, keep_optimizer_states)
-        if out_of_time:
-            log.info("stopping after step %d: %.0f s limit reached", done_steps, max_seconds)
-            return TrainResult(done_steps, g_path, do_path, log_path, record)
-    return TrainResult(max(start_step, steps), g_path, do_path, log_path, record)
+        return _update(audio, generator, mpd, msd, optim_g, optim_d, mel_spec, loss_spec)
+
+    def report(done: int, losses: Mapping[str, float], seconds: float) -> None:
+        nonlocal record, last_logged
+        epoch = crops.epoch_of(done - 1, batch)
+        record = {
+            "step": done,
+            "epoch": epoch,
+            "lr": train_config.learning_rate * train_config.lr_decay**epoch,
+            **{k: round(v, 6) for k, v in losses.items()},
+            "heldout_mel_l1": round(_heldout_mel_l1(generator, heldout, mel_spec, loss_spec), 6),
+            "seconds": round(seconds, 3),
+            "seconds_per_step": round((seconds - last_logged[1]) / (done - last_logged[0]), 4),
+        }
+        last_logged = (done, seconds)
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        log.info(
+            "step %d  D %.3f  G %.3f  mel %.3f  held-out mel %.3f  %.2f s/step",
+            done,
+            record["loss_disc"],
+            record["loss_gen"],
+            record["loss_mel"],
+            record["heldout_mel_l1"],
+            record["seconds_per_step"],
+        )
+
+    def save(done: int) -> None:
+        nonlocal g_path, do_path
+        epoch = crops.epoch_of(done - 1, batch)
+        g_path, do_path = _checkpoint(out, done, epoch, generator, mpd, msd, optim_g, optim_d)
+        _prune(out, keep_optimizer_states)
+
+    done = run_steps(
+        start_step,
+        steps,
+        update,
+        report=report,
+        save=save,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        max_seconds=max_seconds,
+        report_first=True,
+    )
+    return TrainResult(done, g_path, do_path, log_path, record)
 
 
 def _update(
