@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
 from avtool.errors import ModelError
-from avtool.registry import ResolvedModel, resolve
+from avtool.registry import ResolvedModel
 
 Module = TypeVar("Module", bound=torch.nn.Module)
 
@@ -129,35 +129,3 @@ def entry_config(resolved: ResolvedModel) -> Mapping | None:
         except (OSError, ValueError) as exc:
             raise ModelError(f"{resolved.files[companion]}: not a readable config ({exc})") from exc
     return dict(resolved.entry.config) or None
-
-
-def load_registered(
-    name_or_path: str | os.PathLike[str],
-    task: str,
-    load_checkpoint: Callable[[Path, Mapping | None, str], Module],
-    device: str = "cpu",
-    *,
-    accept_license: bool = False,
-) -> tuple[Module, dict[str, Any]]:
-    """Resolve a registry name (or a local ``.pt``) and build its model with ``load_checkpoint``.
-
-    The config comes from :func:`entry_config`, else (for a local path) ``load_checkpoint``
-    reads the JSON beside the weights.
-
-    Returns:
-        The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
-        ``description``, ``config``.
-
-    Raises:
-        ModelError: unknown, unverifiable or unreadable model.
-    """
-    resolved = resolve(name_or_path, task=task, accept_license=accept_license)
-    entry = resolved.entry
-    model = load_checkpoint(resolved.path, entry_config(resolved), device)
-    return model, {
-        "name": entry.name,
-        "sha256": entry.main.sha256,
-        "license": entry.license,
-        "description": entry.description,
-        "config": model.config.to_dict(),
-    }

@@ -36,7 +36,7 @@ from avtool.datasets.grid import load_item, s1_split
 from avtool.io.audio import load_audio
 from avtool.io.files import write_json
 from avtool.metrics.separation import si_sdr_torch
-from avtool.models import checkpoint, lipread_resnet, state_dict
+from avtool.models import checkpoint, lipread_resnet, loading, state_dict
 from avtool.models.separate.masknet import MaskNet, MaskNetConfig, build
 from avtool.models.separate.visual import lip_reader_features
 
@@ -111,7 +111,7 @@ def prepare_visual(
     cache_dir: str | Path, out: str | Path, lip_reader: str = "lipread-grid-s1"
 ) -> Path:
     """Run the frozen lip reader once over every cached s1 clip; ``<id>`` -> ``(T, 320)`` f16."""
-    model, _ = lipread_resnet.load(lip_reader)
+    model = loading.load(lip_reader, task="lipread", detect=lambda r: lipread_resnet.FAMILY).module
     out = Path(out)
     # Incremental: clips already done (a cache still being built) are kept.
     arrays = dict(np.load(out)) if out.is_file() else {}

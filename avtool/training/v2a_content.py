@@ -39,12 +39,12 @@ def load_parts(acoustic: str, reader: str) -> tuple[Any, Any, dict[str, str]]:
     loaded = load(acoustic, task="v2a", device="cpu", detect=lambda resolved: "v2a")
     if not hasattr(loaded.module, "encode") or loaded.module.audio is not None:
         raise SystemExit(f"{acoustic}: needs a video-only V2A model")
-    lip_reader, facts = lipread_resnet.load(reader, "cpu")
+    lip_reader = load(reader, task="lipread", device="cpu", detect=lambda r: lipread_resnet.FAMILY)
     sources = {
         "acoustic": f"{loaded.name} (sha256 {loaded.sha256})",
-        "reader": f"{facts['name']} (sha256 {facts['sha256']})",
+        "reader": f"{lip_reader.name} (sha256 {lip_reader.sha256})",
     }
-    return loaded.module, lip_reader, sources
+    return loaded.module, lip_reader.module, sources
 
 
 def clip_features(model: ContentV2A, items: list[dict[str, Any]], mirror: bool) -> list:

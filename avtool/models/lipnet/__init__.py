@@ -1,25 +1,23 @@
 """LipNet lip reading (Assael et al., 2016): model, CTC decoding, training, Keras conversion.
 
-    model, config = load("lipnet-grid-s1")          # or a path to a .pt with its .pt.json
+    model = loading.load("lipnet-grid-s1", task="lipread").module  # or a local .pt + .pt.json
     log_probs = infer(model, crops)                 # (T, 50, 100, 3) uint8 -> (T, 28) log-probs
     decoded = ctc.decode(log_probs, "grid")         # text + per-word timings and confidences
 
 A checkpoint is a plain state dict ``NAME.pt`` with its :class:`LipNetConfig` as JSON in
-``NAME.pt.json`` beside it (:func:`save`); registry entries list that JSON as a companion file.
+``NAME.pt.json`` beside it (``save``: :class:`~avtool.models.lipnet.files.ReaderFamily`);
+registry entries list that JSON as a companion file.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 
-from avtool.models import state_dict
 from avtool.models.chunked import stream_in_context
-from avtool.models.lipnet.files import load_reader, save_reader
+from avtool.models.lipnet.files import ReaderFamily
 from avtool.models.lipnet.model import (
     ALPHABET,
     BLANK,
@@ -29,7 +27,6 @@ from avtool.models.lipnet.model import (
     build,
     prepare_input,
 )
-from avtool.registry import ResolvedModel
 
 #: Frames of context added on each side of a window in :func:`infer` (one second).
 CONTEXT_FRAMES = 25
@@ -42,49 +39,19 @@ __all__ = [
     "LipNetConfig",
     "build",
     "infer",
-    "load",
     "load_checkpoint",
+    "load_entry",
     "prepare_input",
     "save",
 ]
 
 
-def save(
-    state: Mapping[str, torch.Tensor], config: LipNetConfig, out: str | os.PathLike[str]
-) -> Path:
-    """Write a plain state dict to ``out`` and its config to ``out.json``
-    (:func:`avtool.models.lipnet.files.save_reader`)."""
-    return save_reader(state, config, out)
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str], config: LipNetConfig | Mapping | None = None,
-    device: str = "cpu",
-) -> LipNet:  # fmt: skip
-    """A :class:`LipNet` in eval mode from its weights file and ``config`` (None: the stored
-    one, else ``<path>.json``): :func:`avtool.models.lipnet.files.load_reader`.
-
-    Raises:
-        ModelError: no config, an unreadable file, or weights that do not fit the config.
-    """
-    return load_reader(path, config, LipNetConfig, build, "LipNet", device)
-
-
-def load(
-    name_or_path: str | os.PathLike[str], device: str = "cpu", *, accept_license: bool = False
-) -> tuple[LipNet, dict]:
-    """Resolve a registry name (or a local ``.pt``) and load it.
-
-    Returns:
-        The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
-        ``description``, ``config``.
-
-    Raises:
-        ModelError: unknown, unverifiable or unreadable model.
-    """
-    return state_dict.load_registered(
-        name_or_path, "lipread", load_checkpoint, device, accept_license=accept_license
-    )
+#: The family's weights files: ``save(state, config, out)`` writes a plain state dict and its
+#: JSON, ``load_checkpoint(path, config=None, device)`` and the front door's ``load_entry``.
+FILES: ReaderFamily[LipNetConfig, LipNet] = ReaderFamily(LipNetConfig, build, "LipNet")
+save = FILES.save
+load_checkpoint = FILES.load_checkpoint
+load_entry = FILES.load_entry
 
 
 def infer(
@@ -114,9 +81,3 @@ def infer(
     return stream_in_context(
         crops, run, chunk_frames=chunk_frames, context_frames=CONTEXT_FRAMES, width=VOCAB_SIZE
     )
-
-
-def load_entry(resolved: ResolvedModel, device: str = "cpu") -> LipNet:
-    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's state
-    dict, with the config of its companion JSON or ``[config]`` table, in eval mode."""
-    return load_checkpoint(resolved.path, state_dict.entry_config(resolved), device)

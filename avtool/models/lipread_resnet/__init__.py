@@ -1,29 +1,26 @@
 """ResNet/BiGRU lip reader (3-D conv + 2-D ResNet front-end, BiGRU, CTC) for ``avtool lipread``.
 
-    model, facts = load("lipread-grid-s1")       # or a path to a .pt with its .pt.json
+    model = loading.load("lipread-grid-s1", task="lipread").module  # or a local .pt + .pt.json
     log_probs = infer(model, gray88)             # (T, 88, 88) uint8 -> (T, 28) log-probs
     decoded = ctc.decode(log_probs, "grid")      # avtool.models.lipnet.ctc, unchanged
     log_probs = infer(model, gray88, landmarks=landmarks)  # models with the lip stream
 
 A checkpoint is an avtool checkpoint ``NAME.pt`` (:mod:`avtool.models.checkpoint`: weights and
 :class:`LipReaderConfig` in one file) with the config also as JSON in ``NAME.pt.json`` beside it
-(:func:`save`); the shipped ``lipread-grid-s1.pt`` is the earlier layout (a plain state dict,
+(``save``); the shipped ``lipread-grid-s1.pt`` is the earlier layout (a plain state dict,
 its config only in the JSON, with the encoder in V2A's config layout), read as well. The model
 reads the ``gray88`` mouth crops of :func:`avtool.io.face.mouth_crops` (:data:`CROP_PRESET`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from avtool.models import state_dict
 from avtool.models.chunked import stream_in_context
-from avtool.models.lipnet.files import load_reader, save_reader
+from avtool.models.lipnet.files import ReaderFamily
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet.model import (
     GRID_VOCAB,
@@ -33,7 +30,7 @@ from avtool.models.lipread_resnet.model import (
     build,
     transfer_encoder,
 )
-from avtool.registry import ResolvedModel
+from avtool.models.visual import lip_features, prepare_crops
 
 #: The :class:`avtool.io.face.MouthCrop` preset the model reads.
 CROP_PRESET = "gray88"
@@ -44,7 +41,7 @@ FAMILY = "lipread-resnet"
 
 __all__ = [
     "CONTEXT_FRAMES", "CROP_PRESET", "FAMILY", "GRID_VOCAB", "N_WORD_CLASSES", "LipReader",
-    "LipReaderConfig", "build", "infer", "is_config", "load", "load_checkpoint", "save",
+    "LipReaderConfig", "build", "infer", "is_config", "load_checkpoint", "load_entry", "save",
     "transfer_encoder",
 ]  # fmt: skip
 
@@ -54,25 +51,14 @@ def is_config(data: Mapping) -> bool:
     return "encoder" in data
 
 
-def save(
-    state: Mapping[str, torch.Tensor], config: LipReaderConfig, out: str | os.PathLike[str]
-) -> Path:
-    """Write an avtool checkpoint to ``out`` and its config to ``out.json``
-    (:func:`avtool.models.lipnet.files.save_reader`)."""
-    return save_reader(state, config, out, FAMILY)
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str], config: LipReaderConfig | Mapping | None = None,
-    device: str = "cpu",
-) -> LipReader:  # fmt: skip
-    """A :class:`LipReader` in eval mode from its weights file and ``config`` (None: the stored
-    one, else ``<path>.json``): :func:`avtool.models.lipnet.files.load_reader`.
-
-    Raises:
-        ModelError: no config, an unreadable file, or weights that do not fit the config.
-    """
-    return load_reader(path, config, LipReaderConfig, build, "lip reader", device)
+#: The family's weights files: ``save(state, config, out)`` writes an avtool checkpoint and its
+#: JSON, ``load_checkpoint(path, config=None, device)`` and the front door's ``load_entry``.
+FILES: ReaderFamily[LipReaderConfig, LipReader] = ReaderFamily(
+    LipReaderConfig, build, "lip reader", FAMILY
+)
+save = FILES.save
+load_checkpoint = FILES.load_checkpoint
+load_entry = FILES.load_entry
 
 
 def infer(
@@ -101,8 +87,6 @@ def infer(
         ValueError: a lip-stream model without landmarks, or landmarks for fewer or more
             frames than crops.
     """
-    from avtool.models.visual import lip_features, prepare_crops
-
     device = next(model.parameters()).device
     with_lips = model.lips is not None
     if with_lips and landmarks is None:
@@ -128,26 +112,3 @@ def infer(
         if "zip()" not in str(exc):
             raise
         raise ValueError("landmarks and crops cover different numbers of frames") from None
-
-
-def load(
-    name_or_path: str | os.PathLike[str], device: str = "cpu", *, accept_license: bool = False
-) -> tuple[LipReader, dict]:
-    """Resolve a registry name (or a local ``.pt``) and load it.
-
-    Returns:
-        The model (eval mode) and facts for sidecars: ``name``, ``sha256``, ``license``,
-        ``description``, ``config``.
-
-    Raises:
-        ModelError: unknown, unverifiable or unreadable model.
-    """
-    return state_dict.load_registered(
-        name_or_path, "lipread", load_checkpoint, device, accept_license=accept_license
-    )
-
-
-def load_entry(resolved: ResolvedModel, device: str = "cpu") -> LipReader:
-    """The front door's hook (:func:`avtool.models.loading.load`): a verified entry's state
-    dict, with the config of its companion JSON or ``[config]`` table, in eval mode."""
-    return load_checkpoint(resolved.path, state_dict.entry_config(resolved), device)
