@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from avtool.errors import ModelError
 from avtool.io.face import MOUTH
 from avtool.models.anyonenet import predictor
 from avtool.models.anyonenet.config import PredictorConfig, preset
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import predictor_loss
 from avtool.training.anyonenet import common as run
+from avtool.training.loop import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +210,9 @@ def train(
         "train_ids": [i["id"] for i in train_items],
         "heldout_ids": [i["id"] for i in held],
     }
-    began = time.monotonic()
     record: dict[str, Any] = {"step": start_step}
-    step = start_step
-    while step < steps:
+
+    def update(step: int) -> dict[str, float]:
         batch = {k: v.to(device) for k, v in make_batch(train_items, step, training).items()}
         disp, dq = model(batch["mel"], batch["source_landmarks"], batch["source_quaternion"])
         pred, quats = predictor.apply(
@@ -229,32 +227,39 @@ def train(
             interframe_weight=training.interframe_weight,
             quaternion_weight=training.quaternion_weight,
         )
-        if not torch.isfinite(loss):
-            raise ModelError(f"the loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        elapsed = time.monotonic() - began
-        out_of_time = max_seconds is not None and elapsed >= max_seconds
-        if step % log_every == 0 or step == steps or out_of_time:
-            record = {"step": step, "loss": loss.item(), **parts, "seconds": round(elapsed, 2)}
-            if held:
-                record.update(
-                    {
-                        f"heldout_{k}" if not k.startswith("static") else k: v
-                        for k, v in evaluate(model, held).items()
-                    }
-                )
-                best = run.keep_best(out, model, config, meta_extra, record, BEST_KEY, best)
-            run.append_log(out, record)
-            log.info("step %d loss %.5f", step, loss.item())
-        if step % checkpoint_every == 0 or step == steps or out_of_time:
-            _checkpoint(out, model, config, optimizer, step, meta_extra, best)
-        if out_of_time:
-            break
-    if step == start_step:
+        return {"loss": loss.item(), **parts}
+
+    def report(step: int, losses: Mapping[str, float], seconds: float) -> None:
+        nonlocal record, best
+        record = {"step": step, **losses, "seconds": round(seconds, 2)}
+        if held:
+            record.update(
+                {
+                    f"heldout_{k}" if not k.startswith("static") else k: v
+                    for k, v in evaluate(model, held).items()
+                }
+            )
+            best = run.keep_best(out, model, config, meta_extra, record, BEST_KEY, best)
+        run.append_log(out, record)
+        log.info("step %d loss %.5f", step, losses["loss"])
+
+    def save(step: int) -> None:
         _checkpoint(out, model, config, optimizer, step, meta_extra, best)
+
+    run_steps(
+        start_step,
+        steps,
+        update,
+        report=report,
+        save=save,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        max_seconds=max_seconds,
+        save_if_idle=True,
+    )
     return record
 
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avtool.errors import InputError, ModelError
+from avtool.errors import InputError
 from avtool.models.anyonenet import discriminator, unet
 from avtool.models.anyonenet.config import RendererConfig, preset
 from avtool.models.anyonenet.data import load_items
@@ -44,6 +43,7 @@ from avtool.models.anyonenet.losses import (
 )
 from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
 from avtool.training.anyonenet import common as run
+from avtool.training.loop import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -238,10 +238,9 @@ def train(
         "train_ids": [i["id"] for i in items],
         "heldout_ids": held_ids,
     }
-    began = time.monotonic()
     record: dict[str, Any] = {"step": start_step}
-    step = start_step
-    while step < steps:
+
+    def update(step: int) -> dict[str, float]:
         batch = {
             k: v.to(device) for k, v in make_batch(items, step, training, config.image_size).items()
         }
@@ -262,37 +261,38 @@ def train(
             perceptual = feature_matching_loss(fake_features, real_features)
         adversarial = adversarial_g_loss(fake_logits)
         loss_g = training.l1_weight * l1 + training.perceptual_weight * perceptual + adversarial
-        if not (torch.isfinite(loss_g) and torch.isfinite(loss_d)):
-            raise ModelError(f"the loss became non-finite at step {step}")
         optim_g.zero_grad(set_to_none=True)
         loss_g.backward()
         optim_g.step()
-        step += 1
-        elapsed = time.monotonic() - began
-        out_of_time = max_seconds is not None and elapsed >= max_seconds
-        if step % log_every == 0 or step == steps or out_of_time:
-            record = {
-                "step": step,
-                "loss_d": loss_d.item(),
-                "loss_g": loss_g.item(),
-                "l1": l1.item(),
-                "perceptual": perceptual.item(),
-                "adversarial": adversarial.item(),
-                "perceptual_kind": kind,
-                "seconds": round(elapsed, 2),
-            }
-            if held is not None:
-                scores = evaluate(generator, held)
-                record.update(heldout_l1=scores["l1"], static_l1=scores["static_l1"])
-                best = run.keep_best(out, generator, config, extra, record, BEST_KEY, best)
-            run.append_log(out, record)
-            log.info("step %d G %.4f D %.4f", step, loss_g.item(), loss_d.item())
-        if step % checkpoint_every == 0 or step == steps or out_of_time:
-            _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra, best)
-        if out_of_time:
-            break
-    if step == start_step:
+        names = ("loss_d", "loss_g", "l1", "perceptual", "adversarial")
+        # One device-to-host copy per step.
+        values = torch.stack([loss_d, loss_g, l1, perceptual, adversarial]).detach().tolist()
+        return dict(zip(names, values, strict=True))
+
+    def report(step: int, losses: Mapping[str, float], seconds: float) -> None:
+        nonlocal record, best
+        record = {"step": step, **losses, "perceptual_kind": kind, "seconds": round(seconds, 2)}
+        if held is not None:
+            scores = evaluate(generator, held)
+            record.update(heldout_l1=scores["l1"], static_l1=scores["static_l1"])
+            best = run.keep_best(out, generator, config, extra, record, BEST_KEY, best)
+        run.append_log(out, record)
+        log.info("step %d G %.4f D %.4f", step, losses["loss_g"], losses["loss_d"])
+
+    def save(step: int) -> None:
         _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra, best)
+
+    run_steps(
+        start_step,
+        steps,
+        update,
+        report=report,
+        save=save,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        max_seconds=max_seconds,
+        save_if_idle=True,
+    )
     return record
 
 
