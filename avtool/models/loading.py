@@ -8,9 +8,10 @@ says about it.
 
 A family is registered in :data:`FAMILIES` by its import path; its module defines
 
-    load_entry(resolved: ResolvedModel, device: str) -> module
+    load_entry(resolved: ResolvedModel, device: str, **options) -> module
 
-which turns the verified files of one entry into a ready (eval-mode) module. The hook reads the
+which turns the verified files of one entry into a ready (eval-mode) module (``options``: the
+family's own keywords given to :func:`load`, such as Kokoro's ``threads``). The hook reads the
 architecture the checkpoint carries (the config stored with the weights, as whisper stores its
 dims; see :mod:`avtool.models.checkpoint`); ``build(config)`` and ``infer(...)`` stay the
 family's own. Two optional hooks:
@@ -133,6 +134,7 @@ def load(
     device: str = "cpu",
     accept_license: bool = False,
     detect: Callable[[ResolvedModel], str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Loaded:
     """Resolve, verify and load a model.
 
@@ -146,6 +148,8 @@ def load(
         accept_license: allow non-commercial entries.
         detect: tells the family of a file that has no registry entry (a local path);
             None requires the entry's ``family``.
+        options: keyword arguments for the family's ``load_entry`` beyond the device
+            (Kokoro: ``threads``, onnxruntime's intra-op threads); None passes none.
 
     Returns:
         The loaded model and its facts.
@@ -163,7 +167,7 @@ def load(
     if not family:
         raise ModelError(f"{resolved.path}: cannot tell which {task} family reads this file")
     hooks = family_module(family)
-    module = hooks.load_entry(resolved, device)
+    module = hooks.load_entry(resolved, device, **(options or {}))
     entry_facts = getattr(hooks, "entry_facts", None)
     return Loaded(
         name=entry.name,

@@ -26,7 +26,7 @@ from avtool.errors import AvtoolError, InputError
 from avtool.io.audio import load_audio, resample
 from avtool.io.files import atomic_output
 from avtool.metrics.speaker import mean_embedding, median_f0, speaker_embedding
-from avtool.models import kokoro
+from avtool.models import kokoro, loading
 from avtool.models.kokoro.voices import ENTRY_PREFIX, check_pack, voice_info
 from avtool.models.text import split_sentences
 
@@ -81,13 +81,13 @@ def fit(librispeech: Path, done: dict[str, dict] | None = None) -> dict:
     start = time.perf_counter()
     speakers = librispeech_speakers(librispeech)
     voices = kokoro.registered_voices()
-    loaded = kokoro.load_registered(voices[0], threads=1)
+    loaded = loading.load(voices[0], task="tts", options={"threads": 1})
     table: dict[str, dict] = dict(done or {})
     for voice in voices:
         if voice in table:
             continue
         path = registry.resolve(ENTRY_PREFIX + voice, task="tts").path
-        audio = voice_audio(loaded.model, check_pack(path.read_bytes(), str(path)), TEXTS)
+        audio = voice_audio(loaded.module, check_pack(path.read_bytes(), str(path)), TEXTS)
         embedding = speaker_embedding(resample(audio, kokoro.SAMPLE_RATE, 16000), 16000)
         gender = voice_info(voice).gender
         same = [float(embedding @ e) for g, e in speakers.values() if g == gender]

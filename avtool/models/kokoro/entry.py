@@ -77,13 +77,15 @@ def resolve_spec(spec: str, accept_license: bool = False) -> ResolvedModel:
     return ResolvedModel(entry=entry, path=engine.path, files=MappingProxyType(files))
 
 
-def load_entry(resolved: ResolvedModel, device: str = "cpu") -> KokoroModel:
+def load_entry(resolved: ResolvedModel, device: str = "cpu", *, threads: int = 0) -> KokoroModel:
     """The front door's hook: the engine with the blend of a :func:`resolve_spec` entry (an
     engine or pack entry resolved by name is resolved as a spec first).
 
     Args:
         resolved: from :func:`resolve_spec`.
         device: ``auto``, ``cpu`` or ``cuda``, resolved for onnxruntime.
+        threads: onnxruntime intra-op threads (0 = all cores); through the front door's
+            ``options`` (``load(spec, task="tts", options={"threads": 1})``).
 
     Raises:
         ModelError: a pack of the wrong shape, an unreadable vocabulary or graph.
@@ -103,6 +105,7 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> KokoroModel:
         blend,
         device=run_on,
         graph_path=graph,
+        threads=threads,
     )
 
 

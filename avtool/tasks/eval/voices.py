@@ -163,12 +163,14 @@ class Reader:
 
     def __init__(self, threads: int = 1, cache: Path | None = None) -> None:
         from avtool.models import kokoro
+        from avtool.models.loading import load
         from avtool.tasks.tts import load_voice
 
         self._kokoro = kokoro
         self.cache = cache
-        self.us = kokoro.load_registered("af_heart", british=False, threads=threads).model
-        self.gb = kokoro.load_registered("bf_emma", british=True, threads=threads).model
+        # af_heart reads with the US G2P rules, bf_emma with the British ones.
+        self.us = load("af_heart", task="tts", options={"threads": threads}).module
+        self.gb = load("bf_emma", task="tts", options={"threads": threads}).module
         self.packs = {v: self._pack(v) for v in kokoro.registered_voices()}
         self.piper = load_voice("piper-joe-medium", device="cpu")
 

@@ -11,6 +11,7 @@ import pytest
 from avtool.errors import InputError, ModelError
 from avtool.models import kokoro
 from avtool.models.kokoro import voices
+from avtool.models.loading import load
 from avtool.models.text import SpeechChunk
 
 KNOWN = ["af_heart", "af_bella", "am_adam", "am_michael", "bf_emma", "bm_george"]
@@ -102,12 +103,12 @@ def adam(voice_cache: Path):
         pytest.skip("Kokoro not assembled (make install)")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AVTOOL_CACHE_DIR", str(voice_cache))  # the timed graph is built once
-        yield kokoro.load_registered("am_adam", threads=1)
+        yield load("am_adam", task="tts", options={"threads": 1})
 
 
 @needs_model
 def test_real_voice_speaks_with_timings(adam):
-    model = adam.model
+    model = adam.module
     assert model.sample_rate == 24000 and model.timed and not model.british
     (chunk,) = model.chunks("Bin blue now.")
     result = model.synthesize(chunk)
@@ -123,19 +124,19 @@ def test_real_voice_speaks_with_timings(adam):
 
 @needs_model
 def test_unreadable_characters_are_skipped_with_a_warning(adam):
-    chunks = adam.model.chunks("Hello 你好 world.")
-    assert chunks and any("你" in w for w in adam.model.warnings)
+    chunks = adam.module.chunks("Hello 你好 world.")
+    assert chunks and any("你" in w for w in adam.module.warnings)
 
 
 @needs_model
 def test_long_sentence_is_chunked(adam):
     text = ", ".join(["the quick brown fox jumps over the lazy dog"] * 20) + "."
-    chunks = adam.model.chunks(text)
+    chunks = adam.module.chunks(text)
     assert len(chunks) > 1 and all(len(c.phonemes) <= kokoro.MAX_PHONEMES for c in chunks)
     joined = " ".join("".join(c.phonemes) for c in chunks)
-    assert joined == "".join(adam.model._phonemes(text, report=False))  # nothing dropped
+    assert joined == "".join(adam.module._phonemes(text, report=False))  # nothing dropped
     with pytest.raises(ModelError, match="at most 509"):
-        adam.model.synthesize(SpeechChunk(text, 0, ("a",) * 600))
+        adam.module.synthesize(SpeechChunk(text, 0, ("a",) * 600))
 
 
 def _pack_entry(path: Path, sha256: str, size: int) -> str:
@@ -155,9 +156,9 @@ def test_pack_with_wrong_hash_or_shape_is_refused(tmp_path: Path, monkeypatch):
     toml.write_text(_pack_entry(pack, "0" * 64, pack.stat().st_size))
     monkeypatch.setenv("AVTOOL_REGISTRY", str(toml))
     with pytest.raises(ModelError, match="sha256"):
-        kokoro.load_registered("af_test", threads=1)
+        load("af_test", task="tts", options={"threads": 1})
     short = tmp_path / "short.bin"
     short.write_bytes(b"\0" * 1024)
     toml.write_text(_pack_entry(short, sha256_file(short), 1024))
     with pytest.raises(ModelError, match="voice pack"):
-        kokoro.load_registered("af_test", threads=1)
+        load("af_test", task="tts", options={"threads": 1})
