@@ -78,7 +78,7 @@ def v2a_through(clip_paths: list[Path], vocoders: list[str]) -> dict:
     rows: dict[str, list] = {name: [] for name in vocoders}
     for clip in clips:
         n_mel = spec.frames_for(round(len(clip.crops) * spec.sample_rate / FPS))
-        mel = v2a_model.infer(model.model, clip.crops, n_mel, None, clip.landmarks).numpy()
+        mel = v2a_model.infer(model.module, clip.crops, n_mel, None, clip.landmarks).numpy()
         for name, vocoder in zip(vocoders, loaded, strict=True):
             wave = speech_from_mel(vocoder, mel, spec)
             rows[name].append(score(clip.audio, wave, clip.text, recogniser))

@@ -105,7 +105,7 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     lip_reader = load_lip_reader("lipread-grid-s1", "cpu")
     v2a = load_model("v2a-content-grid-s1")
     vocoder = load_vocoder(VocodeOptions(model="hifigan-v1-universal"))
-    spec = MelSpec.preset(v2a.model.config.mel_preset)
+    spec = MelSpec.preset(v2a.module.config.mel_preset)
     options = SeparateOptions()
     duration = len(mix) / 16000
     out: dict = {"audio_seconds": round(duration, 1), "threads": 1}
@@ -119,7 +119,7 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     blind_s = time.perf_counter() - start
     start = time.perf_counter()
     n_mel = spec.frames_for(round(len(crops) * spec.sample_rate / 25.0))
-    mel = predict_mel(v2a.model, list(crops), len(crops), n_mel, None, V2AOptions(), marks)
+    mel = predict_mel(v2a.module, list(crops), len(crops), n_mel, None, V2AOptions(), marks)
     predicted = resample(speech_from_mel(vocoder, mel, spec), spec.sample_rate, 16000)
     v2a_mask_estimate(mix, predicted)
     base_s = time.perf_counter() - start

@@ -129,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     loaded = load_model(str(args.model), device="cpu")
     clips = seen_clips(args.cache, s1_split()[args.split][: args.limit])
-    spec = MelSpec.preset(loaded.model.config.mel_preset)
-    mels = raw_mels(loaded.model, clips)
+    spec = MelSpec.preset(loaded.module.config.mel_preset)
+    mels = raw_mels(loaded.module, clips)
     means = stoi_by_advance(
         mels, [c.audio for c in clips], spec, args.max_advance, iters=args.iters
     )

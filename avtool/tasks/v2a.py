@@ -36,6 +36,7 @@ from avtool.errors import InputError, ModelError
 from avtool.io.video import MODEL_FPS, READER_SUFFIXES
 
 if TYPE_CHECKING:
+    from avtool.models.loading import Loaded
     from avtool.runtime import BatchSummary
 
 log = logging.getLogger(__name__)
@@ -81,18 +82,7 @@ class V2AOptions:
     audio_from_video: bool = False
 
 
-@dataclass
-class LoadedV2A:
-    """A loaded V2A/AV2A model and what the sidecar reports about it."""
-
-    name: str
-    sha256: str | None
-    license: str
-    model: Any  # V2AModel
-    load_seconds: float
-
-
-def load_model(name_or_path: str, *, device: str = "auto") -> LoadedV2A:
+def load_model(name_or_path: str, *, device: str = "auto") -> Loaded:
     """Resolve and load a V2A/AV2A model (registry name, or a ``.pt`` state dict whose
     config is in ``<file>.json`` or ``config.json`` beside it).
 
@@ -103,24 +93,22 @@ def load_model(name_or_path: str, *, device: str = "auto") -> LoadedV2A:
     from avtool.runtime import resolve_device
 
     # v2a is one family: a local file needs no detection.
-    loaded = load(
+    return load(
         name_or_path,
         task="v2a",
         device=resolve_device(device, engine="torch"),
         detect=lambda resolved: "v2a",
     )
-    return LoadedV2A(loaded.name, loaded.sha256, loaded.license, loaded.module,
-                     loaded.load_seconds)  # fmt: skip
 
 
-def vocoder_name(options: V2AOptions, loaded: LoadedV2A) -> str:
+def vocoder_name(options: V2AOptions, loaded: Loaded) -> str:
     """``options.vocoder``, or the default for the model's mel contract (see V2AOptions)."""
     from avtool.io.features import MelSpec
     from avtool.tasks.vocode import default_vocoder
 
     if options.vocoder:
         return options.vocoder
-    spec = MelSpec.preset(loaded.model.config.mel_preset)
+    spec = MelSpec.preset(loaded.module.config.mel_preset)
     return DEFAULT_VOCODER if default_vocoder(spec) != "griffin-lim" else "griffin-lim"
 
 
@@ -279,7 +267,7 @@ def noisy_mel_for(path: Path, n_mel: int, spec: Any) -> Any:
 
 
 def v2a_file(
-    loaded: LoadedV2A,
+    loaded: Loaded,
     vocoder: Any,
     detector: Any,
     video: Path,
@@ -314,7 +302,7 @@ def v2a_file(
     from avtool.runtime import sidecar_path, versions, write_json
 
     start = time.perf_counter()
-    model = loaded.model
+    model = loaded.module
     wants_audio = audio is not None or options.audio_from_video
     if wants_audio and model.audio is None:
         raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
@@ -363,8 +351,7 @@ def v2a_file(
         "output": str(output),
         "mel_output": str(mel_output) if mel_output else None,
         "mode": "audio-visual" if noisy is not None else "video",
-        "model": {"name": loaded.name, "sha256": loaded.sha256, "license": loaded.license,
-                  "config": model.config.to_dict()},
+        "model": {**loaded.facts(), "config": model.config.to_dict()},
         "vocoder": {"name": vocoder.name, "family": vocoder.family, "sha256": vocoder.sha256},
         "seed": options.seed,
         "options": asdict(options),
@@ -443,7 +430,7 @@ def run(
         if all(item.error is not None for item in items):
             return lambda item: []  # nothing left to do: no model to load
         loaded = load_model(name, device=settings.device)
-        if any_audio and loaded.model.audio is None:
+        if any_audio and loaded.module.audio is None:
             raise ModelError(f"{loaded.name}: a video-only model; give an AV2A model for --audio")
         vocoder_options = VocodeOptions(
             model=vocoder_name(options, loaded), iters=options.iters, seed=options.seed

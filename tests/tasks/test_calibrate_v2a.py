@@ -101,4 +101,4 @@ def test_main_writes_the_measured_advance_into_the_config(
     assert report["output_advance"] == calibrate.best_advance(by_advance)
     assert report["config"] == str(weights.parent / "config.json")
     loaded = load_model(str(weights), device="cpu")
-    assert loaded.model.config.output_advance == report["output_advance"]
+    assert loaded.module.config.output_advance == report["output_advance"]

@@ -252,7 +252,7 @@ def evaluate_separate(
     lip_reader = load_lip_reader(av.details["lip_reader"], device)
     v2a = load_model(v2a_model, device=device)
     vocoder = load_vocoder(VocodeOptions(model="hifigan-v1-universal"), device=device)
-    spec = MelSpec.preset(v2a.model.config.mel_preset)
+    spec = MelSpec.preset(v2a.module.config.mel_preset)
     recogniser = GridRecognizer()
     options = SeparateOptions()
     seconds = {s: 0.0 for s in SYSTEMS}
@@ -269,7 +269,7 @@ def evaluate_separate(
         n_video = len(item["gray88"])
         n_mel = spec.frames_for(round(n_video * spec.sample_rate / 25.0))
         mel = predict_mel(
-            v2a.model, list(item["gray88"]), n_video, n_mel, None, V2AOptions(), item["landmarks"]
+            v2a.module, list(item["gray88"]), n_video, n_mel, None, V2AOptions(), item["landmarks"]
         )
         predicted = resample(speech_from_mel(vocoder, mel, spec), spec.sample_rate, SAMPLE_RATE)
         seconds["v2a-mask"] += time.perf_counter() - start

@@ -269,30 +269,30 @@ def evaluate_v2a(
             # Each mel variant -> {vocoder label: waveform}; the noisy input is not vocoded.
             mels: dict[str, Any] = {"resynth": real_mel(clip.audio, n_mel)} if resynth else {}
             start = time.perf_counter()
-            mel = v2a_model.infer(v2a.model, clip.crops, n_mel, None, clip.landmarks).numpy()
+            mel = v2a_model.infer(v2a.module, clip.crops, n_mel, None, clip.landmarks).numpy()
             model_seconds += time.perf_counter() - start
             audio_seconds += len(clip.crops) / MODEL_FPS
             mels["v2a"] = mel
             for label, synth_model in synth_models:
                 # The paper's inference: the V2A model's own speech is the audio input.
                 mels[f"av2a-synth {label}"] = _av_infer(
-                    synth_model.model, clip.crops, n_mel, mel, BOTH, clip.landmarks
+                    synth_model.module, clip.crops, n_mel, mel, BOTH, clip.landmarks
                 )
             raw: dict[str, Any] = {}
             in_ablation = ablation_limit is None or index < ablation_limit
             if av is not None and set_name.startswith("seen") and in_ablation:
                 mels["av2a video-only"] = _av_infer(
-                    av.model, clip.crops, n_mel, None, VIDEO, clip.landmarks
+                    av.module, clip.crops, n_mel, None, VIDEO, clip.landmarks
                 )
                 for snr in snrs:
                     noisy = add_noise(clip.audio, snr, zlib.crc32(clip.id.encode()) + int(snr))
                     noisy_mel = real_mel(noisy, n_mel)
                     raw[f"noisy input {snr:g} dB"] = noisy
                     mels[f"av2a audio-only {snr:g} dB"] = _av_infer(
-                        av.model, clip.crops, n_mel, noisy_mel, AUDIO, clip.landmarks
+                        av.module, clip.crops, n_mel, noisy_mel, AUDIO, clip.landmarks
                     )
                     mels[f"av2a audio-visual {snr:g} dB"] = _av_infer(
-                        av.model, clip.crops, n_mel, noisy_mel, BOTH, clip.landmarks
+                        av.module, clip.crops, n_mel, noisy_mel, BOTH, clip.landmarks
                     )
             variants: dict[str, Any] = {}
             for name, variant_mel in mels.items():

@@ -145,10 +145,10 @@ def test_trainer_learns_is_deterministic_and_its_model_runs(tmp_path: Path) -> N
     from avtool.tasks.v2a import load_model
 
     loaded = load_model(str(tmp_path / "a" / "v2a.pt"), device="cpu")
-    assert isinstance(loaded.model, ContentV2A) and loaded.model.config.mel_preset
+    assert isinstance(loaded.module, ContentV2A) and loaded.module.config.mel_preset
     crops = torch.randint(0, 256, (12, 88, 88), dtype=torch.uint8)
     marks = torch.randn(12, 68, 2) + 100
-    mel = infer(loaded.model, crops, 41, landmarks=marks)
+    mel = infer(loaded.module, crops, 41, landmarks=marks)
     assert mel.shape == (80, 41) and torch.isfinite(mel).all()
 
 
