@@ -77,7 +77,7 @@ from avtool.models.hifigan.discriminators import (
 from avtool.models.state_dict import save_atomic
 from avtool.models.weightnorm import load_weights, read_checkpoint
 from avtool.runtime import resolve_device, versions, write_json
-from avtool.training.loop import check_cadence, run_steps
+from avtool.training.loop import Cadence, run_steps
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -463,7 +463,7 @@ def train(
             NaN/infinite.
         SetupError: cuda asked for and absent, or ``out_dir`` not writable.
     """
-    check_cadence(log_every, checkpoint_every)
+    cadence = Cadence(steps, log_every, checkpoint_every, max_seconds)
     out = Path(out_dir)
     done = checkpoint_steps(out)
     if done and not resume:
@@ -583,17 +583,7 @@ def train(
         g_path, do_path = _checkpoint(out, done, epoch, generator, mpd, msd, optim_g, optim_d)
         _prune(out, keep_optimizer_states)
 
-    done = run_steps(
-        start_step,
-        steps,
-        update,
-        report=report,
-        save=save,
-        log_every=log_every,
-        checkpoint_every=checkpoint_every,
-        max_seconds=max_seconds,
-        report_first=True,
-    )
+    done = run_steps(start_step, cadence, update, report, save, report_first=True)
     return TrainResult(done, g_path, do_path, log_path, record)
 
 

@@ -39,7 +39,7 @@ from avtool.models.anyonenet.config import PredictorConfig, preset
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import predictor_loss
 from avtool.training.anyonenet import common as run
-from avtool.training.loop import run_steps
+from avtool.training.loop import Cadence, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -249,17 +249,8 @@ def train(
     def save(step: int) -> None:
         _checkpoint(out, model, config, optimizer, step, meta_extra, best)
 
-    run_steps(
-        start_step,
-        steps,
-        update,
-        report=report,
-        save=save,
-        log_every=log_every,
-        checkpoint_every=checkpoint_every,
-        max_seconds=max_seconds,
-        save_if_idle=True,
-    )
+    cadence = Cadence(steps, log_every, checkpoint_every, max_seconds)
+    run_steps(start_step, cadence, update, report, save, save_if_idle=True)
     return record
 
 

@@ -43,7 +43,7 @@ from avtool.models.anyonenet.losses import (
 )
 from avtool.models.anyonenet.sketch import draw_sketch, to_tensor_image
 from avtool.training.anyonenet import common as run
-from avtool.training.loop import run_steps
+from avtool.training.loop import Cadence, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -282,17 +282,8 @@ def train(
     def save(step: int) -> None:
         _checkpoint(out, generator, disc, config, optim_g, optim_d, step, extra, best)
 
-    run_steps(
-        start_step,
-        steps,
-        update,
-        report=report,
-        save=save,
-        log_every=log_every,
-        checkpoint_every=checkpoint_every,
-        max_seconds=max_seconds,
-        save_if_idle=True,
-    )
+    cadence = Cadence(steps, log_every, checkpoint_every, max_seconds)
+    run_steps(start_step, cadence, update, report, save, save_if_idle=True)
     return record
 
 
