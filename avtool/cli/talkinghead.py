@@ -6,18 +6,80 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import finish, global_options, with_batch_options
+from avtool.cli.common import (
+    FACE_INDEX,
+    OptionSpec,
+    finish,
+    global_options,
+    inputs_argument,
+    manifest_option,
+    model_spec,
+    output_option,
+    with_batch_options,
+    with_options,
+)
 from avtool.engines import RunSettings
-from avtool.tasks.talkinghead import TalkingHeadOptions
+from avtool.tasks.talkinghead import TalkingHeadOptions, parse_size
 
-_DEFAULTS = TalkingHeadOptions()
+#: The face and rendering options of :class:`TalkingHeadOptions` that ``tts --face`` takes too.
+FACE_OPTIONS = (
+    OptionSpec("fps", "--fps", "Video frames per second."),
+    OptionSpec(
+        "size",
+        "--size",
+        "Video WIDTHxHEIGHT, even (default: the photo's, made even).",
+        type=str | None,
+        parse=parse_size,
+    ),
+    OptionSpec("still", "--still", "No head motion and no blinks."),
+    FACE_INDEX,
+    OptionSpec("box", "--box", "Face box x,y,w,h in photo pixels."),
+    OptionSpec(
+        "landmarks",
+        "--landmarks",
+        "68-point model in dlib's face box: dlib (shipped) or fan (2D-FAN, fan-2d-68: "
+        "downloaded once, sha256-checked; non-commercial).",
+    ),
+    OptionSpec(
+        "mouth",
+        "--mouth",
+        "Mouth interior of the warp: bank (real teeth and tongue from GRID s1 video, "
+        "colour-matched) or drawn (painted cavity and teeth).",
+    ),
+    OptionSpec(
+        "crop",
+        "--crop",
+        "full (the whole photo) or face (a fixed head-and-shoulders crop around the face, "
+        "scaled to the output size).",
+    ),
+)
+#: Every option that fills :class:`TalkingHeadOptions` (``seed`` is the global one).
+_OPTIONS = (
+    *FACE_OPTIONS,
+    model_spec(
+        "warp (visemes, offline default), anyonenet (the registered AnyoneNet predictor drives "
+        "the warp), anyonenet-unet (the registered UNet renderer draws 256x256 face crops), "
+        "anyonenet-full (the predictor drives the UNet); trained on one GRID speaker; or an "
+        "AnyoneNet checkpoint .pt."
+    ),
+    OptionSpec(
+        "preview", "--preview", "Also write the widest-mouth frame to this PNG/JPEG (template)."
+    ),
+    OptionSpec(
+        "force",
+        "--force",
+        "Render with anyonenet-unet/-full even for a face that is not its training speaker "
+        "(GRID s1); refused otherwise.",
+    ),
+)
 
 
 @with_batch_options
+@with_options(TalkingHeadOptions, _OPTIONS)
 def talkinghead_command(
     ctx: typer.Context,
-    inputs: list[str] = typer.Argument(
-        None, help="Batch: speech files, folders or globs, each spoken by --face."
+    inputs: list[str] = inputs_argument(
+        "Batch: speech files, folders or globs, each spoken by --face."
     ),
     face: str = typer.Option(
         None, "--face", help="A frontal face photo (PNG, JPEG, ...); a manifest may give its own."
@@ -25,61 +87,15 @@ def talkinghead_command(
     audio: str = typer.Option(
         None, "--audio", "-a", help="Speech to lip-sync (any format); '-' reads it from stdin."
     ),
-    manifest: Path = typer.Option(
-        None, "--manifest", "-m", help="CSV/JSONL: input (the speech), face, id, output."
-    ),
-    output: str = typer.Option(
+    manifest: Path = manifest_option("input (the speech), face, id, output"),
+    output: str = output_option(
         None,
-        "--output",
-        "-o",
-        help="Video (.mp4 .mov .mkv) or a still only (.png .jpg); a template ({id} {stem} "
+        "Video (.mp4 .mov .mkv) or a still only (.png .jpg); a template ({id} {stem} "
         "{index}) for several inputs (default {stem}.mp4).",
     ),
-    fps: float = typer.Option(_DEFAULTS.fps, "--fps", help="Frames per second."),
-    size: str = typer.Option(
-        None, "--size", help="Output WIDTHxHEIGHT, even (default: the photo's, made even)."
-    ),
-    still: bool = typer.Option(_DEFAULTS.still, "--still", help="No head motion and no blinks."),
-    face_index: int = typer.Option(
-        _DEFAULTS.face_index, "--face-index", help="Which face when several (0 = largest)."
-    ),
-    box: str = typer.Option(_DEFAULTS.box, "--box", help="Face box x,y,w,h in photo pixels."),
-    model: str = typer.Option(
-        _DEFAULTS.model,
-        "--model",
-        help="warp (visemes, offline default), anyonenet (the registered AnyoneNet predictor "
-        "drives the warp), anyonenet-unet (the registered UNet renderer draws 256x256 face "
-        "crops), anyonenet-full (the predictor drives the UNet); trained on one GRID speaker; "
-        "or an AnyoneNet checkpoint .pt.",
-    ),
-    preview: str = typer.Option(
-        None, "--preview", help="Also write the widest-mouth frame to this PNG/JPEG (template)."
-    ),
-    landmarks: str = typer.Option(
-        _DEFAULTS.landmarks,
-        "--landmarks",
-        help="68-point model in dlib's face box: dlib (shipped) or fan (2D-FAN, fan-2d-68: "
-        "downloaded once, sha256-checked; non-commercial).",
-    ),
-    mouth: str = typer.Option(
-        _DEFAULTS.mouth,
-        "--mouth",
-        help="Mouth interior of the warp: bank (real teeth and tongue from GRID s1 video, "
-        "colour-matched) or drawn (painted cavity and teeth).",
-    ),
-    crop: str = typer.Option(
-        _DEFAULTS.crop,
-        "--crop",
-        help="full (the whole photo) or face (a fixed head-and-shoulders crop around the "
-        "face, scaled to the output size).",
-    ),
-    force: bool = typer.Option(
-        _DEFAULTS.force,
-        "--force",
-        help="Render with anyonenet-unet/-full even for a face that is not its training "
-        "speaker (GRID s1); refused otherwise.",
-    ),
-    settings: RunSettings = RunSettings(),
+    *,
+    options: TalkingHeadOptions,
+    settings: RunSettings,
 ) -> None:
     """Animate a face photo to speak an audio file (mouth, head motion, blinks).
 
@@ -112,23 +128,9 @@ def talkinghead_command(
     from avtool.errors import InputError
     from avtool.runtime import BatchItem
     from avtool.tasks import talkinghead
-    from avtool.tasks.talkinghead import parse_size
 
     opts = global_options(ctx)
-    options = TalkingHeadOptions(
-        fps=fps,
-        size=parse_size(size),
-        still=still,
-        face_index=face_index,
-        box=box,
-        model=model,
-        seed=opts.seed,
-        preview=preview,
-        landmarks=landmarks,
-        mouth=mouth,
-        crop=crop,
-        force=force,
-    ).validated()
+    options = options.validated()
     template = output or "{stem}.mp4"
     items = []
     if audio == "-":
@@ -144,7 +146,7 @@ def talkinghead_command(
         if output is not None and len(batch_inputs) > 1 and "{" not in output:
             raise InputError(f"-o {output}: several inputs need a template such as '{{stem}}.mp4'")
         items += talkinghead.build_items(batch_inputs, manifest, template, face)
-    summary = talkinghead.run_items(
+    summary = talkinghead.run(
         settings.batch.select(items),
         options,
         settings,

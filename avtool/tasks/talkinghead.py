@@ -917,28 +917,6 @@ def _drive_summary(plan: RenderPlan, audio: Any, external: bool) -> dict[str, An
 # --------------------------------------------------------------------------- batch
 
 
-def run(
-    face: str,
-    audio: str,
-    output: Path,
-    options: TalkingHeadOptions,
-    settings: RunSettings | None = None,
-    *,
-    progress: bool = False,
-) -> BatchSummary:
-    """Render one face + audio into ``output`` through the batch runner (see :func:`run_items`).
-
-    ``audio`` may be ``-``: the speech is read from stdin (``avtool tts ... -o - |``).
-    """
-    settings = settings or RunSettings()
-    from avtool.runtime import BatchItem
-
-    source = Path(audio)
-    item = BatchItem(0, Path(output).stem, str(audio), Path(output),
-                     options={"face": Path(face)}, origin=str(audio), source=source)  # fmt: skip
-    return run_items([item], options, settings, progress=progress)
-
-
 def build_items(
     inputs: Sequence[str],
     manifest: Path | None,
@@ -974,7 +952,7 @@ def build_items(
     return out
 
 
-def run_items(
+def run(
     items: Sequence[BatchItem],
     options: TalkingHeadOptions,
     settings: RunSettings | None = None,
@@ -994,7 +972,7 @@ def run_items(
     settings = settings or RunSettings()
     from dataclasses import replace as replace_options
 
-    from avtool.engines import run_items as run_on_engine
+    from avtool.engines import run_items
     from avtool.io.audio import stdin_to_file
     from avtool.models.face import load_detector
     from avtool.runtime import check_outputs, format_output
@@ -1048,7 +1026,7 @@ def run_items(
 
         return process
 
-    return run_on_engine(items, worker, settings, label="talkinghead")
+    return run_items(items, worker, settings, label="talkinghead")
 
 
 class _progress_bar:
