@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import abc
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
+from numpy.random import Generator
 
 # A sentence ends at . ! ? … (plus closing quotes/brackets) followed by whitespace and a
 # character that can start a sentence; "e.g. this" and "Dr. Smith" stay whole.
@@ -96,3 +96,61 @@ class ChunkAudio:
 
     audio: np.ndarray
     phoneme_samples: tuple[tuple[str, int], ...] | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a chunk is spoken.
+
+    Attributes:
+        speed: speaking rate multiplier (2.0 = twice as fast).
+        noise_scale: prior noise (the voice's default when None; Piper only).
+        noise_w: duration noise (the voice's default when None; Piper only).
+    """
+
+    speed: float = 1.0
+    noise_scale: float | None = None
+    noise_w: float | None = None
+
+
+class SpeechModel(abc.ABC):
+    """What ``tts`` asks of a loaded voice (Piper, hibari, Kokoro): chunks, then audio.
+
+    A subclass has a ``sample_rate`` (Hz), implements :meth:`chunks` and :meth:`_render`,
+    and gets :meth:`synthesize`, the one call signature and seeding rule of every voice.
+    """
+
+    @abc.abstractmethod
+    def chunks(self, text: str, sentence_index: int = 0) -> list[SpeechChunk]:
+        """Phonemize one sentence of text into the chunks :meth:`synthesize` takes."""
+
+    def synthesize(
+        self,
+        chunk: SpeechChunk,
+        *,
+        seed: int = 0,
+        chunk_index: int = 0,
+        speed: float = 1.0,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+    ) -> ChunkAudio:
+        """Synthesize one chunk; the same (seed, chunk_index, chunk) gives the same samples.
+
+        Args:
+            chunk: phonemes from :meth:`chunks`.
+            seed: non-negative seed of the item.
+            chunk_index: position of the chunk in its item (gives each chunk its own noise).
+            speed: speaking rate multiplier (2.0 = twice as fast).
+            noise_scale: prior noise (the voice's default when None; Piper only).
+            noise_w: duration noise (the voice's default when None; Piper only).
+
+        Returns:
+            ``(T,)`` float32 audio in [-1, 1] at the voice's ``sample_rate``, and samples per
+            phoneme when the voice gives them.
+        """
+        rng = np.random.default_rng([seed, chunk_index])
+        return self._render(chunk, rng, Delivery(speed, noise_scale, noise_w))
+
+    @abc.abstractmethod
+    def _render(self, chunk: SpeechChunk, rng: Generator, delivery: Delivery) -> ChunkAudio:
+        """:meth:`synthesize` with the chunk's own generator (seeded ``[seed, chunk_index]``)."""

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.random import Generator
 
 from avtool.errors import ModelError
-from avtool.models.text import ChunkAudio, SpeechChunk
+from avtool.models.text import ChunkAudio, Delivery, SpeechChunk, SpeechModel
 from avtool.registry import ResolvedModel
 
 
 @dataclass
-class HibariModel:
+class HibariModel(SpeechModel):
     """A loaded hibari voice; ``engine`` is a ``hibari.Hibari`` instance."""
 
     engine: object
@@ -32,23 +33,11 @@ class HibariModel:
         """Phonemize one sentence of text (hibari cuts long ones at clause marks)."""
         return [SpeechChunk(text, sentence_index, tuple(ps)) for ps in self.engine.phonemize(text)]
 
-    def synthesize(
-        self,
-        chunk: SpeechChunk,
-        *,
-        seed: int,
-        chunk_index: int,
-        speed: float = 1.0,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-    ) -> ChunkAudio:
-        """Synthesize one chunk: (T,) float32 at 24 kHz; deterministic for (seed, chunk_index).
-
-        ``noise_scale`` and ``noise_w`` are Piper's knobs and do not apply here.
-        """
-        rng = np.random.default_rng([seed, chunk_index])
+    def _render(self, chunk: SpeechChunk, rng: Generator, delivery: Delivery) -> ChunkAudio:
+        """(T,) float32 at 24 kHz, no alignment; ``noise_scale`` and ``noise_w`` are Piper's
+        knobs and do not apply here."""
         ids = self.engine.ids("".join(chunk.phonemes))
-        audio = self.engine.from_ids(ids, speed, rng)
+        audio = self.engine.from_ids(ids, delivery.speed, rng)
         return ChunkAudio(np.clip(np.asarray(audio, np.float32), -1.0, 1.0), None)
 
 

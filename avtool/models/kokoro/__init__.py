@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.random import Generator
 
 from avtool.errors import ModelError
 from avtool.models.kokoro.voices import (
@@ -38,7 +39,7 @@ from avtool.models.kokoro.voices import (
     voice_info,
 )
 from avtool.models.piper import split_phonemes
-from avtool.models.text import ChunkAudio, SpeechChunk
+from avtool.models.text import ChunkAudio, Delivery, SpeechChunk, SpeechModel
 
 __all__ = [
     "DEFAULT_VOICE",
@@ -105,7 +106,7 @@ def split_unreadable(text: str) -> tuple[str, list[str]]:
 
 
 @dataclass
-class KokoroModel:
+class KokoroModel(SpeechModel):
     """A loaded Kokoro engine with one voice (a pack or a blend of packs).
 
     Attributes:
@@ -171,23 +172,11 @@ class KokoroModel:
         """Kokoro's ids between two 0 pads."""
         return [0, *(self.vocab[p] for p in phonemes), 0]
 
-    def synthesize(
-        self,
-        chunk: SpeechChunk,
-        *,
-        seed: int = 0,
-        chunk_index: int = 0,
-        speed: float = 1.0,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-    ) -> ChunkAudio:
-        """Synthesize one chunk.
+    def _render(self, chunk: SpeechChunk, rng: Generator, delivery: Delivery) -> ChunkAudio:
+        """``(S,)`` float32 in [-1, 1] at 24 kHz, and samples per phoneme when timed.
 
-        Kokoro has no noise input, so ``seed`` and ``chunk_index`` do not change the output
-        and Piper's ``noise_scale``/``noise_w`` do not apply.
-
-        Returns:
-            ``(S,)`` float32 in [-1, 1] at 24 kHz, and samples per phoneme when timed.
+        Kokoro has no noise input, so ``rng`` (the seed and chunk index) does not change the
+        output and Piper's ``noise_scale``/``noise_w`` do not apply.
         """
         ids = self.token_ids(chunk.phonemes)
         tokens = len(ids) - 2
@@ -196,7 +185,7 @@ class KokoroModel:
         feeds = {
             "tokens": np.asarray([ids], np.int64),
             "style": self.style[tokens],
-            "speed": np.asarray([speed], np.float32),
+            "speed": np.asarray([delivery.speed], np.float32),
         }
         outputs = self.session.run(None, feeds)
         audio = np.clip(np.asarray(outputs[0], np.float32).reshape(-1), -1.0, 1.0)

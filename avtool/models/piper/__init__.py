@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.random import Generator
 
 from avtool.errors import ModelError
-from avtool.models.text import ChunkAudio, SpeechChunk
+from avtool.models.text import ChunkAudio, Delivery, SpeechChunk, SpeechModel
 from avtool.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def split_phonemes(phonemes: list[str], limit: int = MAX_PHONEMES) -> list[list[
 
 
 @dataclass
-class PiperModel:
+class PiperModel(SpeechModel):
     """A loaded Piper voice.
 
     Attributes:
@@ -101,41 +102,20 @@ class PiperModel:
         ids.extend(id_map["$"])
         return ids
 
-    def synthesize(
-        self,
-        chunk: SpeechChunk,
-        *,
-        seed: int,
-        chunk_index: int,
-        speed: float = 1.0,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-    ) -> ChunkAudio:
-        """Synthesize one chunk; the same (seed, chunk_index, chunk) gives the same samples.
-
-        Args:
-            chunk: phonemes from :meth:`chunks`.
-            seed: non-negative seed of the item.
-            chunk_index: position of the chunk in its item (gives each chunk its own noise).
-            speed: speaking rate multiplier (2.0 = twice as fast).
-            noise_scale: prior noise (voice default when None).
-            noise_w: duration noise (voice default when None).
-
-        Returns:
-            Peak-normalised (T,) float32 audio at :attr:`sample_rate` and per-phoneme samples.
-        """
+    def _render(self, chunk: SpeechChunk, rng: Generator, delivery: Delivery) -> ChunkAudio:
+        """Peak-normalised audio and per-phoneme samples; ``rng`` fills the graph's noise
+        banks, ``noise_scale`` / ``noise_w`` default to the voice's."""
         cfg = self.config
         ids = self.phoneme_ids(chunk.phonemes)
-        length_scale = cfg.length_scale / speed
+        length_scale = cfg.length_scale / delivery.speed
         scales = np.array(
             [
-                cfg.noise_scale if noise_scale is None else noise_scale,
+                cfg.noise_scale if delivery.noise_scale is None else delivery.noise_scale,
                 length_scale,
-                cfg.noise_w_scale if noise_w is None else noise_w,
+                cfg.noise_w_scale if delivery.noise_w is None else delivery.noise_w,
             ],
             dtype=np.float32,
         )
-        rng = np.random.default_rng([seed, chunk_index])
         # Bank sizes are estimates (2 x ids for durations, 192 channels x ~8 frames per id
         # for the prior); the graph tiles a bank that falls short, so they only cost time.
         sizes = [4 * len(ids), int(192 * 8 * len(ids) * max(1.0, length_scale))]
