@@ -249,6 +249,27 @@ class MelSpec:
         return frames * self.hop_length
 
 
+def vocoder_mismatch(mel: Any, n_mels: int, hop_length: int, hop_from: str) -> str | None:
+    """Why a vocoder network that takes ``n_mels`` bands and makes ``hop_length`` samples per
+    frame does not fit the mel contract ``mel`` it claims; None when it does.
+
+    Args:
+        mel: the config's contract (anything but a :class:`MelSpec` is a problem too).
+        n_mels: mel bands the network takes.
+        hop_length: samples per frame it makes.
+        hop_from: where ``hop_length`` comes from, for the message
+            (``"product of upsample_rates [8, 8, 2, 2]"``).
+    """
+    if not isinstance(mel, MelSpec):
+        return f"mel must be a MelSpec, not a {type(mel).__name__}"
+    if (mel.n_mels, mel.hop_length) != (n_mels, hop_length):
+        return (
+            f"the mel has {mel.n_mels} bands and hop_length {mel.hop_length}; the network "
+            f"takes {n_mels} bands and makes {hop_length} samples per frame ({hop_from})"
+        )
+    return None
+
+
 _HIFIGAN_22K = MelSpec(
     sample_rate=22050,
     n_fft=1024,

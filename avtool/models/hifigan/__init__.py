@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from avtool.errors import InputError, ModelError
-from avtool.io.features import MelSpec
+from avtool.io.features import MelSpec, vocoder_mismatch
 from avtool.models import checkpoint as avtool_checkpoint
 from avtool.models.hifigan.generator import HiFiGANGenerator
 from avtool.models.presets import PresetConfig
@@ -122,14 +122,9 @@ class HiFiGANConfig(PresetConfig):
                 f"upsample_initial_channel {channels} must be a positive multiple of "
                 f"2**{len(self.upsample_rates)} (halved by every stage)"
             )
-        if not isinstance(self.mel, MelSpec):
-            problems.append(f"mel must be a MelSpec, not a {type(self.mel).__name__}")
-        elif (self.mel.n_mels, self.mel.hop_length) != (self.num_mels, self.hop_length):
-            problems.append(
-                f"the mel has {self.mel.n_mels} bands and hop_length {self.mel.hop_length}; "
-                f"the network takes {self.num_mels} bands and makes {self.hop_length} samples "
-                f"per frame (product of upsample_rates {list(self.upsample_rates)})"
-            )
+        hop_from = f"product of upsample_rates {list(self.upsample_rates)}"
+        if mismatch := vocoder_mismatch(self.mel, self.num_mels, self.hop_length, hop_from):
+            problems.append(mismatch)
         if problems:
             raise ModelError("invalid HiFi-GAN config: " + "; ".join(problems))
 

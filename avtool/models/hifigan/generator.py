@@ -27,9 +27,12 @@ LRELU_SLOPE = 0.1
 FINAL_LRELU_SLOPE = 0.01
 
 
-def _same_padding(kernel_size: int, dilation: int) -> int:
-    """Padding that keeps the length of a stride-1 convolution (odd kernels)."""
-    return (kernel_size - 1) * dilation // 2
+def _dilated_convs(channels: int, kernel_size: int, dilations: tuple[int, ...]) -> nn.ModuleList:
+    """One length-keeping (same-padded) ``channels -> channels`` convolution per dilation."""
+    return nn.ModuleList(
+        WNConv1d(channels, channels, kernel_size, dilation=d, padding=(kernel_size - 1) * d // 2)
+        for d in dilations
+    )
 
 
 class ResBlock1(nn.Module):
@@ -44,16 +47,8 @@ class ResBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.convs1 = nn.ModuleList(
-            WNConv1d(
-                channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d)
-            )
-            for d in dilations
-        )
-        self.convs2 = nn.ModuleList(
-            WNConv1d(channels, channels, kernel_size, padding=_same_padding(kernel_size, 1))
-            for _ in dilations
-        )
+        self.convs1 = _dilated_convs(channels, kernel_size, dilations)
+        self.convs2 = _dilated_convs(channels, kernel_size, (1,) * len(dilations))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, channels, T)`` -> ``(B, channels, T)``."""
@@ -74,12 +69,7 @@ class ResBlock2(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            WNConv1d(
-                channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d)
-            )
-            for d in dilations
-        )
+        self.convs = _dilated_convs(channels, kernel_size, dilations)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, channels, T)`` -> ``(B, channels, T)``."""

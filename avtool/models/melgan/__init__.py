@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import InputError, ModelError
-from avtool.io.features import MelSpec
+from avtool.io.features import MelSpec, vocoder_mismatch
 from avtool.models.presets import PresetConfig
 from avtool.models.weightnorm import (
     WNConv1d,
@@ -91,14 +91,10 @@ class MelGANConfig(PresetConfig):
             problems.append("n_residual_layers must be >= 0")
         if not self.ratios or min(self.ratios) < 1:
             problems.append("ratios must be a non-empty list of positive integers")
-        elif not isinstance(self.mel, MelSpec):
-            problems.append(f"mel must be a MelSpec, not a {type(self.mel).__name__}")
-        elif (self.mel.n_mels, self.mel.hop_length) != (self.n_mel_channels, self.hop_length):
-            problems.append(
-                f"the mel has {self.mel.n_mels} bands and hop_length {self.mel.hop_length}; "
-                f"the network takes {self.n_mel_channels} bands and makes {self.hop_length} "
-                f"samples per frame (product of ratios {list(self.ratios)})"
-            )
+        elif mismatch := vocoder_mismatch(
+            self.mel, self.n_mel_channels, self.hop_length, f"product of ratios {list(self.ratios)}"
+        ):
+            problems.append(mismatch)
         if problems:
             raise ModelError("invalid MelGAN config: " + "; ".join(problems))
 
