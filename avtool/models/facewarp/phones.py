@@ -9,6 +9,7 @@ loudness value per video frame are kept.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,6 +32,9 @@ SILENCE_DBFS = -50.0
 """Frames quieter than this (RMS, dB re full scale) count as silence."""
 DYNAMIC_RANGE_DB = 30.0
 """Loudness maps the ``DYNAMIC_RANGE_DB`` below a recording's loud end onto ``[0, 1]``."""
+BAND_EDGES_HZ = (80.0, 300.0, 700.0, 1200.0, 2000.0, 3000.0, 5000.0, 8000.0)
+"""Edges of the spectral bands measured per video frame (Hz): low, F1-ish, F2-ish and frication
+regions, read by the audio-refined jaw opening (:mod:`.opening`)."""
 _NON_SPEECH = frozenset({"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+NOISE+", "+UM+"})
 
 
@@ -45,6 +49,8 @@ class AudioDrive:
         duration: audio duration in seconds.
         n_frames: video frames, ``round(duration * fps)`` (at least 1).
         source: "pocketsphinx" or "tts".
+        bands: ``(T, len(BAND_EDGES_HZ) - 1)`` float32 band levels per video frame in dB
+            (:func:`band_levels`), or None when not measured.
     """
 
     phones: list[Phone]
@@ -53,6 +59,7 @@ class AudioDrive:
     duration: float
     n_frames: int
     source: str
+    bands: np.ndarray | None = None
 
     @property
     def speech_fraction(self) -> float:
@@ -128,8 +135,31 @@ class PhoneRecognizer:
         return phones
 
 
-def _frame_rms(block: np.ndarray, hop: float, first: int, carry: np.ndarray) -> tuple:
-    """RMS per video frame of a stream block; returns ``(values, next_first, carry)``."""
+def band_levels(segment: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Power in each :data:`BAND_EDGES_HZ` band of one video frame's audio, in dB.
+
+    Args:
+        segment: ``(N,)`` float samples of the frame (any N >= 1; Hann-windowed here).
+        rate: sample rate in Hz.
+
+    Returns:
+        ``(len(BAND_EDGES_HZ) - 1,)`` float32, ``10 log10(power + 1e-10)``.
+    """
+    samples = np.asarray(segment, dtype=np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size))) ** 2
+    freqs = np.fft.rfftfreq(samples.size, 1.0 / rate)
+    edges = BAND_EDGES_HZ
+    power = [spectrum[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in itertools.pairwise(edges)]
+    return (10.0 * np.log10(np.asarray(power) + 1e-10)).astype(np.float32)
+
+
+def _frame_rms(
+    block: np.ndarray, hop: float, first: int, carry: np.ndarray, bands: list | None = None
+) -> tuple:
+    """RMS per video frame of a stream block; returns ``(values, next_first, carry)``.
+
+    When ``bands`` is a list, each frame's :func:`band_levels` are appended to it.
+    """
     joined = np.concatenate([carry, block]) if carry.size else block
     values = []
     index = first
@@ -139,6 +169,8 @@ def _frame_rms(block: np.ndarray, hop: float, first: int, carry: np.ndarray) -> 
         if hi > joined.size:
             break
         values.append(float(np.sqrt(np.mean(np.square(joined[lo:hi], dtype=np.float64)))))
+        if bands is not None:
+            bands.append(band_levels(joined[lo:hi]))
         index += 1
     used = round(index * hop) - round(first * hop)
     return values, index, joined[used:]
@@ -171,6 +203,7 @@ def analyse_audio(
         recognizer = PhoneRecognizer()
     hop = SAMPLE_RATE / fps
     rms: list[float] = []
+    bands: list[np.ndarray] = []
     phones: list[Phone] = []
     carry = np.zeros(0, np.float32)
     next_frame = 0
@@ -180,7 +213,7 @@ def analyse_audio(
     block_len = max(SAMPLE_RATE, int(block_seconds * SAMPLE_RATE))
     for block in iter_audio_blocks(path, SAMPLE_RATE, sample_rate=SAMPLE_RATE):
         total += block.size
-        values, next_frame, carry = _frame_rms(block, hop, next_frame, carry)
+        values, next_frame, carry = _frame_rms(block, hop, next_frame, carry, bands)
         rms.extend(values)
         if not recognize:
             continue
@@ -195,11 +228,15 @@ def analyse_audio(
     n_frames = frame_count(duration, fps)
     if carry.size:  # the partial last frame
         rms.append(float(np.sqrt(np.mean(np.square(carry, dtype=np.float64)))))
+        bands.append(band_levels(carry))
     levels = np.array(rms[:n_frames] + [0.0] * max(0, n_frames - len(rms)), dtype=np.float64)
     loudness, voiced = loudness_from_rms(levels)
+    floor = band_levels(np.zeros(1))  # missing frames: digital silence
+    spectrum = np.stack((bands + [floor] * max(0, n_frames - len(bands)))[:n_frames])
     return AudioDrive(
-        quiet_to_silence(phones, voiced, fps), loudness, voiced, duration, n_frames, "pocketsphinx"
-    )
+        quiet_to_silence(phones, voiced, fps), loudness, voiced, duration, n_frames,
+        "pocketsphinx", spectrum.astype(np.float32),
+    )  # fmt: skip
 
 
 def quiet_to_silence(phones: list[Phone], voiced: np.ndarray, fps: float) -> list[Phone]:
