@@ -13,14 +13,14 @@ GRID speech scores about 0.8 (chance level is about 0.8).
 
 from __future__ import annotations
 
-import os
 from pathlib import PurePath
 from types import MappingProxyType
 
 import numpy as np
 import soxr
 
-from avtool.errors import InputError, ModelError, SetupError
+from avtool.errors import InputError, ModelError
+from avtool.metrics.sphinx import SAMPLE_RATE, bundled_decoder
 
 GRID_WORDS = MappingProxyType(
     {
@@ -47,8 +47,6 @@ _ID_CODES = tuple(
 # GRID speakers are British: "z" is "zed", which cmudict lacks (it has only "zee"); adding it
 # removed every z error on 225 s1 clips (WER 0.119 -> 0.113).
 _EXTRA_PRONUNCIATIONS = (("z(2)", "Z EH D"),)
-SAMPLE_RATE = 16000
-"""The rate the bundled acoustic model expects, Hz."""
 _PEAK = 0.9
 
 
@@ -95,24 +93,10 @@ class GridRecognizer:
     """
 
     def __init__(self) -> None:
-        try:
-            import pocketsphinx
-        except ImportError as e:
-            raise SetupError(
-                "GRID recognition needs pocketsphinx: pip install 'pocketsphinx>=5'"
-            ) from e
-        model = os.path.join(pocketsphinx.get_model_path(), "en-us")
-        try:
-            # lm=None: the grammar, added below, is the only search.
-            self._decoder = pocketsphinx.Decoder(
-                hmm=os.path.join(model, "en-us"),
-                dict=os.path.join(model, "cmudict-en-us.dict"),
-                lm=None,
-                samprate=SAMPLE_RATE,
-                loglevel="FATAL",
-            )
-        except (RuntimeError, ValueError) as e:
-            raise ModelError(f"cannot load the pocketsphinx en-US model from {model}: {e}") from e
+        # lm=None: the grammar, added below, is the only search.
+        self._decoder = bundled_decoder(
+            "GRID recognition", "en-US model", {"dict": "cmudict-en-us.dict"}, lm=None
+        )
         missing = [w for ws in GRID_WORDS.values() for w in ws if not self._decoder.lookup_word(w)]
         if missing:
             raise ModelError(f"the pocketsphinx dictionary lacks GRID words: {', '.join(missing)}")
