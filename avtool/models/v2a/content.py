@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,20 @@ from avtool.models.v2a.model import VIDEO, V2AConfig, V2AModel
 
 #: The ``kind`` a content model's config JSON carries (plain V2A configs have none).
 KIND = "content"
+T = TypeVar("T")
+
+
+class _FromAcoustic(Generic[T]):
+    """A read-only attribute of a :class:`ContentV2AConfig` that is its ``acoustic`` part's
+    attribute of the same name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, config: ContentV2AConfig | None, owner: type | None = None) -> T:
+        if config is None:  # looked up on the class: there is no part to read
+            raise AttributeError(f"{self.name} is an attribute of a ContentV2AConfig's part")
+        return getattr(config.acoustic, self.name)
 
 
 @dataclass(frozen=True)
@@ -75,22 +89,11 @@ class ContentV2AConfig:
         if self.acoustic.fps != self.reader.fps:
             raise ValueError("the V2A model and the lip reader were trained at different fps")
 
-    # The task code reads these off any V2A config.
-    @property
-    def n_mels(self) -> int:
-        return self.acoustic.n_mels
-
-    @property
-    def mel_preset(self) -> str:
-        return self.acoustic.mel_preset
-
-    @property
-    def crop_size(self) -> int:
-        return self.acoustic.crop_size
-
-    @property
-    def fps(self) -> float:
-        return self.acoustic.fps
+    # The task code reads these off any V2A config: a content model has its V2A part's.
+    n_mels = _FromAcoustic[int]()
+    mel_preset = _FromAcoustic[str]()
+    crop_size = _FromAcoustic[int]()
+    fps = _FromAcoustic[float]()
 
     @property
     def lip_landmarks(self) -> bool:
