@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.errors import InputError, ModelError
 from avtool.io.audio import load_audio
 from avtool.io.features import MelSpec, mel_spectrogram
 from avtool.models import checkpoint
@@ -77,6 +77,7 @@ from avtool.models.hifigan.discriminators import (
 from avtool.models.state_dict import save_atomic
 from avtool.models.weightnorm import load_weights, read_checkpoint
 from avtool.runtime import resolve_device, versions, write_json
+from avtool.training.command import REQUIRED, add_flags, call_with_flags, run_command
 from avtool.training.loop import Cadence, run_steps
 
 __all__ = [
@@ -769,18 +770,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data", required=True, help="folder of audio/video files, or a .txt list of them"
     )
-    parser.add_argument("--out", required=True, help="checkpoint folder")
+    add_flags(parser, out=REQUIRED)
     parser.add_argument(
         "--config",
         default=None,
         help="debug, v1, v2, v3 or a config.json (default: the resumed run's, else v1)",
     )
-    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None)
+    add_flags(parser, steps=1000, batch_size=None, seed=None)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--log-every", type=int, default=100)
-    parser.add_argument("--checkpoint-every", type=int, default=5000)
+    add_flags(parser, log_every=100, checkpoint_every=5000)
     parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint")
     parser.add_argument(
         "--init", default=None, help="start the generator from this registry name or g_ file"
@@ -790,17 +788,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--disc-width-divisor", type=int, default=None, choices=(1, 2, 4, 8),
         help="narrower discriminators (overrides the config's)",
     )  # fmt: skip
-    parser.add_argument(
-        "--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long"
-    )
+    add_flags(parser, max_minutes=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+
+    def work() -> None:
         training = None
         if args.learning_rate is not None or args.disc_width_divisor is not None:
             config = args.config
-            if config is None and args.resume and (Path(args.out) / "config.json").is_file():
-                config = Path(args.out) / "config.json"
+            if config is None and args.resume and (args.out / "config.json").is_file():
+                config = args.out / "config.json"
             base = _read_config(config or "v1")[1]
             training = replace(
                 base,
@@ -809,26 +805,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.disc_width_divisor or base.discriminator_width_divisor
                 ),
             )
-        result = train(
-            args.data,
-            args.out,
-            args.config,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            device=args.device,
-            log_every=args.log_every,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-            training=training,
-            init=args.init,
-            max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
-        )
-    except AvtoolError as exc:
-        log.error("error: %s", exc)
-        return int(exc.exit_code)
-    log.info("step %d: %s, %s", result.step, result.generator, result.discriminators)
-    return 0
+        max_seconds = None if args.max_minutes is None else args.max_minutes * 60
+        result = call_with_flags(
+            train, args, args.data, args.out, args.config, training=training,
+            max_seconds=max_seconds,
+        )  # fmt: skip
+        log.info("step %d: %s, %s", result.step, result.generator, result.discriminators)
+
+    return run_command(work)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import torch
 from avtool.models import state_dict
 from avtool.models.lipnet.ctc import greedy
 from avtool.models.lipnet.model import LipNet, LipNetConfig, build, encode_text, prepare_input
+from avtool.training.command import REQUIRED, add_flags, call_with_flags, defaults_of
 from avtool.training.schedule import cosine_lr, optimizer_step
 
 
@@ -308,26 +309,18 @@ def end_epoch(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    add_flags(parser, cache=REQUIRED, out=REQUIRED)
     parser.add_argument("--config", default="reduced", help="paper, reduced or debug")
-    parser.add_argument("--max-minutes", type=float, default=40.0)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--word-prob", type=float, default=0.5)
+    defaults = defaults_of(
+        train, "max_minutes", "epochs", "batch_size", "lr", "seed", "threads", "limit", "word_prob"
+    )
+    word_prob = defaults.pop("word_prob")
+    add_flags(parser, **defaults)
+    parser.add_argument("--word-prob", type=float, default=word_prob)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    best = train(
-        args.cache, args.out, config=LipNetConfig.preset(args.config),
-        max_minutes=args.max_minutes, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, threads=args.threads, resume=args.resume, limit=args.limit,
-        word_prob=args.word_prob,
-    )  # fmt: skip
-    print(json.dumps({"best": best}))
+    config = LipNetConfig.preset(args.config)
+    print(json.dumps({"best": call_with_flags(train, args, args.cache, args.out, config=config)}))
     return 0
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from avtool.errors import AvtoolError, InputError, ModelError
+from avtool.errors import InputError, ModelError
 from avtool.models.anyonenet import checkpoint
-from avtool.models.anyonenet.config import PredictorConfig, RendererConfig
+from avtool.models.anyonenet.config import PredictorConfig, RendererConfig, preset
+from avtool.training.command import REQUIRED, add_flags, call_with_flags, run_command
 
 TRAINER = "trainer.pt"
 LOG = "train_log.jsonl"
@@ -182,7 +183,7 @@ def append_log(out: Path, record: Mapping[str, Any]) -> None:
 def trainer_parser(
     description: str, *, data_help: str, config_help: str, defaults: Any
 ) -> argparse.ArgumentParser:
-    """The command-line options every trainer takes; a trainer adds its own after them.
+    """The command-line options both trainers take; a trainer adds its own after them.
 
     Args:
         description: the ``--help`` headline.
@@ -193,41 +194,63 @@ def trainer_parser(
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", required=True, help=data_help)
-    parser.add_argument("--out", required=True, help="checkpoint folder")
+    add_flags(parser, out=REQUIRED)
     parser.add_argument("--config", default="paper", help=config_help)
-    parser.add_argument("--steps", type=int, default=1000, help="total updates to reach")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu")
+    add_flags(
+        parser,
+        steps=1000,
+        batch_size=defaults.batch_size,
+        lr=defaults.learning_rate,
+        seed=defaults.seed,
+        log_every=50,
+        checkpoint_every=500,
+        threads=None,
+        device="cpu",
+    )
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--heldout-data", default=None, help="folder of held-out items (keeps best.pt)"
+    )
+    add_flags(parser, max_minutes=None)
     return parser
 
 
-def run_main(args: argparse.Namespace, train: Callable[[], Mapping[str, Any]]) -> int:
-    """Run a trainer from the command line: set up logging and threads, map errors to codes.
+def run_main(
+    args: argparse.Namespace,
+    kind: str,
+    train: Callable[..., Mapping[str, Any]],
+    settings: Callable[..., Any],
+    **given: Any,
+) -> int:
+    """Run a trainer from the command line (:func:`avtool.training.command.run_command`).
 
     Args:
-        args: parsed options with ``threads``.
-        train: runs the training with the parsed options; returns the last log record.
+        args: the options of :func:`trainer_parser` and the trainer's own.
+        kind: ``"predictor"`` or ``"renderer"`` (the ``--config`` preset's network).
+        train: the trainer's ``train``; its parameters named as options are taken from them.
+        settings: its settings dataclass, built from the options of its field names (and
+            ``--lr`` as ``learning_rate``).
+        **given: ``train``'s arguments that are not an option of the same name.
 
     Returns:
-        The exit code: 0 (the record is printed as JSON), an :class:`AvtoolError`'s code, or
-        2 for a bad value.
+        The exit code: 0 (the last log record is printed as JSON), an :class:`AvtoolError`'s
+        code, or 2 for a bad value.
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        record = train()
-    except AvtoolError as exc:
-        print(f"error: {exc}")
-        return int(exc.exit_code)
-    except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(json.dumps(record))
-    return 0
+
+    def work() -> int:
+        try:
+            record = call_with_flags(
+                train, args, args.data, args.out,
+                config=preset(kind, args.config),
+                training=call_with_flags(settings, args, learning_rate=args.lr),
+                heldout_dir=args.heldout_data,
+                max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+                **given,
+            )  # fmt: skip
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(record))
+        return 0
+
+    return run_command(work, threads=args.threads)

@@ -35,7 +35,7 @@ import torch
 
 from avtool.io.face import MOUTH
 from avtool.models.anyonenet import predictor
-from avtool.models.anyonenet.config import PredictorConfig, preset
+from avtool.models.anyonenet.config import PredictorConfig
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import predictor_loss
 from avtool.training.anyonenet import common as run
@@ -278,12 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--segment-frames", type=int, default=PredictorTraining.segment_frames)
     parser.add_argument("--heldout", type=int, default=1, help="last N items held out")
     parser.add_argument(
-        "--heldout-data", default=None, help="folder of held-out items (e.g. the val split)"
-    )
-    parser.add_argument(
         "--s1-split", action="store_true", help="train/val ids of avtool.datasets.grid.s1_split()"
     )
-    parser.add_argument("--max-minutes", type=float, default=None)
     args = parser.parse_args(argv)
     train_ids = heldout_ids = None
     if args.s1_split:
@@ -292,28 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         split = s1_split()
         train_ids, heldout_ids = split["train"], split["val"]
     return run.run_main(
-        args,
-        lambda: train(
-            args.data,
-            args.out,
-            config=preset("predictor", args.config),  # type: ignore[arg-type]
-            training=PredictorTraining(
-                batch_size=args.batch_size,
-                segment_frames=args.segment_frames,
-                learning_rate=args.lr,
-                seed=args.seed,
-            ),
-            steps=args.steps,
-            resume=args.resume,
-            heldout=args.heldout,
-            train_ids=train_ids,
-            heldout_ids=heldout_ids,
-            heldout_dir=args.heldout_data,
-            log_every=args.log_every,
-            checkpoint_every=args.checkpoint_every,
-            max_seconds=args.max_minutes * 60 if args.max_minutes else None,
-            device=args.device,
-        ),
+        args, "predictor", train, PredictorTraining, train_ids=train_ids, heldout_ids=heldout_ids
     )
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from avtool.errors import InputError
 from avtool.models.anyonenet import discriminator, unet
-from avtool.models.anyonenet.config import RendererConfig, preset
+from avtool.models.anyonenet.config import RendererConfig
 from avtool.models.anyonenet.data import load_items
 from avtool.models.anyonenet.losses import (
     VGG19Features,
@@ -317,30 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         defaults=RendererTraining,
     )
     parser.add_argument("--vgg", default=None, help="torchvision VGG-19 state dict (.pth)")
-    parser.add_argument(
-        "--heldout-data", default=None, help="held-out items with frames (keeps best.pt)"
-    )
-    parser.add_argument("--max-minutes", type=float, default=None, help="training time cap")
     args = parser.parse_args(argv)
-    return run.run_main(
-        args,
-        lambda: train(
-            args.data,
-            args.out,
-            config=preset("renderer", args.config),  # type: ignore[arg-type]
-            training=RendererTraining(
-                batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed
-            ),
-            steps=args.steps,
-            resume=args.resume,
-            vgg_path=args.vgg,
-            log_every=args.log_every,
-            checkpoint_every=args.checkpoint_every,
-            device=args.device,
-            heldout_dir=args.heldout_data,
-            max_seconds=args.max_minutes * 60 if args.max_minutes else None,
-        ),
-    )
+    return run.run_main(args, "renderer", train, RendererTraining, vgg_path=args.vgg)
 
 
 if __name__ == "__main__":
