@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
+from avtool.cli import flags
 from avtool.engines import BatchOptions, RunSettings
 from avtool.errors import AvtoolError, ExitCode
 from avtool.io.console import stderr_console
@@ -197,37 +198,11 @@ def _invocation_options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Global
     return global_options(context) if context is not None else GlobalOptions()
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    """How one field of a task's options dataclass is spelt on the command line.
-
-    Attributes:
-        field: the dataclass field the option fills.
-        flags: the option's flags, e.g. ``"--face-index"`` or ``("--count", "-n")``.
-        help: its help line.
-        type: the command-line type where it is not the field's (``str | None`` for
-            ``--size``, parsed into a tuple); None: the field's annotation.
-        parse: what turns the command-line value into the field's, e.g. ``parse_size``.
-    """
-
-    field: str
-    flags: str | tuple[str, ...]
-    help: str
-    type: Any = None
-    parse: Callable[[Any], Any] | None = None
-
-    def option(self, default: Any, *, help_prefix: str = "", panel: str | None = None) -> Any:
-        """A typer option with these flags and help, and this default."""
-        flags = (self.flags,) if isinstance(self.flags, str) else self.flags
-        return typer.Option(default, *flags, help=help_prefix + self.help, rich_help_panel=panel)
-
-
 def with_options(
     cls: type,
-    specs: Sequence[OptionSpec],
+    specs: Sequence[flags.Spec],
     *,
     into: str = "options",
-    help_prefix: str = "",
     panel: str | None = None,
 ) -> Callable[[F], F]:
     """Give a command the options ``specs`` and hand it their values as one ``cls``.
@@ -241,7 +216,6 @@ def with_options(
         cls: a task's frozen options dataclass (every field has a default).
         specs: the fields given on the command line.
         into: the command's parameter that receives the ``cls``.
-        help_prefix: put before every help line (``"With --face: "``).
         panel: the ``--help`` panel of these options (None: the command's own).
     """
     defaults = cls()
@@ -256,9 +230,7 @@ def with_options(
                 prefix + spec.field,
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=spec.type or hints[spec.field],
-                default=spec.option(
-                    getattr(defaults, spec.field), help_prefix=help_prefix, panel=panel
-                ),
+                default=spec.option(getattr(defaults, spec.field), panel=panel),
             )
             for spec in specs
         ]
@@ -280,37 +252,6 @@ def with_options(
     return decorate
 
 
-def inputs_argument(help: str) -> Any:
-    """A batch command's inputs: files, folders or globs (none given: an empty list)."""
-    return typer.Argument(None, help=help)
-
-
-def manifest_option(columns: str) -> Any:
-    """``--manifest/-m``: a CSV or JSONL file of items, one a row, with these ``columns``."""
-    return typer.Option(None, "--manifest", "-m", help=f"CSV/JSONL: {columns}.")
-
-
-def output_option(default: str | None, help: str) -> Any:
-    """``--output/-o``: an output path, or a template for several inputs."""
-    return typer.Option(default, "--output", "-o", help=help)
-
-
-def model_spec(help: str) -> OptionSpec:
-    """``--model``: the registry name or weights path of a command's model."""
-    return OptionSpec("model", "--model", help)
-
-
-# Options that several commands' options dataclasses share, spelt once.
-FACE_INDEX = OptionSpec("face_index", "--face-index", "Which face when several (0 = largest).")
-MAX_GAP = OptionSpec(
-    "max_gap", "--max-gap", "Longest run of frames without a face that is bridged (interpolated)."
-)
-CHUNK_FRAMES = OptionSpec(
-    "chunk_frames", "--chunk-frames", "Video frames per model window (bounds memory)."
-)
-ITERS = OptionSpec("iters", "--iters", "Griffin-Lim iterations (default 32).")
-
-
 @dataclass(frozen=True)
 class _OutputPolicy:
     """What a batch does with outputs that exist, and where its per-item report goes."""
@@ -321,25 +262,25 @@ class _OutputPolicy:
 
 
 _OUTPUT_SPECS = (
-    OptionSpec("overwrite", "--overwrite", "Replace existing outputs."),
-    OptionSpec(
+    flags.Spec("overwrite", "--overwrite", "Replace existing outputs."),
+    flags.Spec(
         "skip_existing", "--skip-existing", "Keep existing outputs; make only the missing ones."
     ),
-    OptionSpec("report", "--report", "Write a JSONL status line per item."),
+    flags.Spec("report", "--report", "Write a JSONL status line per item."),
 )
 _BATCH_SPECS = (
-    OptionSpec(
+    flags.Spec(
         "engine",
         "--engine",
         "local (this process) or ray (a Ray cluster at $RAY_ADDRESS, else one started on this "
         "machine; shared filesystem assumed).",
     ),
-    OptionSpec(
+    flags.Spec(
         "shard",
         "--shard",
         "I/N: only the I-th of N parts of the items (by sorted id), e.g. $SLURM_ARRAY_TASK_ID/N.",
     ),
-    OptionSpec(
+    flags.Spec(
         "workers",
         "--workers",
         "Ray workers, each loading the model once (default: one per CPU, or per GPU with "
@@ -379,6 +320,26 @@ def with_batch_options(func: F) -> F:
     return with_options(BatchOptions, _BATCH_SPECS, into="batch", panel="Batch options")(
         with_outputs
     )
+
+
+def batch_command(cls: type, specs: Sequence[flags.Spec]) -> Callable[[F], F]:
+    """Make a function a batch command: the options ``specs`` reach it as one ``cls``,
+    ``options`` (:func:`with_options`), the batch options as ``settings``
+    (:func:`with_batch_options`), and the :class:`BatchSummary` it returns is printed and
+    gives the exit code (:func:`finish`; a command that calls :func:`finish` itself, to
+    choose ``as_json``, never returns). The function takes a ``typer.Context``: the global
+    options reach the decorators through it.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> NoReturn:
+            summary = func(*args, **kwargs)
+            finish(summary, _invocation_options(args, kwargs))
+
+        return with_batch_options(with_options(cls, specs)(wrapper))
+
+    return decorate
 
 
 class _LevelFormatter(logging.Formatter):

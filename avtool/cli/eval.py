@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from avtool.cli.common import global_options
+from avtool.cli import flags
+from avtool.cli.common import GlobalOptions, global_options
+from avtool.io.console import stderr_console
 from avtool.tasks.lipread import DEFAULT_MODEL
 from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
 from avtool.tasks.vocode import GRIFFIN_LIM
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 app = typer.Typer(help="Measure models on real recordings.", no_args_is_help=True)
+
+#: ``-o``: every eval command can keep its JSON report in a file.
+_REPORT_HELP = "Also write the JSON report here."
+
+
+def _report(results: dict, output: str | None, opts: GlobalOptions, omit: str = "") -> bool:
+    """Write an eval's report to ``-o`` (when given) and, with ``--json``, print it on stdout.
+
+    Args:
+        results: the report.
+        output: the ``-o`` path, or None.
+        opts: the global options.
+        omit: a key of ``results`` left out of the stdout copy (a per-clip list).
+
+    Returns:
+        True when it was printed (the command then prints no table).
+    """
+    import json
+    from pathlib import Path
+
+    from avtool.runtime import write_json
+
+    if output:
+        write_json(Path(output), results)
+    if opts.json:
+        print(json.dumps({k: v for k, v in results.items() if k != omit}, indent=2))
+    return opts.json
+
+
+def _print_failures(rows: list[dict], console: Console) -> None:
+    """One ``error: CLIP: MESSAGE`` line per clip that failed (the others were scored)."""
+    for row in rows:
+        console.print(f"[bold red]error:[/] {row['clip']}: {row['error']}")
 
 
 @app.command("vocode")
@@ -19,14 +59,12 @@ def eval_vocode_command(
     model: list[str] = typer.Option(
         [GRIFFIN_LIM], "--model", help="Vocoder to score (repeatable): name or checkpoint path."
     ),
-    iters: int = typer.Option(None, "--iters", help="Griffin-Lim iterations (default 32)."),
+    iters: int | None = flags.ITERS.option(None),
 ) -> None:
     """Resynthesise each clip from its mel with each vocoder: PESQ-WB, STOI, ESTOI, MCD, MR-STFT.
 
     Example: avtool eval vocode ../shared/data/grid/ --model griffin-lim --model g_02500000
     """
-    import json
-
     from rich.console import Console
     from rich.table import Table
 
@@ -44,8 +82,7 @@ def eval_vocode_command(
         device=opts.device,
         accept_license=opts.accept_license,
     )
-    if opts.json:
-        print(json.dumps(results, indent=2))
+    if _report(results, None, opts):
         return
     table = Table("model", *VOCODER_MEASURES, "x real time", title=f"{len(paths)} clips")
     for name, row in results["models"].items():
@@ -67,7 +104,7 @@ def eval_talkinghead_command(
     ),
     limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N clips."),
     still: bool = typer.Option(False, "--still", help="Render without head motion or blinks."),
-    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+    output: str = flags.output(None, _REPORT_HELP),
     keep: str = typer.Option(
         None, "--keep", help="Keep the rendered, static and drive files in this folder."
     ),
@@ -95,15 +132,13 @@ def eval_talkinghead_command(
     Also scores the mouth region in pixels (L1, SSIM of a --still render against the real
     frames, beside the static photo's).
     """
-    import json
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from avtool.cli.common import stderr_console
     from avtool.metrics.landmarks import MEASURES
-    from avtool.runtime import expand_paths, write_json
+    from avtool.runtime import expand_paths
     from avtool.tasks.eval.talkinghead import evaluate_talkinghead, render_options
     from avtool.tasks.vocode import MEDIA_SUFFIXES
 
@@ -125,14 +160,9 @@ def eval_talkinghead_command(
         compare=compare,
         montage=Path(montage) if montage else None,
     )
-    if output:
-        write_json(Path(output), results)
     failed = [row for row in results["clips"] if "error" in row]
-    for row in failed:
-        console.print(f"[bold red]error:[/] {row['clip']}: {row['error']}")
-    if opts.json:
-        print(json.dumps(results, indent=2))
-    else:
+    _print_failures(failed, console)
+    if not _report(results, output, opts):
         summary = results["summary"]
         table = Table("system", *MEASURES, title=f"{summary['n_clips']} clips")
         ratios = summary.get("d_a_ratio_by_system", {})
@@ -164,21 +194,19 @@ def eval_lipread_command(
     cache: str = typer.Option(
         None, "--cache", help="GRID cache folder: use its crops instead of the face stage."
     ),
-    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+    output: str = flags.output(None, _REPORT_HELP),
 ) -> None:
     """Word and character error rate of a lip reader per CTC decoder on real GRID clips.
 
     Example: avtool --accept-license eval lipread ../shared/data/grid_s1 --split test
     """
-    import json
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from avtool.cli.common import stderr_console
     from avtool.io.video import READER_SUFFIXES
-    from avtool.runtime import expand_paths, write_json
+    from avtool.runtime import expand_paths
     from avtool.tasks.eval.lipread import evaluate_lipread, select_split
 
     opts = global_options(ctx)
@@ -194,13 +222,8 @@ def eval_lipread_command(
         accept_license=opts.accept_license,
         on_clip=lambda clip: console.print(f"reading {clip}") if opts.verbose else None,
     )
-    if output:
-        write_json(Path(output), results)
-    for row in results["failed"]:
-        console.print(f"[bold red]error:[/] {row['clip']}: {row['error']}")
-    if opts.json:
-        print(json.dumps(results, indent=2))
-    else:
+    _print_failures(results["failed"], console)
+    if not _report(results, output, opts):
         table = Table("decoder", "WER", "CER", title=f"{results['n_clips']} clips")
         for name, row in results["decoders"].items():
             cells = ("-" if row[m] is None else f"{row[m]:.4f}" for m in ("wer", "cer"))
@@ -232,7 +255,7 @@ def eval_v2a_command(
     av_model: str = typer.Option(AV2A_MODEL, "--av-model", help="AV2A model; '' skips."),
     limit: int = typer.Option(None, "--limit", help="First N s1 test clips only."),
     ablation_limit: int = typer.Option(30, "--ablation-limit", help="Clips in the AV ablation."),
-    output: str = typer.Option(None, "--output", "-o", help="Write all results as JSON."),
+    output: str = flags.output(None, _REPORT_HELP),
 ) -> None:
     """STOI, ESTOI, PESQ-WB, MCD and GRID-grammar WER of generated speech vs the real audio.
 
@@ -241,14 +264,11 @@ def eval_v2a_command(
       avtool --accept-license eval v2a --cache data/grid_s1_cache --unseen ../shared/data/grid \
         --unseen ../shared/data/grid_s4
     """
-    import json
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from avtool.cli.common import stderr_console
-    from avtool.runtime import write_json
     from avtool.tasks.eval.v2a import MEASURES, VOCODERS, evaluate_v2a
 
     opts = global_options(ctx)
@@ -269,10 +289,7 @@ def eval_v2a_command(
         accept_license=opts.accept_license,
         on_clip=lambda clip: console.print(f"clip {clip}") if opts.verbose else None,
     )
-    if output:
-        write_json(Path(output), results)
-    if opts.json:
-        print(json.dumps({k: v for k, v in results.items() if k != "per_clip"}, indent=2))
+    if _report(results, output, opts, omit="per_clip"):
         return
     for set_name, rows in results["sets"].items():
         table = Table("variant", *MEASURES, "clips", title=set_name)
@@ -289,21 +306,18 @@ def eval_voices_command(
     accent: str = typer.Option("us", "--accent", help="Accent of the chosen voices: us or gb."),
     sentences: int = typer.Option(10, "--sentences", min=4, help="GRID sentences per voice."),
     wer: bool = typer.Option(True, "--wer/--no-wer", help="Also score every voice's GRID WER."),
-    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+    output: str = flags.output(None, _REPORT_HELP),
     work: str = typer.Option(None, "--work", help="Keep synthesised audio here for reruns."),
 ) -> None:
     """Face -> voice on real GRID people: gender agreement and speaker similarity vs baselines.
 
     Example: avtool --accept-license eval voices ../shared/data -o voices.json
     """
-    import json
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from avtool.io.console import stderr_console
-    from avtool.runtime import write_json
     from avtool.tasks.eval.voices import evaluate_voices
 
     opts = global_options(ctx)
@@ -313,10 +327,7 @@ def eval_voices_command(
         accept_license=opts.accept_license, work=Path(work) if work else None,
         progress=console.print,
     )  # fmt: skip
-    if output:
-        write_json(Path(output), report)
-    if opts.json:
-        print(json.dumps(report, indent=2))
+    if _report(report, output, opts):
         return
     summary = report["summary"]
     table = Table("method", "mean similarity", title=f"{summary['people']} GRID people")
@@ -340,21 +351,19 @@ def eval_separate_command(
     av_model: str = typer.Option(None, "--av-model", help="Audio-visual model (name/path)."),
     blind_model: str = typer.Option(None, "--blind-model", help="Blind model (name/path)."),
     full: bool = typer.Option(False, "--full", help="PESQ/STOI/WER at every SNR, not just 0 dB."),
-    output: str = typer.Option(None, "--output", "-o", help="Also write the JSON report here."),
+    output: str = flags.output(None, _REPORT_HELP),
 ) -> None:
     """Two-speaker separation of GRID s1 test clips from unseen voices: SI-SDRi, SDRi, PESQ,
     STOI, GRID-grammar WER; oracle IRM and a v2a-mask baseline beside the trained models.
 
     Example: avtool eval separate --limit 20 -o separate.json
     """
-    import json
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from avtool.io.console import stderr_console
-    from avtool.runtime import resolve_device, write_json
+    from avtool.runtime import resolve_device
     from avtool.tasks.eval.separate import evaluate_separate
 
     MEASURES = ("si_sdri", "sdri", "pesq", "stoi", "wer")
@@ -365,10 +374,7 @@ def eval_separate_command(
         blind_model=blind_model, full=full, device=resolve_device(opts.device),
         progress=None if opts.quiet else console.print,
     )  # fmt: skip
-    if output:
-        write_json(Path(output), report)
-    if opts.json:
-        print(json.dumps({k: v for k, v in report.items() if k != "per_mixture"}, indent=2))
+    if _report(report, output, opts, omit="per_mixture"):
         return
     title = f"{report['mixtures']} mixtures, {len(report['clips'])} s1 test clips"
     table = Table("mixtures", "system", "SI-SDRi", "SDRi", "PESQ", "STOI", "WER", title=title)

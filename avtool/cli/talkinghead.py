@@ -6,47 +6,38 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import (
-    FACE_INDEX,
-    OptionSpec,
-    finish,
-    global_options,
-    inputs_argument,
-    manifest_option,
-    model_spec,
-    output_option,
-    with_batch_options,
-    with_options,
-)
+from avtool.cli import flags
+from avtool.cli.common import batch_command, global_options
 from avtool.engines import RunSettings
+from avtool.runtime import BatchSummary
 from avtool.tasks.talkinghead import TalkingHeadOptions, parse_size
 
 #: The face and rendering options of :class:`TalkingHeadOptions` that ``tts --face`` takes too.
 FACE_OPTIONS = (
-    OptionSpec("fps", "--fps", "Video frames per second."),
-    OptionSpec(
+    flags.Spec("fps", "--fps", "Video frames per second."),
+    flags.Spec(
         "size",
         "--size",
         "Video WIDTHxHEIGHT, even (default: the photo's, made even).",
         type=str | None,
         parse=parse_size,
     ),
-    OptionSpec("still", "--still", "No head motion and no blinks."),
-    FACE_INDEX,
-    OptionSpec("box", "--box", "Face box x,y,w,h in photo pixels."),
-    OptionSpec(
+    flags.Spec("still", "--still", "No head motion and no blinks."),
+    flags.FACE_INDEX,
+    flags.Spec("box", "--box", "Face box x,y,w,h in photo pixels."),
+    flags.Spec(
         "landmarks",
         "--landmarks",
         "68-point model in dlib's face box: dlib (shipped) or fan (2D-FAN, fan-2d-68: "
         "downloaded once, sha256-checked; non-commercial).",
     ),
-    OptionSpec(
+    flags.Spec(
         "mouth",
         "--mouth",
         "Mouth interior of the warp: bank (real teeth and tongue from GRID s1 video, "
         "colour-matched) or drawn (painted cavity and teeth).",
     ),
-    OptionSpec(
+    flags.Spec(
         "crop",
         "--crop",
         "full (the whole photo) or face (a fixed head-and-shoulders crop around the face, "
@@ -56,16 +47,18 @@ FACE_OPTIONS = (
 #: Every option that fills :class:`TalkingHeadOptions` (``seed`` is the global one).
 _OPTIONS = (
     *FACE_OPTIONS,
-    model_spec(
+    flags.Spec(
+        "model",
+        "--model",
         "warp (visemes, offline default), anyonenet (the registered AnyoneNet predictor drives "
         "the warp), anyonenet-unet (the registered UNet renderer draws 256x256 face crops), "
         "anyonenet-full (the predictor drives the UNet); trained on one GRID speaker; or an "
-        "AnyoneNet checkpoint .pt."
+        "AnyoneNet checkpoint .pt.",
     ),
-    OptionSpec(
+    flags.Spec(
         "preview", "--preview", "Also write the widest-mouth frame to this PNG/JPEG (template)."
     ),
-    OptionSpec(
+    flags.Spec(
         "force",
         "--force",
         "Render with anyonenet-unet/-full even for a face that is not its training speaker "
@@ -74,11 +67,10 @@ _OPTIONS = (
 )
 
 
-@with_batch_options
-@with_options(TalkingHeadOptions, _OPTIONS)
+@batch_command(TalkingHeadOptions, _OPTIONS)
 def talkinghead_command(
     ctx: typer.Context,
-    inputs: list[str] = inputs_argument(
+    inputs: list[str] = flags.inputs(
         "Batch: speech files, folders or globs, each spoken by --face."
     ),
     face: str = typer.Option(
@@ -87,8 +79,8 @@ def talkinghead_command(
     audio: str = typer.Option(
         None, "--audio", "-a", help="Speech to lip-sync (any format); '-' reads it from stdin."
     ),
-    manifest: Path = manifest_option("input (the speech), face, id, output"),
-    output: str = output_option(
+    manifest: Path = flags.manifest("input (the speech), face, id, output"),
+    output: str = flags.output(
         None,
         "Video (.mp4 .mov .mkv) or a still only (.png .jpg); a template ({id} {stem} "
         "{index}) for several inputs (default {stem}.mp4).",
@@ -96,7 +88,7 @@ def talkinghead_command(
     *,
     options: TalkingHeadOptions,
     settings: RunSettings,
-) -> None:
+) -> BatchSummary:
     """Animate a face photo to speak an audio file (mouth, head motion, blinks).
 
     The face landmarks model is non-commercial: pass --accept-license (or set
@@ -146,10 +138,9 @@ def talkinghead_command(
         if output is not None and len(batch_inputs) > 1 and "{" not in output:
             raise InputError(f"-o {output}: several inputs need a template such as '{{stem}}.mp4'")
         items += talkinghead.build_items(batch_inputs, manifest, template, face)
-    summary = talkinghead.run(
+    return talkinghead.run(
         settings.batch.select(items),
         options,
         settings,
         progress=not opts.quiet,
     )
-    finish(summary, opts)

@@ -6,51 +6,43 @@ from pathlib import Path
 
 import typer
 
-from avtool.cli.common import (
-    ITERS,
-    OptionSpec,
-    finish,
-    global_options,
-    inputs_argument,
-    manifest_option,
-    model_spec,
-    output_option,
-    with_batch_options,
-    with_options,
-)
+from avtool.cli import flags
+from avtool.cli.common import batch_command
 from avtool.engines import RunSettings
+from avtool.runtime import BatchSummary
 from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
 #: The options that fill :class:`VocodeOptions` (defaults from it; ``seed`` is the global one).
 _OPTIONS = (
-    model_spec(
+    flags.Spec(
+        "model",
+        "--model",
         f"{GRIFFIN_LIM}, a registry name, or a checkpoint path [default: {DEFAULT_NEURAL} for "
-        f"{DEFAULT_NEURAL}'s mel contract (hifigan-22k) and for audio/video, else {GRIFFIN_LIM}]."
+        f"{DEFAULT_NEURAL}'s mel contract (hifigan-22k) and for audio/video, else {GRIFFIN_LIM}].",
     ),
-    ITERS,
-    OptionSpec("momentum", "--momentum", "Fast Griffin-Lim momentum (0.99)."),
-    OptionSpec(
+    flags.ITERS,
+    flags.Spec("momentum", "--momentum", "Fast Griffin-Lim momentum (0.99)."),
+    flags.Spec(
         "mel_preset",
         "--mel-preset",
         "Contract for .npy mels without one: hifigan-22k, melgan-22k.",
     ),
-    OptionSpec("sample_rate", "--sample-rate", "Output Hz."),
+    flags.Spec("sample_rate", "--sample-rate", "Output Hz."),
 )
 
 
-@with_batch_options
-@with_options(VocodeOptions, _OPTIONS)
+@batch_command(VocodeOptions, _OPTIONS)
 def vocode_command(
     ctx: typer.Context,
-    inputs: list[str] = inputs_argument(
+    inputs: list[str] = flags.inputs(
         "Mel files (.npz, .npy + .npy.json), audio or video files, folders, globs."
     ),
-    manifest: Path = manifest_option("input, id, output"),
-    output: str = output_option("{stem}.wav", "Output path or template ({id} {stem} {index})."),
+    manifest: Path = flags.manifest("input, id, output"),
+    output: str = flags.output("{stem}.wav", "Output path or template ({id} {stem} {index})."),
     *,
     options: VocodeOptions,
     settings: RunSettings,
-) -> None:
+) -> BatchSummary:
     """Turn mel spectrograms into audio; audio/video inputs are analysed and resynthesised.
 
     Examples:
@@ -64,5 +56,4 @@ def vocode_command(
     from avtool.tasks import vocode
 
     items = settings.batch.select(vocode.build_items(inputs or [], manifest, output))
-    summary = vocode.run(items, options, settings)
-    finish(summary, global_options(ctx))
+    return vocode.run(items, options, settings)
