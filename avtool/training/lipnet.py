@@ -311,12 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_flags(parser, cache=REQUIRED, out=REQUIRED)
     parser.add_argument("--config", default="reduced", help="paper, reduced or debug")
-    defaults = defaults_of(
-        train, "max_minutes", "epochs", "batch_size", "lr", "seed", "threads", "limit", "word_prob"
+    shared = ("max_minutes", "epochs", "batch_size", "lr", "seed", "threads", "limit")
+    add_flags(parser, **defaults_of(train, *shared))
+    parser.add_argument(
+        "--word-prob", type=float, default=defaults_of(train, "word_prob")["word_prob"]
     )
-    word_prob = defaults.pop("word_prob")
-    add_flags(parser, **defaults)
-    parser.add_argument("--word-prob", type=float, default=word_prob)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     config = LipNetConfig.preset(args.config)

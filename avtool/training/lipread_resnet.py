@@ -58,6 +58,7 @@ from avtool.models.lipread_resnet.model import (
 )
 from avtool.models.v2a import read_checkpoint
 from avtool.models.visual import LIP_DIM, lip_features, prepare_crops
+from avtool.training.command import REQUIRED, add_flags, call_with_flags, defaults_of
 from avtool.training.schedule import cosine_lr, optimizer_step
 
 #: ``(crops (T, S, S) float16, frame classes (T,), text, word spans, landmarks (T, 68, 2)
@@ -389,8 +390,7 @@ def warm_start(model: LipReader, state: dict[str, torch.Tensor]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    add_flags(parser, cache=REQUIRED, out=REQUIRED)
     parser.add_argument("--config", default="reduced", help="reduced or debug")
     parser.add_argument("--init-v2a", type=Path, help="V2A state dict for the video encoder")
     parser.add_argument(
@@ -400,15 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--lip-landmarks", action="store_true", help="add the lip-landmark input stream"
     )
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--word-weight", type=float, default=0.5)
-    parser.add_argument("--word-prob", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-minutes", type=float, default=35.0)
-    parser.add_argument("--limit", type=int)
+    shared = ("epochs", "batch_size", "lr", "seed", "threads", "max_minutes", "limit")
+    add_flags(parser, **defaults_of(train, *shared))
+    weights = defaults_of(train, "word_weight", "word_prob")
+    parser.add_argument("--word-weight", type=float, default=weights["word_weight"])
+    parser.add_argument("--word-prob", type=float, default=weights["word_prob"])
     parser.add_argument("--max-steps", type=int, help="steps per epoch at most (smoke runs)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -419,14 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = LipReaderConfig.from_dict(state_dict.read_config(args.init_reader, "lip reader"))
     if args.lip_landmarks:
         config = dataclasses.replace(config, lip_landmarks=True)
-    best = train(
-        args.cache, args.out, config=config, init_v2a=args.init_v2a,
-        init_reader=args.init_reader, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        word_weight=args.word_weight, word_prob=args.word_prob, seed=args.seed,
-        threads=args.threads, max_minutes=args.max_minutes, resume=args.resume,
-        limit=args.limit, max_steps=args.max_steps,
-    )  # fmt: skip
-    print(json.dumps({"best": best}))
+    print(json.dumps({"best": call_with_flags(train, args, args.cache, args.out, config=config)}))
     return 0
 
 
