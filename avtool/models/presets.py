@@ -9,14 +9,17 @@ the same name returning a config) and the family for messages::
         family_name: ClassVar[str] = "music LSTM"
         ...
 
-and gets :meth:`~PresetConfig.preset` and :meth:`~PresetConfig.from_dict` with the same
-messages and rules everywhere.
+and gets :meth:`~PresetConfig.preset`, :meth:`~PresetConfig.from_dict`,
+:meth:`~PresetConfig.to_dict` and :meth:`~PresetConfig.to_json` with the same messages and rules
+everywhere (families whose JSON nests other configs or needs converting override the last
+three).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from typing import Any, ClassVar, Self
 
 from avtool.errors import ModelError
@@ -47,6 +50,14 @@ class PresetConfig:
                 f"unknown {cls.family_name} preset {name!r} (known: {', '.join(cls.presets)})"
             )
         return getattr(cls, name)()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (:func:`dataclasses.asdict`)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as the JSON written beside a checkpoint (indent 1, sorted keys)."""
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

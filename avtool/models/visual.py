@@ -87,10 +87,6 @@ class VisualConfig(PresetConfig):
             blocks_per_stage=1, hidden=16,
         )  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], ignore: frozenset[str] = frozenset()) -> Self:
         """Inverse of :meth:`to_dict` (lists back to tuples); subclasses (``V2AConfig``) read

@@ -16,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models.presets import PresetConfig
 
 #: Side of the square RGB crop the network reads, in pixels.
 CROP_RESOLUTION = 256
@@ -31,7 +32,7 @@ HEATMAP_RESOLUTION = 64
 
 
 @dataclass(frozen=True)
-class FanConfig:
+class FanConfig(PresetConfig):
     """Architecture of a :class:`FAN`.
 
     Attributes:
@@ -49,6 +50,9 @@ class FanConfig:
     depth: int = 4
     n_landmarks: int = 68
     flip_input: bool = True
+
+    presets: ClassVar[tuple[str, ...]] = ("debug",)
+    family_name: ClassVar[str] = "FAN"
 
     @classmethod
     def debug(cls) -> FanConfig:
@@ -88,10 +92,6 @@ class FanConfig:
         if not isinstance(self.flip_input, bool):
             raise ModelError(f"{where}: FAN flip_input must be true or false")
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, for sidecars."""
-        return dataclasses.asdict(self)
 
 
 def _conv3x3(inputs: int, outputs: int) -> nn.Conv2d:

@@ -15,7 +15,7 @@ Vocabulary: index 0 is the CTC blank, 1 is the space, 2-27 are ``a``-``z``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -103,10 +103,6 @@ class LipNetConfig(PresetConfig):
             in_channels=1, height=10, width=20, downsample=5, channels=(4, 4, 4),
             kernels=((3, 3, 3), (3, 3, 3), (3, 3, 3)), first_stride=1, hidden=8, dropout=0.0,
         )  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LipNetConfig:

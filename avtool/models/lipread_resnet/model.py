@@ -31,7 +31,6 @@ V2A's other fields too; :meth:`LipReaderConfig.from_dict` reads that layout and 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -143,9 +142,6 @@ class LipReaderConfig(PresetConfig):
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"lip reader config: {exc}") from exc
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
 
 class LipReader(nn.Module):

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models.presets import PresetConfig
 from avtool.registry import ResolvedModel
 
 
 @dataclass(frozen=True)
-class ConvTasNetConfig:
+class ConvTasNetConfig(PresetConfig):
     """Architecture (Asteroid's ``model_args`` names)."""
 
     n_src: int = 2
@@ -48,8 +49,12 @@ class ConvTasNetConfig:
     mask_act: str = "relu"
     sample_rate: int = 16000
 
+    presets: ClassVar[tuple[str, ...]] = ("debug",)
+    family_name: ClassVar[str] = "Conv-TasNet"
+
     @classmethod
     def debug(cls) -> ConvTasNetConfig:
+        """A tiny random-weight config for tests."""
         return cls(n_filters=16, bn_chan=8, hid_chan=16, skip_chan=8, n_blocks=2, n_repeats=1)
 
     @classmethod
@@ -77,9 +82,6 @@ class ConvTasNetConfig:
         if n_filters != config.n_filters or (args.get("out_chan") or n_filters) != config.n_filters:
             raise ModelError("Conv-TasNet in_chan/out_chan must equal n_filters")
         return replace(config, sample_rate=int(sample_rate or config.sample_rate))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class GlobLN(nn.Module):

@@ -15,14 +15,15 @@ Either way the stems are ``mask * X`` inverted with the mixture's phase, and the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models.presets import PresetConfig
 from avtool.models.separate.stft import istft, stft
 from avtool.registry import ResolvedModel
 
@@ -31,7 +32,7 @@ LOG_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
-class MaskNetConfig:
+class MaskNetConfig(PresetConfig):
     """Architecture of a :class:`MaskNet`.
 
     Attributes:
@@ -60,6 +61,9 @@ class MaskNetConfig:
     visual_dim: int = 0
     fps: float = 25.0
 
+    presets: ClassVar[tuple[str, ...]] = ("blind", "audio_visual", "debug")
+    family_name: ClassVar[str] = "mask network"
+
     @property
     def n_freq(self) -> int:
         return self.n_fft // 2 + 1
@@ -86,9 +90,6 @@ class MaskNetConfig:
             visual_dim=visual_dim,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MaskNetConfig:
         known = {f.name for f in fields(cls)}
@@ -96,9 +97,6 @@ class MaskNetConfig:
         if unknown:
             raise ValueError(f"unknown MaskNetConfig fields: {', '.join(unknown)}")
         return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
 
 class GlobalLayerNorm(nn.Module):

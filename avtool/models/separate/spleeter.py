@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models.presets import PresetConfig
 from avtool.registry import ResolvedModel
 
 #: The only globals a checkpoint pickle may name: what ``np.ndarray.__reduce__`` emits.
@@ -46,7 +47,7 @@ STEMS = ("vocals", "accompaniment")
 
 
 @dataclass(frozen=True)
-class SpleeterConfig:
+class SpleeterConfig(PresetConfig):
     """Spleeter's STFT and U-Net sizes (the published 2-stem model's values)."""
 
     sample_rate: int = 44100
@@ -59,15 +60,13 @@ class SpleeterConfig:
     #: exponent of the soft masks built from the stems' estimates
     separation_exponent: float = 2.0
 
+    presets: ClassVar[tuple[str, ...]] = ("debug",)
+    family_name: ClassVar[str] = "Spleeter"
+
     @classmethod
     def debug(cls) -> SpleeterConfig:
         """A tiny random-weight config for tests (same STFT, narrow U-Net, short segments)."""
         return cls(segment_frames=64, channels=(2, 2, 2, 2, 2, 2))
-
-    def to_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
 
 
 class _Allowlisted(pickle.Unpickler):

@@ -25,9 +25,8 @@ gradient; :mod:`avtool.training.v2a_content` trains the decoder on features comp
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,7 @@ from torch import nn
 
 from avtool.models.lipnet.model import VOCAB_SIZE
 from avtool.models.lipread_resnet.model import N_WORD_CLASSES, LipReader, LipReaderConfig
+from avtool.models.presets import PresetConfig
 from avtool.models.v2a.model import VIDEO, V2AConfig, V2AModel
 
 #: The ``kind`` a content model's config JSON carries (plain V2A configs have none).
@@ -56,7 +56,7 @@ class _FromAcoustic(Generic[T]):
 
 
 @dataclass(frozen=True)
-class ContentV2AConfig:
+class ContentV2AConfig(PresetConfig):
     """Architecture of a :class:`ContentV2A`.
 
     Attributes:
@@ -77,6 +77,8 @@ class ContentV2AConfig:
     decoder_kernel: int = 5
     dropout: float = 0.1
     output_advance: int = 0
+
+    family_name: ClassVar[str] = "content V2A"
 
     def __post_init__(self) -> None:
         if self.output_advance < 0:
@@ -133,9 +135,6 @@ class ContentV2AConfig:
         values["acoustic"] = V2AConfig.from_dict(dict(values["acoustic"]))
         values["reader"] = LipReaderConfig.from_dict(dict(values["reader"]))
         return cls(**values)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
 
 def is_content_config(data: dict[str, Any]) -> bool:

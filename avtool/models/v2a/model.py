@@ -27,7 +27,6 @@ for all three would mis-normalise whichever combination is rarer at test time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -120,9 +119,6 @@ class V2AConfig(VisualConfig):
     def visual(self) -> VisualConfig:
         """The video encoder's part of this config (the shared front-end's fields alone)."""
         return VisualConfig.pick(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
 
 class ModalityBatchNorm1d(nn.Module):
