@@ -24,6 +24,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from avtool.io.face import estimate_pose, frontal_template, inter_ocular, register
@@ -85,27 +87,16 @@ class WarpRenderer:
         motion = FaceMotion(frontal.astype(np.float32), quaternions, 1.0)
         return project(motion, self.photo_landmarks, self.frontal, self.quaternion, self.scale)
 
-    def motion(
-        self,
-        params: np.ndarray,
-        fps: float,
-        *,
-        still: bool = False,
-        seed: int = 0,
-        loudness: np.ndarray | None = None,
-        hold: np.ndarray | None = None,
-    ) -> FaceMotion:
-        """The offline motion for ``(T, 4)`` viseme parameters (see :mod:`.motion`)."""
-        return synthesize_motion(
-            self.frontal,
-            self.quaternion,
-            params,
-            fps,
-            still=still,
-            seed=seed,
-            loudness=loudness,
-            hold=hold,
-        )
+    def motion(self, params: np.ndarray, fps: float, **options: Any) -> FaceMotion:
+        """The offline motion for ``(T, 4)`` viseme parameters on this photo's face.
+
+        Args:
+            params: ``(T, 4)`` mouth parameters (:mod:`.visemes`).
+            fps: frame rate in frames/s.
+            options: the keyword options of :func:`.motion.synthesize_motion` (``still``,
+                ``seed``, ``loudness``, ``hold``).
+        """
+        return synthesize_motion(self.frontal, self.quaternion, params, fps, **options)
 
     def landmarks(self, motion: FaceMotion, start: int = 0, stop: int | None = None) -> np.ndarray:
         """``(n, 68, 2)`` float32 pixel landmarks of frames ``start:stop``."""

@@ -20,23 +20,35 @@ MIN_GAP_PIXELS = 0.6
 TEETH = np.array([226, 222, 208], dtype=np.float32)
 
 
-def lip_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Mean RGB ``(3,)`` float32 of the lips (between the outer and inner contours) in a photo."""
+def pixel_box(points: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[int, ...]:
+    """The whole-pixel box around ``points`` ``(n, 2)``, widened by ``pad`` pixels and clipped
+    to an image of ``size`` ``(W, H)``: ``(x0, y0, x1, y1)`` with ``x1, y1`` exclusive."""
+    x0, y0 = np.floor(points.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + pad + 1
+    width, height = size
+    return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+
+
+def ring_pixels(
+    image: np.ndarray, outer: np.ndarray, inner: np.ndarray, min_side: int = 1
+) -> np.ndarray:
+    """RGB pixels ``(n, 3)`` of ``image`` inside polygon ``outer`` and outside ``inner``
+    (both ``(k, 2)`` pixels); none when the box around ``outer`` is under ``min_side``."""
     from PIL import Image, ImageDraw
 
-    height, width = image.shape[:2]
-    outer = landmarks[OUTER_LIPS]
-    x0, y0 = np.floor(outer.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + 1
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        return np.array([150, 80, 80], np.float32)
+    x0, y0, x1, y1 = pixel_box(outer, (image.shape[1], image.shape[0]))
+    if x1 - x0 < min_side or y1 - y0 < min_side:
+        return np.zeros((0, 3), image.dtype)
     mask = Image.new("L", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(mask)
     draw.polygon([tuple(p) for p in outer - (x0, y0)], fill=255)
-    draw.polygon([tuple(p) for p in landmarks[INNER_LIPS] - (x0, y0)], fill=0)
-    selected = np.asarray(mask) > 0
-    region = image[y0:y1, x0:x1][selected]
+    draw.polygon([tuple(p) for p in inner - (x0, y0)], fill=0)
+    return image[y0:y1, x0:x1][np.asarray(mask) > 0]
+
+
+def lip_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Mean RGB ``(3,)`` float32 of the lips (between the outer and inner contours) in a photo."""
+    region = ring_pixels(image, landmarks[OUTER_LIPS], landmarks[INNER_LIPS])
     if region.size == 0:
         return np.array([150, 80, 80], np.float32)
     return region.reshape(-1, 3).mean(axis=0).astype(np.float32)
@@ -69,11 +81,7 @@ def draw_mouth(
     gap = inner_gap(inner)
     if gap < MIN_GAP_PIXELS:
         return draw_seam(frame, inner, lips, iod)
-    height, width = frame.shape[:2]
-    pad = 2
-    x0, y0 = np.floor(inner.min(axis=0)).astype(int) - pad
-    x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + pad + 1
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    x0, y0, x1, y1 = pixel_box(inner, (frame.shape[1], frame.shape[0]), pad=2)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return frame
     s = SUPERSAMPLE
@@ -147,11 +155,7 @@ def draw_seam(frame: np.ndarray, inner: np.ndarray, lips: np.ndarray, iod: float
     # Midline: corners, then the mean of each upper/lower pair (61/67, 62/66, 63/65).
     middle = 0.5 * (inner[[1, 2, 3]] + inner[[7, 6, 5]])
     line = np.vstack([inner[0], middle, inner[4]])
-    height, width = frame.shape[:2]
-    pad = 3
-    x0, y0 = np.floor(line.min(axis=0)).astype(int) - pad
-    x1, y1 = np.ceil(line.max(axis=0)).astype(int) + pad + 1
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    x0, y0, x1, y1 = pixel_box(line, (frame.shape[1], frame.shape[0]), pad=3)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return frame
     s = SUPERSAMPLE
@@ -186,23 +190,11 @@ def skin_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     the lower face, which the mouth-interior exemplars are matched to. The median ignores a
     moustache or a shadow in part of the ring.
     """
-    from PIL import Image, ImageDraw
-
-    height, width = image.shape[:2]
     outer = np.asarray(landmarks[OUTER_LIPS], np.float64)
     centre = outer.mean(axis=0)
     big = centre + 1.7 * (outer - centre)
     small = centre + 1.15 * (outer - centre)
-    x0, y0 = np.floor(big.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(big.max(axis=0)).astype(int) + 1
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return np.array([180, 140, 120], np.float32)
-    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
-    draw = ImageDraw.Draw(mask)
-    draw.polygon([tuple(p) for p in big - (x0, y0)], fill=255)
-    draw.polygon([tuple(p) for p in small - (x0, y0)], fill=0)
-    region = image[y0:y1, x0:x1][np.asarray(mask) > 0]
+    region = ring_pixels(image, big, small, min_side=2)
     if len(region) < 4:
         return np.array([180, 140, 120], np.float32)
     return np.median(region.reshape(-1, 3), axis=0).astype(np.float32)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from avtool.errors import ModelError
+from avtool.models.facewarp.mouth import pixel_box
 
 PATCH_SIZE = (96, 80)
 """``(width, height)`` of a stored patch in canonical pixels."""
@@ -298,11 +299,7 @@ def paint_mouth(
     from PIL import Image, ImageDraw, ImageFilter
 
     inner = np.asarray(landmarks[INNER], np.float64)
-    height, width = frame.shape[:2]
-    pad = 3
-    x0, y0 = np.floor(inner.min(axis=0)).astype(int) - pad
-    x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + pad + 1
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    x0, y0, x1, y1 = pixel_box(inner, (frame.shape[1], frame.shape[0]), pad=3)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return frame
     transform = canonical_transform(landmarks)
