@@ -58,7 +58,7 @@ S1_CLIPS ?= ../shared/data/grid_s1/clips
 S1_RENDER_STEPS ?= 8000
 BANK_CLIPS ?= 333
 
-.PHONY: smoke extract train train-predictor train-renderer s1 s1-renderer mouth-bank
+.PHONY: smoke extract train train-predictor train-renderer s1 s1-renderer mouth-bank mouth-driver
 
 # The shipped mouth-interior bank (`--mouth bank`, avtool/weights/talkinghead/): real teeth,
 # tongue and darkness cut from the first BANK_CLIPS GRID s1 TRAINING-split clips (by id; never
@@ -70,6 +70,14 @@ mouth-bank:
 		--clips $(S1_CLIPS) --cache $(S1_CACHE) --limit $(BANK_CLIPS) \
 		--out $(OUT)/mouth-bank-grid-s1.npz
 	sha256sum $(OUT)/mouth-bank-grid-s1.npz
+
+# The audio-refined jaw opening's weights (avtool/models/facewarp/opening.py WEIGHTS): a ridge
+# read-out of viseme parameters and band levels fitted on every 2nd cached GRID s1 TRAINING-split
+# clip (never val/test, grid_s4 or the other speakers). Prints the table; fails when it differs
+# from the shipped one. About 5 minutes on one thread (phone recognition of 257 clips).
+mouth-driver:
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m avtool.training.mouth_driver \
+		--cache $(S1_CACHE) --out $(OUT)/mouth-driver.json --check
 
 # The shipped predictor: the GRID s1 cache (python -m avtool.training.grid_cache) -> 80 Hz items per
 # split -> the reduced predictor, selected on val lip-point distance (OUT/s1/predictor/best.pt).

@@ -595,6 +595,7 @@ def plan_render(
     import numpy as np
 
     from avtool.models.facewarp import WarpRenderer
+    from avtool.models.facewarp.opening import refine_opening
     from avtool.models.facewarp.phones import analyse_audio, speech_phones
     from avtool.models.facewarp.visemes import apply_energy, lead_in, viseme_track
 
@@ -659,6 +660,8 @@ def plan_render(
         hold = lead_in(drive.phones, drive.n_frames, options.fps)
         if not any(speech_phones(drive.phones)):
             hold = None  # no speech anywhere: the loudness-driven neutral vowel, from rest
+        if drive.bands is not None:  # the opening re-timed by the audio itself
+            params = refine_opening(params, hold, drive.loudness, drive.voiced, drive.bands)
         motion = renderer.motion(
             params,
             options.fps,

@@ -7,8 +7,10 @@ import pytest
 
 from avtool.io.audio import load_audio, save_audio
 from avtool.models.facewarp.phones import (
+    BAND_EDGES_HZ,
     SILENCE,
     analyse_audio,
+    band_levels,
     frame_count,
     loudness_from_rms,
     phones_from_timings,
@@ -31,6 +33,15 @@ def test_loudness_floor_and_range():
     assert not none.any() and not silent.any()
 
 
+def test_band_levels_put_a_tone_in_its_band():
+    rate = 16000
+    tone = np.sin(2 * np.pi * 1000.0 * np.arange(640) / rate)  # one 25 fps frame
+    levels = band_levels(tone, rate)
+    assert levels.shape == (len(BAND_EDGES_HZ) - 1,)
+    assert int(np.argmax(levels)) == 2  # 700-1200 Hz
+    assert band_levels(np.zeros(640), rate).max() == pytest.approx(-100.0)
+
+
 def test_phones_from_tts_timings():
     timings = {"phonemes": [{"phoneme": "h", "start": 0.0, "end": 0.1},
                             {"phoneme": " ", "start": 0.1, "end": 0.2},
@@ -46,6 +57,11 @@ def test_grid_speech_gives_phones_where_the_words_are(grid_dir, tmp_path):
     assert drive.duration == pytest.approx(audio.size / rate, abs=0.01)
     assert drive.n_frames == frame_count(drive.duration, 25.0)
     assert drive.loudness.shape == (drive.n_frames,)
+    assert drive.bands.shape == (drive.n_frames, len(BAND_EDGES_HZ) - 1)
+    # The loudest frames (speech) carry more power than the quietest (pauses) in every band.
+    order = np.argsort(drive.loudness)
+    loud, quiet = drive.bands[order[-10:]].mean(axis=0), drive.bands[order[:10]].mean(axis=0)
+    assert (loud > quiet).all()
     speech = [p for p in drive.phones if p.label != SILENCE]
     assert len(speech) >= 8
     labels = {p.label for p in speech}
