@@ -12,7 +12,9 @@ behaviour. Sidecars are not compared (they carry timings); the primary outputs a
 
 One hash was re-recorded since, for a deliberate change of behaviour with no option to pin:
 ``lipread.json`` at adc1457 (issue 18: the first and last words are trimmed to the video's
-sound, "bin" 0.00-1.00 s -> 0.96-1.00 s). The other six are the hashes of 511bcc4.
+sound, "bin" 0.00-1.00 s -> 0.96-1.00 s); ``talkinghead.mp4`` and ``tts-face.mp4`` at c591f39
+(issue 17: the jaw opening re-timed by the audio, ``facewarp.opening``; with that one step
+bypassed both outputs are still the 511bcc4 bytes). The other four are the hashes of 511bcc4.
 
 Exit code: 0 when every output matches, 1 otherwise (each mismatch is printed).
 """
