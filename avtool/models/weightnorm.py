@@ -14,15 +14,19 @@ Shared by the GAN vocoder families (:mod:`avtool.models.hifigan`, :mod:`avtool.m
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avtool.errors import ModelError
+from avtool.errors import InputError, ModelError
+
+ConfigT = TypeVar("ConfigT")
+Generator = TypeVar("Generator", bound=nn.Module)
 
 #: How many offending keys an error message lists before summarising the rest.
 MAX_LISTED_KEYS = 4
@@ -257,3 +261,59 @@ def load_weights(
     else:
         model.load_state_dict(converted, strict=True)
     return model
+
+
+def load_generator(
+    build: Callable[[ConfigT], Generator],
+    config: ConfigT,
+    state: Mapping[str, Any],
+    *,
+    source: str,
+    what: str,
+    device: str | torch.device = "cpu",
+    fold: bool = True,
+) -> Generator:
+    """A GAN vocoder's generator built on ``meta`` (no wasted random init), ``state`` loaded.
+
+    Args:
+        build: the family's ``build(config)``.
+        config: the architecture.
+        state: the checkpoint's tensors (see :func:`load_weights`).
+        source: the file named in errors.
+        what: the architecture named in errors.
+        device: where the generator goes.
+        fold: fold weight norm into plain weights (faster inference, same outputs).
+
+    Returns:
+        The generator in eval mode on ``device``.
+
+    Raises:
+        ModelError: the weights do not fit (see :func:`load_weights`).
+    """
+    with torch.device("meta"):
+        model = build(config)
+    load_weights(model, state, source=source, what=what)
+    if fold:
+        model.remove_weight_norm()
+    return model.to(device).eval()
+
+
+def mel_input(
+    model: nn.Module, mel: torch.Tensor | np.ndarray, bands: int, family: str
+) -> torch.Tensor:
+    """A vocoder's input: ``mel`` as a tensor on the generator's device and dtype.
+
+    Args:
+        model: the generator.
+        mel: ``(B, bands, frames)`` mel spectrogram.
+        bands: the mel bands the generator takes.
+        family: the vocoder as the error names it (``"HiFi-GAN"``).
+
+    Raises:
+        InputError: ``mel`` is not 3-D with ``bands`` bands.
+    """
+    mel = torch.as_tensor(mel)
+    if mel.ndim != 3 or mel.shape[1] != bands:
+        raise InputError(f"{family} expects a (batch, {bands}, frames) mel, got {tuple(mel.shape)}")
+    param = next(model.parameters())
+    return mel.to(device=param.device, dtype=param.dtype)

@@ -25,12 +25,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from avtool.errors import InputError, ModelError
+from avtool.errors import ModelError
 from avtool.io.features import MelSpec, vocoder_mismatch
 from avtool.models import checkpoint as avtool_checkpoint
 from avtool.models.hifigan.generator import HiFiGANGenerator
 from avtool.models.presets import PresetConfig
-from avtool.models.weightnorm import load_weights, open_checkpoint, to_model_keys
+from avtool.models.weightnorm import load_generator, mel_input, open_checkpoint, to_model_keys
 from avtool.registry import ResolvedModel
 
 __all__ = [
@@ -328,12 +328,10 @@ def load(
             f"{source}: not a known HiFi-GAN preset ({', '.join(PRESETS)}); give its "
             "config (the config.json published beside the generator)"
         )
-    with torch.device("meta"):
-        model = build(config)
-    load_weights(model, state, source=source, what=f"HiFi-GAN generator ({_describe(config)})")
-    if fold_weight_norm:
-        model.remove_weight_norm()
-    return model.to(device).eval()
+    what = f"HiFi-GAN generator ({_describe(config)})"
+    return load_generator(
+        build, config, state, source=source, what=what, device=device, fold=fold_weight_norm
+    )
 
 
 def _describe(config: HiFiGANConfig) -> str:
@@ -356,17 +354,11 @@ def infer(model: HiFiGANGenerator, mel: torch.Tensor | np.ndarray) -> torch.Tens
     Raises:
         InputError: ``mel`` is not 3-D with ``num_mels`` bands.
     """
-    mel = torch.as_tensor(mel)
-    num_mels = model.config.num_mels
-    if mel.ndim != 3 or mel.shape[1] != num_mels:
-        raise InputError(
-            f"HiFi-GAN expects a (batch, {num_mels}, frames) mel, got {tuple(mel.shape)}"
-        )
-    param = next(model.parameters())
+    mel = mel_input(model, mel, model.config.num_mels, "HiFi-GAN")
     if mel.shape[-1] == 0:
-        return torch.zeros(mel.shape[0], 0, dtype=param.dtype, device=param.device)
+        return mel.new_zeros(mel.shape[0], 0)
     with torch.inference_mode():
-        return model(mel.to(device=param.device, dtype=param.dtype)).squeeze(1)
+        return model(mel).squeeze(1)
 
 
 def load_entry(resolved: ResolvedModel, device: str = "cpu") -> HiFiGANGenerator:

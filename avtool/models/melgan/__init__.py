@@ -27,14 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avtool.errors import InputError, ModelError
+from avtool.errors import ModelError
 from avtool.io.features import MelSpec, vocoder_mismatch
+from avtool.models import checkpoint as avtool_checkpoint
 from avtool.models.presets import PresetConfig
 from avtool.models.weightnorm import (
     WNConv1d,
     WNConvTranspose1d,
     fold_weight_norm,
-    load_weights,
+    load_generator,
+    mel_input,
     open_checkpoint,
     to_model_keys,
 )
@@ -330,16 +332,13 @@ def load(
         # Nothing readable from the shapes: compare with the published layout so the error
         # lists what differs from it.
         config, guess = MelGANConfig.ljspeech(), "; no config given, so the published one"
-    with torch.device("meta"):
-        model = build(config)
     what = (
         f"MelGAN generator (ngf {config.ngf}, {config.n_residual_layers} residual layers, "
         f"ratios {list(config.ratios)}{guess})"
     )
-    load_weights(model, state, source=source, what=what)
-    if fold_weight_norm:
-        model.remove_weight_norm()
-    return model.to(device).eval()
+    return load_generator(
+        build, config, state, source=source, what=what, device=device, fold=fold_weight_norm
+    )
 
 
 def infer(model: MelGANGenerator, mel: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -357,15 +356,10 @@ def infer(model: MelGANGenerator, mel: torch.Tensor | np.ndarray) -> torch.Tenso
     Raises:
         InputError: ``mel`` is not 3-D with ``n_mel_channels`` bands.
     """
-    mel = torch.as_tensor(mel)
-    bands = model.config.n_mel_channels
-    if mel.ndim != 3 or mel.shape[1] != bands:
-        raise InputError(f"MelGAN expects a (batch, {bands}, frames) mel, got {tuple(mel.shape)}")
-    param = next(model.parameters())
+    mel = mel_input(model, mel, model.config.n_mel_channels, "MelGAN")
     frames = mel.shape[-1]
     if frames == 0:
-        return torch.zeros(mel.shape[0], 0, dtype=param.dtype, device=param.device)
-    mel = mel.to(device=param.device, dtype=param.dtype)
+        return mel.new_zeros(mel.shape[0], 0)
     short = model.config.min_frames - frames
     if short > 0:
         # Reflection padding needs more samples than it reflects; repeat the last frame.
@@ -378,8 +372,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MelGANGenerator:
     """The front door's hook (:func:`avtool.models.loading.load`): the published state dict
     of a verified entry, architecture told from its keys and shapes (an avtool checkpoint,
     :mod:`avtool.models.checkpoint`, carries its config)."""
-    from avtool.models import checkpoint as avtool_checkpoint
-
     if avtool_checkpoint.is_checkpoint(resolved.path):
         stored = avtool_checkpoint.read(resolved.path, "melgan")
         return load(stored.state_dict, MelGANConfig.from_dict(stored.config), device)
