@@ -62,7 +62,7 @@ def means(results: dict, keep: set[str] | None = None) -> dict:
 def v2a_through(clip_paths: list[Path], vocoders: list[str]) -> dict:
     """The default v2a model's mel of each clip, vocoded by each vocoder and scored."""
     from avtool.io.features import MelSpec
-    from avtool.io.video import MODEL_FPS as FPS
+    from avtool.io.formats import MODEL_FPS as FPS
     from avtool.metrics.grid import GridRecognizer
     from avtool.models import v2a as v2a_model
     from avtool.models.face import load_detector

@@ -205,7 +205,7 @@ def eval_lipread_command(
     from rich.console import Console
     from rich.table import Table
 
-    from avtool.io.video import READER_SUFFIXES
+    from avtool.io.formats import READER_SUFFIXES
     from avtool.runtime import expand_paths
     from avtool.tasks.eval.lipread import evaluate_lipread, select_split
 

@@ -25,12 +25,7 @@ import numpy as np
 from avtool.errors import InputError
 from avtool.io.ffmpeg import QUIET, ffmpeg_exe, read_media_info, run_ffmpeg, stderr_tail
 from avtool.io.files import StreamingOutput, atomic_output
-
-WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
-#: Video inputs of lipread, v2a and separate (what a folder input expands to; ffmpeg reads them).
-READER_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
-#: Frames per second of every visual model here (GRID's rate); other rates are resampled to it.
-MODEL_FPS = 25.0
+from avtool.io.formats import WRITER_SUFFIXES
 
 
 @dataclass(frozen=True)

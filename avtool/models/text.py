@@ -5,9 +5,11 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.random import Generator
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.random import Generator
 
 # A sentence ends at . ! ? … (plus closing quotes/brackets) followed by whitespace and a
 # character that can start a sentence; "e.g. this" and "Dr. Smith" stay whole.
@@ -148,6 +150,10 @@ class SpeechModel(abc.ABC):
             ``(T,)`` float32 audio in [-1, 1] at the voice's ``sample_rate``, and samples per
             phoneme when the voice gives them.
         """
+        # numpy only once speech is made: `tts` option parsing, and so `avtool --help`,
+        # imports this module for the sentence splitter.
+        import numpy as np
+
         rng = np.random.default_rng([seed, chunk_index])
         return self._render(chunk, rng, Delivery(speed, noise_scale, noise_w))
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from avtool.engines import RunSettings
 from avtool.errors import InputError, ModelError
-from avtool.io.video import MODEL_FPS, READER_SUFFIXES
+from avtool.io.formats import MODEL_FPS, READER_SUFFIXES
 
 if TYPE_CHECKING:
     import numpy as np

@@ -99,7 +99,7 @@ def evaluate_lipread(
         "char_edits", "chars"}}, "clips": [{"clip", "reference", name: hypothesis, ...}],
         "failed": [{"clip", "error"}], "speed": {...}}``.
     """
-    from avtool.io.video import MODEL_FPS
+    from avtool.io.formats import MODEL_FPS
     from avtool.metrics.wer import character_errors, word_errors
     from avtool.models.lipnet import ctc
     from avtool.tasks.lipread import LipreadOptions, clip_log_probs, load_reader

@@ -99,7 +99,7 @@ def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str
     import numpy as np
 
     from avtool.io.audio import load_audio
-    from avtool.io.video import MODEL_FPS
+    from avtool.io.formats import MODEL_FPS
     from avtool.metrics.grid import parse_grid_id
     from avtool.models.face import track_video
     from avtool.tasks.v2a import V2AOptions, check_pose, stream_crops
@@ -208,7 +208,7 @@ def evaluate_v2a(
 
     from avtool.datasets.grid import s1_split
     from avtool.io.features import MelSpec, mel_spectrogram
-    from avtool.io.video import MODEL_FPS
+    from avtool.io.formats import MODEL_FPS
     from avtool.metrics.grid import GridRecognizer
     from avtool.models import v2a as v2a_model
     from avtool.models.face import load_detector

@@ -1,0 +1,13 @@
+"""Which media files the tools read and write, and the frame rate of the visual models.
+
+Kept free of numpy so that the CLI can name them in ``--help`` without loading anything heavy.
+"""
+
+from __future__ import annotations
+
+#: Video inputs of lipread, v2a and separate (what a folder input expands to; ffmpeg reads them).
+READER_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v")
+#: Video outputs :class:`avtool.io.video.VideoWriter` encodes (H.264 in these containers).
+WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+#: Frames per second of every visual model here (GRID's rate); other rates are resampled to it.
+MODEL_FPS = 25.0
