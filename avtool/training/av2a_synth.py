@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,8 @@ from avtool.datasets.grid import s1_split
 from avtool.models.v2a import read_checkpoint, save_checkpoint
 from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
 from avtool.models.visual import lip_features
-from avtool.training.v2a import MODE_PROBS, load_split, loss_fn, start_av2a
+from avtool.training.command import REQUIRED, RunLog, add_flags, run_command
+from avtool.training.v2a import MODE_PROBS, load_split, loss_fn, require_clips, start_av2a
 
 PROCEDURES = ("baseline", "dropout", "dropout-gt")
 #: The base model whose output is the synthesised audio, and the AV2A network's initialisation.
@@ -169,14 +169,8 @@ def train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    start = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
-
-    def log(message: str) -> None:
-        line = f"[{time.monotonic() - start:7.1f}s] {message}"
-        print(line, flush=True)
-        with (args.out / "train.log").open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    log = RunLog(args.out / "train.log")
 
     resolved = registry.resolve(args.init, task="v2a")
     init = read_checkpoint(resolved.path, dict(resolved.entry.config) or None)
@@ -198,12 +192,11 @@ def train(args: argparse.Namespace) -> int:
         video_features(model, items)
         data[name] = items
     train_items, val_items = data["train"], data["val"]
-    seconds = time.monotonic() - start
-    log(f"{args.procedure}: {len(train_items)}/{len(split['train'])} train, "
-        f"{len(val_items)}/{len(split['val'])} val clips; features in {seconds:.0f} s")  # fmt: skip
-    if not train_items or not val_items:
-        log("no data")
-        return 2
+    log(
+        f"{args.procedure}: {len(train_items)}/{len(split['train'])} train, "
+        f"{len(val_items)}/{len(split['val'])} val clips; features in {log.seconds:.0f} s"
+    )
+    require_clips(args.cache, train=train_items, val=val_items)
     reference = base_l1(val_items)
     log(f"base model ({args.synth}) validation L1 {reference:.4f}")
 
@@ -216,7 +209,7 @@ def train(args: argparse.Namespace) -> int:
     steps_per_epoch = math.ceil(len(train_items) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     step = 0
-    while epoch < args.epochs and (time.monotonic() - start) / 60 < args.max_minutes:
+    while epoch < args.epochs and log.minutes < args.max_minutes:
         model.train()
         model.video.eval()  # frozen: its batch norms keep their statistics
         if model.lips is not None:
@@ -245,7 +238,7 @@ def train(args: argparse.Namespace) -> int:
         epoch += 1
         val = validation_l1(model, val_items)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_l1": val,
-                        "minutes": round((time.monotonic() - start) / 60, 2)})  # fmt: skip
+                        "minutes": round(log.minutes, 2)})  # fmt: skip
         log(f"epoch {epoch}: train {np.mean(losses):.4f} val L1 {val:.4f} (base {reference:.4f})")
         if val < best:
             best = val
@@ -263,7 +256,7 @@ def train(args: argparse.Namespace) -> int:
         "base_val_l1": reference,
         "history": history,
         "frozen": ["video", "lips"],
-        "minutes": round((time.monotonic() - start) / 60, 2),
+        "minutes": round(log.minutes, 2),
         "threads": args.threads,
         "seed": args.seed,
     }
@@ -320,30 +313,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``synth`` or ``train`` (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("synth")
-    s.add_argument("--cache", type=Path, required=True)
-    s.add_argument("--out", type=Path, required=True)
+    s = add_flags(sub.add_parser("synth"), cache=REQUIRED, out=REQUIRED)
     s.add_argument("--model", default=BASE_MODEL)
-    s.add_argument("--threads", type=int, default=1)
-    t = sub.add_parser("train")
-    t.add_argument("--cache", type=Path, required=True)
-    t.add_argument("--synth", type=Path, required=True)
-    t.add_argument("--out", type=Path, required=True)
+    t = add_flags(sub.add_parser("train"), cache=REQUIRED, out=REQUIRED)
     t.add_argument("--procedure", choices=PROCEDURES, required=True)
     t.add_argument("--init", default=INIT_MODEL)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--max-minutes", type=float, default=15.0)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--limit", type=int, help="first N train clips only (smoke runs)")
-    c = sub.add_parser("compare")
-    c.add_argument("--cache", type=Path, required=True)
-    c.add_argument("--synth", type=Path, required=True)
+    add_flags(t, epochs=20, max_minutes=15.0, batch_size=8, lr=1e-3, seed=0, limit=None)
+    c = add_flags(sub.add_parser("compare"), cache=REQUIRED)
     c.add_argument("--run", type=Path, action="append", required=True)
-    c.add_argument("--out", type=Path)
-    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--out", type=Path, help="JSON file for the results")
+    for command in (t, c):
+        command.add_argument("--synth", type=Path, required=True, help="synthesised mels")
+    for command in (s, t, c):
+        add_flags(command, threads=1)
     args = parser.parse_args(argv)
     if args.command == "compare":
         result = compare(args.cache, args.synth, args.run, args.threads)
@@ -355,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         print(json.dumps(synthesise(args.cache, args.out, args.model)))
         return 0
-    return train(args)
+    return run_command(lambda: train(args))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ Three things every trainer's ``main`` did for itself, defined once here:
   (:func:`defaults_of`);
 * handing the parsed options to the function that trains, or to its settings dataclass, by
   parameter name (:func:`call_with_flags`), so a flag is not spelled again as ``x=args.x``;
+* progress lines stamped with the seconds since the run began, on the console and in the
+  run's ``train.log`` (:class:`RunLog`);
 * running it: log messages to the console, the CPU thread count, and an
   :class:`avtool.errors.AvtoolError` turned into one ``error:`` line and its exit code
   (:func:`run_command`).
@@ -20,6 +22,7 @@ import argparse
 import inspect
 import logging
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import EllipsisType, MappingProxyType
@@ -29,7 +32,15 @@ import torch
 
 from avtool.errors import AvtoolError
 
-__all__ = ["FLAGS", "REQUIRED", "add_flags", "call_with_flags", "defaults_of", "run_command"]
+__all__ = [
+    "FLAGS",
+    "REQUIRED",
+    "RunLog",
+    "add_flags",
+    "call_with_flags",
+    "defaults_of",
+    "run_command",
+]
 
 #: The default that makes a flag of :func:`add_flags` required.
 REQUIRED: EllipsisType = ...
@@ -141,3 +152,34 @@ def run_command(work: Callable[[], int | None], *, threads: int | None = None) -
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     return 0 if code is None else code
+
+
+class RunLog:
+    """Progress lines stamped with the seconds since the run began (``[   12.3s] message``),
+    printed and, with a file, appended to it; also the run's clock.
+
+    Args:
+        path: the log file (e.g. ``OUT/train.log``; its folder must exist); None prints only.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.began = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since the run began."""
+        return time.monotonic() - self.began
+
+    @property
+    def minutes(self) -> float:
+        """Minutes since the run began."""
+        return self.seconds / 60
+
+    def __call__(self, message: str) -> None:
+        """Print ``message`` with its time stamp (and append it to the file)."""
+        line = f"[{self.seconds:7.1f}s] {message}"
+        print(line, flush=True)
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")

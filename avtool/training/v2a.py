@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from avtool.errors import InputError
 from avtool.models.state_dict import save_atomic
 from avtool.models.v2a import read_checkpoint, save_checkpoint
 from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
 from avtool.models.visual import LIP_DIM, lip_features, prepare_crops
+from avtool.training.command import REQUIRED, RunLog, add_flags, run_command
 
 MODE_PROBS = (0.25, 0.25, 0.5)  # video, audio, both
 #: State-dict prefixes a ``--init`` checkpoint may lack (input streams added after it was trained).
@@ -205,25 +206,33 @@ def cache_parser(description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawTextHelpFormatter
     )
-    p.add_argument("--cache", type=Path, required=True, help="GRID cache folder (<id>.npz)")
-    p.add_argument("--out", type=Path, required=True)
-    return p
+    return add_flags(p, cache=REQUIRED, out=REQUIRED)
+
+
+def require_clips(cache: Path, **splits: Sequence[Any]) -> None:
+    """Refuse to train when a split has no usable clip.
+
+    Args:
+        cache: the GRID cache folder (named in the error).
+        **splits: ``name=items`` of each split (``train=..., val=...``).
+
+    Raises:
+        InputError: naming the cache and the empty splits.
+    """
+    empty = [name for name, items in splits.items() if not items]
+    if empty:
+        raise InputError(f"{cache}: no usable cached clips for the {' and '.join(empty)} split")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from avtool.datasets.grid import s1_split
-
     p = cache_parser(__doc__)
     p.add_argument("--config", default="reduced", help="paper, reduced or debug")
     p.add_argument("--stage", choices=("v2a", "av2a"), default="v2a")
     p.add_argument(
         "--init", type=Path, help="V2A state dict to start from (AV2A: required; V2A: warm restart)"
     )
-    p.add_argument("--epochs", type=int, default=24)
-    p.add_argument("--max-minutes", type=float, default=35.0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1.5e-3)
+    add_flags(p, epochs=24, max_minutes=35.0, batch_size=8, lr=1.5e-3)
     p.add_argument("--sc-weight", type=float, default=0.0, help="spectral convergence weight")
     p.add_argument(
         "--delta-weight",
@@ -234,24 +243,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--lip-landmarks", action="store_true", help="add the lip-landmark input stream (V2A stage)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--limit", type=int, help="use only the first N train clips (smoke runs)")
+    add_flags(p, seed=0, threads=1, limit=None)
     p.add_argument("--stop-after", type=int, help="stop after N epochs in this run (resumable)")
     args = p.parse_args(argv)
+    if args.stage == "av2a" and args.init is None:
+        p.error("--stage av2a needs --init (the trained V2A weights)")
+    return run_command(lambda: _train(args), threads=args.threads)
 
-    torch.set_num_threads(args.threads)
+
+def _train(args: argparse.Namespace) -> int:
+    """One stage's bounded, resumable training run (the options of :func:`main`)."""
+    from avtool.datasets.grid import s1_split
+
     torch.manual_seed(args.seed)
-    start_time = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
-    log_path = args.out / "train.log"
-
-    def log(message: str) -> None:
-        line = f"[{time.monotonic() - start_time:7.1f}s] {message}"
-        print(line, flush=True)
-        with log_path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-
+    log = RunLog(args.out / "train.log")
     av = args.stage == "av2a"
     base = V2AConfig.preset(args.config)
     init = read_checkpoint(args.init) if args.init is not None else None
@@ -267,9 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     val = load_split(args.cache, split["val"], config.crop_size, with_audio=av, with_lips=lips_in)
     log(f"stage {args.stage}: {len(train)}/{len(train_ids)} train, {len(val)}/{len(split['val'])} "
         f"val clips from {args.cache}; config {config.to_dict()}")  # fmt: skip
-    if not train or not val:
-        log("no data")
-        return 2
+    require_clips(args.cache, train=train, val=val)
 
     model = build(config)
     missing: list[str] = []
@@ -289,8 +293,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.lips.mean.copy_(mean)
         model.lips.std.copy_(std)
     if av:
-        if init is None:
-            p.error("--stage av2a needs --init (the trained V2A weights)")
         start_av2a(model, init.state_dict, args.init)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
@@ -342,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             optimiser.step()
             epoch_loss += float(loss.detach())
             n += 1
-            if (time.monotonic() - start_time) / 60 > args.max_minutes:
+            if log.minutes > args.max_minutes:
                 log(f"wall-clock limit ({args.max_minutes} min) reached in epoch {epoch + 1}")
                 stopped = True
                 break
@@ -361,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{' (best)' if improved else ''} lr {lr_at(step):.2e}")  # fmt: skip
     (args.out / "summary.json").write_text(json.dumps(
         {"stage": args.stage, "epochs": epoch, "best_val_l1": best, "train_clips": len(train),
-         "val_clips": len(val), "minutes": round((time.monotonic() - start_time) / 60, 2),
+         "val_clips": len(val), "minutes": round(log.minutes, 2),
          "threads": args.threads, "seed": args.seed, "config": config.to_dict(),
          "epochs_planned": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
          "sc_weight": args.sc_weight, "delta_weight": args.delta_weight,
