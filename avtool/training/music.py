@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from avtool.datasets.chorales import VOICES, augment, load_chorales, split
-from avtool.errors import AvtoolError, InputError
+from avtool.errors import InputError
 from avtool.models import checkpoint
 from avtool.models.music.generate import FAMILIES, Score, generate, load_model
 from avtool.models.music.options import SamplingOptions
@@ -71,6 +71,7 @@ from avtool.models.music.tokens import (
     vocabulary,
 )
 from avtool.runtime import versions, write_json
+from avtool.training.command import REQUIRED, add_flags, call_with_flags, run_command
 
 __all__ = [
     "CHECKPOINT_NAMES",
@@ -537,40 +538,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--family", choices=FAMILIES, help="what to train")
     parser.add_argument("--preset", default=TrainConfig.preset)
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    add_flags(parser, out=REQUIRED)
     parser.add_argument("--minutes", type=float, default=TrainConfig.minutes)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    add_flags(parser, seed=TrainConfig.seed, batch_size=TrainConfig.batch_size)
     parser.add_argument("--lr", type=float, help="peak learning rate (default: the family's)")
     parser.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     parser.add_argument("--max-steps", type=int, default=TrainConfig.max_steps)
-    parser.add_argument("--device", default=TrainConfig.device)
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    add_flags(parser, device=TrainConfig.device, threads=None)
     parser.add_argument("--cache", type=Path, help="chorale cache folder")
     parser.add_argument("--eval", action="store_true", help="score every model in --out")
     parser.add_argument("--pieces", type=int, default=20, help="--eval: pieces per model")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+
+    def work() -> None:
         if args.eval:
             result = evaluate(args.out, cache=args.cache, pieces=args.pieces, seed=args.seed)
             print(_table(result))
-            return 0
+            return
         if args.family is None:
             parser.error("give --family (or --eval)")
-        config = TrainConfig(
-            family=args.family,
-            preset=args.preset,
-            minutes=args.minutes,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            eval_every=args.eval_every,
-            max_steps=args.max_steps,
-            device=args.device,
-        )
+        config = call_with_flags(TrainConfig, args, learning_rate=args.lr)
         record = train(
             config, args.out, cache=args.cache, progress=lambda row: log.info(json.dumps(row))
         )
@@ -580,10 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             record["best_valid_nll"],
             record["test"]["nll"],
         )
-        return 0
-    except AvtoolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+
+    return run_command(work, threads=args.threads)
 
 
 if __name__ == "__main__":
