@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
-import http.client
 import importlib.util
 import json
 import logging
@@ -30,9 +29,7 @@ import re
 import sys
 import tempfile
 import tomllib
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -650,6 +647,12 @@ def _download(spec: FileSpec, dest: Path, *, quiet: bool) -> str:
     Returns:
         The sha256 of the file now at ``dest``.
     """
+    # The network stack (http.client, ssl, email) is a tenth of `avtool --help`'s start-up and
+    # only a download needs it.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     url = spec.source
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
