@@ -78,14 +78,16 @@ def time_workload(workload: str, items: list, engine: str) -> tuple[float, list[
     start = time.perf_counter()
     if workload == "vocode":
         from avtool.tasks import vocode
+        from avtool.tasks.options.vocode import VocodeOptions
 
-        options = vocode.VocodeOptions(model="griffin-lim", iters=32)
+        options = VocodeOptions(model="griffin-lim", iters=32)
         settings = RunSettings(device="cpu", policy="overwrite", quiet=True, batch=batch)
         summary = vocode.run(items, options, settings)
     else:
         from avtool.tasks import lipread
+        from avtool.tasks.options.lipread import LipreadOptions
 
-        options = lipread.LipreadOptions(decoder="greedy")
+        options = LipreadOptions(decoder="greedy")
         settings = RunSettings(device="cpu", accept_license=True, policy="overwrite",
                                quiet=True, batch=batch)  # fmt: skip
         summary = lipread.run(items, options, settings)

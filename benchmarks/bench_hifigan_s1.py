@@ -67,8 +67,10 @@ def v2a_through(clip_paths: list[Path], vocoders: list[str]) -> dict:
     from avtool.models import v2a as v2a_model
     from avtool.models.face import load_detector
     from avtool.tasks.eval.v2a import score, summarise, video_clips
-    from avtool.tasks.v2a import V2A_MODEL, load_model, speech_from_mel
-    from avtool.tasks.vocode import VocodeOptions, load_vocoder
+    from avtool.tasks.options.v2a import V2A_MODEL
+    from avtool.tasks.options.vocode import VocodeOptions
+    from avtool.tasks.v2a import load_model, speech_from_mel
+    from avtool.tasks.vocode import load_vocoder
 
     spec = MelSpec.hifigan_22k()
     model = load_model(V2A_MODEL)

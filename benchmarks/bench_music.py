@@ -25,7 +25,8 @@ MODELS = ("music-markov-chorales", "music-lstm-chorales", "music-transformer-cho
 
 
 def speed(repeats: int) -> dict:
-    from avtool.tasks.music import MusicOptions, compose, load_music_model
+    from avtool.tasks.music import compose, load_music_model
+    from avtool.tasks.options.music import MusicOptions
 
     out = {}
     for name in MODELS:

@@ -27,7 +27,8 @@ from dataclasses import replace
 
 def per_bar(model_name: str, bars: int, seed: int) -> dict:
     """Seconds per bar composing one ``bars``-bar piece (model already loaded, not timed)."""
-    from avtool.tasks.music import MusicOptions, compose, load_music_model
+    from avtool.tasks.music import compose, load_music_model
+    from avtool.tasks.options.music import MusicOptions
 
     loaded = load_music_model(model_name)
     marks: list[tuple[float, float]] = []
@@ -58,10 +59,11 @@ def batch_memory(model_name: str, count: int, bars: int, seed: int, chunk: int) 
     import resource
 
     from avtool.tasks import music
+    from avtool.tasks.options.music import MusicOptions
 
     music.BATCH_PIECE_BARS = chunk
     loaded = music.load_music_model(model_name)
-    defaults = music.MusicOptions(model=model_name, count=count)
+    defaults = MusicOptions(model=model_name, count=count)
     sampling = replace(defaults.sampling, bars=bars, seed=seed)
     options = replace(defaults, sampling=sampling).validated()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -85,16 +85,12 @@ def speed(cache: Path, seconds: float = 60.0) -> dict:
     from avtool.io.features import MelSpec
     from avtool.models.separate.visual import lip_reader_features
     from avtool.tasks.eval.separate import v2a_mask_estimate
-    from avtool.tasks.separate import (
-        AV_MODEL,
-        BLIND_MODEL,
-        SeparateOptions,
-        load_lip_reader,
-        load_separator,
-        masknet_stems,
-    )
-    from avtool.tasks.v2a import V2AOptions, load_model, predict_mel, speech_from_mel
-    from avtool.tasks.vocode import VocodeOptions, load_vocoder
+    from avtool.tasks.options.separate import AV_MODEL, BLIND_MODEL, SeparateOptions
+    from avtool.tasks.options.v2a import V2AOptions
+    from avtool.tasks.options.vocode import VocodeOptions
+    from avtool.tasks.separate import load_lip_reader, load_separator, masknet_stems
+    from avtool.tasks.v2a import load_model, predict_mel, speech_from_mel
+    from avtool.tasks.vocode import load_vocoder
 
     torch.set_num_threads(1)
     _, mix, ids = speech_mixture(seconds, cache)
@@ -246,12 +242,8 @@ def compare(cache: Path, models: list[str], limit: int) -> dict:
     from avtool.metrics.speech import pesq_wb, stoi
     from avtool.models.separate.visual import lip_reader_features
     from avtool.tasks.eval.separate import SAMPLE_RATE, _word_errors, summarise
-    from avtool.tasks.separate import (
-        SeparateOptions,
-        load_lip_reader,
-        load_separator,
-        masknet_stems,
-    )
+    from avtool.tasks.options.separate import SeparateOptions
+    from avtool.tasks.separate import load_lip_reader, load_separator, masknet_stems
 
     torch.set_num_threads(1)
     loaded = {m: load_separator(m, "cpu", accept_license=True) for m in models}
@@ -310,12 +302,8 @@ def one_voice(cache: Path, limit: int, model: str = "masknet-blind-grid-s1") -> 
 
     from avtool.datasets.grid import s1_split
     from avtool.io.audio import load_audio
-    from avtool.tasks.separate import (
-        SeparateOptions,
-        load_separator,
-        masknet_stems,
-        one_speaker_check,
-    )
+    from avtool.tasks.options.separate import SeparateOptions
+    from avtool.tasks.separate import load_separator, masknet_stems, one_speaker_check
 
     torch.set_num_threads(1)
     blind = load_separator(model, "cpu", accept_license=True)

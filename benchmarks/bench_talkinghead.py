@@ -54,7 +54,7 @@ def default_compare() -> list[str]:
     """The registered AnyoneNet systems: ``anyonenet`` (predictor), ``anyonenet-unet``
     (renderer), each when the registry has its weights, and ``anyonenet-full`` (both)."""
     from avtool.registry import load_registry
-    from avtool.tasks.talkinghead import ANYONENET_MODEL, ANYONENET_UNET_MODEL
+    from avtool.tasks.options.talkinghead import ANYONENET_MODEL, ANYONENET_UNET_MODEL
 
     registry = load_registry()
     pairs = (("anyonenet", ANYONENET_MODEL), ("anyonenet-unet", ANYONENET_UNET_MODEL))

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from avtool.io.video import VideoWriter
     from avtool.models.face import FaceDetector
-    from avtool.tasks.talkinghead import ENCODER, TalkingHeadOptions, plan_render, render_file
+    from avtool.tasks.options.talkinghead import TalkingHeadOptions
+    from avtool.tasks.talkinghead import ENCODER, plan_render, render_file
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -72,7 +72,8 @@ def score_clip(clip: Path, model, detector, preview: list) -> dict:
     from avtool.models.anyonenet.data import crop_box, crop_face
     from avtool.models.anyonenet.infer import render_frames as unet_frames
     from avtool.models.face import track_video
-    from avtool.tasks.talkinghead import TalkingHeadOptions, plan_render, render_frames
+    from avtool.tasks.options.talkinghead import TalkingHeadOptions
+    from avtool.tasks.talkinghead import plan_render, render_frames
 
     size = int(model.network.config.image_size)
     with VideoReader(clip, fps=25.0) as reader:

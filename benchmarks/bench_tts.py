@@ -58,7 +58,8 @@ def in_process(repeats: int, work: Path) -> dict:
     from piper import PiperVoice
 
     from avtool import registry
-    from avtool.tasks.tts import TTSOptions, load_voice, synthesize_to_file
+    from avtool.tasks.options.tts import TTSOptions
+    from avtool.tasks.tts import load_voice, synthesize_to_file
 
     voice = load_voice("piper-joe-medium", device="cpu")
     engine = PiperVoice.load(registry.resolve("piper-joe-medium").path)
@@ -279,7 +280,8 @@ def kokoro_wer(sentences: int, work: Path) -> dict:
 def long_text(work: Path, words: int = 2000) -> dict:
     import random
 
-    from avtool.tasks.tts import TTSOptions, load_voice, synthesize_to_file
+    from avtool.tasks.options.tts import TTSOptions
+    from avtool.tasks.tts import load_voice, synthesize_to_file
 
     rng = random.Random(3)
     sentences = TEXT_30S.replace(",", "").split(". ")

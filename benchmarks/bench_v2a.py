@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from avtool.engines import RunSettings
-from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL
+from avtool.tasks.options.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHORS = {
@@ -59,7 +59,7 @@ def speed(
     from avtool.tasks import v2a
 
     rows = []
-    options = v2a.V2AOptions(model=model, vocoder=vocoder)
+    options = V2AOptions(model=model, vocoder=vocoder)
     with tempfile.TemporaryDirectory() as tmp:
         items = v2a.build_items([str(c) for c in clips], None, str(Path(tmp) / "{stem}.wav"))
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -72,7 +72,7 @@ def speed(
                                            "vocoder": meta["vocoder"]["name"]})  # fmt: skip
     totals = {k: sum(r[k] for r in rows) for k in ("face_s", "model_s", "total_s", "guard_s")}
     return {
-        "model": model or v2a.V2A_MODEL,
+        "model": model or V2A_MODEL,
         "vocoder": rows[0]["vocoder"] if rows else vocoder,
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),

@@ -9,9 +9,9 @@ import typer
 from avtool.cli import flags
 from avtool.cli.common import GlobalOptions, global_options
 from avtool.io.console import stderr_console
-from avtool.tasks.lipread import DEFAULT_MODEL
-from avtool.tasks.v2a import AV2A_MODEL, V2A_MODEL
-from avtool.tasks.vocode import GRIFFIN_LIM
+from avtool.tasks.options.lipread import DEFAULT_MODEL
+from avtool.tasks.options.v2a import AV2A_MODEL, V2A_MODEL
+from avtool.tasks.options.vocode import GRIFFIN_LIM
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -11,7 +11,7 @@ from avtool.cli import flags
 from avtool.cli.common import batch_command
 from avtool.engines import RunSettings
 from avtool.runtime import BatchSummary
-from avtool.tasks.lipread import LipreadOptions
+from avtool.tasks.options.lipread import LipreadOptions
 
 #: The options that fill :class:`LipreadOptions` (defaults from it); the decoder is chosen
 #: from --grammar and --decoder.

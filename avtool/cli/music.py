@@ -9,8 +9,9 @@ import typer
 from avtool.cli import flags
 from avtool.cli.common import batch_command, with_options
 from avtool.engines import RunSettings
+from avtool.models.music.options import SamplingOptions
 from avtool.runtime import BatchSummary
-from avtool.tasks.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions, SamplingOptions
+from avtool.tasks.options.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
 _DEFAULTS = MusicOptions()
 #: The options that fill :class:`SamplingOptions` (defaults from it; ``seed`` is the global

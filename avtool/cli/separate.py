@@ -11,7 +11,7 @@ from avtool.cli import flags
 from avtool.cli.common import batch_command
 from avtool.engines import RunSettings
 from avtool.runtime import BatchSummary
-from avtool.tasks.separate import AV_MODEL, BLIND_MODEL, MUSIC_MODEL, SeparateOptions
+from avtool.tasks.options.separate import AV_MODEL, BLIND_MODEL, MUSIC_MODEL, SeparateOptions
 
 #: The options that fill :class:`SeparateOptions` (defaults from it; ``seed`` is the global one).
 _OPTIONS = (

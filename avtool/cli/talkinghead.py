@@ -10,7 +10,7 @@ from avtool.cli import flags
 from avtool.cli.common import batch_command, global_options
 from avtool.engines import RunSettings
 from avtool.runtime import BatchSummary
-from avtool.tasks.talkinghead import TalkingHeadOptions, parse_size
+from avtool.tasks.options.talkinghead import TalkingHeadOptions, parse_size
 
 #: The face and rendering options of :class:`TalkingHeadOptions` that ``tts --face`` takes too.
 FACE_OPTIONS = (

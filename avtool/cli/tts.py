@@ -12,8 +12,8 @@ from avtool.cli import flags
 from avtool.cli.common import batch_command, finish, global_options, with_options
 from avtool.cli.talkinghead import FACE_OPTIONS
 from avtool.engines import RunSettings
-from avtool.tasks.talkinghead import TalkingHeadOptions
-from avtool.tasks.tts import DEFAULT_VOICE, FaceVideo, TTSOptions
+from avtool.tasks.options.talkinghead import TalkingHeadOptions
+from avtool.tasks.options.tts import AUDIO_FORMATS, DEFAULT_VOICE, FaceVideo, TTSOptions
 
 #: The options that fill :class:`TTSOptions` (defaults from it; ``seed`` is the global one).
 _OPTIONS = (
@@ -109,9 +109,9 @@ def tts_command(
     if video is None and options.format is None:  # refused before the voice loads
         for item in items:
             suffix = item.output.suffix.lower().lstrip(".") if item.output else "wav"
-            if item.error is None and suffix and suffix not in tts.AUDIO_FORMATS:
+            if item.error is None and suffix and suffix not in AUDIO_FORMATS:
                 raise InputError(f"{item.output}: unknown audio format {suffix!r}; use one of "
-                                 f"{', '.join(tts.AUDIO_FORMATS)}")  # fmt: skip
+                                 f"{', '.join(AUDIO_FORMATS)}")  # fmt: skip
     if voice is not None:
         options = replace(options, voice=voice)
     summary = tts.run(items, options, settings, timings_template=timings, face=video)

@@ -10,7 +10,7 @@ from avtool.cli import flags
 from avtool.cli.common import batch_command
 from avtool.engines import RunSettings
 from avtool.runtime import BatchSummary
-from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
+from avtool.tasks.options.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
 
 #: The options that fill :class:`V2AOptions` (defaults from it; ``seed`` is the global one).
 _OPTIONS = (

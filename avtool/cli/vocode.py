@@ -10,7 +10,7 @@ from avtool.cli import flags
 from avtool.cli.common import batch_command
 from avtool.engines import RunSettings
 from avtool.runtime import BatchSummary
-from avtool.tasks.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
+from avtool.tasks.options.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
 #: The options that fill :class:`VocodeOptions` (defaults from it; ``seed`` is the global one).
 _OPTIONS = (

@@ -25,6 +25,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from avtool.datasets.grid import s1_split
+from avtool.io.features import MelSpec
+from avtool.metrics.speech import stoi
+from avtool.models import v2a
+from avtool.runtime import write_json
+from avtool.tasks.eval.v2a import seen_clips
+from avtool.tasks.options.vocode import GRIFFIN_LIM, VocodeOptions
+from avtool.tasks.v2a import load_model, speech_from_mel
+from avtool.tasks.vocode import load_vocoder
+
 
 def config_path(model: Path) -> Path:
     """The JSON holding a checkpoint's config: ``<file>.json``, else ``config.json`` beside it
@@ -40,8 +53,6 @@ def raw_mels(model: Any, clips: Sequence[Any]) -> list[Any]:
         model: a loaded V2A or content model.
         clips: :class:`avtool.tasks.eval.v2a.Clip` items (crops, landmarks, audio).
     """
-    from avtool.io.features import MelSpec
-    from avtool.models import v2a
 
     spec = MelSpec.preset(model.config.mel_preset)
     calibrated = model.config
@@ -76,12 +87,6 @@ def stoi_by_advance(
     Returns:
         ``{advance: mean STOI}``.
     """
-    import numpy as np
-
-    from avtool.metrics.speech import stoi
-    from avtool.models import v2a
-    from avtool.tasks.v2a import speech_from_mel
-    from avtool.tasks.vocode import GRIFFIN_LIM, VocodeOptions, load_vocoder
 
     # Griffin-Lim, not the default neural vocoder: the timing of the mel is what is measured,
     # and Griffin-Lim is seeded, has no weights to load and costs a fraction of HiFi-GAN here.
@@ -102,11 +107,6 @@ def best_advance(means: dict[int, float]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from avtool.datasets.grid import s1_split
-    from avtool.io.features import MelSpec
-    from avtool.runtime import write_json
-    from avtool.tasks.eval.v2a import seen_clips
-    from avtool.tasks.v2a import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="GRID s1 cache folder")
@@ -123,8 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-advance must be >= 0")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
-
-    import torch
 
     torch.set_num_threads(args.threads)
     loaded = load_model(str(args.model), device="cpu")

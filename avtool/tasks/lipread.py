@@ -13,31 +13,47 @@ per-word timings and confidences; every output gets a ``.json`` sidecar.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avtool.engines import RunSettings
+import numpy as np
+
+from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError, ModelError
+from avtool.io.audio import load_audio
+from avtool.io.face import MouthCrop, estimate_pose, mouth_crops
+from avtool.io.files import atomic_output
 from avtool.io.formats import MODEL_FPS, READER_SUFFIXES
-
-if TYPE_CHECKING:
-    from avtool.registry import ResolvedModel
-    from avtool.runtime import BatchSummary
+from avtool.io.subtitles import Interval, render, write_timed_text
+from avtool.io.video import VideoReader, scan
+from avtool.models import state_dict
+from avtool.models.face import load_detector, track_video
+from avtool.models.lipnet import ctc, infer
+from avtool.models.loading import family_module, load
+from avtool.registry import ResolvedModel
+from avtool.runtime import (
+    STDIO,
+    BatchSummary,
+    check_outputs,
+    file_items,
+    resolve_device,
+    sidecar_path,
+    versions,
+    write_json,
+)
+from avtool.tasks.options.lipread import FORMAT_SUFFIXES, LipreadOptions
+from avtool.tasks.speaker_guard import load_guard
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "lipread-grid-s1"
 #: Registry ``family`` of the ResNet/BiGRU reader (:mod:`avtool.models.lipread_resnet`).
 RESNET_FAMILY = "lipread-resnet"
-DECODERS = ("greedy", "beam", "grid")
-FORMATS = ("text", "json", "srt", "vtt", "tsv", "textgrid", "all")
-#: Default output suffix per --format ("all" writes x.srt, x.vtt, x.tsv, x.json, x.TextGrid).
-FORMAT_SUFFIXES = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt", "tsv": ".tsv",
-                   "textgrid": ".TextGrid", "all": ""}  # fmt: skip
 # The GRID grammar decodes one six-word sentence; GRID clips are 3 s long.
 GRAMMAR_MAX_SECONDS = 30.0
 # Yaw beyond which a face counts as a profile view (the mouth's far half is hidden).
@@ -46,44 +62,6 @@ PROFILE_YAW_DEGREES = 50.0
 #: shorter clip fills no window of motion (a still image, a 1-frame video). A GRID s1 word
 #: lasts 6 frames (median over the 900 clips' alignments).
 MIN_FRAMES = 5
-
-
-@dataclass(frozen=True)
-class LipreadOptions:
-    """Run-time options of ``avtool lipread``; the CLI reads its defaults from here.
-
-    Attributes:
-        model: registry name or a ``.pt`` path (with its ``.pt.json`` config beside it).
-        decoder: ``greedy``, ``beam`` or ``grid`` (GRID grammar; ``--grammar grid``).
-        beam: prefix beam width.
-        format: ``text`` (one line), ``json`` (text, words with timings and confidences),
-            ``srt``/``vtt`` (one subtitle cue), ``tsv`` (words), ``textgrid`` (Praat: sentence
-            and word tiers) or ``all`` (each of srt, vtt, tsv, json, TextGrid).
-        chunk_frames: frames per network window (longer videos are read in windows).
-        face_index: which face when several are visible (0 = largest).
-        max_gap: longest run of frames without a face that is interpolated.
-    """
-
-    model: str = DEFAULT_MODEL
-    decoder: str = "beam"
-    beam: int = 16
-    format: str = "text"
-    chunk_frames: int = 750
-    face_index: int = 0
-    max_gap: int = 12
-
-    def validate(self) -> None:
-        """Raises InputError for values out of range."""
-        if self.decoder not in DECODERS:
-            raise InputError(f"decoder {self.decoder!r}: choose from {', '.join(DECODERS)}")
-        if self.format not in FORMATS:
-            raise InputError(f"--format {self.format!r}: choose from {', '.join(FORMATS)}")
-        if self.beam < 1:
-            raise InputError(f"--beam {self.beam}: must be at least 1")
-        if self.chunk_frames < 25:
-            raise InputError(f"--chunk-frames {self.chunk_frames}: must be at least 25")
-        if self.max_gap < 0:
-            raise InputError(f"--max-gap {self.max_gap}: must be 0 or more")
 
 
 @dataclass
@@ -111,8 +89,6 @@ class Reader:
 
     def __post_init__(self) -> None:
         if self.infer is None:  # a Reader built around a LipNet by hand
-            from avtool.models.lipnet import infer
-
             self.infer = infer
 
     @property
@@ -133,8 +109,6 @@ def detect_family(resolved: ResolvedModel) -> str:
     """The family of a local lip-reader ``.pt`` (no registry entry): the ResNet reader's
     config JSON beside it nests an ``encoder``; anything else is read as LipNet (whose loader
     reports a missing or bad config)."""
-    from avtool.models import state_dict
-
     try:
         config = state_dict.entry_config(resolved)
     except ModelError:
@@ -153,10 +127,6 @@ def load_reader(
         SetupError: cuda asked for and absent.
     """
     # Imported here: the CLI reads LipreadOptions from this module while building `--help`.
-    from avtool.models.face import load_detector
-    from avtool.models.loading import family_module, load
-    from avtool.runtime import resolve_device
-    from avtool.tasks.speaker_guard import load_guard
 
     start = time.perf_counter()
     loaded = load(
@@ -198,10 +168,6 @@ def check_frontal(landmarks, source: str, step: int = 5) -> float:  # (T, 68, 2)
         InputError: more than a quarter of the (sampled) frames turn beyond
             :data:`PROFILE_YAW_DEGREES`; the message lists those frames.
     """
-    import numpy as np
-
-    from avtool.io.face import estimate_pose
-
     sampled = list(range(0, len(landmarks), step))
     yaws = np.array([abs(estimate_pose(landmarks[i]).yaw) for i in sampled])
     turned = [i for i, yaw in zip(sampled, yaws, strict=True) if yaw > PROFILE_YAW_DEGREES]
@@ -225,9 +191,6 @@ def clip_log_probs(reader: Reader, path: Path, options: LipreadOptions) -> dict[
         InputError: no frames, no face, a long gap or a profile view (file and frames named),
             or ``grid`` decoding asked for on a video longer than a sentence.
     """
-    from avtool.io.face import MouthCrop, mouth_crops
-    from avtool.io.video import VideoReader
-    from avtool.models.face import track_video
 
     start = time.perf_counter()
     try:
@@ -286,8 +249,6 @@ def check_face_index(detector: Any, path: Path, face_index: int, samples: int = 
         InputError: fewer faces than ``face_index + 1`` in every sampled frame (and at least
             one face somewhere: no face at all is the tracker's own error).
     """
-    from avtool.io.video import VideoReader
-
     most = 0
     with VideoReader(path, fps=MODEL_FPS) as video:
         for index, frame in enumerate(video):
@@ -315,10 +276,6 @@ def check_videos(
     Returns:
         ``(items, warnings by item index)``.
     """
-    import dataclasses
-
-    from avtool.io.video import scan
-
     checked, warnings = [], {}
     for item in items:
         skipped = policy == "skip" and item.output is not None and item.output.is_file()
@@ -346,8 +303,6 @@ def read_lips(reader: Reader, path: Path, options: LipreadOptions) -> dict[str, 
     Raises:
         InputError: see :func:`clip_log_probs`.
     """
-    from avtool.models.lipnet import ctc
-
     result = clip_log_probs(reader, path, options)
     log_probs = result.pop("log_probs")
     start = time.perf_counter()
@@ -365,10 +320,6 @@ def speech_span(path: Path, frame_s: float = 0.02) -> tuple[float, float] | None
     """Where sound is in the video's audio track: first and last 20 ms frame within 20 dB of
     the loudest (on 20 GRID s1 clips: median onset error +0.05 s, offset -0.04 s against the
     corpus alignments; 30 dB was -0.57 s / +0.92 s); None without an audio track."""
-    import numpy as np
-
-    from avtool.io.audio import load_audio
-
     try:
         audio, rate = load_audio(path, sample_rate=16000)
     except InputError:
@@ -422,11 +373,6 @@ def lipread_file(
     Returns:
         The result of :func:`read_lips`.
     """
-    import json
-
-    from avtool.io.files import atomic_output
-    from avtool.io.subtitles import Interval, render, write_timed_text
-    from avtool.runtime import sidecar_path, versions, write_json
 
     start = time.perf_counter()
     result = read_lips(reader, path, options)
@@ -485,8 +431,6 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import STDIO, file_items
-
     if fmt == "all" and output_template == STDIO:
         raise InputError("--format all writes five files: give -o a name, not -")
     template = output_template or "{stem}" + FORMAT_SUFFIXES.get(fmt, ".txt")
@@ -505,8 +449,6 @@ def run(
     """Lip-read every item with one loaded model per worker (``settings.batch``: engine,
     workers)."""
     settings = settings or RunSettings()
-    from avtool.engines import run_items
-    from avtool.runtime import check_outputs
 
     options.validate()
     check_outputs(items, settings.policy)

@@ -8,93 +8,46 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avtool.engines import RunSettings
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from avtool.datasets.chorales import HOLD, REST, parse_key
+from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError
-from avtool.models.music.options import SamplingOptions
+from avtool.io.audio import save_audio
+from avtool.io.console import stderr_console
+from avtool.io.files import ensure_parent_writable
+from avtool.io.midi import gm_program, midi_tempo, read_midi, write_midi
+from avtool.io.synth import render, renderer_name
+from avtool.models import basic_pitch
+from avtool.models.loading import Loaded, load
+from avtool.models.music.generate import Score, detect_family, generate_batch
+from avtool.models.music.tokens import PITCH_HIGH, PITCH_LOW, parse_time_signature
+from avtool.registry import sha256_file
+from avtool.runtime import (
+    BatchItem,
+    BatchSummary,
+    check_outputs,
+    format_output,
+    sidecar_path,
+    versions,
+    write_json,
+)
+from avtool.tasks.options.music import MAX_BARS, PROGRESS_MIN_BARS, MusicOptions
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from avtool.models.loading import Loaded
-    from avtool.runtime import BatchSummary
-
-DEFAULT_MODEL = "music-transformer-chorales"
 MIDI_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
-MAX_BARS = 256
-"""The longest piece ``--bars`` asks for: 11 minutes of music at the default 90 quarter notes
-per minute in 4/4, ten times the longest Bach chorale. Composing costs the same per bar however
-long the piece (the Transformer attends 4 bars back through a key/value cache): 0.26 CPU s a
-bar on the shared 2-core test machine, so the worst case is about a minute of one core per piece
-(``benchmarks/bench_music_length.py``; docs/music.md)."""
 BATCH_PIECE_BARS = 512
 """Pieces x bars decoded together at most (``-n``). Measured with the default model, 128
 pieces of 16 bars: in one batch 584 MB and 205 CPU s, in chunks of 512 piece-bars 175 MB and
 126 CPU s, the same pieces; unchunked, ``-n 10000`` would ask for some 45 GB at once."""
-PROGRESS_MIN_BARS = 16
-"""Pieces x bars from which composing shows a progress bar on stderr (unless ``--quiet``)."""
-SAMPLE_RATE_RANGE = (8000, 192_000)
-"""``--sample-rate`` of the rendered audio, in Hz."""
 _PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
-
-
-@dataclass(frozen=True)
-class MusicOptions:
-    """Options of ``avtool music`` beyond sampling; the CLI reads its defaults from here.
-
-    Attributes:
-        model: registry name or checkpoint path (Markov ``.npz``, LSTM/Transformer ``.pt``).
-        count: pieces to sample (piece i uses seed + i).
-        tempo: quarter notes per minute in the MIDI and audio.
-        instrument: General MIDI instrument name for all four voices.
-        sample_rate: audio rate in Hz.
-        key_given: False when ``sampling.key`` is the default and may be estimated from a
-            prompt or melody instead.
-        tempo_given: False when ``tempo`` is the default: a ``--harmonize`` MIDI file's own
-            tempo is then used.
-        sampling: bars, key, metre, temperature, top-k, seed.
-    """
-
-    model: str = DEFAULT_MODEL
-    count: int = 1
-    tempo: float = 90.0
-    instrument: str = "organ"
-    sample_rate: int = 44100
-    key_given: bool = False
-    tempo_given: bool = False
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-
-    def validated(self) -> MusicOptions:
-        """Self after range checks.
-
-        Raises:
-            InputError: zero bars, bad tempo/count/temperature/top-k, unknown key string.
-        """
-        from avtool.datasets.chorales import parse_key
-
-        s = self.sampling
-        if not 1 <= s.bars <= MAX_BARS:
-            raise InputError(
-                f"--bars {s.bars}: must be 1..{MAX_BARS} ({MAX_BARS} bars is 11 minutes at 90 "
-                "quarter notes per minute; longer pieces only wander)"
-            )
-        low, high = SAMPLE_RATE_RANGE
-        if not low <= self.sample_rate <= high:
-            raise InputError(f"--sample-rate {self.sample_rate}: must be {low}..{high} Hz")
-        if not 20 <= self.tempo <= 400:
-            raise InputError(f"--tempo {self.tempo}: must be 20..400 quarter notes per minute")
-        if not 1 <= self.count <= 10000:
-            raise InputError(f"--count {self.count}: must be 1..10000")
-        if s.temperature < 0 or s.top_k < 0 or s.seed < 0:
-            raise InputError("--temperature, --top-k and --seed must be >= 0")
-        parse_key(s.key)
-        return self
 
 
 def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
@@ -107,10 +60,8 @@ def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
     Raises:
         InputError: no notes.
     """
-    import numpy as np
+    # music21 takes seconds to import and only this estimate needs it.
     from music21 import note, stream
-
-    from avtool.datasets.chorales import HOLD, REST
 
     score = stream.Score()
     for row in np.asarray(voices):
@@ -137,19 +88,11 @@ def read_prompt(path: Path, tempo: float) -> np.ndarray:
     Raises:
         InputError: unreadable or empty file, or no notes detected (naming the file).
     """
-    import numpy as np
-
-    from avtool.datasets.chorales import HOLD, REST
-    from avtool.models.music.tokens import PITCH_HIGH, PITCH_LOW
 
     suffix = path.suffix.lower()
     if suffix in MIDI_SUFFIXES:
-        from avtool.io.midi import read_midi
-
         voices = read_midi(path)[0]
     else:
-        from avtool.models import basic_pitch
-
         voices = basic_pitch.transcribe_file(
             path, tempo, options=basic_pitch.NoteOptions(min_velocity=0.5)
         )
@@ -173,8 +116,6 @@ def load_music_model(name_or_path: str, *, accept_license: bool = False) -> Load
     """
     # Imported here: the CLI reads MusicOptions from this module while building `--help`,
     # which must not import torch.
-    from avtool.models.loading import load
-    from avtool.models.music.generate import detect_family
 
     return load(
         name_or_path,
@@ -207,11 +148,6 @@ def compose(
     Raises:
         InputError: an unreadable prompt or melody, or one longer than :data:`MAX_BARS` bars.
     """
-    import numpy as np
-
-    from avtool.datasets.chorales import REST, parse_key
-    from avtool.models.music.generate import Score, generate_batch
-    from avtool.models.music.tokens import parse_time_signature
 
     s = options.sampling
     steps_per_bar = parse_time_signature(s.time_signature)
@@ -292,8 +228,6 @@ def write_piece(
 ) -> list[Path]:
     """Write one piece as MIDI (and audio), each with its JSON sidecar; atomic, and nothing is
     left behind when a later file fails."""
-    from avtool.io.midi import gm_program, write_midi
-    from avtool.runtime import sidecar_path
 
     program = gm_program(options.instrument)
     write_midi(midi_path, voices, options.tempo, time_signature=options.sampling.time_signature,
@@ -315,14 +249,9 @@ def _write_audio_and_sidecars(
     meta: dict[str, Any], written: list[Path],
 ) -> list[Path]:  # fmt: skip
     """The audio (if asked) and every sidecar of a piece whose MIDI is in ``written``."""
-    from avtool.io.audio import save_audio
-    from avtool.registry import sha256_file
-    from avtool.runtime import sidecar_path, write_json
 
     outputs = {"midi": {"path": str(midi_path), "sha256": sha256_file(midi_path)}}
     if audio_path is not None:
-        from avtool.io.synth import render, renderer_name
-
         if audio_path.suffix.lower() not in AUDIO_SUFFIXES:
             raise InputError(
                 f"{audio_path}: audio output must be one of {', '.join(AUDIO_SUFFIXES)}"
@@ -360,8 +289,6 @@ def run(
         InputError, ModelError: before anything is written.
     """
     settings = settings or RunSettings()
-    from avtool.engines import run_items
-    from avtool.runtime import BatchItem, check_outputs, format_output, versions
 
     options = options.validated()
     if prompt is not None and harmonize is not None:
@@ -388,8 +315,6 @@ def run(
     _check_destinations(items)  # before composing: a failure later leaves nothing behind
     melody_midi = harmonize is not None and harmonize.suffix.lower() in MIDI_SUFFIXES
     if melody_midi and not options.tempo_given:
-        from avtool.io.midi import midi_tempo
-
         found = midi_tempo(harmonize)
         if found is not None:  # the melody's own tempo, not the default
             options = replace(options, tempo=round(found, 3))
@@ -463,16 +388,6 @@ class _ComposeBar:
             self.progress.update(self.task, completed=done, total=total)
 
     def _start(self, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        from avtool.io.console import stderr_console
-
         if self.quiet or self.count * total < PROGRESS_MIN_BARS:
             return
         console = stderr_console()
@@ -498,8 +413,6 @@ def _check_destinations(items: list) -> None:
         InputError: ``--audio`` is not .wav/.flac.
         SetupError: an output folder cannot be created or written.
     """
-    from avtool.io.files import ensure_parent_writable
-
     for item in items:
         audio = item.options.get("audio")
         if audio is not None and audio.suffix.lower() not in AUDIO_SUFFIXES:
@@ -510,6 +423,4 @@ def _check_destinations(items: list) -> None:
 
 
 def _steps_per_bar(options: MusicOptions) -> int:
-    from avtool.models.music.tokens import parse_time_signature
-
     return parse_time_signature(options.sampling.time_signature)

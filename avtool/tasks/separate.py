@@ -21,61 +21,49 @@ reported (one stem far quieter than the other) and written as that voice plus si
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avtool.engines import RunSettings
+import numpy as np
+import torch
+
+from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError, ModelError
+from avtool.io.audio import load_audio, resample, save_audio, to_mono
 from avtool.io.formats import MODEL_FPS, READER_SUFFIXES
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from avtool.models.loading import Loaded
-    from avtool.runtime import BatchItem, BatchSummary
+from avtool.io.video import probe
+from avtool.models.chunked import chunk_bounds
+from avtool.models.face import load_detector, track_video
+from avtool.models.loading import Loaded, load
+from avtool.models.separate import detect_family, spleeter
+from avtool.models.separate.visual import lip_reader_features
+from avtool.registry import sha256_file
+from avtool.runtime import (
+    BatchItem,
+    BatchSummary,
+    check_outputs,
+    file_items,
+    format_output,
+    resolve_device,
+    sidecar_path,
+    versions,
+    write_json,
+)
+from avtool.tasks.options.separate import AV_MODEL, BLIND_MODEL, SeparateOptions
+from avtool.tasks.speaker_guard import load_guard
+from avtool.tasks.v2a import stream_crops
 
 log = logging.getLogger(__name__)
 
-AV_MODEL = "masknet-av-grid-s1"
-BLIND_MODEL = "masknet-blind-grid-s1"
-MUSIC_MODEL = "spleeter-2stems"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
 #: Peak a written stem may reach (PCM_16 full scale is 1.0).
 MAX_PEAK = 0.999
-
-
-@dataclass(frozen=True)
-class SeparateOptions:
-    """Run-time options of ``avtool separate``; the CLI reads its defaults from here.
-
-    Attributes:
-        model: registry name or weights path; None = :data:`AV_MODEL` with a video, else
-            :data:`BLIND_MODEL`.
-        chunk_seconds: audio per model call (bounded memory on long inputs).
-        overlap_seconds: overlap of consecutive chunks (speaker alignment and cross-fade).
-        max_offset_seconds: largest video/audio duration difference accepted.
-        max_gap: longest run of video frames without a face that is interpolated.
-        one_speaker_db: a blind stem this many dB below the other means one voice.
-        one_speaker_pitch: share of the frames where both stems are voiced whose pitches agree
-            (within 3.5%) at or above which the two stems are one voice split in two.
-        silence_dbfs: mixture RMS below this is silence (written as silence).
-        seed: recorded in the sidecar (the models are deterministic).
-    """
-
-    model: str | None = None
-    chunk_seconds: float = 10.0
-    overlap_seconds: float = 1.0
-    max_offset_seconds: float = 1.0
-    max_gap: int = 12
-    one_speaker_db: float = 15.0
-    one_speaker_pitch: float = 0.85
-    silence_dbfs: float = -80.0
-    seed: int = 0
 
 
 # Heavy modules (torch, the models) are imported inside the functions that run models, so
@@ -95,10 +83,6 @@ def best_order(previous: np.ndarray, current: np.ndarray) -> tuple[int, ...]:
         A permutation (``(0, 1)`` or ``(1, 0)`` for two stems) maximising the summed
         correlation.
     """
-    import itertools
-
-    import numpy as np
-
     s = previous.shape[0]
     best, order = -math.inf, tuple(range(s))
     for perm in itertools.permutations(range(s)):
@@ -123,10 +107,6 @@ def run_chunked(
     Returns:
         ``(S, T)`` stems and the number of chunks whose order was swapped.
     """
-    import numpy as np
-
-    from avtool.models.chunked import chunk_bounds
-
     n = len(audio)
     bounds = chunk_bounds(n, chunk, overlap)
     out: np.ndarray | None = None
@@ -165,8 +145,6 @@ def finish_stems(stems: np.ndarray, mixture: np.ndarray) -> tuple[np.ndarray, fl
         The stems (last one absorbs ``mixture - sum``) and the gain applied to all of them
         (1.0 unless a stem would exceed :data:`MAX_PEAK`; then they sum to gain x mixture).
     """
-    import numpy as np
-
     # In place where possible: on long inputs every (S, T) copy is a large share of the peak.
     stems = np.asarray(stems, dtype=np.float32)
     if len(stems) == 2:
@@ -182,8 +160,6 @@ def finish_stems(stems: np.ndarray, mixture: np.ndarray) -> tuple[np.ndarray, fl
 
 def rms_dbfs(audio: np.ndarray) -> float:
     """RMS level in dB relative to full scale (-inf for digital silence)."""
-    import numpy as np
-
     flat = np.ravel(audio)
     # Blockwise float64 sum of squares: no full-length float64 temporary on long inputs.
     total = sum(
@@ -210,8 +186,6 @@ def pitch_track(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:
         normalised autocorrelation peak in [0, 1] between 60 and 400 Hz, and that peak's lag in
         samples.
     """
-    import numpy as np
-
     frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
     lo, hi = sample_rate // 400, sample_rate // 60
     n = max(0, (len(audio) - frame) // hop + 1)
@@ -241,8 +215,6 @@ def pitch_agreement(stems: np.ndarray, sample_rate: int) -> tuple[float, int]:
         ``(share of agreeing frames, frames counted)``; ``(0.0, frames)`` when fewer than
         :data:`PITCH_MIN_FRAMES` count.
     """
-    import numpy as np
-
     (e0, p0, t0), (e1, p1, t1) = (pitch_track(s, sample_rate) for s in stems[:2])
     if len(e0) == 0:
         return 0.0, 0
@@ -268,8 +240,6 @@ def one_speaker_check(
     Returns:
         ``{"one_speaker", "level_difference_db", "pitch_agreement", "pitch_frames"}``.
     """
-    import numpy as np
-
     levels = [rms_dbfs(s) for s in stems]
     diff = abs(levels[0] - levels[1]) if all(np.isfinite(levels)) else math.inf
     agreement, frames = pitch_agreement(stems, sample_rate) if np.isfinite(diff) else (0.0, 0)
@@ -307,8 +277,6 @@ def load_separator(name_or_path: str, device: str, accept_license: bool = False)
     Raises:
         ModelError: unknown, unverifiable or unreadable model, or a family this task lacks.
     """
-    from avtool.models.loading import load
-    from avtool.models.separate import detect_family
 
     return load(
         name_or_path,
@@ -322,8 +290,6 @@ def load_separator(name_or_path: str, device: str, accept_license: bool = False)
 def load_lip_reader(name: str | None, device: str) -> Any:
     """The frozen ResNet lip reader an audio-visual model reads (``lipread-grid-s1`` by
     default), through the front door."""
-    from avtool.models.loading import load
-
     return load(
         name or "lipread-grid-s1",
         task="lipread",
@@ -343,8 +309,6 @@ def masknet_stems(
     Args:
         visual: ``(V, D)`` lip features at 25 fps covering the audio (audio-visual models).
     """
-    import numpy as np
-    import torch
 
     model = loaded.module
     rate = loaded.config.sample_rate
@@ -377,8 +341,6 @@ def convtasnet_stems(
     Asteroid's outputs are unscaled; each chunk's stems get the least-squares gains that
     best rebuild the mixture, so chunks join at consistent levels.
     """
-    import numpy as np
-    import torch
 
     model = loaded.module
     device = next(model.parameters()).device
@@ -398,10 +360,6 @@ def convtasnet_stems(
 
 def music_stems(loaded: Loaded, audio: np.ndarray, options: SeparateOptions) -> np.ndarray:
     """``(2, 2, T)`` vocals and accompaniment of ``(2, T)`` 44.1 kHz stereo."""
-    import numpy as np
-    import torch
-
-    from avtool.models.separate import spleeter
 
     device = next(loaded.module.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).to(device)
@@ -461,12 +419,6 @@ def visual_features(
         InputError: no face (frames named), a long face gap, a video whose length differs from
             the audio's by more than ``max_offset_seconds``.
     """
-    import numpy as np
-
-    from avtool.io.video import probe
-    from avtool.models.face import track_video
-    from avtool.models.separate.visual import lip_reader_features
-    from avtool.tasks.v2a import stream_crops
 
     info = probe(video)
     audio_seconds = n_samples / sample_rate
@@ -491,8 +443,6 @@ def visual_features(
 
 def load_audio_for(path: Path) -> tuple[np.ndarray, int]:
     """``(C, T)`` float32 and the file's rate (a video's soundtrack for video files)."""
-    from avtool.io.audio import load_audio
-
     audio, rate = load_audio(path, mono=False)
     if audio.size == 0:
         raise InputError(f"{path}: the audio is empty")
@@ -529,11 +479,6 @@ def separate_file(
     Raises:
         InputError: bad input (see the module docstring); nothing is written then.
     """
-    import numpy as np
-
-    from avtool.io.audio import resample, save_audio, to_mono
-    from avtool.registry import sha256_file
-    from avtool.runtime import sidecar_path, versions, write_json
 
     start = time.perf_counter()
     mixture, rate = load_audio_for(source)
@@ -689,8 +634,6 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import file_items
-
     return file_items(
         inputs,
         AUDIO_SUFFIXES + READER_SUFFIXES,
@@ -725,10 +668,6 @@ def run(
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
     settings = settings or RunSettings()
-    from dataclasses import replace
-
-    from avtool.engines import run_items
-    from avtool.runtime import check_outputs, format_output, resolve_device
 
     if options.chunk_seconds <= 0 or not 0 <= options.overlap_seconds < options.chunk_seconds:
         raise InputError("--chunk-seconds must be > 0 and --overlap-seconds in [0, chunk)")
@@ -766,7 +705,6 @@ def run(
         """The lip reader, face detector and speaker guard of an audio-visual model."""
         if not audio_visual(model):
             return None, None, None
-        from avtool.models.face import load_detector
 
         reader = load_lip_reader(model.details["lip_reader"], on)
         return (reader, load_detector(accept_license=settings.accept_license),
@@ -813,10 +751,6 @@ def run(
 
 def _load_guard(name: str, accept_license: bool) -> Any:
     """The speaker-domain guard of a speaker-dependent model (None when it names no identity)."""
-    try:
-        from avtool.tasks.speaker_guard import load_guard
-    except ImportError:  # the guard module is optional at this layer
-        return None
     try:
         return load_guard(name, accept_license=accept_license)
     except ModelError as exc:

@@ -27,6 +27,7 @@ import numpy as np
 
 from avtool import registry
 from avtool.errors import ModelError
+from avtool.io.video import VideoReader
 from avtool.models import face_identity
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,6 @@ class SpeakerGuard:
             fps: the rate the track was made at (the video is decoded at it).
             source: name for messages (default: ``path``).
         """
-        from avtool.io.video import VideoReader
-
         picks = face_identity.sample_indices(detected, GUARD_FACES, GUARD_SPAN_FRAMES)
         wanted, images = set(picks), {}
         if picks:

@@ -24,131 +24,70 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as replace_item
+from dataclasses import replace as replace_options
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avtool.engines import RunSettings
-from avtool.errors import InputError, ModelError
+import numpy as np
+from PIL import Image
+from rich.progress import Progress
+
+from avtool import registry
+from avtool.engines import RunSettings, run_items
+from avtool.errors import InputError, SetupError
+from avtool.io.audio import audio_info, load_audio, stdin_to_file
 from avtool.io.console import stderr_console
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from avtool.models.face import Face, FaceDetector
-    from avtool.models.facewarp import FaceMotion, WarpRenderer
-    from avtool.models.facewarp.phones import AudioDrive
-    from avtool.models.facewarp.visemes import Phone
-    from avtool.models.loading import Loaded
-    from avtool.runtime import BatchItem, BatchSummary
+from avtool.io.face import Box, load_image, register, resize_image, to_rgb_uint8
+from avtool.io.files import atomic_output
+from avtool.io.video import VideoWriter
+from avtool.models.anyonenet.config import MEL_RATE
+from avtool.models.anyonenet.data import load_audio_mel, resample_quaternions, resample_track
+from avtool.models.anyonenet.infer import predict
+from avtool.models.anyonenet.infer import render_frames as unet_frames
+from avtool.models.face import LANDMARK_BACKENDS, Face, FaceDetector, detect_face, load_detector
+from avtool.models.facewarp import FaceMotion, WarpRenderer
+from avtool.models.facewarp.mouth import mouth_area_ratio
+from avtool.models.facewarp.opening import refine_opening
+from avtool.models.facewarp.phones import (
+    AudioDrive,
+    analyse_audio,
+    describe,
+    phones_from_timings,
+    speech_phones,
+)
+from avtool.models.facewarp.visemes import Phone, apply_energy, lead_in, viseme_track
+from avtool.models.loading import Loaded, load
+from avtool.registry import sha256_file
+from avtool.runtime import (
+    BatchItem,
+    BatchSummary,
+    bad_item,
+    check_outputs,
+    file_items,
+    format_output,
+    resolve_device,
+    sidecar_path,
+    versions,
+    write_json,
+)
+from avtool.tasks.options.talkinghead import (
+    ANYONENET_MODEL,
+    ANYONENET_UNET_MODEL,
+    MAX_DEFAULT_SIDE,
+    MIN_DEFAULT_SIDE,
+    MOUTH_BANK_MODEL,
+    TalkingHeadOptions,
+)
+from avtool.tasks.speaker_guard import check_photo
 
 log = logging.getLogger(__name__)
 
-MODELS = ("warp", "anyonenet", "anyonenet-unet", "anyonenet-full")
-#: The registry entry ``--model anyonenet`` runs: the predictor driving the warp renderer.
-ANYONENET_MODEL = "anyonenet-predictor-grid-s1"
-#: The registry entry ``--model anyonenet-unet`` runs: the UNet renderer drawing face crops.
-#: ``--model anyonenet-full`` runs both, as in the paper: the predictor drives the UNet.
-ANYONENET_UNET_MODEL = "anyonenet-unet-grid-s1"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: What a folder of batch inputs is searched for: speech, or videos whose sound is the speech.
 AUDIO_INPUT_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", *VIDEO_SUFFIXES)
-MAX_DEFAULT_SIDE = 1280
-"""A photo larger than this (longer side) is scaled down for the default output size."""
-MIN_DEFAULT_SIDE = 128
-"""A photo smaller than this (shorter side) is scaled up for the default output size."""
-SIZE_RANGE = (64, 4096)
-"""Allowed ``--size`` width and height in pixels."""
-FPS_RANGE = (1.0, 120.0)
 ENCODER = {"crf": 20, "preset": "veryfast"}
-#: The registry entry of the real mouth interiors (``--mouth bank``, the default).
-MOUTH_BANK_MODEL = "mouth-bank-grid-s1"
-MOUTHS = ("bank", "drawn")
-CROPS = ("full", "face")
-
-
-@dataclass(frozen=True)
-class TalkingHeadOptions:
-    """Run-time options of ``avtool talkinghead`` (and ``avtool tts --face``).
-
-    Attributes:
-        fps: output frame rate in frames/s.
-        size: output ``(width, height)``; None = the photo's, made even (and scaled into
-            ``MIN_DEFAULT_SIDE``..``MAX_DEFAULT_SIDE``).
-        still: no head motion, no blinks.
-        face_index: which face when the photo has several (0 = largest).
-        box: ``"x,y,w,h"`` face box in photo pixels instead of detection.
-        model: ``"warp"`` (visemes drive the warp), ``"anyonenet"`` (the registered AnyoneNet
-            predictor drives it), ``"anyonenet-unet"`` (the registered UNet renderer draws face
-            crops from the viseme landmarks), ``"anyonenet-full"`` (the predictor drives the
-            UNet) or a local AnyoneNet predictor/renderer checkpoint ``.pt``.
-        seed: seed of head motion and blinks.
-        preview: also write the frame with the widest mouth opening to this PNG/JPEG.
-        landmarks: the 68-point model fitted in dlib's face box: ``"dlib"`` (shipped) or
-            ``"fan"`` (2D-FAN, ``fan-2d-68``: downloaded once, sha256-checked).
-        mouth: the warp's mouth interior: ``"bank"`` (real teeth and tongue from the
-            registered exemplar bank, :data:`MOUTH_BANK_MODEL`) or ``"drawn"`` (polygons).
-        crop: ``"full"`` (the whole photo, scaled to cover the output) or ``"face"`` (a fixed
-            head-and-shoulders crop around the face, scaled to the output size).
-        force: render with an AnyoneNet UNet (``anyonenet-unet``, ``anyonenet-full``) even
-            when the face is not its training speaker (otherwise refused: it redraws the face
-            as that speaker's).
-    """
-
-    fps: float = 25.0
-    size: tuple[int, int] | None = None
-    still: bool = False
-    face_index: int = 0
-    box: str | None = None
-    model: str = "warp"
-    seed: int = 0
-    preview: str | None = None
-    landmarks: str = "dlib"
-    mouth: str = "bank"
-    crop: str = "full"
-    force: bool = False
-
-    def validated(self) -> TalkingHeadOptions:
-        """Self, after range checks.
-
-        Raises:
-            InputError: a value out of range, naming the option.
-            ModelError: ``model`` is neither a known name nor a checkpoint path (exit 3).
-        """
-        if not FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]:
-            raise InputError(f"--fps {self.fps}: must be {FPS_RANGE[0]:g}..{FPS_RANGE[1]:g}")
-        if self.size is not None:
-            width, height = self.size
-            low, high = SIZE_RANGE
-            if not (low <= width <= high and low <= height <= high):
-                raise InputError(f"--size {width}x{height}: each side must be {low}..{high}")
-            if width % 2 or height % 2:
-                raise InputError(f"--size {width}x{height}: H.264 needs an even width and height")
-        if self.face_index < 0:
-            raise InputError(f"--face-index {self.face_index}: must be >= 0")
-        if self.model not in MODELS and not _is_checkpoint_path(self.model):
-            raise ModelError(
-                f"--model {self.model!r}: unknown model; choose from {', '.join(MODELS)} "
-                "or give an AnyoneNet checkpoint (.pt)"
-            )
-        if self.seed < 0:
-            raise InputError(f"--seed {self.seed}: must be >= 0")
-        if self.mouth not in MOUTHS:
-            raise InputError(f"--mouth {self.mouth!r}: choose one of {', '.join(MOUTHS)}")
-        if self.crop not in CROPS:
-            raise InputError(f"--crop {self.crop!r}: choose one of {', '.join(CROPS)}")
-        from avtool.models.face import LANDMARK_BACKENDS
-
-        if self.landmarks not in LANDMARK_BACKENDS:
-            raise InputError(
-                f"--landmarks {self.landmarks!r}: choose one of {', '.join(LANDMARK_BACKENDS)}"
-            )
-        return self
-
-
-def _is_checkpoint_path(model: str) -> bool:
-    # A path is recognised by its form; whether the file exists is checked when it is loaded.
-    return model.endswith(".pt") or "/" in model or Path(model).is_file()
 
 
 @dataclass(frozen=True)
@@ -202,8 +141,6 @@ def model_device(model: str, requested: str = "auto") -> str:
     Raises:
         SetupError: ``cuda`` for the warp, or CUDA not available (exit 4).
     """
-    from avtool.errors import SetupError
-    from avtool.runtime import resolve_device
 
     if requested not in ("auto", "cpu", "cuda"):
         raise InputError(f"--device {requested!r}: choose auto, cpu or cuda")
@@ -248,8 +185,6 @@ def load_model(
 def _load_network(model: str, device: str, accept_license: bool) -> Loaded:
     """One AnyoneNet network through the front door: a short name (``anyonenet``,
     ``anyonenet-unet``), a registry name or a checkpoint path."""
-    from avtool.models.loading import load
-
     names = {"anyonenet": ANYONENET_MODEL, "anyonenet-unet": ANYONENET_UNET_MODEL}
     return load(
         names.get(model, model),
@@ -269,7 +204,6 @@ def load_mouth_bank(mouth: str) -> Loaded | None:
     """
     if mouth != "bank":
         return None
-    from avtool.models.loading import load
 
     return load(MOUTH_BANK_MODEL, task="talkinghead")
 
@@ -297,17 +231,6 @@ def predictor_motion(
     Raises:
         InputError: unreadable or too short audio (naming the file).
     """
-    import numpy as np
-
-    from avtool.io.face import register
-    from avtool.models.anyonenet.config import MEL_RATE
-    from avtool.models.anyonenet.data import (
-        load_audio_mel,
-        resample_quaternions,
-        resample_track,
-    )
-    from avtool.models.anyonenet.infer import predict
-    from avtool.models.facewarp import FaceMotion
 
     mel = load_audio_mel(audio)
     frontal, quaternion = register(renderer.photo_landmarks.astype(np.float32))
@@ -319,23 +242,6 @@ def predictor_motion(
     else:
         quats = resample_quaternions(quats, MEL_RATE, frames, fps)
     return FaceMotion(track, quats, fps, units="frontal")
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"512x512"`` or ``"512,512"`` -> ``(512, 512)``; None stays None.
-
-    Raises:
-        InputError: not two integers.
-    """
-
-    if text is None:
-        return None
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        width, height = (int(p) for p in parts)
-    except ValueError:
-        raise InputError(f"--size must be WIDTHxHEIGHT, got {text!r}") from None
-    return width, height
 
 
 @dataclass
@@ -427,8 +333,6 @@ def face_crop_box(
     :data:`FACE_CROP_CENTRE` of its height, and is shifted to lie inside the photo. It is fixed
     for the whole video (from the photo's face), so the framing never jitters.
     """
-    import numpy as np
-
     width, height = photo_size
     low, high = landmarks.min(axis=0), landmarks.max(axis=0)
     face_h = max(float(high[1] - low[1]), 1.0) * 1.25  # the landmarks stop at the brows
@@ -457,10 +361,6 @@ def fit_photo(
     Returns:
         ``(image (height, width, 3), landmarks (68, 2))`` in output pixels.
     """
-    import numpy as np
-
-    from avtool.io.face import resize_image
-
     if crop == "face":
         x0, y0, x1, y1 = face_crop_box(
             landmarks, (image.shape[1], image.shape[0]), size[0] / size[1]
@@ -497,10 +397,6 @@ def find_face(
         InputError: unreadable image, no face, bad ``--face-index``/``--box``, profile view.
         ModelError: the landmark model's licence is not accepted.
     """
-    import numpy as np
-
-    from avtool.io.face import Box, load_image, to_rgb_uint8
-    from avtool.models.face import detect_face, load_detector
 
     if isinstance(face, np.ndarray):
         source = "<array>"
@@ -528,8 +424,6 @@ def find_face(
 
 
 def _phones(phonemes: Any) -> list[Phone]:
-    from avtool.models.facewarp.phones import phones_from_timings
-    from avtool.models.facewarp.visemes import Phone
 
     if isinstance(phonemes, Mapping):
         return phones_from_timings(phonemes)
@@ -546,8 +440,6 @@ def check_audio(audio: str | Path, label: str | None = None) -> float:
     Raises:
         InputError: missing, unreadable, no audio stream, or zero length (naming the file).
     """
-    from avtool.io.audio import audio_info, load_audio
-
     try:
         info = audio_info(audio)
         # One decode up front: NaN/Inf samples or undecodable bytes fail here, naming the
@@ -592,12 +484,6 @@ def plan_render(
         InputError: bad options, no face, empty audio.
         ModelError: ``options.model`` cannot be loaded.
     """
-    import numpy as np
-
-    from avtool.models.facewarp import WarpRenderer
-    from avtool.models.facewarp.opening import refine_opening
-    from avtool.models.facewarp.phones import analyse_audio, speech_phones
-    from avtool.models.facewarp.visemes import apply_energy, lead_in, viseme_track
 
     options = options.validated()
     if model is None and options.model != "warp":
@@ -608,8 +494,6 @@ def plan_render(
     photo, found, warnings = find_face(face, options, detector, accept_license=accept_license)
     speaker = None
     if model is not None:  # the AnyoneNet networks know only their training speaker
-        from avtool.tasks.speaker_guard import check_photo
-
         where = "<array>" if isinstance(face, np.ndarray) else str(face)
         check = check_photo(model.name, photo, found.landmarks, where, accept_license)
         speaker = check.record
@@ -697,8 +581,6 @@ def render_frames(
     """
     stop = plan.n_frames if stop is None else min(stop, plan.n_frames)
     if plan.model is not None and plan.model.kind == "renderer":
-        from avtool.models.anyonenet.infer import render_frames as unet_frames
-
         yield from unet_frames(
             plan.model.network,
             plan.renderer.image,
@@ -714,18 +596,10 @@ def render_frames(
 
 def preview_index(plan: RenderPlan) -> int:
     """The frame with the widest mouth opening (a representative still), first on ties."""
-    import numpy as np
-
-    from avtool.models.facewarp.mouth import mouth_area_ratio
-
     return int(np.argmax(mouth_area_ratio(plan.landmarks))) if plan.n_frames else 0
 
 
 def _save_image(path: Path, frame: np.ndarray) -> Path:
-
-    from PIL import Image
-
-    from avtool.io.files import atomic_output
 
     with atomic_output(path) as tmp:
         Image.fromarray(frame).save(tmp, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
@@ -776,11 +650,6 @@ def render_file(
         ModelError: ``options.model`` cannot be loaded.
     """
 
-    from avtool.io.video import VideoWriter
-    from avtool.models.face import LANDMARK_BACKENDS
-    from avtool.registry import sha256_file
-    from avtool.runtime import sidecar_path, versions, write_json
-
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
@@ -827,7 +696,6 @@ def render_file(
     )
     timings = {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()}
     predictor = getattr(detector, "landmark_path", None)
-    from avtool import registry
 
     landmark_name = getattr(detector, "landmark_model", LANDMARK_BACKENDS[options.landmarks])
     entry = registry.load_registry().get(landmark_name)
@@ -908,8 +776,6 @@ def _model_summary(
 
 
 def _drive_summary(plan: RenderPlan, audio: Any, external: bool) -> dict[str, Any]:
-    from avtool.models.facewarp.phones import describe
-
     if not external and plan.model is not None and plan.model.predictor is not None:
         return {"source": "anyonenet", "units": plan.motion.units, "frames": plan.n_frames}
     if external or plan.drive is None:
@@ -933,10 +799,6 @@ def build_items(
     Raises:
         InputError: no inputs, a missing input file.
     """
-    from dataclasses import replace as replace_item
-
-    from avtool.runtime import bad_item, file_items
-
     items = file_items(
         inputs, AUDIO_INPUT_SUFFIXES, manifest, output_template,
         path_columns=("input", "face"), item_options=("face",),
@@ -973,12 +835,6 @@ def run(
     ``{stem}``).
     """
     settings = settings or RunSettings()
-    from dataclasses import replace as replace_options
-
-    from avtool.engines import run_items
-    from avtool.io.audio import stdin_to_file
-    from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output
 
     options = options.validated()
     check_outputs(items, settings.policy)
@@ -1043,7 +899,6 @@ class _progress_bar:
     def __enter__(self) -> Callable[[int, int], None] | None:
         if self.disabled:
             return None
-        from rich.progress import Progress
 
         self._bar = Progress(console=stderr_console(), transient=True)
         self._bar.__enter__()

@@ -9,79 +9,58 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import os
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
-from avtool.engines import RunSettings
+import numpy as np
+import soxr
+from rich.progress import Progress
+
+from avtool import registry
+from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError, ModelError, SetupError
+from avtool.io.audio import AudioWriter
 from avtool.io.console import stderr_console
+from avtool.io.subtitles import Interval, format_from_suffix, output_paths, write_timed_text
+from avtool.models import kokoro
+from avtool.models.align import align_words
+from avtool.models.face import load_detector
+from avtool.models.face_attributes.picker import load_picker
+from avtool.models.loading import Loaded, load
 from avtool.models.text import ChunkAudio, SpeechChunk, split_sentences, text_words
-from avtool.registry import sha256_file
-from avtool.runtime import sidecar_path, versions, write_json
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from avtool.models.loading import Loaded
-    from avtool.registry import ResolvedModel
-    from avtool.runtime import BatchItem, BatchSummary
+from avtool.registry import ResolvedModel, sha256_file
+from avtool.runtime import (
+    BatchItem,
+    BatchSummary,
+    bad_item,
+    check_outputs,
+    expand_paths,
+    format_output,
+    read_manifest,
+    read_text,
+    sidecar_path,
+    slugify,
+    unique_ids,
+    versions,
+    write_json,
+)
+from avtool.tasks.options.tts import AUDIO_FORMATS, FaceVideo, TTSOptions
+from avtool.tasks.talkinghead import VIDEO_SUFFIXES, find_face, render_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOICE = "piper-joe-medium"
-AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3", "m4a", "opus")
 #: What a folder given to --text-file contributes.
 TEXT_EXTENSIONS = (".txt", ".md")
 _PUNCTUATION_PHONEMES = frozenset('.,;:!?¡¿—…"()')
-
-
-@dataclass(frozen=True)
-class TTSOptions:
-    """Run-time options of ``avtool tts``; the CLI reads its defaults from here.
-
-    Attributes:
-        voice: registry name or path of a voice (``.onnx`` Piper voice).
-        speed: speaking-rate multiplier (2.0 = twice as fast).
-        sample_rate: output rate in Hz; None keeps the voice's own.
-        format: "wav" or "flac"; None picks from the output suffix.
-        sentence_pause: seconds of silence between sentences.
-        noise_scale: Piper prior noise; None = the voice's default.
-        noise_w: Piper duration noise; None = the voice's default.
-        seed: noise seed; the same seed and text give the same bytes.
-    """
-
-    voice: str = DEFAULT_VOICE
-    speed: float = 1.0
-    sample_rate: int | None = None
-    format: str | None = None
-    sentence_pause: float = 0.1
-    noise_scale: float | None = None
-    noise_w: float | None = None
-    seed: int = 0
-
-    def validated(self) -> TTSOptions:
-        """Self, after checking ranges.
-
-        Raises:
-            InputError: a value outside its range, naming the option.
-        """
-        if not 0.1 <= self.speed <= 10:
-            raise InputError(f"--speed {self.speed}: must be between 0.1 and 10")
-        if self.sample_rate is not None and not 4000 <= self.sample_rate <= 192000:
-            raise InputError(f"--sample-rate {self.sample_rate}: must be 4000..192000 Hz")
-        if self.format is not None and self.format not in AUDIO_FORMATS:
-            raise InputError(f"--format {self.format}: must be one of {', '.join(AUDIO_FORMATS)}")
-        if not 0 <= self.sentence_pause <= 10:
-            raise InputError(f"--sentence-pause {self.sentence_pause}: must be 0..10 s")
-        if self.seed < 0:
-            raise InputError(f"--seed {self.seed}: must be >= 0")
-        return self
 
 
 def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool = False) -> Loaded:
@@ -99,8 +78,6 @@ def load_voice(name_or_path: str, *, device: str = "auto", accept_license: bool 
         ModelError: unknown, unverifiable or unlicensed voice, or an unknown family.
         SetupError: ``device`` is cuda and CUDA is absent.
     """
-    from avtool.models.loading import load
-
     return load(
         name_or_path, task="tts", device=device, accept_license=accept_license, detect=_voice_family
     )
@@ -113,8 +90,6 @@ def voice_table() -> list[dict[str, Any]]:
     both the pack and the engine are. Other voices' gender and accent come from their
     registry description ("male US English").
     """
-    from avtool import registry
-    from avtool.models import kokoro
 
     entries = registry.load_registry()
     engine = entries.get(kokoro.ENGINE_ENTRY)
@@ -149,8 +124,6 @@ def voice_table() -> list[dict[str, Any]]:
 
 def print_voices(*, as_json: bool = False) -> None:
     """Print :func:`voice_table` to stdout (one JSON list with ``as_json``)."""
-    import json
-
     rows = voice_table()
     if as_json:
         print(json.dumps(rows, indent=1))
@@ -234,8 +207,6 @@ class Timings:
         are aligned to phoneme words (:func:`avtool.models.align.align_words`); a phoneme
         word carrying several text words is shared in proportion to their pronunciations.
         """
-        from avtool.models.align import align_words
-
         if pronounce is None:
             return
         labelled: list[dict[str, Any]] = []
@@ -331,15 +302,11 @@ def _split(items: list[Any], weights: list[int]) -> list[list[Any]]:
 def timings_format(path: Path) -> str:
     """The timings format ``--timings`` names by its suffix: ``.srt``, ``.vtt``, ``.tsv``,
     ``.TextGrid``, ``.json`` (and any other suffix), or ``.all`` for every one of them."""
-    from avtool.io.subtitles import format_from_suffix
-
     return "all" if path.suffix.lower() == ".all" else format_from_suffix(path)
 
 
 def timings_files(path: Path | None) -> list[Path]:
     """The files ``--timings path`` writes (five for ``x.all``)."""
-    from avtool.io.subtitles import output_paths
-
     if path is None:
         return []
     stem = path.with_suffix("") if path.suffix.lower() == ".all" else path
@@ -349,7 +316,6 @@ def timings_files(path: Path | None) -> list[Path]:
 def write_timings(path: Path, data: dict[str, Any]) -> list[Path]:
     """Write the timings JSON ``data`` (:meth:`Timings.to_json`) as ``path``'s format: cues per
     sentence (srt, vtt), words (tsv), sentence/word/phoneme tiers (TextGrid), or the JSON."""
-    from avtool.io.subtitles import Interval, write_timed_text
 
     def tier(rows: list[dict[str, Any]], key: str) -> list[Interval]:
         return [Interval(r["start"], r["end"], str(r[key])) for r in rows
@@ -393,8 +359,6 @@ def synthesize(
     Yields:
         (T,) float32 blocks in [-1, 1] at ``voice.module.sample_rate``.
     """
-    import numpy as np
-
     rate = voice.module.sample_rate
     pause = np.zeros(round(options.sentence_pause * rate), np.float32)
     position = 0
@@ -418,12 +382,9 @@ def synthesize(
 
 def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
     """Resample a stream of blocks with one soxr state, so block edges leave no seams."""
-    import numpy as np
-
     if rate_in == rate_out:
         yield from blocks
         return
-    import soxr
 
     stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="VHQ")
     for block in blocks:
@@ -450,8 +411,6 @@ def _with_progress(
     blocks: Iterator[np.ndarray], chunks: int, output: Path | None
 ) -> Iterator[np.ndarray]:
     """Pass blocks through while a progress bar on stderr counts synthesized chunks."""
-    from rich.progress import Progress
-
     with Progress(console=stderr_console(), transient=True) as bar:
         task = bar.add_task(f"tts {output or 'stdout'}", total=chunks)
         for block in blocks:
@@ -462,15 +421,11 @@ def _with_progress(
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so Python's exit-time flush does not fail a second time."""
-    import os
-
     with contextlib.suppress(OSError, ValueError, AttributeError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _to_int16(block: np.ndarray) -> bytes:
-
-    import numpy as np
 
     return (np.clip(block, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
 
@@ -520,8 +475,6 @@ def synthesize_to_file(
             _silence_stdout()
             raise SetupError("stdout: the reader closed the pipe before the audio ended") from exc
     else:
-        from avtool.io.audio import AudioWriter
-
         fmt = options.format or (output.suffix.lower().lstrip(".") or "wav")
         if fmt not in AUDIO_FORMATS:
             raise InputError(
@@ -598,31 +551,12 @@ def with_overrides(options: TTSOptions, overrides: dict[str, Any], origin: str) 
 # --------------------------------------------------------------------------- talking head
 
 
-@dataclass(frozen=True)
-class FaceVideo:
-    """``avtool tts --face``: render the speech as a talking-head video of this photo.
-
-    Attributes:
-        face: the photo.
-        options: a :class:`avtool.tasks.talkinghead.TalkingHeadOptions`.
-        accent: ``"us"`` or ``"gb"``: the accent of a voice chosen from the face.
-        voice_from_face: choose a Kokoro voice that fits the face (no ``--voice`` given).
-    """
-
-    face: str
-    options: Any
-    accent: str = "us"
-    voice_from_face: bool = False
-
-
 def choose_face_voice(face: FaceVideo, detector: Any) -> dict[str, Any]:
     """The voice for ``face.face`` by the face-voice rule (:mod:`avtool.models.face_attributes`).
 
     Returns:
         The sidecar record: attributes, rule, gender decision, accent, blend (``voice``).
     """
-    from avtool.models.face_attributes.picker import load_picker
-    from avtool.tasks.talkinghead import find_face
 
     image, found, _ = find_face(face.face, face.options, detector)
     descriptor = detector.descriptor(image, found.box)
@@ -650,10 +584,6 @@ def speak_with_face(
     Returns:
         The video's sidecar content (its ``speech`` field is the TTS sidecar).
     """
-    import json
-    import tempfile
-
-    from avtool.tasks.talkinghead import render_file
 
     with tempfile.TemporaryDirectory(prefix="avtool-tts-face-") as folder:
         wav = Path(folder) / "speech.wav"
@@ -701,16 +631,6 @@ def build_items(
     Raises:
         InputError: no input, an unknown manifest column, a row with neither text nor file.
     """
-    from avtool.runtime import (
-        BatchItem,
-        bad_item,
-        expand_paths,
-        format_output,
-        read_manifest,
-        slugify,
-        unique_ids,
-    )
-
     specs: list[dict[str, Any]] = []
     for text in texts:
         specs.append({"id": slugify(text), "text": text, "origin": "argument"})
@@ -805,9 +725,6 @@ def run(
             outputs, the default voice cannot load).
     """
     settings = settings or RunSettings()
-    from avtool.engines import run_items
-    from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output, read_text
 
     options = options.validated()
     check_outputs(items, settings.policy)
@@ -877,8 +794,6 @@ def _check_face(items: list[BatchItem], face: FaceVideo, accept_license: bool) -
     Returns:
         The loaded face detector, reused for every item.
     """
-    from avtool.models.face import load_detector
-    from avtool.tasks.talkinghead import VIDEO_SUFFIXES, find_face
 
     for item in items:
         if item.error is not None:  # a bad manifest row: reported as failed, never run

@@ -25,61 +25,50 @@ Outputs (WAV/FLAC, optionally the mel as ``.npz``) are written atomically with a
 from __future__ import annotations
 
 import logging
+import math as _math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avtool.engines import RunSettings
+import numpy as np
+import torch
+
+from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError, ModelError
+from avtool.io.audio import load_audio, save_audio
+from avtool.io.face import MouthCrop, estimate_pose, gap_ranges, mouth_crops
+from avtool.io.features import MelSpec, assert_compatible, mel_spectrogram, save_mel
 from avtool.io.formats import MODEL_FPS, READER_SUFFIXES
-
-if TYPE_CHECKING:
-    from avtool.models.loading import Loaded
-    from avtool.runtime import BatchSummary
+from avtool.io.video import VideoReader, probe
+from avtool.models import v2a
+from avtool.models.chunked import context_windows
+from avtool.models.face import load_detector, track_video
+from avtool.models.loading import Loaded, load
+from avtool.registry import sha256_file
+from avtool.runtime import (
+    BatchSummary,
+    check_outputs,
+    file_items,
+    format_output,
+    resolve_device,
+    sidecar_path,
+    versions,
+    write_json,
+)
+from avtool.tasks.lipread import check_videos
+from avtool.tasks.options.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
+from avtool.tasks.options.vocode import VocodeOptions
+from avtool.tasks.speaker_guard import load_guard
+from avtool.tasks.vocode import default_vocoder, load_vocoder
 
 log = logging.getLogger(__name__)
 
-#: The default video-only model: V2A plus the lip reader's content stream.
-V2A_MODEL = "v2a-content-grid-s1"
-AV2A_MODEL = "av2a-grid-s1"
-#: The vocoder of a V2A mel when none is named and the contracts match.
-DEFAULT_VOCODER = "hifigan-v1-grid-s1"
 #: Shortest video made into speech (frames at 25 fps, 0.2 s): the video stem's temporal kernel
 #: (5 frames), as :data:`avtool.tasks.lipread.MIN_FRAMES`; a still image or a 1-frame video
 #: gave 0.04 s of audio.
 MIN_FRAMES = 5
-
-
-@dataclass(frozen=True)
-class V2AOptions:
-    """Run-time options of ``avtool v2a``; the CLI reads its defaults from here.
-
-    Attributes:
-        model: registry name or weights path; None = :data:`V2A_MODEL` for video only,
-            :data:`AV2A_MODEL` when audio is given.
-        vocoder: ``griffin-lim``, a registered vocoder name or a checkpoint path; None =
-            :data:`DEFAULT_VOCODER` if the model's mel contract is its own, else Griffin-Lim.
-        iters: Griffin-Lim iterations (None = its default).
-        seed: Griffin-Lim initial-phase seed.
-        chunk_frames: video frames per model window (30 s at 25 fps).
-        context_frames: extra frames of context on each side of a window.
-        max_gap: longest run of frames without a usable (detected, near-frontal) face that is
-            interpolated; longer runs are an error.
-        max_yaw: head yaw in degrees beyond which a frame counts as a profile view.
-        audio_from_video: use the input video's own audio track as the noisy audio (AV mode).
-    """
-
-    model: str | None = None
-    vocoder: str | None = None
-    iters: int | None = None
-    seed: int = 0
-    chunk_frames: int = 750
-    context_frames: int = 25
-    max_gap: int = 12
-    max_yaw: float = 50.0
-    audio_from_video: bool = False
 
 
 def load_model(name_or_path: str, *, device: str = "auto") -> Loaded:
@@ -89,8 +78,6 @@ def load_model(name_or_path: str, *, device: str = "auto") -> Loaded:
     Raises:
         ModelError: unknown, unverifiable or unreadable model, or weights not matching.
     """
-    from avtool.models.loading import load
-    from avtool.runtime import resolve_device
 
     # v2a is one family: a local file needs no detection.
     return load(
@@ -103,8 +90,6 @@ def load_model(name_or_path: str, *, device: str = "auto") -> Loaded:
 
 def vocoder_name(options: V2AOptions, loaded: Loaded) -> str:
     """``options.vocoder``, or the default for the model's mel contract (see V2AOptions)."""
-    from avtool.io.features import MelSpec
-    from avtool.tasks.vocode import default_vocoder
 
     if options.vocoder:
         return options.vocoder
@@ -128,10 +113,6 @@ def check_pose(landmarks: Any, detected: Any, max_yaw: float, max_gap: int, sour
     Raises:
         InputError: a run of more than ``max_gap`` profile frames (frames named).
     """
-    import numpy as np
-
-    from avtool.io.face import estimate_pose, gap_ranges
-
     yaw = np.array([estimate_pose(p.astype(np.float64)).yaw for p in landmarks], np.float32)
     usable = detected & (np.abs(yaw) <= max_yaw)
     runs = [(a, b) for a, b in gap_ranges(usable) if b - a + 1 > max_gap]
@@ -147,8 +128,6 @@ def check_pose(landmarks: Any, detected: Any, max_yaw: float, max_gap: int, sour
 
 def stream_crops(path: Path, landmarks: Any, size: int) -> Iterator[Any]:
     """Gray 88x88 mouth crops ``(88, 88)`` uint8, one per 25 fps frame (a streaming pass)."""
-    from avtool.io.face import MouthCrop, mouth_crops
-    from avtool.io.video import VideoReader
 
     with VideoReader(path, fps=MODEL_FPS) as reader:
         frames = _take(reader, len(landmarks))
@@ -186,16 +165,11 @@ def predict_mel(
     Returns:
         ``(n_mels, n_mel)`` float32 numpy log mel.
     """
-    import numpy as np
-
-    from avtool.models import v2a
-
     ratio = n_mel / n_video
     out = np.empty((model.config.n_mels, n_mel), np.float32)
     buffer: list[Any] = []
     first = 0  # video frame index of buffer[0]
     iterator = iter(crops)
-    from avtool.models.chunked import context_windows
 
     for core_a, core_b, win_a, win_b in context_windows(
         n_video, options.chunk_frames, options.context_frames
@@ -229,8 +203,6 @@ def speech_from_mel(vocoder: Any, mel: Any, spec: Any) -> Any:
     Returns:
         ``(S,)`` float32 numpy samples at ``spec.sample_rate``.
     """
-    import numpy as np
-    import torch
 
     if not isinstance(mel, torch.Tensor):
         mel = torch.from_numpy(np.ascontiguousarray(mel))
@@ -247,13 +219,6 @@ def noisy_mel_for(path: Path, n_mel: int, spec: Any) -> Any:
     Raises:
         InputError: no audio stream, undecodable, or too short.
     """
-    import math as _math
-
-    import numpy as np
-    import torch
-
-    from avtool.io.audio import load_audio
-    from avtool.io.features import mel_spectrogram
 
     audio, _ = load_audio(path, sample_rate=spec.sample_rate)
     if audio.size <= spec.n_fft:
@@ -292,14 +257,6 @@ def v2a_file(
     Raises:
         InputError: see the module docstring; nothing is written then.
     """
-    import numpy as np
-
-    from avtool.io.audio import save_audio
-    from avtool.io.features import MelSpec, assert_compatible, save_mel
-    from avtool.io.video import probe
-    from avtool.models.face import track_video
-    from avtool.registry import sha256_file
-    from avtool.runtime import sidecar_path, versions, write_json
 
     start = time.perf_counter()
     model = loaded.module
@@ -385,8 +342,6 @@ def build_items(
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import file_items
-
     return file_items(
         inputs, READER_SUFFIXES, manifest, output_template, path_columns=("input", "audio"),
         item_options=("audio",), input_options={"audio": audio} if audio else None,
@@ -408,12 +363,6 @@ def run(
         InputError: bad options or outputs; ModelError: a model cannot be loaded.
     """
     settings = settings or RunSettings()
-    from avtool.engines import run_items
-    from avtool.models.face import load_detector
-    from avtool.runtime import check_outputs, format_output
-    from avtool.tasks.lipread import check_videos
-    from avtool.tasks.speaker_guard import load_guard
-    from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     if options.chunk_frames < 1 or options.context_frames < 0:
         raise InputError("--chunk-frames must be >= 1 and --context-frames >= 0")

@@ -17,53 +17,41 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avtool.engines import RunSettings
+import numpy as np
+import torch
+
+from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError, ModelError
+from avtool.io.audio import load_audio, resample, save_audio
+from avtool.io.features import MelSpec, assert_compatible, load_mel, mel_spectrogram
+from avtool.io.ffmpeg import read_media_info
+from avtool.models import griffinlim
+from avtool.models.checkpoint import FORMAT
+from avtool.models.chunked import apply_chunked
+from avtool.models.loading import family_module, load
+from avtool.models.weightnorm import read_checkpoint
+from avtool.registry import ResolvedModel, sha256_file
+from avtool.runtime import (
+    BatchItem,
+    BatchSummary,
+    check_outputs,
+    file_items,
+    resolve_device,
+    sidecar_path,
+    versions,
+    write_json,
+)
+from avtool.tasks.options.vocode import DEFAULT_NEURAL, GRIFFIN_LIM, VocodeOptions
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from avtool.io.features import MelSpec
-    from avtool.registry import ResolvedModel
-    from avtool.runtime import BatchItem, BatchSummary
-
-GRIFFIN_LIM = "griffin-lim"
 #: The registered families that turn a mel into a waveform (Griffin-Lim needs no weights).
 VOCODER_FAMILIES = ("hifigan", "melgan")
-#: The default neural vocoder, used wherever a mel has its contract (``hifigan-22k``).
-DEFAULT_NEURAL = "hifigan-v1-universal"
 MEL_SUFFIXES = (".npz", ".npy")
 MEDIA_SUFFIXES = (
     ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp2", ".mpg", ".mp4", ".mkv", ".mov", ".webm",
     ".avi",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class VocodeOptions:
-    """Run-time options of ``avtool vocode``; the CLI reads its defaults from here.
-
-    Attributes:
-        model: ``griffin-lim``, a registry name, or a checkpoint path (HiFi-GAN generator
-            ``{"generator": ...}`` with its ``config.json`` beside it, or a MelGAN state dict);
-            None = :data:`DEFAULT_NEURAL` for inputs of its mel contract, else Griffin-Lim
-            (:func:`default_vocoder`).
-        iters: Griffin-Lim iterations; None = the Griffin-Lim module's default (32).
-        momentum: fast Griffin-Lim momentum; None = its default (0.99).
-        mel_preset: contract for ``.npy`` mels without one, and for analysing audio with
-            Griffin-Lim (default ``hifigan-22k``).
-        sample_rate: output rate in Hz; None keeps the contract's.
-        seed: initial-phase seed for Griffin-Lim.
-    """
-
-    model: str | None = None
-    iters: int | None = None
-    momentum: float | None = None
-    mel_preset: str | None = None
-    sample_rate: int | None = None
-    seed: int = 0
 
 
 @dataclass
@@ -86,8 +74,6 @@ def default_vocoder(spec: Any) -> str:
     a mel of any other contract (sample rate, hop, fmax, log base...) would be misread by
     them, so it goes to Griffin-Lim, which follows any contract.
     """
-    from avtool.io.features import MelSpec
-
     return DEFAULT_NEURAL if spec == MelSpec.hifigan_22k() else GRIFFIN_LIM
 
 
@@ -99,8 +85,6 @@ def detect_family(resolved: ResolvedModel) -> str:
     Raises:
         ModelError: an unreadable file, another task's checkpoint, or neither layout.
     """
-    from avtool.models.checkpoint import FORMAT
-    from avtool.models.weightnorm import read_checkpoint
 
     state = read_checkpoint(resolved.path)
     if isinstance(state, dict) and state.get("format") == FORMAT:
@@ -126,19 +110,12 @@ def load_vocoder(
         ModelError: unknown, unverifiable, unlicensed or unreadable model.
         SetupError: cuda asked for and absent.
     """
-    from avtool.models.chunked import apply_chunked
-    from avtool.models.loading import family_module, load
-    from avtool.runtime import resolve_device
 
     start = time.perf_counter()
     run_on = resolve_device(device, engine="torch")
     if options.model is None:
-        from avtool.io.features import MelSpec
-
         options = replace(options, model=default_vocoder(MelSpec.default()))
     if options.model == GRIFFIN_LIM:
-        from avtool.models import griffinlim
-
         iters = griffinlim.DEFAULT_ITERS if options.iters is None else options.iters
         momentum = griffinlim.DEFAULT_MOMENTUM if options.momentum is None else options.momentum
 
@@ -174,8 +151,6 @@ def input_spec(path: Path, options: VocodeOptions) -> MelSpec:
         InputError: an unreadable mel file; a missing, empty or unreadable audio/video file
             (checked here, before the vocoder it picks loads).
     """
-    from avtool.io.features import MelSpec, load_mel
-    from avtool.io.ffmpeg import read_media_info
 
     preset = MelSpec.preset(options.mel_preset) if options.mel_preset else None
     if path.suffix.lower() in MEL_SUFFIXES:
@@ -193,8 +168,6 @@ def read_input(
     Raises:
         InputError: unreadable file, a bad or mismatched mel (naming the differing fields).
     """
-    from avtool.io.features import MelSpec, assert_compatible, load_mel, mel_spectrogram
-
     preset = MelSpec.preset(options.mel_preset) if options.mel_preset else None
     suffix = path.suffix.lower()
     if suffix in MEL_SUFFIXES:
@@ -204,7 +177,6 @@ def read_input(
         return mel, spec, "mel"
     if suffix not in MEDIA_SUFFIXES:
         raise InputError(f"{path}: not a mel (.npz/.npy) or an audio/video file")
-    from avtool.io.audio import load_audio
 
     spec = vocoder.spec or preset or MelSpec.default()
     audio, _ = load_audio(path, sample_rate=spec.sample_rate)
@@ -221,12 +193,6 @@ def vocode_file(
     Returns:
         The sidecar's content.
     """
-    import numpy as np
-    import torch
-
-    from avtool.io.audio import resample, save_audio
-    from avtool.registry import sha256_file
-    from avtool.runtime import sidecar_path, versions, write_json
 
     start = time.perf_counter()
     mel, spec, kind = read_input(path, vocoder, options)
@@ -267,8 +233,6 @@ def build_items(inputs: list[str], manifest: Path | None, output_template: str) 
     Raises:
         InputError: no inputs, a missing file, a bad manifest row.
     """
-    from avtool.runtime import file_items
-
     return file_items(
         inputs, MEL_SUFFIXES + MEDIA_SUFFIXES, manifest, output_template,
         nothing="nothing to vocode: give mel files, audio/video files or --manifest",
@@ -282,8 +246,6 @@ def run(
 ) -> BatchSummary:
     """Vocode every item with one loaded model per worker (``settings.batch``: engine, workers)."""
     settings = settings or RunSettings()
-    from avtool.engines import run_items
-    from avtool.runtime import check_outputs
 
     if options.iters is not None and options.iters < 1:
         raise InputError(f"--iters {options.iters}: must be at least 1")

@@ -132,12 +132,13 @@ def test_6_music_checks_everything_before_composing(tmp_path, extra, message, mo
 
 
 def test_6_music_leaves_nothing_when_the_audio_fails_after_composing(tmp_path, monkeypatch):
-    import avtool.io.synth
+    import avtool.tasks.music
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(avtool.io.synth, "render", broken)
+    # Patched where the task looks it up (avtool.tasks.music imports io.synth.render).
+    monkeypatch.setattr(avtool.tasks.music, "render", broken)
     out = tmp_path / "out.mid"
     result = runner.invoke(app, ["music", "--bars", "2", "-o", str(out), "--audio",
                                  str(tmp_path / "out.wav")])  # fmt: skip

@@ -13,7 +13,8 @@ from avtool.errors import InputError
 from avtool.models.lipnet import build, save
 from avtool.models.lipnet.model import LipNetConfig
 from avtool.tasks import lipread
-from avtool.tasks.lipread import LipreadOptions, Reader, check_frontal, lipread_file
+from avtool.tasks.lipread import Reader, check_frontal, lipread_file
+from avtool.tasks.options.lipread import DEFAULT_MODEL, LipreadOptions
 
 # The shipped default (lipread-grid-s1) on the first five held-out s1 test clips, GRID grammar,
 # read from the videos: measured WER 0.167 before the lip stream (5 of 30 words; mostly letters
@@ -212,7 +213,7 @@ def tiny_resnet(tmp_path_factory) -> Path:
 def test_family_is_chosen_from_registry_or_config(tiny_model: Path, tiny_resnet: Path):
     from avtool.registry import load_registry, resolve
 
-    assert lipread.DEFAULT_MODEL == "lipread-grid-s1"
+    assert DEFAULT_MODEL == "lipread-grid-s1"
     assert load_registry()["lipread-grid-s1"].family == "lipread-resnet"
     assert load_registry()["lipnet-grid-s1"].family == "lipnet"
     assert lipread.detect_family(resolve(str(tiny_resnet), task="lipread")) == "lipread-resnet"

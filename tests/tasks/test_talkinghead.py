@@ -14,14 +14,8 @@ from avtool.io.audio import load_audio, save_audio
 from avtool.io.video import VideoReader, probe
 from avtool.models.face import FaceDetector
 from avtool.models.facewarp import FaceMotion
-from avtool.tasks.talkinghead import (
-    TalkingHeadOptions,
-    output_size,
-    parse_size,
-    plan_render,
-    render_file,
-    render_frames,
-)
+from avtool.tasks.options.talkinghead import TalkingHeadOptions, parse_size
+from avtool.tasks.talkinghead import output_size, plan_render, render_file, render_frames
 
 skimage_data = pytest.importorskip("skimage.data")
 SMALL = TalkingHeadOptions(size=(256, 256))
@@ -320,7 +314,8 @@ def test_registered_anyonenet_predictor_on_a_held_out_s1_clip(photo, speech, det
     from avtool.datasets.grid import s1_split
     from avtool.models.anyonenet.data import extract_clip
     from avtool.registry import lookup
-    from avtool.tasks.talkinghead import ANYONENET_MODEL, load_model
+    from avtool.tasks.options.talkinghead import ANYONENET_MODEL
+    from avtool.tasks.talkinghead import load_model
     from avtool.training.anyonenet.evaluate import evaluate_items
     from tests.conftest import shared_data_dir
 
@@ -356,7 +351,8 @@ def test_registered_unet_loads_and_draws_256_crops_of_a_real_face(
     from avtool.models.anyonenet.config import RendererConfig
     from avtool.models.anyonenet.data import crop_box, crop_face
     from avtool.registry import lookup
-    from avtool.tasks.talkinghead import ANYONENET_UNET_MODEL, load_model
+    from avtool.tasks.options.talkinghead import ANYONENET_UNET_MODEL
+    from avtool.tasks.talkinghead import load_model
 
     with pytest.raises(ModelError, match="accept-license"):
         load_model("anyonenet-unet")
@@ -382,7 +378,7 @@ def test_cli_registered_unet_renders_an_mp4_of_the_audio_duration(photo, speech,
 
     from avtool.cli.main import app
     from avtool.registry import lookup
-    from avtool.tasks.talkinghead import ANYONENET_UNET_MODEL
+    from avtool.tasks.options.talkinghead import ANYONENET_UNET_MODEL
 
     out = tmp_path / "unet.mp4"
     args = ["--accept-license", "talkinghead", "--face", str(photo), "--audio", str(speech),
@@ -407,12 +403,8 @@ def test_full_anyonenet_has_the_predictor_drive_the_unet(photo, speech, detector
     from typer.testing import CliRunner
 
     from avtool.cli.main import app
-    from avtool.tasks.talkinghead import (
-        ANYONENET_MODEL,
-        ANYONENET_UNET_MODEL,
-        load_model,
-        predictor_motion,
-    )
+    from avtool.tasks.options.talkinghead import ANYONENET_MODEL, ANYONENET_UNET_MODEL
+    from avtool.tasks.talkinghead import load_model, predictor_motion
 
     model = load_model("anyonenet-full", accept_license=True)
     assert model.kind == "renderer" and model.name == ANYONENET_UNET_MODEL

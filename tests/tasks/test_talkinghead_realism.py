@@ -14,8 +14,8 @@ from avtool.errors import InputError, SetupError
 from avtool.io.audio import load_audio, save_audio
 from avtool.models.face import FaceDetector
 from avtool.tasks.eval import talkinghead as evt
+from avtool.tasks.options.talkinghead import TalkingHeadOptions
 from avtool.tasks.talkinghead import (
-    TalkingHeadOptions,
     face_crop_box,
     load_mouth_bank,
     model_device,

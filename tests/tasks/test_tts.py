@@ -11,7 +11,8 @@ import soundfile as sf
 
 from avtool.errors import InputError
 from avtool.models.piper import split_phonemes
-from avtool.tasks.tts import TTSOptions, load_voice, plan_chunks, synthesize_to_file
+from avtool.tasks.options.tts import TTSOptions
+from avtool.tasks.tts import load_voice, plan_chunks, synthesize_to_file
 
 GRID_SENTENCES = [
     "bin blue at f two now",
@@ -195,8 +196,9 @@ def test_speak_with_face_lip_synced_video_is_reproducible(piper_voice, tmp_path:
 
     from avtool.io.video import probe
     from avtool.models.face import load_detector
-    from avtool.tasks.talkinghead import TalkingHeadOptions
-    from avtool.tasks.tts import FaceVideo, speak_with_face
+    from avtool.tasks.options.talkinghead import TalkingHeadOptions
+    from avtool.tasks.options.tts import FaceVideo
+    from avtool.tasks.tts import speak_with_face
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(skimage_data.astronaut()[::2, ::2]).save(photo)  # 256x256: a fast render

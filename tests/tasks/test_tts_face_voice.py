@@ -24,8 +24,9 @@ def photo(tmp_path: Path, astronaut) -> Path:
 
 
 def test_face_voice_is_female_for_a_womans_face_and_repeatable(photo: Path, face_detector):
-    from avtool.tasks.talkinghead import TalkingHeadOptions
-    from avtool.tasks.tts import FaceVideo, choose_face_voice
+    from avtool.tasks.options.talkinghead import TalkingHeadOptions
+    from avtool.tasks.options.tts import FaceVideo
+    from avtool.tasks.tts import choose_face_voice
 
     face = FaceVideo(str(photo), TalkingHeadOptions(), voice_from_face=True)
     chosen = choose_face_voice(face, face_detector)

@@ -16,8 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from avtool.datasets.grid import align_for, read_align, s1_split, sentence_from_id
 from avtool.errors import AvtoolError, InputError
-from avtool.tasks.lipread import DEFAULT_MODEL
+from avtool.io.formats import MODEL_FPS
+from avtool.metrics.wer import character_errors, word_errors
+from avtool.models.lipnet import ctc
+from avtool.tasks.lipread import clip_log_probs, load_reader
+from avtool.tasks.options.lipread import DEFAULT_MODEL, LipreadOptions
 
 DECODERS = ("greedy", "beam", "grid")
 #: LipNet's published figure on GRID (overlapped speakers, Assael et al. 2016), for context.
@@ -32,8 +39,6 @@ def reference_text(clip: Path) -> str:
     Raises:
         InputError: none of the three is available.
     """
-    from avtool.datasets.grid import align_for, read_align, sentence_from_id
-
     manifest = clip.parent / "manifest.csv"
     if manifest.is_file():
         with open(manifest, newline="", encoding="utf-8") as handle:
@@ -59,7 +64,6 @@ def select_split(clips: Sequence[Path], split: str | None) -> list[Path]:
     """
     if split is None:
         return list(clips)
-    from avtool.datasets.grid import s1_split
 
     splits = s1_split()
     if split not in splits:
@@ -99,10 +103,6 @@ def evaluate_lipread(
         "char_edits", "chars"}}, "clips": [{"clip", "reference", name: hypothesis, ...}],
         "failed": [{"clip", "error"}], "speed": {...}}``.
     """
-    from avtool.io.formats import MODEL_FPS
-    from avtool.metrics.wer import character_errors, word_errors
-    from avtool.models.lipnet import ctc
-    from avtool.tasks.lipread import LipreadOptions, clip_log_probs, load_reader
 
     for name in decoders:
         if name not in DECODERS:
@@ -120,8 +120,6 @@ def evaluate_lipread(
             reference = reference_text(clip)
             cached = cache_dir / f"{clip.stem}.npz" if cache_dir else None
             if cached is not None and cached.is_file():
-                import numpy as np
-
                 with np.load(cached) as data:
                     crops = data[reader.crop_preset]  # cache keys are the crop preset names
                     if reader.needs_landmarks and "landmarks" not in data.files:

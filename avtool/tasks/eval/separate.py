@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import math
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -40,7 +41,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from avtool.datasets.grid import load_item, s1_split
 from avtool.errors import InputError
+from avtool.io.audio import load_audio, resample, save_audio
+from avtool.io.features import MelSpec
+from avtool.io.ffmpeg import run_ffmpeg
+from avtool.io.files import atomic_output, write_json
+from avtool.metrics.grid import GridRecognizer, parse_grid_id
+from avtool.metrics.separation import apply_mask, ideal_ratio_mask, improvements, mask_stft
+from avtool.metrics.speech import pesq_wb, stoi
+from avtool.metrics.wer import word_error_rate, word_errors
+from avtool.models.separate.visual import lip_reader_features
+from avtool.tasks.options.separate import AV_MODEL, BLIND_MODEL, SeparateOptions
+from avtool.tasks.options.v2a import V2AOptions
+from avtool.tasks.options.vocode import VocodeOptions
+from avtool.tasks.separate import load_lip_reader, load_separator, masknet_stems
+from avtool.tasks.v2a import load_model, predict_mel, speech_from_mel
+from avtool.tasks.vocode import load_vocoder
 
 SAMPLE_RATE = 16000
 SNRS = (0.0, -5.0, 5.0)
@@ -88,8 +105,6 @@ def interferers(data: Path) -> dict[str, list[Voice]]:
     Raises:
         InputError: a group's folder is missing.
     """
-    from avtool.io.audio import load_audio
-
     out: dict[str, list[Voice]] = {g: [] for g in GROUPS}
     grid = data / "grid"
     if not (grid / "manifest.csv").is_file():
@@ -146,8 +161,6 @@ def v2a_mask_estimate(
     Returns:
         ``(T,)`` target estimate.
     """
-    from avtool.metrics.separation import apply_mask, mask_stft
-
     pred = np.pad(predicted, (0, max(0, len(mixture) - len(predicted))))[: len(mixture)]
     x, p = mask_stft(mixture, n_fft, hop), mask_stft(pred, n_fft, hop).abs()
     gain = float((x.abs() * p).sum() / (p.pow(2).sum() + 1e-8))
@@ -225,23 +238,6 @@ def evaluate_separate(
     Raises:
         InputError: no s1 test clip in the cache, a missing interferer folder.
     """
-    from avtool.datasets.grid import load_item, s1_split
-    from avtool.io.audio import resample
-    from avtool.io.features import MelSpec
-    from avtool.metrics.grid import GridRecognizer
-    from avtool.metrics.separation import ideal_ratio_mask, improvements
-    from avtool.metrics.speech import pesq_wb, stoi
-    from avtool.models.separate.visual import lip_reader_features
-    from avtool.tasks.separate import (
-        AV_MODEL,
-        BLIND_MODEL,
-        SeparateOptions,
-        load_lip_reader,
-        load_separator,
-        masknet_stems,
-    )
-    from avtool.tasks.v2a import V2AOptions, load_model, predict_mel, speech_from_mel
-    from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     ids = [i for i in s1_split()["test"] if (Path(cache) / f"{i}.npz").is_file()][:limit]
     if not ids:
@@ -326,8 +322,6 @@ def evaluate_separate(
 
 
 def _word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    from avtool.metrics.wer import word_errors
-
     return word_errors(reference, hypothesis)
 
 
@@ -371,11 +365,6 @@ def pipeline_clip(target_video: str | Path, interferer: str | Path, out: str | P
     Raises:
         InputError: unreadable inputs; SetupError: ffmpeg fails.
     """
-    import tempfile
-
-    from avtool.io.audio import load_audio, save_audio
-    from avtool.io.ffmpeg import run_ffmpeg
-    from avtool.io.files import atomic_output
 
     target, _ = load_audio(target_video, sample_rate=SAMPLE_RATE)
     other, _ = load_audio(interferer, sample_rate=SAMPLE_RATE)
@@ -413,10 +402,6 @@ def pipeline_clip(target_video: str | Path, interferer: str | Path, out: str | P
 def pipeline_report(folder: str | Path, clip_id: str) -> dict[str, Any]:
     """GRID-grammar recognition of the pipeline's mixture and separated target, and the lip
     reading of the face, against ``clip_id``'s transcript; writes ``folder/report.json``."""
-    from avtool.io.audio import load_audio
-    from avtool.io.files import write_json
-    from avtool.metrics.grid import GridRecognizer, parse_grid_id
-    from avtool.metrics.wer import word_error_rate
 
     folder = Path(folder)
     truth = parse_grid_id(clip_id)

@@ -25,6 +25,7 @@ above the static photo's. ``montage=`` writes a PNG of real vs rendered mouths.
 
 from __future__ import annotations
 
+import csv
 import functools
 import math
 import shutil
@@ -32,12 +33,24 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
+from scipy.ndimage import gaussian_filter
 
-from avtool.errors import AvtoolError
+from avtool.errors import AvtoolError, InputError
+from avtool.io.audio import load_audio, save_audio
+from avtool.io.face import mouth_area, resize_image
+from avtool.io.files import atomic_output
+from avtool.io.video import VideoReader, VideoWriter, probe
+from avtool.metrics.landmarks import MEASURES, best_area_lag, lip_sync_metrics
+from avtool.models.face import LANDMARK_MODEL, load_detector, track_video
+from avtool.runtime import versions
+from avtool.tasks.options.talkinghead import MODELS, TalkingHeadOptions
+from avtool.tasks.talkinghead import load_model, plan_render, render_file, render_frames
 
 #: Systems reported per clip; ``driven`` is a diagnostic, not a video.
 SYSTEMS = ("renderer", "static", "driven")
@@ -47,12 +60,10 @@ TARGET_DA_RATIO = 0.6
 
 
 def render_options(**overrides: Any) -> Any:
-    """The renderer's :class:`~avtool.tasks.talkinghead.TalkingHeadOptions` with overrides.
+    """The renderer's :class:`~avtool.tasks.options.talkinghead.TalkingHeadOptions` with overrides.
 
     None values are dropped, so unset CLI options keep the renderer's own defaults.
     """
-    from avtool.tasks.talkinghead import TalkingHeadOptions
-
     return TalkingHeadOptions(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -63,8 +74,6 @@ def unseen_clips(paths: list[Path]) -> list[Path]:
     ``s1`` (``../shared/data/grid/bbaf2n.mpg``), or when it lies in a ``grid_s1`` folder.
     Sentence ids alone cannot tell: every GRID speaker reads the same sentences.
     """
-    import csv
-
     speakers: dict[Path, str] = {}
     for folder in {Path(p).resolve().parent for p in paths}:
         for base in (folder, folder.parent):
@@ -84,15 +93,11 @@ def unseen_clips(paths: list[Path]) -> list[Path]:
 
 def model_label(model: str) -> str:
     """A system name for a ``--model`` value: the name itself, a checkpoint's file name."""
-    from avtool.tasks.talkinghead import MODELS
-
     return model if model in MODELS else Path(model).name
 
 
 def first_frame(path: Path, fps: float) -> np.ndarray:
     """The first ``(H, W, 3)`` uint8 frame of a video (at the tracking rate, as the track)."""
-    from avtool.errors import InputError
-    from avtool.io.video import VideoReader
 
     with VideoReader(path, fps=fps) as reader:
         for frame in reader:
@@ -113,8 +118,6 @@ def write_static_video(
         size: ``(width, height)`` to resize to (the rendered video's); None keeps the frame's,
             cropped by one pixel where odd (H.264 needs even sides).
     """
-    from avtool.io.face import resize_image
-    from avtool.io.video import VideoWriter
 
     if size is not None:
         frame = resize_image(frame, size)
@@ -143,8 +146,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     Wang et al. 2004: Gaussian window (sigma 1.5), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``
     with ``L = 255``.
     """
-    from scipy.ndimage import gaussian_filter
-
     weights = np.array([0.299, 0.587, 0.114])
     x = a.astype(np.float64) @ weights
     y = b.astype(np.float64) @ weights
@@ -226,7 +227,7 @@ def evaluate_clip(
 
     Args:
         clip: a real talking-face video with its speech.
-        options: :class:`avtool.tasks.talkinghead.TalkingHeadOptions`.
+        options: :class:`avtool.tasks.options.talkinghead.TalkingHeadOptions`.
         detector: a loaded :class:`avtool.models.face.FaceDetector`.
         work_dir: where ``<stem>.wav``, ``<stem>.generated.mp4`` and ``<stem>.static.mp4`` go.
         models: loaded models by ``--model`` value (:func:`avtool.tasks.talkinghead.load_model`),
@@ -244,13 +245,6 @@ def evaluate_clip(
     Raises:
         InputError: the clip has no frames, face or audio.
     """
-    from dataclasses import replace
-
-    from avtool.io.audio import load_audio, save_audio
-    from avtool.io.video import probe
-    from avtool.metrics.landmarks import best_area_lag, lip_sync_metrics
-    from avtool.models.face import track_video
-    from avtool.tasks.talkinghead import load_model, render_file
 
     # Measuring the AnyoneNet UNets on strangers is the point of the unseen-speaker figures:
     # the renderer's refusal of another person's face is lifted here (its warning stays).
@@ -354,11 +348,6 @@ def pixel_scores(
     Returns:
         ``{system: {"mouth_l1", "mouth_ssim", "n_frames"}}`` with ``static`` among them.
     """
-    from dataclasses import replace
-
-    from avtool.io.face import mouth_area
-    from avtool.io.video import VideoReader
-    from avtool.tasks.talkinghead import plan_render, render_frames
 
     with VideoReader(clip, fps=options.fps) as reader:
         frames = [frame.copy() for frame in reader]
@@ -398,10 +387,6 @@ def write_montage(path: Path, items: list[Any], scale: int = 3) -> Path:
     times (nearest neighbour, so pixels stay visible); the row's clip id and the column names
     are written on it.
     """
-    from PIL import Image, ImageDraw
-
-    from avtool.io.files import atomic_output
-
     if not items:
         raise ValueError("no montage rows")
     names = ["real", *items[0][3].keys()]
@@ -439,8 +424,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "targets": {...}, "passed"}``; ``d_a_ratio`` is mean renderer D-A over mean static
         D-A (the targets apply to it), ``d_a_ratio_by_system`` the same for every system.
     """
-    from avtool.metrics.landmarks import MEASURES
-
     ok = [row for row in rows if "systems" in row]
     names = list(SYSTEMS) + [s for s in (ok[0]["systems"] if ok else {}) if s not in SYSTEMS]
     mean = {
@@ -507,7 +490,7 @@ def evaluate_talkinghead(
 
     Args:
         clips: real talking-face videos with their own speech (e.g. ``../shared/data/grid``).
-        options: :class:`~avtool.tasks.talkinghead.TalkingHeadOptions` (None = defaults).
+        options: :class:`~avtool.tasks.options.talkinghead.TalkingHeadOptions` (None = defaults).
         accept_license: accept the dlib 68-point model's non-commercial licence.
         keep_dir: keep the rendered, static and drive files here (None = a temp folder).
         detector: a loaded :class:`~avtool.models.face.FaceDetector` (one is loaded otherwise).
@@ -525,11 +508,6 @@ def evaluate_talkinghead(
         ModelError: the landmark model's licence is not accepted, or a ``--model`` cannot be
             loaded (before any clip is scored).
     """
-    from dataclasses import asdict
-
-    from avtool.models.face import LANDMARK_MODEL, load_detector
-    from avtool.runtime import versions
-    from avtool.tasks.talkinghead import load_model
 
     options = options or render_options()
     compare = tuple(m for m in dict.fromkeys(compare) if m != options.model)

@@ -16,6 +16,7 @@ each SNR (seeded per clip) and compares video-only, audio-only and audio-visual 
 
 from __future__ import annotations
 
+import csv
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -23,9 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from avtool.datasets.grid import find_clips, load_item, s1_split
 from avtool.errors import InputError
-from avtool.tasks.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL
-from avtool.tasks.vocode import GRIFFIN_LIM
+from avtool.io.audio import load_audio
+from avtool.io.features import MelSpec, mel_spectrogram
+from avtool.io.formats import MODEL_FPS
+from avtool.metrics.grid import GridRecognizer, parse_grid_id
+from avtool.metrics.speech import mel_cepstral_distortion, pesq_wb, stoi
+from avtool.metrics.wer import word_errors
+from avtool.models import v2a as v2a_model
+from avtool.models.face import load_detector, track_video
+from avtool.models.v2a import AUDIO, BOTH, VIDEO, lip_features, prepare_crops
+from avtool.tasks.options.v2a import AV2A_MODEL, DEFAULT_VOCODER, V2A_MODEL, V2AOptions
+from avtool.tasks.options.vocode import GRIFFIN_LIM, VocodeOptions
+from avtool.tasks.v2a import check_pose, load_model, speech_from_mel, stream_crops
+from avtool.tasks.vocode import load_vocoder
 
 MEASURES = ("stoi", "estoi", "pesq_wb", "mcd", "wer")
 #: Vocoders every variant is scored with, side by side (the default first).
@@ -41,10 +57,6 @@ def unseen_paths(folder: Path) -> tuple[list[Path], dict[str, str]]:
     :data:`TRAINING_SPEAKERS` (``bbaf2n`` in ``../shared/data/grid`` is s1's own clip) are left
     out, so an "unseen" figure never counts the training speaker.
     """
-    import csv
-
-    from avtool.datasets.grid import find_clips
-
     transcripts: dict[str, str] = {}
     excluded: set[str] = set()
     manifest = folder / "manifest.csv"
@@ -82,10 +94,6 @@ def seen_clips(cache: Path, ids: Sequence[str]) -> list[Clip]:
     Raises:
         InputError: a clip is missing from the cache.
     """
-    import numpy as np
-
-    from avtool.datasets.grid import load_item
-
     clips = []
     for clip_id in ids:
         item = load_item(cache, clip_id)
@@ -96,13 +104,6 @@ def seen_clips(cache: Path, ids: Sequence[str]) -> list[Clip]:
 
 def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str]) -> list[Clip]:
     """Clips through the inference face stage (:mod:`avtool.tasks.v2a`) from video files."""
-    import numpy as np
-
-    from avtool.io.audio import load_audio
-    from avtool.io.formats import MODEL_FPS
-    from avtool.metrics.grid import parse_grid_id
-    from avtool.models.face import track_video
-    from avtool.tasks.v2a import V2AOptions, check_pose, stream_crops
 
     options = V2AOptions()
     clips = []
@@ -118,8 +119,6 @@ def video_clips(paths: Sequence[Path], detector: Any, transcripts: dict[str, str
 
 def add_noise(audio: Any, snr_db: float, seed: int) -> Any:
     """``audio`` plus white Gaussian noise at ``snr_db`` (seeded: the same mix every run)."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(audio.size).astype(np.float32)
     power = max(float(np.mean(audio.astype(np.float64) ** 2)), 1e-10)
@@ -130,8 +129,6 @@ def add_noise(audio: Any, snr_db: float, seed: int) -> Any:
 def score(reference: Any, estimate: Any, text: str, recogniser: Any) -> dict[str, float]:
     """STOI, ESTOI, PESQ-WB, MCD (dB) and WER (fraction) of ``estimate`` against ``reference``
     (both ``(S,)`` float at 22.05 kHz) and the transcript."""
-    from avtool.metrics.speech import mel_cepstral_distortion, pesq_wb, stoi
-    from avtool.metrics.wer import word_errors
 
     sr = 22050
     edits, words = word_errors(text, recogniser.recognize(estimate, sr))
@@ -148,8 +145,6 @@ def score(reference: Any, estimate: Any, text: str, recogniser: Any) -> dict[str
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     """Means of the measures; WER pooled over words (total edits / total words)."""
-    import numpy as np
-
     out: dict[str, Any] = {m: float(np.mean([r[m] for r in rows])) for m in MEASURES[:-1]}
     out["wer"] = sum(r["_edits"] for r in rows) / max(sum(r["_words"] for r in rows), 1)
     out["clips"] = len(rows)
@@ -203,18 +198,6 @@ def evaluate_v2a(
     Raises:
         InputError: no seen source and no unseen folder, or a clip cannot be read.
     """
-    import numpy as np
-    import torch
-
-    from avtool.datasets.grid import s1_split
-    from avtool.io.features import MelSpec, mel_spectrogram
-    from avtool.io.formats import MODEL_FPS
-    from avtool.metrics.grid import GridRecognizer
-    from avtool.models import v2a as v2a_model
-    from avtool.models.face import load_detector
-    from avtool.models.v2a import AUDIO, BOTH, VIDEO
-    from avtool.tasks.v2a import load_model, speech_from_mel
-    from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     if cache is None and seen_dir is None and unseen_dir is None:
         raise InputError("give --cache or --seen (GRID s1) and/or --unseen (a GRID folder)")
@@ -324,10 +307,6 @@ def _av_infer(
 
     ``landmarks`` ``(T, 68, 2)`` feed the lip stream of models that have one.
     """
-    import numpy as np
-    import torch
-
-    from avtool.models.v2a import lip_features, prepare_crops
 
     with torch.no_grad():
         x = prepare_crops(torch.as_tensor(crops)[None], model.config.crop_size)

@@ -7,6 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from avtool.io.audio import load_audio
+from avtool.io.features import MelSpec, mel_spectrogram
+from avtool.metrics import speech
+from avtool.tasks.options.vocode import VocodeOptions
+from avtool.tasks.vocode import load_vocoder
+
 #: Measures reported for vocoders, as in the HiFi-GAN/Vocos literature.
 VOCODER_MEASURES = ("pesq_wb", "stoi", "estoi", "mcd_db", "mrstft")
 
@@ -30,13 +39,6 @@ def evaluate_vocoders(
         ``{"clips": [...], "models": {name: {"mean": {...}, "per_clip": [...],
         "x_real_time": float}}}``.
     """
-    import numpy as np
-    import torch
-
-    from avtool.io.audio import load_audio
-    from avtool.io.features import MelSpec, mel_spectrogram
-    from avtool.metrics import speech
-    from avtool.tasks.vocode import VocodeOptions, load_vocoder
 
     results: dict[str, Any] = {"clips": [str(c) for c in clips], "models": {}}
     for name in models:

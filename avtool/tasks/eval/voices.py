@@ -27,6 +27,7 @@ Intelligibility: each bundled voice reads GRID sentences; the GRID-grammar recog
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,8 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from avtool import registry
 from avtool.errors import InputError
 from avtool.io.audio import load_audio, resample
+from avtool.io.files import atomic_output
+from avtool.io.video import VideoReader, probe
+from avtool.metrics.grid import GridRecognizer, parse_grid_id
 from avtool.metrics.speaker import (
     EMBEDDING_SAMPLE_RATE,
     mean_embedding,
@@ -45,6 +50,15 @@ from avtool.metrics.speaker import (
     speaker_embedding,
     voice_gender,
 )
+from avtool.metrics.wer import word_errors
+from avtool.models import kokoro
+from avtool.models.face import load_detector
+from avtool.models.face_attributes.picker import load_picker
+from avtool.models.face_attributes.voice import choose_voice, ranked
+from avtool.models.kokoro.voices import blend_packs, check_pack, parse_blend, voice_info
+from avtool.models.loading import load
+from avtool.tasks.options.tts import TTSOptions
+from avtool.tasks.tts import load_voice, plan_chunks, synthesize
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +94,6 @@ def grid_people(data: Path) -> list[Person]:
     Raises:
         InputError: ``data/grid`` is missing.
     """
-    from avtool.metrics.grid import parse_grid_id
-
     manifest = data / "grid" / "manifest.csv"
     if not manifest.is_file():
         raise InputError(f"{manifest}: not found (the GRID clips are needed)")
@@ -131,8 +143,6 @@ def face_views(clip: Path, detector: Any, frames: int = FACE_FRAMES) -> tuple[li
     Raises:
         InputError: no face in any of them.
     """
-    from avtool.io.video import VideoReader, probe
-
     total = max(probe(clip).n_frames, 1)
     wanted = {round(i * (total - 1) / max(frames - 1, 1)) for i in range(frames)}
     images, boxes, descriptors = [], [], []
@@ -162,9 +172,6 @@ class Reader:
     """Kokoro (US and British G2P) and Piper joe reading sentences, style swapped per voice."""
 
     def __init__(self, threads: int = 1, cache: Path | None = None) -> None:
-        from avtool.models import kokoro
-        from avtool.models.loading import load
-        from avtool.tasks.tts import load_voice
 
         self._kokoro = kokoro
         self.cache = cache
@@ -175,8 +182,6 @@ class Reader:
         self.piper = load_voice("piper-joe-medium", device="cpu")
 
     def _pack(self, voice: str) -> np.ndarray:
-        from avtool import registry
-        from avtool.models.kokoro.voices import check_pack
 
         path = registry.resolve(self._kokoro.ENTRY_PREFIX + voice, task="tts").path
         return check_pack(path.read_bytes(), str(path))
@@ -190,7 +195,6 @@ class Reader:
         """
         if self.cache is None:
             return self._read(voice, texts)
-        import hashlib
 
         key = hashlib.sha256(repr((voice, texts, CACHE_VERSION)).encode()).hexdigest()[:20]
         path = self.cache / f"{key}.npz"
@@ -198,15 +202,12 @@ class Reader:
             with np.load(path) as data:
                 return [data[f"a{i}"] for i in range(len(texts))]
         audio = self._read(voice, texts)
-        from avtool.io.files import atomic_output
 
         with atomic_output(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{f"a{i}": a for i, a in enumerate(audio)})
         return audio
 
     def _read(self, voice: str, texts: list[str]) -> list[np.ndarray]:
-        from avtool.models.kokoro.voices import blend_packs, parse_blend, voice_info
-        from avtool.tasks.tts import TTSOptions, plan_chunks, synthesize
 
         if voice == "piper-joe-medium":
             rate = self.piper.module.sample_rate
@@ -245,8 +246,6 @@ def voice_wer(
         voice -> ``{"wer", "words", "errors"}``; the audio is kept in ``reader`` for reuse
         under ``"_audio"``.
     """
-    from avtool.metrics.grid import GridRecognizer
-    from avtool.metrics.wer import word_errors
 
     recogniser = GridRecognizer()
     out: dict[str, dict[str, Any]] = {}
@@ -288,9 +287,6 @@ def evaluate_voices(
     Returns:
         The report: per person, per method, summaries, per-voice WER.
     """
-    from avtool.models.face import load_detector
-    from avtool.models.face_attributes.picker import load_picker
-    from avtool.models.face_attributes.voice import choose_voice, ranked
 
     say = progress or (lambda line: log.info("%s", line))
     start = time.perf_counter()
