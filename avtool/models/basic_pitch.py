@@ -63,6 +63,7 @@ import numpy as np
 
 from avtool.datasets.chorales import REST, STEPS_PER_QUARTER, VOICES, notes_to_row
 from avtool.errors import InputError, ModelError
+from avtool.io.audio import iter_audio_blocks, resample, to_mono
 from avtool.io.voice_grid import split_by_pitch
 
 if TYPE_CHECKING:
@@ -527,8 +528,6 @@ def transcribe(
         ModelError: ``session`` is None and the model is not installed.
         ValueError: a malformed array or rate.
     """
-    from avtool.io.audio import resample, to_mono
-
     audio = np.asarray(audio, np.float32)
     if audio.ndim not in (1, 2):
         raise ValueError(f"audio must be shaped (T,) or (C, T), got {audio.shape}")
@@ -697,8 +696,6 @@ def transcribe_file(
         InputError: the file is missing or undecodable, or no note was detected.
         ModelError: ``session`` is None and the model is not installed.
     """
-    from avtool.io.audio import iter_audio_blocks
-
     path = Path(path)
     blocks = iter_audio_blocks(path, HOP_SAMPLES, sample_rate=SAMPLE_RATE, mono=True)
     note, onset = activations(session if session is not None else load(), blocks)

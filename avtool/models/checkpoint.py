@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import torch
 
 from avtool.errors import ModelError
+from avtool.io.files import atomic_output
 
 FORMAT = "avtool-checkpoint-1"
 #: The file layouts of today's shipped weights, and what reads each.
@@ -110,8 +111,6 @@ def save(
     Returns:
         ``path``.
     """
-    from avtool.io.files import atomic_output
-
     path = Path(path)
     with atomic_output(path, suffix=".pt") as tmp, open(tmp, "wb") as f:
         # A file object: torch would name the archive after the temporary file.

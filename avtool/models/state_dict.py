@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import torch
 
 from avtool.errors import ModelError
+from avtool.io.files import atomic_output
+from avtool.models import checkpoint
 from avtool.registry import ResolvedModel
 
 Module = TypeVar("Module", bound=torch.nn.Module)
@@ -32,8 +34,6 @@ def config_path(path: str | os.PathLike[str]) -> Path:
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file renamed into place: a killed run never leaves a half
     checkpoint under the final name."""
-    from avtool.io.files import atomic_output
-
     with atomic_output(path, suffix=".pt") as tmp:
         torch.save(obj, tmp)
 
@@ -53,8 +53,6 @@ def save(
         family: the front door's family: ``out`` is then an avtool checkpoint carrying the
             config too (:func:`avtool.models.checkpoint.save`); None writes a bare state dict.
     """
-    from avtool.io.files import atomic_output
-    from avtool.models import checkpoint
 
     out = Path(out)
     if family is not None:
@@ -72,8 +70,6 @@ def read_config(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     Raises:
         ModelError: missing or unreadable, naming the expected file.
     """
-    from avtool.models import checkpoint
-
     if checkpoint.is_checkpoint(path):
         return checkpoint.read(path).config
     beside = config_path(path)
@@ -94,8 +90,6 @@ def load_into(
     Raises:
         ModelError: an unreadable file, or weights that do not fit the model.
     """
-    from avtool.models import checkpoint
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a bad file
@@ -118,8 +112,6 @@ def entry_config(resolved: ResolvedModel) -> Mapping | None:
     Raises:
         ModelError: an unreadable checkpoint or companion file.
     """
-    from avtool.models import checkpoint
-
     if checkpoint.is_checkpoint(resolved.path):
         return checkpoint.read(resolved.path).config
     companion = config_path(resolved.path).name

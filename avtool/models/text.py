@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.random import Generator
@@ -150,10 +152,6 @@ class SpeechModel(abc.ABC):
             ``(T,)`` float32 audio in [-1, 1] at the voice's ``sample_rate``, and samples per
             phoneme when the voice gives them.
         """
-        # numpy only once speech is made: `tts` option parsing, and so `avtool --help`,
-        # imports this module for the sentence splitter.
-        import numpy as np
-
         rng = np.random.default_rng([seed, chunk_index])
         return self._render(chunk, rng, Delivery(speed, noise_scale, noise_w))
 

@@ -126,8 +126,6 @@ def load_reader(
         ModelError: unknown/unverifiable model, or the landmark model's licence not accepted.
         SetupError: cuda asked for and absent.
     """
-    # Imported here: the CLI reads LipreadOptions from this module while building `--help`.
-
     start = time.perf_counter()
     loaded = load(
         options.model,

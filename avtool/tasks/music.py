@@ -114,9 +114,6 @@ def load_music_model(name_or_path: str, *, accept_license: bool = False) -> Load
     Raises:
         ModelError: unknown, unverifiable or unreadable model.
     """
-    # Imported here: the CLI reads MusicOptions from this module while building `--help`,
-    # which must not import torch.
-
     return load(
         name_or_path,
         task="music",

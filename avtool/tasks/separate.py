@@ -66,9 +66,6 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
 MAX_PEAK = 0.999
 
 
-# Heavy modules (torch, the models) are imported inside the functions that run models, so
-# that ``avtool --help`` (which reads the options above) stays fast.
-
 # --------------------------------------------------------------------------- pure steps
 
 

@@ -44,8 +44,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avtool import registry
 from avtool.datasets.grid import s1_split
-from avtool.models.v2a import read_checkpoint, save_checkpoint
+from avtool.io.features import MelSpec
+from avtool.metrics.speech import stoi
+from avtool.models import griffinlim, v2a
+from avtool.models.loading import load
+from avtool.models.v2a import infer, read_checkpoint, save_checkpoint
 from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
 from avtool.models.visual import lip_features
 from avtool.training.command import REQUIRED, RunLog, add_flags, run_command
@@ -61,8 +66,6 @@ FLOOR = math.log(1e-5)
 def synthesise(cache: Path, out: Path, model_name: str = BASE_MODEL) -> dict[str, Any]:
     """Write ``out/<id>.npy`` ``(80, F)`` float32: the base model's mel of every cached clip
     (the cache's ``F`` frames). Clips already done are skipped."""
-    from avtool.models import v2a
-    from avtool.models.loading import load
 
     loaded = load(model_name, task="v2a", device="cpu")
     out.mkdir(parents=True, exist_ok=True)
@@ -165,8 +168,6 @@ def base_l1(items: list[dict[str, Any]]) -> float:
 
 def train(args: argparse.Namespace) -> int:
     """One procedure's bounded, resumable training run (see the module docstring)."""
-    from avtool import registry
-
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -268,10 +269,6 @@ def compare(cache: Path, synth: Path, runs: Sequence[Path], threads: int = 1) ->
     """Validation STOI and L1 of the base model's mel and of each AV2A run's ``best.pt`` (video
     + that mel, the inference input), vocoded by Griffin-Lim (32 iterations) against the real
     audio: the ship decision, taken on the s1 validation split only."""
-    from avtool.io.features import MelSpec
-    from avtool.metrics.speech import stoi
-    from avtool.models import griffinlim
-    from avtool.models.v2a import infer
 
     torch.set_num_threads(threads)
     spec = MelSpec.hifigan_22k()

@@ -76,6 +76,7 @@ from avtool.models.hifigan.discriminators import (
 )
 from avtool.models.state_dict import save_atomic
 from avtool.models.weightnorm import load_weights, read_checkpoint
+from avtool.registry import resolve
 from avtool.runtime import resolve_device, versions, write_json
 from avtool.training.command import REQUIRED, add_flags, call_with_flags, run_command
 from avtool.training.loop import Cadence, run_steps
@@ -640,8 +641,6 @@ def _update(
 
 def _init_generator(generator: nn.Module, init: str | os.PathLike[str]) -> None:
     """Load a registry entry's (or a ``g_`` file's) weights into the fresh ``generator``."""
-    from avtool.registry import resolve
-
     path = Path(init)
     if not path.is_file():
         path = resolve(str(init), task="vocode", quiet=True).path

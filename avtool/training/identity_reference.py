@@ -35,6 +35,7 @@ from avtool.io.files import atomic_output
 from avtool.io.video import VideoReader, probe
 from avtool.models import face_identity
 from avtool.models.face import FaceDetector
+from avtool.models.face_identity import GUARD_FACES, GUARD_SPAN_FRAMES, sample_indices
 
 FPS = 25.0
 #: The frame of a clip the reference takes (the middle of GRID's 3 s, 75-frame clips).
@@ -106,8 +107,6 @@ def _speakers(folder: Path) -> dict[str, str]:
 
 def measure(reference_path: Path, sets: dict[str, tuple[Path, str | None]]) -> dict:
     """Guard distances per clip for each named set ``{name: (folder, split or None)}``."""
-    from avtool.models.face_identity import GUARD_FACES, GUARD_SPAN_FRAMES, sample_indices
-
     with np.load(reference_path, allow_pickle=False) as arrays:
         reference = face_identity.IdentityReference.from_arrays(dict(arrays))
     detector = FaceDetector()

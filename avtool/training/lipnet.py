@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from avtool.datasets.grid import s1_split, split_ids
+from avtool.metrics.wer import character_errors, word_errors
 from avtool.models import state_dict
 from avtool.models.lipnet.ctc import greedy
 from avtool.models.lipnet.model import LipNet, LipNetConfig, build, encode_text, prepare_input
@@ -79,8 +81,6 @@ def cache_ids(cache_dir: Path) -> list[str]:
 
 def splits_for(cache_dir: Path) -> dict[str, list[str]]:
     """The s1 split when the cache is GRID s1, else a hash split of what the cache holds."""
-    from avtool.datasets.grid import s1_split, split_ids
-
     split = s1_split()
     present = set(cache_ids(cache_dir))
     if present and present <= set().union(*split.values()):
@@ -129,8 +129,6 @@ def collate(videos: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
 
 def evaluate(model: LipNet, store: ClipStore, ids: Sequence[str]) -> dict[str, float]:
     """Greedy CER and WER of ``model`` on ``ids`` (eval mode, no augmentation)."""
-    from avtool.metrics.wer import character_errors, word_errors
-
     model.eval()
     chars = words = char_total = word_total = 0
     with torch.no_grad():

@@ -46,7 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from avtool.errors import ModelError
-from avtool.models import checkpoint
+from avtool.metrics.wer import character_errors, word_errors
+from avtool.models import checkpoint, state_dict
+from avtool.models.lipnet.ctc import greedy
 from avtool.models.lipnet.model import encode_text
 from avtool.models.lipread_resnet import FAMILY
 from avtool.models.lipread_resnet.model import (
@@ -59,6 +61,7 @@ from avtool.models.lipread_resnet.model import (
 from avtool.models.v2a import read_checkpoint
 from avtool.models.visual import LIP_DIM, lip_features, prepare_crops
 from avtool.training.command import REQUIRED, add_flags, call_with_flags, defaults_of
+from avtool.training.lipnet import begin_run, end_epoch, splits_for
 from avtool.training.schedule import cosine_lr, optimizer_step
 
 #: ``(crops (T, S, S) float16, frame classes (T,), text, word spans, landmarks (T, 68, 2)
@@ -192,8 +195,6 @@ def collate_lips(lips: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def evaluate(model: LipReader, clips: dict[str, Clip], ids: Sequence[str]) -> dict[str, float]:
     """Greedy CER/WER and frame word accuracy on ``ids`` (eval mode, no augmentation)."""
-    from avtool.metrics.wer import character_errors, word_errors
-    from avtool.models.lipnet.ctc import greedy
 
     model.eval()
     chars = words = char_total = word_total = correct = frames = 0
@@ -265,8 +266,6 @@ def train(
         The best validation metrics ``{"cer", "wer", "frame_acc", "epoch"}`` plus
         ``first_loss``/``last_loss`` (mean training loss of the first and last epoch run).
     """
-    from avtool.training.lipnet import begin_run, end_epoch, splits_for
-
     state, start = begin_run(out_dir, threads, resume)
     if state is not None:
         config = LipReaderConfig.from_dict(state["config"])
@@ -410,8 +409,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = LipReaderConfig.preset(args.config)
     if args.init_reader is not None:
-        from avtool.models import state_dict
-
         config = LipReaderConfig.from_dict(state_dict.read_config(args.init_reader, "lip reader"))
     if args.lip_landmarks:
         config = dataclasses.replace(config, lip_landmarks=True)

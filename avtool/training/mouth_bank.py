@@ -26,7 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
 
+from avtool.datasets.grid import s1_split
+from avtool.io.files import atomic_output
+from avtool.io.video import VideoReader
+from avtool.models.face import FaceDetector, track_video
+from avtool.models.facewarp.mesh import bilinear
 from avtool.models.facewarp.mouth import skin_colour
 from avtool.models.facewarp.mouth_bank import (
     INNER,
@@ -58,8 +64,6 @@ def cut_patch(frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.
     Returns:
         ``(patch (80, 96, 3) uint8, inner (8, 2) float32 patch pixels)``.
     """
-    from avtool.models.facewarp.mesh import bilinear
-
     transform = canonical_transform(landmarks)
     inverse = np.linalg.inv(np.vstack([transform, [0, 0, 1]]))[:2]
     width, height = PATCH_SIZE
@@ -76,8 +80,6 @@ def cut_patch(frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.
 
 def mask_patch(patch: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """Zero the patch outside the inner lips dilated by :data:`MASK_DILATE` (compresses well)."""
-    from PIL import Image, ImageDraw, ImageFilter
-
     width, height = PATCH_SIZE
     mask = Image.new("L", (width, height), 0)
     ImageDraw.Draw(mask).polygon([tuple(p) for p in inner], fill=255, outline=255)
@@ -105,8 +107,6 @@ def sharpness(patch: np.ndarray, inner: np.ndarray) -> float:
 
 def clip_frames(clip: Path, cache: Path | None, detector) -> tuple[list[np.ndarray], np.ndarray]:
     """A clip's frames at 25 fps and ``(T, 68, 2)`` landmarks (cache, else tracked)."""
-    from avtool.io.video import VideoReader
-
     with VideoReader(clip, fps=FPS) as reader:
         frames = [f.copy() for f in reader]
     cached = cache / f"{clip.stem}.npz" if cache is not None else None
@@ -116,8 +116,6 @@ def clip_frames(clip: Path, cache: Path | None, detector) -> tuple[list[np.ndarr
             detected = data["detected"]
         keep = detected
     else:
-        from avtool.models.face import track_video
-
         track = track_video(clip, fps=FPS, detector=detector)
         landmarks, keep = track.landmarks.astype(np.float64), track.detected
     n = min(len(frames), len(landmarks))
@@ -167,8 +165,6 @@ def select(inner: np.ndarray, sharp: np.ndarray, usable: np.ndarray | None = Non
 
 def build(clips: list[Path], cache: Path | None, *, log=print) -> MouthBank:
     """Cut, describe and select exemplars from ``clips`` (all must be s1 training clips)."""
-    from avtool.models.face import FaceDetector
-
     detector = None
     patches: list[np.ndarray] = []
     inners: list[np.ndarray] = []
@@ -206,8 +202,6 @@ def build(clips: list[Path], cache: Path | None, *, log=print) -> MouthBank:
 
 def training_clips(folder: Path, limit: int | None = None) -> list[Path]:
     """The s1 training-split clips present in ``folder`` (sorted by id)."""
-    from avtool.datasets.grid import s1_split
-
     ids = sorted(s1_split()["train"])
     present = [p for p in (folder / f"{i}.mkv" for i in ids) if p.is_file()]
     return present[:limit]
@@ -225,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         help="only the training clips that have a cache file (no dlib run)",
     )
     args = parser.parse_args(argv)
-    from avtool.io.files import atomic_output
 
     clips = training_clips(args.clips)
     cache = args.cache if args.cache.is_dir() else None

@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from avtool.datasets.grid import FPS, SAMPLE_RATE, load_item, s1_split
+from avtool.io.audio import save_audio
 from avtool.metrics.landmarks import inner_mouth_area, normalise_track
 from avtool.models.facewarp import opening
 from avtool.models.facewarp.phones import analyse_audio
 from avtool.models.facewarp.visemes import apply_energy, lead_in, viseme_track
+from avtool.runtime import write_json
 
 RIDGE = 10.0
 """Ridge penalty on the standardised inputs (summed squared error over all frames)."""
@@ -39,8 +41,6 @@ RIDGE = 10.0
 
 def clip_rows(cache: Path, clip_id: str, work: Path) -> tuple[np.ndarray, np.ndarray]:
     """One training clip's read-out inputs ``(T, 7 x 13)`` and standardised area ``(T,)``."""
-    from avtool.io.audio import save_audio
-
     item = load_item(cache, clip_id)
     wav = save_audio(work / f"{clip_id}.wav", item["audio"].astype(np.float32) / 32768.0,
                      SAMPLE_RATE)  # fmt: skip
@@ -107,8 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     text = "WEIGHTS = (\n" + "".join(f"    {tuple(row)},\n" for row in rows) + ")"
     print(text)
     if args.out is not None:
-        from avtool.runtime import write_json
-
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, facts)
     if args.check:

@@ -57,7 +57,11 @@ import torch.nn.functional as F
 
 from avtool.datasets.chorales import VOICES, augment, load_chorales, split
 from avtool.errors import InputError
+from avtool.metrics.music import compare
 from avtool.models import checkpoint
+from avtool.models.music import lstm as music_lstm
+from avtool.models.music import markov as music_markov
+from avtool.models.music import transformer as music_transformer
 from avtool.models.music.generate import FAMILIES, Score, generate, load_model
 from avtool.models.music.options import SamplingOptions
 from avtool.models.music.tokens import (
@@ -230,17 +234,12 @@ def _crop_batch(
 
 def _build(config: TrainConfig) -> torch.nn.Module:
     if config.family == "lstm":
-        from avtool.models.music import lstm as music_lstm
-
         return music_lstm.build(music_lstm.MusicLSTMConfig.preset(config.preset))
-    from avtool.models.music import transformer as music_transformer
 
     return music_transformer.build(music_transformer.MusicTransformerConfig.preset(config.preset))
 
 
 def _train_markov(config: TrainConfig, data: dict[str, Any], out: Path) -> dict[str, Any]:
-    from avtool.models.music import markov as music_markov
-
     start = time.monotonic()
     # The debug preset keeps its order; otherwise the order is selected on valid too.
     base = music_markov.MarkovConfig.preset(config.preset)
@@ -441,8 +440,6 @@ def evaluate(
     Raises:
         InputError: no checkpoint in ``out``.
     """
-    from avtool.metrics.music import compare
-
     found = {f: out / name for f, name in CHECKPOINT_NAMES.items() if (out / name).is_file()}
     if not found:
         raise InputError(f"{out}: no music checkpoints ({', '.join(CHECKPOINT_NAMES.values())})")

@@ -39,6 +39,7 @@ from avtool.metrics.separation import si_sdr_torch
 from avtool.models import checkpoint, lipread_resnet, loading, state_dict
 from avtool.models.separate.masknet import MaskNet, MaskNetConfig, build
 from avtool.models.separate.visual import lip_reader_features
+from avtool.registry import sha256_file
 
 SAMPLE_RATE = 16000
 #: The front door's family of the weights written here (``avtool-checkpoint-1`` files).
@@ -553,8 +554,6 @@ SHIPPED = {
 
 def registry_entries(weights: str | Path) -> str:
     """The ``models.toml`` tables of the shipped mask networks, hashed from ``weights``."""
-    from avtool.registry import sha256_file
-
     folder = Path(weights)
     blocks = []
     for name, (file, description, config) in SHIPPED.items():

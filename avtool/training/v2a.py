@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from avtool.datasets.grid import s1_split
 from avtool.errors import InputError
+from avtool.io.features import MelSpec, mel_spectrogram
 from avtool.models.state_dict import save_atomic
 from avtool.models.v2a import read_checkpoint, save_checkpoint
 from avtool.models.v2a.model import AUDIO, BOTH, VIDEO, V2AConfig, V2AModel, build
@@ -85,8 +87,6 @@ def noisy_mels(
     batch: list[dict[str, Any]], generator: torch.Generator, snr_range: tuple[float, float]
 ) -> list[torch.Tensor]:
     """Log mels of each clip's audio plus white noise at a random SNR; 30% get a silenced gap."""
-    from avtool.io.features import MelSpec, mel_spectrogram
-
     spec = MelSpec.hifigan_22k()
     out = []
     for item in batch:
@@ -253,8 +253,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     """One stage's bounded, resumable training run (the options of :func:`main`)."""
-    from avtool.datasets.grid import s1_split
-
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     log = RunLog(args.out / "train.log")

@@ -28,10 +28,12 @@ from typing import Any
 
 import torch
 
-from avtool.models import lipread_resnet
+from avtool.datasets.grid import s1_split
+from avtool.models import lipread_resnet, state_dict
 from avtool.models.loading import load
 from avtool.models.v2a.content import ContentV2A, ContentV2AConfig
 from avtool.models.visual import lip_features
+from avtool.training.v2a import cache_parser, load_split, mel_stats
 
 
 def load_parts(acoustic: str, reader: str) -> tuple[Any, Any, dict[str, str]]:
@@ -124,9 +126,6 @@ def val_l1(model: ContentV2A, feats: list, items: list[dict[str, Any]], batch_si
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from avtool.datasets.grid import s1_split
-    from avtool.models import state_dict
-    from avtool.training.v2a import cache_parser, load_split, mel_stats
 
     p = cache_parser(__doc__)
     p.add_argument("--acoustic", default="v2a-grid-s1", help="trained V2A model (name or .pt)")

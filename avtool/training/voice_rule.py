@@ -14,6 +14,7 @@ most typical voices of its gender. No GRID face or voice is used, so the evaluat
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avtool import registry
 from avtool.errors import AvtoolError, InputError
 from avtool.io.audio import load_audio, resample
 from avtool.io.files import atomic_output
@@ -76,8 +78,6 @@ def fit(librispeech: Path, done: dict[str, dict] | None = None) -> dict:
         librispeech: the LibriSpeech sample folder.
         done: rows already fitted by an interrupted run (voice -> row), kept as they are.
     """
-    from avtool import registry
-
     start = time.perf_counter()
     speakers = librispeech_speakers(librispeech)
     voices = kokoro.registered_voices()
@@ -121,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     done = {}
     if args.resume:
-        import ast
-
         for line in args.resume.read_text(encoding="utf-8").splitlines():
             voice, _, row = line.partition(" ")
             if row.startswith("{"):

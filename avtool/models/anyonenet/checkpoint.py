@@ -18,7 +18,10 @@ import torch
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.io.features import MelSpec
 from avtool.io.files import atomic_output
+from avtool.models import checkpoint
+from avtool.models.anyonenet import predictor, unet
 from avtool.models.anyonenet.config import (
     PREDICTOR_MEL,
     PredictorConfig,
@@ -26,7 +29,7 @@ from avtool.models.anyonenet.config import (
     config_dict,
     config_from_dict,
 )
-from avtool.registry import ResolvedModel
+from avtool.registry import ResolvedModel, resolve
 
 
 def config_path(weights: str | os.PathLike[str]) -> Path:
@@ -48,8 +51,6 @@ def save(
         config: its architecture config.
         extra: more JSON keys (``steps``, ``data``...).
     """
-    from avtool.models import checkpoint
-
     path = Path(path)
     described = config_dict(config)
     meta: dict[str, Any] = {"kind": described.pop("kind"), "config": described}
@@ -80,7 +81,6 @@ def resolve_weights(
         return path
     if path.suffix == ".pt" or os.sep in str(name_or_path):
         raise ModelError(f"{path}: no such checkpoint file")
-    from avtool.registry import resolve
 
     return resolve(str(name_or_path), task=task, accept_license=accept_license).path
 
@@ -106,9 +106,6 @@ def load(
     Raises:
         ModelError: missing/unreadable files, another kind, or weights that do not fit.
     """
-    from avtool.io.features import MelSpec
-    from avtool.models import checkpoint
-    from avtool.models.anyonenet import predictor, unet
 
     weights = resolve_weights(path, accept_license=accept_license)
     meta_path = config_path(weights)
@@ -152,8 +149,6 @@ def read_meta(weights: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         ModelError: missing or unreadable, or a ``kind`` other than predictor / renderer.
     """
-    from avtool.models import checkpoint
-
     beside = config_path(weights)
     try:
         if checkpoint.is_checkpoint(weights):

@@ -17,15 +17,24 @@ One ``.npz`` per clip (the *item*) holds:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 
+from avtool.datasets.grid import SAMPLE_RATE, find_clips, s1_split
 from avtool.errors import InputError
+from avtool.io.audio import load_audio, resample
+from avtool.io.face import register
+from avtool.io.features import mel_spectrogram
+from avtool.io.video import VideoReader
 from avtool.models.anyonenet.config import MEL_RATE, PREDICTOR_MEL
+from avtool.models.face import FaceDetector, track_video
 
 VIDEO_FPS = 25.0
 #: Face crop side in multiples of the landmarks' bounding-box side (brow to chin is about
@@ -45,10 +54,6 @@ def audio_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     Returns:
         ``(F, 80)`` float32 ln-mel, ``F = PREDICTOR_MEL.frames_for(S at 16 kHz)`` (80 Hz).
     """
-    import torch
-
-    from avtool.io.audio import resample
-    from avtool.io.features import mel_spectrogram
 
     audio16 = resample(np.asarray(audio, np.float32), sample_rate, PREDICTOR_MEL.sample_rate)
     if len(audio16) < PREDICTOR_MEL.n_fft:
@@ -67,8 +72,6 @@ def load_audio_mel(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         InputError: unreadable file, no audio, or too short; the message names the file.
     """
-    from avtool.io.audio import load_audio
-
     audio, rate = load_audio(path, sample_rate=PREDICTOR_MEL.sample_rate)
     try:
         return audio_mel(audio, rate)
@@ -128,8 +131,6 @@ def track_features(
     Returns:
         ``{"mel", "frontal" (F, 68, 2), "quaternions" (F, 4), "landmarks" (T, 68, 2)}``.
     """
-    from avtool.io.face import register
-
     frontal, quats = register(landmarks)
     frames = len(mel)
     return {
@@ -164,8 +165,6 @@ def crop_face(
         ``(crop (size, size, 3) uint8, to_crop)`` where ``to_crop`` maps ``(..., 2)`` image
         pixels to crop pixels.
     """
-    from PIL import Image
-
     cx, cy, side = box
     left, top = cx - side / 2.0, cy - side / 2.0
     scale = size / side
@@ -201,8 +200,6 @@ def extract_clip(
     Raises:
         InputError: no audio, no face, a long tracking gap (frames named).
     """
-    from avtool.models.face import track_video
-
     track = track_video(path, fps=VIDEO_FPS, detector=detector)  # type: ignore[arg-type]
     item = track_features(track.landmarks, load_audio_mel(path), VIDEO_FPS)
     if frame_size:
@@ -213,8 +210,6 @@ def extract_clip(
 def _face_frames(
     path: str | os.PathLike[str], landmarks: np.ndarray, size: int, step: int
 ) -> dict[str, np.ndarray]:
-    from avtool.io.video import VideoReader
-
     # One box per clip (from the median face), so head motion stays visible in the crops.
     box = crop_box(np.median(landmarks, axis=0))
     frames, points, index = [], [], []
@@ -259,7 +254,6 @@ def from_grid_cache(
             raise InputError(f"{path}: not a GRID cache item (needs landmarks and audio)")
         landmarks, audio = data["landmarks"], data["audio"]
         fps = float(data["fps"]) if "fps" in data.files else VIDEO_FPS
-    from avtool.datasets.grid import SAMPLE_RATE
 
     mel = audio_mel(audio.astype(np.float32) / 32768.0, SAMPLE_RATE)
     item = track_features(landmarks, mel, fps)
@@ -303,8 +297,6 @@ def extract_folder(
     Returns:
         The index ``{"version", "items": [ids], "failed": {id: message}}``.
     """
-    from avtool.datasets.grid import find_clips
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if from_cache:
@@ -338,8 +330,6 @@ def extract_folder(
                     )
                 else:
                     if detector is None:
-                        from avtool.models.face import FaceDetector
-
                         detector = FaceDetector()
                     item = extract_clip(
                         clip, frame_size=frame_size, frame_step=frame_step, detector=detector
@@ -385,8 +375,6 @@ def load_items(folder: str | os.PathLike[str], ids: Sequence[str] | None = None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m avtool.models.anyonenet.data SOURCE OUT``: extract training items."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("source", help="folder of talking-face videos (or a GRID cache)")
     parser.add_argument("out", help="output folder of .npz items")
@@ -407,8 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ids = None
     if args.split:
-        from avtool.datasets.grid import s1_split
-
         ids = s1_split()[args.split]
 
     def report(clip_id: str, error: str | None) -> None:

@@ -13,9 +13,18 @@ import numpy as np
 import torch
 
 from avtool.errors import InputError
+from avtool.io.face import estimate_pose, frontal_template, quaternion_to_rotation, register
 from avtool.models.anyonenet import checkpoint
 from avtool.models.anyonenet.config import MEL_RATE
+from avtool.models.anyonenet.data import (
+    crop_box,
+    crop_face,
+    load_audio_mel,
+    resample_quaternions,
+    resample_track,
+)
 from avtool.models.anyonenet.predictor import LandmarkPredictor, apply
+from avtool.models.anyonenet.sketch import draw_sketch, from_tensor_image, to_tensor_image
 
 
 @torch.no_grad()
@@ -60,8 +69,6 @@ def project(
     Returns:
         ``(T, 68, 2)`` float32 pixels.
     """
-    from avtool.io.face import frontal_template, quaternion_to_rotation
-
     depth = frontal_template()[:, 2]
     rotations = quaternion_to_rotation(quaternions)  # (T, 3, 3)
     points = np.concatenate(
@@ -97,8 +104,6 @@ def predict_track(
         InputError: bad landmarks, unreadable or too short audio.
         ModelError: the checkpoint cannot be loaded.
     """
-    from avtool.io.face import estimate_pose, register
-    from avtool.models.anyonenet.data import load_audio_mel, resample_quaternions, resample_track
 
     face = np.asarray(face_landmarks, dtype=np.float32)
     if face.shape != (68, 2) or not np.isfinite(face).all():
@@ -140,8 +145,6 @@ def render_frames(
     Yields:
         ``(S, S, 3)`` uint8 frames, ``S = renderer.config.image_size``.
     """
-    from avtool.models.anyonenet.data import crop_box, crop_face
-    from avtool.models.anyonenet.sketch import draw_sketch, from_tensor_image, to_tensor_image
 
     size = renderer.config.image_size
     device = next(renderer.parameters()).device

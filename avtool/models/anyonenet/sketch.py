@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
     import torch
@@ -35,8 +37,6 @@ def draw_sketch(landmarks: np.ndarray, size: int, line_width: int | None = None)
     Returns:
         ``(size, size, 3)`` uint8 RGB.
     """
-    from PIL import Image, ImageDraw
-
     if landmarks.shape != (68, 2):
         raise ValueError(f"landmarks must be (68, 2), got {landmarks.shape}")
     width = line_width or max(1, size // 128)
@@ -53,8 +53,6 @@ def draw_sketch(landmarks: np.ndarray, size: int, line_width: int | None = None)
 
 def to_tensor_image(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 in [-1, 1] (the networks' image range)."""
-    import torch
-
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from avtool import registry
 from avtool.errors import ModelError
 from avtool.io.face import Box
 from avtool.models.face_attributes import FaceAttributeModel, FaceAttributes, infer, load
@@ -98,8 +99,6 @@ def load_picker() -> FacePicker:
     Raises:
         ModelError: a file missing or failing its checks.
     """
-    from avtool import registry
-
     nets = registry.resolve(ATTRIBUTE_MODEL, task="face")
     rule = registry.resolve(RULE_NAME, task="face")
     model = load(

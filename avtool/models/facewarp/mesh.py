@@ -19,6 +19,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageDraw
+from scipy.spatial import Delaunay
 
 from avtool.io.face import N_LANDMARKS, inter_ocular
 
@@ -86,8 +88,6 @@ class FaceMesh:
             layout: ``(68, 2)`` the same face with the mouth and eyes open, used only to pick
                 the triangulation (Delaunay), so triangles follow the lips and eyelids.
         """
-        from scipy.spatial import Delaunay
-
         height, width = image.shape[:2]
         ring = ring_points(landmarks, (width, height))
         source = np.concatenate([landmarks, forehead_points(landmarks), ring]).astype(np.float64)
@@ -120,8 +120,6 @@ class FaceMesh:
         Returns:
             ``(H, W, 3)`` uint8 frame (a new array).
         """
-        from PIL import Image, ImageDraw
-
         x0, y0, x1, y1 = self.box
         frame = self.image.copy()
         if x1 - x0 < 2 or y1 - y0 < 2:

@@ -11,8 +11,9 @@ edges), then blended through a mask feathered by one pixel, so no seam shows at 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
 
-from avtool.io.face import INNER_LIPS, OUTER_LIPS
+from avtool.io.face import INNER_LIPS, OUTER_LIPS, inter_ocular, mouth_area
 
 SUPERSAMPLE = 4
 MIN_GAP_PIXELS = 0.6
@@ -34,8 +35,6 @@ def ring_pixels(
 ) -> np.ndarray:
     """RGB pixels ``(n, 3)`` of ``image`` inside polygon ``outer`` and outside ``inner``
     (both ``(k, 2)`` pixels); none when the box around ``outer`` is under ``min_side``."""
-    from PIL import Image, ImageDraw
-
     x0, y0, x1, y1 = pixel_box(outer, (image.shape[1], image.shape[0]))
     if x1 - x0 < min_side or y1 - y0 < min_side:
         return np.zeros((0, 3), image.dtype)
@@ -73,8 +72,6 @@ def draw_mouth(
     Returns:
         ``frame``.
     """
-    from PIL import Image, ImageDraw, ImageFilter
-
     inner = np.asarray(landmarks[INNER_LIPS], dtype=np.float64)
     upper = inner[[0, 1, 2, 3, 4]]  # 60 61 62 63 64: left corner, upper lip, right corner
     lower = inner[[4, 5, 6, 7, 0]]  # 64 65 66 67 60
@@ -150,8 +147,6 @@ def draw_seam(frame: np.ndarray, inner: np.ndarray, lips: np.ndarray, iod: float
     Returns:
         ``frame``.
     """
-    from PIL import Image, ImageDraw
-
     # Midline: corners, then the mean of each upper/lower pair (61/67, 62/66, 63/65).
     middle = 0.5 * (inner[[1, 2, 3]] + inner[[7, 6, 5]])
     line = np.vstack([inner[0], middle, inner[4]])
@@ -176,8 +171,6 @@ def mouth_area_ratio(landmarks: np.ndarray) -> np.ndarray:
 
     About 0 for closed lips and 0.1-0.15 for a wide-open vowel.
     """
-    from avtool.io.face import inter_ocular, mouth_area
-
     iod = np.maximum(inter_ocular(landmarks), 1e-6)
     return mouth_area(landmarks) / iod**2
 

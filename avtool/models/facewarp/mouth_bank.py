@@ -30,12 +30,16 @@ Example::
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from scipy.ndimage import distance_transform_edt
 
 from avtool.errors import ModelError
+from avtool.models.facewarp.mesh import _affine_maps, bilinear
 from avtool.models.facewarp.mouth import pixel_box
 
 PATCH_SIZE = (96, 80)
@@ -99,8 +103,6 @@ class MouthBank:
         The zip entries get a fixed timestamp (``np.savez_compressed`` stamps the current
         time), so the same bank gives the same bytes and sha256.
         """
-        import zipfile
-
         arrays = {
             "patches": self.patches,
             "inner": self.inner.astype(np.float32),
@@ -216,10 +218,6 @@ def warp_exemplar(
         ``(y1 - y0, x1 - x0, 3)`` float32 RGB; pixels outside the contour extrapolate the
         nearest triangle's map (they are masked out by the caller).
     """
-    from PIL import Image, ImageDraw
-
-    from avtool.models.facewarp.mesh import _affine_maps, bilinear
-
     x0, y0, x1, y1 = box
     target = _fan(np.asarray(target_inner, np.float64))
     source = _fan(bank.inner[index].astype(np.float64))
@@ -268,8 +266,6 @@ def shading(mask: np.ndarray, inner: np.ndarray) -> np.ndarray:
         mask: ``(h, w)`` uint8 coverage of the inner-lip polygon over the box.
         inner: ``(8, 2)`` inner lips in frame pixels (60-67).
     """
-    from scipy.ndimage import distance_transform_edt
-
     depth = distance_transform_edt(mask >= 128).astype(np.float32)
     width = max(0.5, RIM_WIDTH * float(np.max(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1])))
     return (1.0 - RIM_DARKEN * np.exp(-depth / width)).astype(np.float32)
@@ -296,8 +292,6 @@ def paint_mouth(
     Returns:
         ``frame``.
     """
-    from PIL import Image, ImageDraw, ImageFilter
-
     inner = np.asarray(landmarks[INNER], np.float64)
     x0, y0, x1, y1 = pixel_box(inner, (frame.shape[1], frame.shape[0]), pad=3)
     if x1 - x0 < 2 or y1 - y0 < 2:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from avtool.errors import ModelError, SetupError
+from avtool.io.audio import iter_audio_blocks
 from avtool.models.facewarp.visemes import SILENCE, Phone
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,6 @@ def analyse_audio(
     Returns:
         The :class:`AudioDrive`; ``n_frames`` is ``round(duration * fps)``.
     """
-    from avtool.io.audio import iter_audio_blocks
-
     if recognize and recognizer is None:
         recognizer = PhoneRecognizer()
     hop = SAMPLE_RATE / fps

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from avtool import registry
 from avtool.errors import ModelError
 from avtool.models.fan.landmarks import (
     MIRROR_ORDER,
@@ -202,8 +203,6 @@ def load(
             (the message gives the expected path, sha256 and URL), a failed download or
             checksum, another family, or weights that do not fit.
     """
-    from avtool import registry
-
     resolved = registry.resolve(name_or_path, task="face", accept_license=accept_license)
     entry = resolved.entry
     if entry.family not in ("", FAMILY):

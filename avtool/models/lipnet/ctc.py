@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avtool.metrics.grid import GRID_WORDS
 from avtool.models.lipnet.model import ALPHABET, BLANK, decode_ids, encode_text
 
 SPACE = ALPHABET.index(" ") + 1
@@ -294,8 +295,6 @@ def grammar_search(
         (``-inf`` when the clip has too few frames for any sentence).
     """
     if slots is None:
-        from avtool.metrics.grid import GRID_WORDS
-
         slots = list(GRID_WORDS.values())
     graph = _sentence_graph(slots)
     path, score = _viterbi(graph, log_probs)

@@ -21,6 +21,7 @@ What the conversion changes:
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from avtool.errors import ModelError
+from avtool.models.lipnet import save
 from avtool.models.lipnet.model import LipNetConfig
 
 # Keras output index of each of our vocabulary entries: blank, space, a..z.
@@ -185,16 +187,12 @@ def convert_file(
 
     The pair loads with :func:`avtool.models.lipnet.load` and ``avtool lipread --model OUT``.
     """
-    from avtool.models.lipnet import save
-
     config, state = convert(path, height=height, width=width)
     return save(state, config, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m avtool.models.lipnet.keras IN.h5 OUT.pt [--height 50 --width 100]``."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("weights", help="rizkiarm/LipNet Keras weights (.h5)")
     parser.add_argument("out", help="output state dict (.pt; its config goes to OUT.json)")

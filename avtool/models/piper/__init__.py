@@ -16,8 +16,11 @@ import numpy as np
 from numpy.random import Generator
 
 from avtool.errors import ModelError
+from avtool.io.files import atomic_output
+from avtool.models.piper.graph import NOISE_INPUT_PREFIX, PATCH_VERSION, make_seedable
 from avtool.models.text import ChunkAudio, Delivery, SpeechChunk, SpeechModel
-from avtool.registry import ResolvedModel
+from avtool.registry import ResolvedModel, cache_dir, sha256_file
+from avtool.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +169,6 @@ class PiperModel(SpeechModel):
 
 def _patched_graph(model_path: Path, sha256: str, derived_dir: Path) -> Path:
     """The seedable graph for ``model_path``, built once and cached by the weights' sha256."""
-    from avtool.io.files import atomic_output
-    from avtool.models.piper.graph import PATCH_VERSION, make_seedable
-    from avtool.registry import sha256_file
 
     target = derived_dir / f"piper-{sha256[:16]}-seedable-v{PATCH_VERSION}.onnx"
     # The derived graph is hashed when built and checked on every use: a corrupted or
@@ -218,8 +218,6 @@ def load(
     import onnxruntime as ort
     from piper.config import PiperConfig
 
-    from avtool.models.piper.graph import NOISE_INPUT_PREFIX
-
     model_path = Path(model_path)
     config_path = Path(config_path) if config_path else Path(f"{model_path}.json")
     try:
@@ -249,8 +247,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> PiperModel:
         ModelError: config missing or unreadable, or not a Piper VITS export.
         SetupError: ``cuda`` and onnxruntime has no CUDA provider.
     """
-    from avtool.registry import cache_dir
-    from avtool.runtime import resolve_device
 
     config = next((p for n, p in resolved.files.items() if n.endswith(".json")), None)
     return load(

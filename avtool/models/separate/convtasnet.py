@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models import checkpoint
 from avtool.models.presets import PresetConfig
 from avtool.registry import ResolvedModel
 
@@ -256,8 +257,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> ConvTasNet:
     """The front door's hook (:func:`avtool.models.loading.load`): an Asteroid package, at the
     sample rate of the entry's ``[config]`` (else its ``sample_rate``, else the file's); an
     avtool checkpoint (:mod:`avtool.models.checkpoint`) carries its config."""
-    from avtool.models import checkpoint
-
     if checkpoint.is_checkpoint(resolved.path):
         stored = checkpoint.read(resolved.path, "convtasnet")
         return checkpoint.build_from(

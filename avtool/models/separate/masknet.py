@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models import checkpoint, state_dict
 from avtool.models.presets import PresetConfig
 from avtool.models.separate.stft import istft, stft
+from avtool.models.state_dict import config_path
 from avtool.registry import ResolvedModel
 
 #: Floor of the magnitude before the log (the input is RMS-normalised first).
@@ -232,8 +234,6 @@ def build(config: MaskNetConfig) -> MaskNet:
 def _companion(resolved: ResolvedModel) -> dict[str, Any] | None:
     """The stored config (architecture plus ``lip_reader``): an avtool checkpoint's own, else
     the entry's ``NAME.pt.json``; None without either."""
-    from avtool.models import checkpoint
-    from avtool.models.state_dict import config_path
 
     if checkpoint.is_checkpoint(resolved.path):
         return checkpoint.read(resolved.path, "masknet").config
@@ -254,8 +254,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> MaskNet:
     Raises:
         ModelError: no config, unreadable, or weights that do not fit.
     """
-    from avtool.models import state_dict
-
     path = resolved.path
     data = _companion(resolved) or state_dict.read_config(path, "mask network")
     data = {k: v for k, v in data.items() if k != "lip_reader"}

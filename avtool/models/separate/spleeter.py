@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.models import checkpoint
 from avtool.models.presets import PresetConfig
 from avtool.registry import ResolvedModel
 
@@ -288,8 +289,6 @@ def load_entry(resolved: ResolvedModel, device: str = "cpu") -> Spleeter:
     Raises:
         ModelError: not exactly two files, or checkpoints that do not fit.
     """
-    from avtool.models import checkpoint
-
     if checkpoint.is_checkpoint(resolved.path):
         stored = checkpoint.read(resolved.path, "spleeter")
         return checkpoint.build_from(

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from avtool.errors import ModelError
 from avtool.models import checkpoint
+from avtool.models.v2a import content
 from avtool.models.v2a.model import (
     AUDIO,
     BOTH,
@@ -46,8 +48,6 @@ def config_from_dict(data: dict[str, Any]) -> Any:
     Raises:
         ValueError: unknown fields or inconsistent values.
     """
-    from avtool.models.v2a import content
-
     if content.is_content_config(data):
         return content.ContentV2AConfig.from_dict(data)
     return V2AConfig.from_dict(data)
@@ -60,8 +60,6 @@ def load(state: dict[str, Any], config: Any, device: str = "cpu") -> Any:
     Raises:
         ModelError: the state dict does not fit the config.
     """
-    from avtool.errors import ModelError
-    from avtool.models.v2a import content
 
     if isinstance(config, content.ContentV2AConfig):
         model = content.ContentV2A(config)
@@ -84,8 +82,6 @@ def advance(mel: Any, frames: int) -> Any:
     Returns:
         ``(n_mels, F)`` tensor: column ``j`` is ``mel[:, min(j + frames, F - 1)]``.
     """
-    import torch
-
     if frames <= 0 or mel.shape[-1] == 0:
         return mel
     index = torch.clamp(torch.arange(mel.shape[-1]) + frames, max=mel.shape[-1] - 1)
@@ -109,8 +105,6 @@ def infer(
         ``(n_mels, n_frames)`` float32 log-mel tensor on the CPU, moved earlier by the
         model's calibrated ``config.output_advance`` frames (:func:`advance`).
     """
-    import torch
-
     device = next(model.parameters()).device
     with torch.no_grad():
         x = prepare_crops(torch.as_tensor(crops)[None].to(device), model.config.crop_size)
@@ -120,8 +114,6 @@ def infer(
             if landmarks is None:
                 raise ValueError("this V2A model needs the face landmarks (lip_landmarks)")
             if not isinstance(landmarks, torch.Tensor):
-                import numpy as np
-
                 # A copy: views such as reversed arrays have strides torch cannot take.
                 landmarks = torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32))
             lips = lip_features(landmarks[None]).to(device)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from avtool.errors import InputError, ModelError
+from avtool.io.files import atomic_output
 from avtool.models.anyonenet import checkpoint
 from avtool.models.anyonenet.config import PredictorConfig, RendererConfig, preset
 from avtool.training.command import REQUIRED, add_flags, call_with_flags, run_command
@@ -142,8 +143,6 @@ def save_run(
         extra: JSON keys for the weights' config file (``training``, ``data``...).
         trainer_state: what resuming needs; must hold ``step``.
     """
-    from avtool.io.files import atomic_output
-
     step = trainer_state["step"]
     checkpoint.save(out / weights_name, network, config, {**extra, "steps": step})
     with atomic_output(out / TRAINER) as tmp, open(tmp, "wb") as f:

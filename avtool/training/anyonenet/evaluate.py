@@ -15,6 +15,7 @@ template units, all 68 points and the 20 lip points).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -23,8 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from avtool.errors import AvtoolError
+from avtool.io.face import estimate_pose, register
+from avtool.metrics.landmarks import MEASURES, lip_sync_metrics
+from avtool.models.anyonenet import checkpoint
+from avtool.models.anyonenet.config import MEL_RATE
+from avtool.models.anyonenet.data import load_items, resample_quaternions, resample_track
+from avtool.models.anyonenet.infer import predict
 from avtool.models.anyonenet.predictor import LandmarkPredictor
+from avtool.models.facewarp.motion import FaceMotion, project
+from avtool.runtime import write_json
+from avtool.training.anyonenet.predictor import evaluate as frontal_evaluate
 
 SYSTEMS = ("predictor", "static")
 
@@ -42,11 +54,6 @@ def clip_tracks(
     Returns:
         ``(predicted (T, 68, 2), real (T, 68, 2))`` float32 pixels.
     """
-    from avtool.io.face import estimate_pose, register
-    from avtool.models.anyonenet.config import MEL_RATE
-    from avtool.models.anyonenet.data import resample_quaternions, resample_track
-    from avtool.models.anyonenet.infer import predict
-    from avtool.models.facewarp.motion import FaceMotion, project
 
     real = np.asarray(item["landmarks"], dtype=np.float32)
     face = real[0]
@@ -76,8 +83,6 @@ def evaluate_items(model: LandmarkPredictor, items: Sequence[dict[str, Any]]) ->
         ``{"n_clips", "mean": {system: {d_ll, d_vl, d_a, area_corr}}, "d_a_ratio",
         "d_ll_ratio", "frontal": {...}}`` (ratios: predictor over static).
     """
-    from avtool.metrics.landmarks import MEASURES, lip_sync_metrics
-    from avtool.training.anyonenet.predictor import evaluate as frontal_evaluate
 
     scores: dict[str, list[dict[str, float]]] = {s: [] for s in SYSTEMS}
     for item in items:
@@ -103,13 +108,6 @@ def evaluate_items(model: LandmarkPredictor, items: Sequence[dict[str, Any]]) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m avtool.training.anyonenet.evaluate --model CKPT --data ITEMS [--out JSON]``."""
-    import argparse
-
-    import torch
-
-    from avtool.errors import AvtoolError
-    from avtool.models.anyonenet import checkpoint
-    from avtool.models.anyonenet.data import load_items
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="predictor .pt or registry name")
@@ -136,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         **evaluate_items(model, items),  # type: ignore[arg-type]
     }
     if args.out:
-        from avtool.runtime import write_json
-
         write_json(args.out, result)
     print(json.dumps(result, indent=1))
     return 0

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from avtool.datasets.grid import s1_split
 from avtool.io.face import MOUTH
 from avtool.models.anyonenet import predictor
 from avtool.models.anyonenet.config import PredictorConfig
@@ -283,8 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     train_ids = heldout_ids = None
     if args.s1_split:
-        from avtool.datasets.grid import s1_split
-
         split = s1_split()
         train_ids, heldout_ids = split["train"], split["val"]
     return run.run_main(

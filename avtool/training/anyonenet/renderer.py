@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from avtool.errors import InputError
+from avtool.io.face import resize_image
 from avtool.models.anyonenet import discriminator, unet
 from avtool.models.anyonenet.config import RendererConfig
 from avtool.models.anyonenet.data import load_items
@@ -80,7 +81,6 @@ def _resized(item: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray]:
     have = frames.shape[1]
     if have == size:
         return frames, points
-    from avtool.io.face import resize_image
 
     scaled = np.stack([resize_image(f, (size, size)) for f in frames])
     return scaled, points * (size / have)
