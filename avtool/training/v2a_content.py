@@ -20,9 +20,9 @@ come from seeded generators).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +33,8 @@ from avtool.models import lipread_resnet, state_dict
 from avtool.models.loading import load
 from avtool.models.v2a.content import ContentV2A, ContentV2AConfig
 from avtool.models.visual import lip_features
-from avtool.training.v2a import cache_parser, load_split, mel_stats
+from avtool.training.command import RunLog, add_flags, run_command
+from avtool.training.v2a import cache_parser, load_split, mel_stats, require_clips
 
 
 def load_parts(acoustic: str, reader: str) -> tuple[Any, Any, dict[str, str]]:
@@ -126,32 +127,31 @@ def val_l1(model: ContentV2A, feats: list, items: list[dict[str, Any]], batch_si
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-
     p = cache_parser(__doc__)
     p.add_argument("--acoustic", default="v2a-grid-s1", help="trained V2A model (name or .pt)")
     p.add_argument("--reader", default="lipread-grid-s1", help="trained lip reader (name or .pt)")
     p.add_argument("--channels", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--max-minutes", type=float, default=60.0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument(
         "--corr-weight", type=float, default=0.0,
         help="weight of the short-time envelope-correlation loss (STOI's measure) added to L1",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--limit", type=int, help="use only the first N train clips (smoke runs)")
+    add_flags(p, epochs=40, max_minutes=60.0, batch_size=8, lr=2e-3, seed=0, threads=1, limit=None)
     args = p.parse_args(argv)
-
-    torch.set_num_threads(args.threads)
-    start_time = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
+    return run_command(lambda: train_decoder(args), threads=args.threads)
 
-    def log(message: str) -> None:
-        print(f"[{time.monotonic() - start_time:7.1f}s] {message}", flush=True)
 
+def train_decoder(args: argparse.Namespace) -> int:
+    """Train the content decoder over the frozen parts (the options of :func:`main`).
+
+    Returns:
+        0; the best-on-validation model is ``OUT/v2a.pt``, the record ``OUT/summary.json``.
+
+    Raises:
+        InputError: the cache has no train or no val clip (exit 2).
+    """
+    log = RunLog(args.out / "train.log")
     acoustic, reader, sources = load_parts(args.acoustic, args.reader)
     config = ContentV2AConfig(acoustic.config, reader.config, args.channels, args.layers)
     torch.manual_seed(args.seed)
@@ -163,9 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = load_split(args.cache, split["train"][: args.limit], config.crop_size,
                        with_audio=False, with_lips=lips)  # fmt: skip
     val = load_split(args.cache, split["val"], config.crop_size, with_audio=False, with_lips=lips)
-    if not train or not val:
-        log("no data")
-        return 2
+    require_clips(args.cache, train=train, val=val)
     mean, std = mel_stats(train)
     model.mel_mean.copy_(mean)
     model.mel_std.copy_(std)
@@ -209,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state_dict.save(model.state_dict(), config.to_json(), args.out / "v2a.pt", "v2a")
         log(f"epoch {epoch + 1}/{args.epochs} train {epoch_loss / steps_per_epoch:.4f} "
             f"val L1 {score:.4f}{' (best)' if best_epoch == epoch + 1 else ''}")  # fmt: skip
-        if (time.monotonic() - start_time) / 60 > args.max_minutes:
+        if log.minutes > args.max_minutes:
             log(f"wall-clock limit ({args.max_minutes} min) reached")
             break
     (args.out / "summary.json").write_text(json.dumps(
@@ -218,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          "val_clips": len(val), "parts": sources, "seed": args.seed, "threads": args.threads,
          "lr": args.lr, "batch_size": args.batch_size, "corr_weight": args.corr_weight,
          "config": config.to_dict(),
-         "minutes": round((time.monotonic() - start_time) / 60, 2), "history": history,
+         "minutes": round(log.minutes, 2), "history": history,
          "f_loss": "masked L1 on normalised log mel"}, indent=1))  # fmt: skip
     return 0
 
