@@ -159,8 +159,13 @@ def _ranges(frames: Iterable[int], step: int = 1) -> str:
     return shown + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
 
 
-def check_frontal(landmarks, source: str, step: int = 5) -> float:  # (T, 68, 2) -> degrees
+def check_frontal(landmarks: np.ndarray, source: str, step: int = 5) -> float:
     """Refuse a track that is mostly a profile view; returns the median |yaw| in degrees.
+
+    Args:
+        landmarks: ``(T, 68, 2)`` face points per frame, in pixels.
+        source: the video, named in the error.
+        step: every ``step``-th frame is measured.
 
     Raises:
         InputError: more than a quarter of the (sampled) frames turn beyond

@@ -50,12 +50,15 @@ pieces of 16 bars: in one batch 584 MB and 205 CPU s, in chunks of 512 piece-bar
 _PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
 
 
-def estimate_key(voices) -> tuple[int, str]:  # voices: (4, T) grid
+def estimate_key(voices: np.ndarray) -> tuple[int, str]:
     """Key of a passage by music21's key analysis (``Stream.analyze("key")``: the
     Aarden-Essen profiles, over all 24 keys, against the duration-weighted pitch classes).
 
     Krumhansl-Kessler profiles on a bare melody took Ode to Joy in C for E minor (its many
     E's); music21's analysis says C major, as a musician would.
+
+    Args:
+        voices: ``(4, T)`` voice grid (MIDI pitches, HOLD or REST per sixteenth).
 
     Raises:
         InputError: no notes.

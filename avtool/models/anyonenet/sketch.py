@@ -56,7 +56,7 @@ def to_tensor_image(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
-def from_tensor_image(tensor) -> np.ndarray:  # tensor: torch.Tensor
+def from_tensor_image(tensor: torch.Tensor) -> np.ndarray:
     """``(3, H, W)`` in [-1, 1] → ``(H, W, 3)`` uint8 (rounded, clipped)."""
     values = ((tensor.detach().cpu().float().clamp(-1, 1) + 1.0) * 127.5).round()
     return values.permute(1, 2, 0).numpy().astype(np.uint8)
