@@ -5,6 +5,11 @@
 #   make -f recipes/separate.mk visual   # frozen lipread-grid-s1 features of every cached s1 clip
 #                                        # (needs the GRID cache: make -f recipes/v2a.mk cache)
 #   make -f recipes/separate.mk train-blind  # uPIT blind model, 1 thread, MINUTES wall clock
+#   make -f recipes/separate.mk train-blind-warm  # stage 2 of the blind model: warm start from
+#                                        # train-blind's weights, LR 5e-4, 60% s1 interferers at
+#                                        # 0.8-1.25x (pseudo-speakers; LibriSpeech targets stay
+#                                        # 30%), selected on LibriSpeech + s1-pseudo-speaker
+#                                        # validation, BLIND_WARM_MINUTES
 #   make -f recipes/separate.mk train-av     # audio-visual target model, 1 thread, MINUTES
 #   make -f recipes/separate.mk train-av-warm  # stage 2: warm start from train-av's weights,
 #                                        # LR 3e-4, 35% s1 interferers played at 0.8-1.25x
@@ -41,6 +46,7 @@ WORK ?= data/separate
 OUT ?= $(WORK)/runs
 MINUTES ?= 75
 WARM_MINUTES ?= 45
+BLIND_WARM_MINUTES ?= 70
 SEED ?= 0
 LIMIT ?= 20
 THREADS ?= 1
@@ -50,7 +56,8 @@ CLIP ?= bbie8n
 OTHER ?= lbbc2a.mpg
 PIPE ?= $(WORK)/pipeline
 
-.PHONY: audio visual train-blind train-av train-av-warm interpolate-av ship eval pipeline
+.PHONY: audio visual train-blind train-blind-warm train-av train-av-warm interpolate-av ship eval \
+	pipeline
 
 $(WORK)/audio.npz:
 	$(ENV) $(PYTHON) -m avtool.training.separate audio $(SHARED) $@
@@ -64,6 +71,11 @@ train-blind: $(WORK)/audio.npz
 	mkdir -p $(OUT)
 	$(ENV) $(PYTHON) -m avtool.training.separate train blind $(WORK) $(OUT)/masknet-blind.pt \
 		--minutes $(MINUTES) --seed $(SEED) >> $(OUT)/blind.log 2>&1
+
+train-blind-warm: $(WORK)/audio.npz
+	$(ENV) $(PYTHON) -m avtool.training.separate train blind $(WORK) $(OUT)/masknet-blind-warm.pt \
+		--init $(OUT)/masknet-blind.pt --lr 5e-4 --s1-interferer 0.6 --pseudo-speakers \
+		--grid-val --minutes $(BLIND_WARM_MINUTES) --seed 1 >> $(OUT)/blind-warm.log 2>&1
 
 train-av: $(WORK)/audio.npz
 	mkdir -p $(OUT)
@@ -79,12 +91,15 @@ interpolate-av:
 	$(ENV) $(PYTHON) -m avtool.training.separate interpolate $(WORK) $(OUT)/masknet-av.pt \
 		$(OUT)/masknet-av-warm.pt $(OUT)/masknet-av-interp.pt >> $(OUT)/av-interp.log 2>&1
 
-# The blind model is stage 1's; the AV model is stage 3's, its record the three stages' records.
+# The blind model is stage 2's, the AV model stage 3's; each record holds its stages' records.
 ship:
 	W=avtool/weights/separate; \
-	cp $(OUT)/masknet-blind.pt $$W/masknet-blind-grid-s1.pt; \
-	cp $(OUT)/masknet-blind.pt.json $$W/masknet-blind-grid-s1.pt.json; \
-	cp $(OUT)/masknet-blind.pt.train.json $$W/masknet-blind-grid-s1.train.json; \
+	cp $(OUT)/masknet-blind-warm.pt $$W/masknet-blind-grid-s1.pt; \
+	cp $(OUT)/masknet-blind-warm.pt.json $$W/masknet-blind-grid-s1.pt.json; \
+	$(PYTHON) -c "import json, sys; r = [json.load(open(p)) for p in sys.argv[1:3]]; \
+		json.dump({'stages': {'train-blind': r[0], 'train-blind-warm': r[1]}}, \
+		open(sys.argv[3], 'w'), indent=1, sort_keys=True)" $(OUT)/masknet-blind.pt.train.json \
+		$(OUT)/masknet-blind-warm.pt.train.json $$W/masknet-blind-grid-s1.train.json; \
 	cp $(OUT)/masknet-av-interp.pt $$W/masknet-av-grid-s1.pt; \
 	cp $(OUT)/masknet-av-interp.pt.json $$W/masknet-av-grid-s1.pt.json; \
 	$(PYTHON) -c "import json, sys; r = [json.load(open(p)) for p in sys.argv[1:4]]; \
