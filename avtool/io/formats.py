@@ -1,4 +1,5 @@
-"""Which media files the tools read and write, and the frame rate of the visual models.
+"""Which media files the tools read and write, the frame rate of the visual models and the
+default lip reader they share.
 
 Kept free of numpy so that the CLI can name them in ``--help`` without loading anything heavy.
 """
@@ -11,3 +12,6 @@ READER_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m
 WRITER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 #: Frames per second of every visual model here (GRID's rate); other rates are resampled to it.
 MODEL_FPS = 25.0
+#: Registry name of the default lip reader: ``avtool lipread``'s model and the frozen visual
+#: front-end of the audio-visual separator and of the content V2A.
+DEFAULT_LIP_READER = "lipread-grid-s1"

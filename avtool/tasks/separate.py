@@ -36,7 +36,7 @@ import torch
 from avtool.engines import RunSettings, run_items
 from avtool.errors import InputError, ModelError
 from avtool.io.audio import load_audio, resample, save_audio, to_mono
-from avtool.io.formats import MODEL_FPS, READER_SUFFIXES
+from avtool.io.formats import DEFAULT_LIP_READER, MODEL_FPS, READER_SUFFIXES
 from avtool.io.video import probe
 from avtool.models.chunked import chunk_bounds
 from avtool.models.face import load_detector, track_video
@@ -288,7 +288,7 @@ def load_lip_reader(name: str | None, device: str) -> Any:
     """The frozen ResNet lip reader an audio-visual model reads (``lipread-grid-s1`` by
     default), through the front door."""
     return load(
-        name or "lipread-grid-s1",
+        name or DEFAULT_LIP_READER,
         task="lipread",
         device=device,
         detect=lambda resolved: "lipread-resnet",

@@ -35,6 +35,7 @@ import torch
 from avtool.datasets.grid import load_item, s1_split
 from avtool.io.audio import load_audio
 from avtool.io.files import write_json
+from avtool.io.formats import DEFAULT_LIP_READER
 from avtool.metrics.separation import si_sdr_torch
 from avtool.models import checkpoint, lipread_resnet, loading, state_dict
 from avtool.models.separate.masknet import MaskNet, MaskNetConfig, build
@@ -109,7 +110,7 @@ def prepare_audio(data_root: str | Path, out: str | Path) -> Path:
 
 
 def prepare_visual(
-    cache_dir: str | Path, out: str | Path, lip_reader: str = "lipread-grid-s1"
+    cache_dir: str | Path, out: str | Path, lip_reader: str = DEFAULT_LIP_READER
 ) -> Path:
     """Run the frozen lip reader once over every cached s1 clip; ``<id>`` -> ``(T, 320)`` f16."""
     model = loading.load(lip_reader, task="lipread", detect=lambda r: lipread_resnet.FAMILY).module
@@ -547,7 +548,7 @@ SHIPPED = {
         "masknet-av-grid-s1.pt",
         "STFT mask TCN, audio-visual target extraction over the frozen lipread-grid-s1 "
         "features, 16 kHz; speaker-dependent: GRID speaker s1's face only",
-        {"lip_reader": "lipread-grid-s1"},
+        {"lip_reader": DEFAULT_LIP_READER},
     ),
 }
 
@@ -612,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     v = sub.add_parser("visual", help="lip-reader features of every cached s1 clip")
     v.add_argument("cache_dir")
     v.add_argument("out")
-    v.add_argument("--lip-reader", default="lipread-grid-s1")
+    v.add_argument("--lip-reader", default=DEFAULT_LIP_READER)
     t = sub.add_parser("train", help="train a mask network")
     t.add_argument("mode", choices=("blind", "av"))
     t.add_argument("data_dir")

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from avtool.datasets.grid import s1_split
+from avtool.io.formats import DEFAULT_LIP_READER
 from avtool.models import lipread_resnet, state_dict
 from avtool.models.loading import load
 from avtool.models.v2a.content import ContentV2A, ContentV2AConfig
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     p = cache_parser(__doc__)
     p.add_argument("--acoustic", default="v2a-grid-s1", help="trained V2A model (name or .pt)")
-    p.add_argument("--reader", default="lipread-grid-s1", help="trained lip reader (name or .pt)")
+    p.add_argument("--reader", default=DEFAULT_LIP_READER, help="trained lip reader (name or .pt)")
     p.add_argument("--channels", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument(

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avtool.errors import ModelError
+from avtool.io.formats import DEFAULT_LIP_READER
 from avtool.models import checkpoint, state_dict
 from avtool.models.presets import PresetConfig
 from avtool.models.separate.stft import istft, stft
@@ -272,6 +273,6 @@ def entry_facts(resolved: ResolvedModel, model: MaskNet) -> dict[str, Any]:
         lip_reader = (
             (_companion(resolved) or {}).get("lip_reader")
             or resolved.entry.config.get("lip_reader")
-            or "lipread-grid-s1"
+            or DEFAULT_LIP_READER
         )
     return {"config": model.config.to_dict(), "lip_reader": lip_reader}

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from avtool.errors import InputError
+from avtool.io.formats import DEFAULT_LIP_READER
 
-DEFAULT_MODEL = "lipread-grid-s1"
+DEFAULT_MODEL = DEFAULT_LIP_READER
 DECODERS = ("greedy", "beam", "grid")
 FORMATS = ("text", "json", "srt", "vtt", "tsv", "textgrid", "all")
 #: Default output suffix per --format ("all" writes x.srt, x.vtt, x.tsv, x.json, x.TextGrid).
