@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -63,7 +64,7 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
             tmp.unlink()
 
 
-class StreamingOutput:
+class StreamingOutput(abc.ABC):
     """A file written piece by piece inside a ``with`` block, which appears only on success.
 
     Subclasses put everything they open (the temporary file from :func:`atomic_output`, an
@@ -86,11 +87,11 @@ class StreamingOutput:
         """What was written so far: samples per channel (audio) or frames (video)."""
         return self._frames
 
+    @abc.abstractmethod
     def _open(self, stack: contextlib.ExitStack) -> None:
         """Open the temporary output and whatever writes it, registering each on ``stack``."""
-        raise NotImplementedError
 
-    def _finish(self) -> None:
+    def _finish(self) -> None:  # noqa: B027 (an optional hook: nothing to complete by default)
         """Complete the output after a clean ``with`` block (the stack is unwound after)."""
 
     def __enter__(self) -> Self:

@@ -56,7 +56,7 @@ from avtool.runtime import (
     write_json,
 )
 from avtool.tasks.options.separate import AV_MODEL, BLIND_MODEL, SeparateOptions
-from avtool.tasks.speaker_guard import load_guard
+from avtool.tasks.speaker_guard import SpeakerGuard, load_guard
 from avtool.tasks.v2a import stream_crops
 
 log = logging.getLogger(__name__)
@@ -746,7 +746,7 @@ def run(
     return run_items(first, worker, settings, label="separate")
 
 
-def _load_guard(name: str, accept_license: bool) -> Any:
+def _load_guard(name: str, accept_license: bool) -> SpeakerGuard | None:
     """The speaker-domain guard of a speaker-dependent model (None when it names no identity)."""
     try:
         return load_guard(name, accept_license=accept_license)
